@@ -1,0 +1,3 @@
+from wganlab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Ground costs between two point sets, built block by block so memory stays bounded.
+
+Every cost maps two batches ``x (n, ...)`` and ``y (m, ...)`` of the same per-point shape to an
+``(n, m)`` matrix. Conventions (pixel scale as given: images in [-1, 1] have ``data_range=2``):
+
+=============  ======================================================================================
+``euclidean``   ``||x - y||_2`` of the flattened points (the papers' W1 cost, not divided by the dimension)
+``sqeuclidean`` ``||x - y||_2^2`` (no 1/2, as in POT)
+``l1``          ``||x - y||_1``
+``ssim``        ``1 - SSIM(x, y)`` in [0, 2]: Gaussian window 11 (sigma 1.5; the largest odd size that fits
+                for images under 11 px), valid region, ``C1 = (0.01 R)^2``, ``C2 = (0.03 R)^2``, mean over
+                channels and positions; equals ``1 - skimage.metrics.structural_similarity(...,
+                gaussian_weights=True, use_sample_covariance=False)``.
+``psnr``        ``100 - PSNR(x, y)`` with ``PSNR = 10 log10(R^2 / MSE)`` capped at 100 dB, so the cost is
+                in [0, inf) and 0 only for (near-)identical images.
+callable        ``f(xb, yb) -> (len(xb), len(yb))`` tensor, called on blocks.
+=============  ======================================================================================
+
+SSIM is computed as matrix products (one batched GEMM per window position), not pair by pair.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from wganlab.errors import InputError
+
+CostFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: elements of float scratch memory a block may use (about 256 MB in float32)
+BLOCK_ELEMENTS = 64 * 1024 * 1024
+PSNR_CAP_DB = 100.0
+
+
+def euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``||x_i - y_j||_2`` for flattened points, ``(n, m)``."""
+    return sqeuclidean(x, y).sqrt()
+
+
+def sqeuclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``||x_i - y_j||_2^2`` for flattened points, ``(n, m)``, clamped at 0 against rounding."""
+    x = x.reshape(len(x), -1)
+    y = y.reshape(len(y), -1)
+    d2 = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
+    return d2.clamp_min(0.0)
+
+
+def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``||x_i - y_j||_1`` for flattened points, ``(n, m)``."""
+    return torch.cdist(x.reshape(len(x), -1), y.reshape(len(y), -1), p=1.0)
+
+
+def _as_images(x: torch.Tensor, name: str) -> torch.Tensor:
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise InputError(f"{name}: image costs need images shaped (n, C, H, W) or (n, H, W), "
+                         f"got shape {tuple(x.shape)}")
+    return x
+
+
+def _gaussian_window(h: int, w: int, sigma: float = 1.5, size: int = 11) -> torch.Tensor:
+    size = min(size, h, w)
+    size -= 1 - size % 2  # largest odd size that fits
+    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(r**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return torch.outer(g, g)  # (size, size), sums to 1
+
+
+def _local_stats(x: torch.Tensor, win: torch.Tensor):
+    """Unfolded, sqrt-weighted windows and the local means / second moments of ``x (n, C, H, W)``.
+
+    Returns ``xs (C*P, n, K)`` with ``sum_k xs[., i, k] * ys[., j, k] = E_w[x_i * y_j]`` per position,
+    ``mu (C*P, n)`` and ``m2 (C*P, n)``, where ``P`` is the number of valid window positions.
+    """
+    n, c, h, w = x.shape
+    k = win.shape[0]
+    cols = F.unfold(x.reshape(n * c, 1, h, w), k)  # (n*C, K, P)
+    g = win.reshape(-1).to(x.dtype)
+    mu = torch.einsum("bkp,k->bp", cols, g)
+    m2 = torch.einsum("bkp,k->bp", cols * cols, g)
+    xs = cols * g.sqrt()[None, :, None]
+    p = cols.shape[-1]
+    xs = xs.reshape(n, c, k * k, p).permute(1, 3, 0, 2).reshape(c * p, n, k * k)
+    return xs, mu.reshape(n, c, p).permute(1, 2, 0).reshape(c * p, n), m2.reshape(n, c, p).permute(
+        1, 2, 0).reshape(c * p, n)
+
+
+def ssim_matrix(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """Mean SSIM between every pair of images, ``(n, m)``; see the module docstring for the window."""
+    x = _as_images(x, "x")
+    y = _as_images(y, "y")
+    win = _gaussian_window(x.shape[2], x.shape[3])
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    xs, mux, m2x = _local_stats(x, win)
+    cp, k2 = xs.shape[0], xs.shape[2]
+    vx = m2x - mux**2
+    out = x.new_empty(x.shape[0], y.shape[0])
+    step = max(1, BLOCK_ELEMENTS // (cp * max(x.shape[0], k2)))
+    for j in range(0, y.shape[0], step):
+        ys, muy, m2y = _local_stats(y[j:j + step], win)
+        vy = m2y - muy**2
+        exy = torch.bmm(xs, ys.transpose(1, 2))  # (C*P, n, mb): windowed E[x_i y_j] per position
+        mxy = mux[:, :, None] * muy[:, None, :]
+        num = (2 * mxy + c1) * (2 * (exy - mxy) + c2)
+        den = (mux[:, :, None] ** 2 + muy[:, None, :] ** 2 + c1) * (vx[:, :, None] + vy[:, None, :] + c2)
+        out[:, j:j + step] = (num / den).mean(0)
+    return out
+
+
+def ssim_cost(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """``1 - SSIM(x_i, y_j)``, ``(n, m)``."""
+    return 1.0 - ssim_matrix(x, y, data_range)
+
+
+def psnr_cost(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """``100 - PSNR(x_i, y_j)`` with PSNR capped at 100 dB, ``(n, m)``."""
+    d = x[0].numel()
+    mse = sqeuclidean(x, y) / d
+    floor = data_range**2 * 10 ** (-PSNR_CAP_DB / 10)
+    return PSNR_CAP_DB + 10.0 * torch.log10(mse.clamp_min(floor) / data_range**2)
+
+
+COSTS: dict[str, CostFn] = {
+    "euclidean": euclidean,
+    "sqeuclidean": sqeuclidean,
+    "l1": l1,
+    "ssim": ssim_cost,
+    "psnr": psnr_cost,
+}
+
+
+def get_cost(cost: str | CostFn) -> CostFn:
+    """The cost function for a name in :data:`COSTS` or a callable (returned as is)."""
+    if callable(cost):
+        return cost
+    try:
+        return COSTS[cost]
+    except (KeyError, TypeError):
+        raise InputError(f"unknown cost {cost!r}; choose one of {sorted(COSTS)} or pass a callable") from None
+
+
+def cost_matrix(x: torch.Tensor, y: torch.Tensor, cost: str | CostFn = "euclidean", *,
+                dtype: torch.dtype | None = torch.float64, block_rows: int | None = None) -> torch.Tensor:
+    """The ``(n, m)`` matrix ``C_ij = c(x_i, y_j)``, computed in row blocks of ``x``.
+
+    ``dtype=torch.float64`` (the default) is what exact OT needs; ``dtype=None`` keeps the inputs'
+    dtype and device and stays differentiable (for critics and assigners). The result lives on the
+    inputs' device.
+    """
+    fn = get_cost(cost)
+    if dtype is not None:
+        x, y = x.to(dtype), y.to(dtype)
+    n, m = x.shape[0], y.shape[0]
+    if block_rows is None:
+        per_row = max(m, 1) * max(1, math.prod(x.shape[1:]) // 64 + 1)
+        block_rows = max(1, min(n, BLOCK_ELEMENTS // per_row))
+    if block_rows >= n:
+        out = fn(x, y)
+    elif x.requires_grad or y.requires_grad:
+        out = torch.cat([fn(x[i:i + block_rows], y) for i in range(0, n, block_rows)])
+    else:
+        out = torch.empty(n, m, dtype=x.dtype, device=x.device)
+        for i in range(0, n, block_rows):
+            out[i:i + block_rows] = fn(x[i:i + block_rows], y)
+    if out.shape != (n, m):
+        raise InputError(f"cost function returned shape {tuple(out.shape)}, expected {(n, m)}")
+    return out
