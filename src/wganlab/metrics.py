@@ -1,0 +1,113 @@
+"""The metric registry: name -> distance between two point/image sets.
+
+One table shared by ``wganlab distance``, the training loop's tracking and the experiments, so a
+number called ``w1`` means the same thing everywhere. Each metric takes ``(x, y, **options)`` and
+returns a dict with at least ``value``; :func:`compute` validates the options and adds ``metric``.
+
+Conventions: ``w1``/``w2`` are exact (certified) Wasserstein distances between the flattened sets in
+the input's pixel scale; ``swd`` is the sliced W1 (mean over projections); the patch metrics work on
+images ``N x C x H x W``; ``sinkhorn`` is the debiased Sinkhorn divergence with Euclidean ground cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wganlab.errors import InputError
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable[..., dict]
+    description: str
+    options: dict  # option name -> default
+    needs_images: bool = False
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, description: str, needs_images: bool = False, **options):
+    """Decorator: register ``fn(x, y, **options) -> dict`` under ``name`` with option defaults."""
+
+    def wrap(fn):
+        METRICS[name] = Metric(name, fn, description, dict(options), needs_images)
+        return fn
+
+    return wrap
+
+
+def get_metric(name: str) -> Metric:
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise InputError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}") from None
+
+
+def compute(name: str, x, y, **options) -> dict:
+    """Evaluate metric ``name`` between sets ``x`` and ``y``; options not given take their defaults.
+
+    An option the metric does not take is an error (it would be silently ignored otherwise).
+    """
+    metric = get_metric(name)
+    unknown = sorted(set(options) - set(metric.options))
+    if unknown:
+        takes = ", ".join(metric.options) or "no options"
+        raise InputError(f"option(s) {', '.join(unknown)} do not apply to metric {name!r} "
+                         f"(it takes: {takes})")
+    if metric.needs_images:
+        for label, s in (("x", x), ("y", y)):
+            if getattr(s, "ndim", 0) != 4:
+                raise InputError(f"metric {name!r} needs images N x C x H x W; {label} has shape "
+                                 f"{tuple(getattr(s, 'shape', ()))}")
+    out = metric.fn(x, y, **{**metric.options, **options})
+    return {"metric": name, **out}
+
+
+@register_metric("w1", "exact Wasserstein-1 (Euclidean, certified optimal)", weights_a=None, weights_b=None)
+def _w1(x, y, weights_a, weights_b):
+    from wganlab.ot.exact import wasserstein
+
+    r = wasserstein(x, y, p=1, a=weights_a, b=weights_b)
+    return {"value": r.value, "gap": r.gap, "solver": r.solver}
+
+
+@register_metric("w2", "exact Wasserstein-2 (Euclidean, certified optimal)", weights_a=None, weights_b=None)
+def _w2(x, y, weights_a, weights_b):
+    from wganlab.ot.exact import wasserstein
+
+    r = wasserstein(x, y, p=2, a=weights_a, b=weights_b)
+    return {"value": r.value, "gap": r.gap, "solver": r.solver}
+
+
+@register_metric("swd", "sliced Wasserstein-1 between the flattened sets", projections=128, seed=0)
+def _swd(x, y, projections, seed):
+    from wganlab.ot.sliced import sliced_wasserstein
+
+    return {"value": float(sliced_wasserstein(x, y, n_projections=projections, seed=seed))}
+
+
+@register_metric("patch-swd", "SWD between all patches of the two image sets", needs_images=True,
+                 patch_size=7, stride=1, projections=128, seed=0)
+def _patch_swd(x, y, patch_size, stride, projections, seed):
+    from wganlab.ot.patches import patch_swd
+
+    return {"value": float(patch_swd(x, y, patch_size, stride, n_projections=projections, seed=seed))}
+
+
+@register_metric("patch-swd-local", "mean over patch locations of the per-location patch SWD",
+                 needs_images=True, patch_size=7, stride=1, projections=128, seed=0)
+def _patch_swd_local(x, y, patch_size, stride, projections, seed):
+    from wganlab.ot.patches import patch_swd_local
+
+    return {"value": float(patch_swd_local(x, y, patch_size, stride, n_projections=projections, seed=seed))}
+
+
+@register_metric("sinkhorn", "debiased Sinkhorn divergence S_eps, Euclidean cost", eps=1.0,
+                 weights_a=None, weights_b=None)
+def _sinkhorn(x, y, eps, weights_a, weights_b):
+    from wganlab.ot.sinkhorn import sinkhorn_divergence
+
+    return {"value": float(sinkhorn_divergence(x, y, eps, a=weights_a, b=weights_b))}
