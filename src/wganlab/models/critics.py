@@ -1,0 +1,164 @@
+"""Critics (discriminators): fully connected, convolutional with GAP or FC head, and 1-Lipschitz GroupSort.
+
+Every critic maps ``x (B, *in_shape)`` to scores ``(B,)``.
+
+* :class:`FCCritic` — ``Linear(d, 1024) -> LeakyReLU(0.2) -> Linear(1024, 1)`` (Elnekave & Weiss; depth
+  and width configurable). With it a WGAN minimises the image-level W1.
+* :class:`CNNCritic` — ``n`` convolutions (kernel 3, stride 2, no padding, ReLU) then either
+  ``head="gap"``: global average pooling and a bias-free linear unit (CNN-GAP), or ``head="fc"``: one
+  bias-free linear unit over all locations and channels (CNN-FC). Theorem 2: CNN-GAP equals the mean over
+  patch locations of one *patch critic* ``g`` applied to each ``S x S`` patch (``S`` =
+  :func:`receptive_field`, patches taken with stride :func:`patch_stride`); Theorem 4: CNN-FC equals
+  ``sum_i sum_c w_ic f_c(P_i x)``. The paper's text uses 64 channels in every layer; the reference
+  code uses 64 -> 128 -> 256 (``channels=(64, 128, 256)``).
+* :class:`GroupSortCritic` — an MLP whose weight matrices are orthonormalised (Björck) or spectrally
+  normalised, with GroupSort (MaxMin) activations: a provably 1-Lipschitz critic (Anil et al.; Stanczuk
+  et al. section 7.1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from wganlab.errors import ConfigError
+
+
+class FCCritic(nn.Module):
+    def __init__(self, in_shape: tuple[int, ...], hidden: int = 1024, depth: int = 1):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(in_shape)
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+            width = hidden
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+class CNNCritic(nn.Module):
+    def __init__(self, in_shape: tuple[int, int, int], channels: tuple[int, ...] = (64, 64, 64),
+                 kernel: int = 3, stride: int = 2, padding: int = 0, head: str = "gap"):
+        super().__init__()
+        if head not in ("gap", "fc"):
+            raise ConfigError(f"unknown CNN critic head {head!r}; choose 'gap' or 'fc'")
+        if len(in_shape) != 3:
+            raise ConfigError(f"a CNN critic needs images (C, H, W), got points of shape {tuple(in_shape)}")
+        c, h, w = in_shape
+        layers: list[nn.Module] = []
+        for out in channels:
+            layers += [nn.Conv2d(c, out, kernel, stride, padding), nn.ReLU()]
+            c = out
+            h, w = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
+            if h < 1 or w < 1:
+                raise ConfigError(f"images of {in_shape[1]}x{in_shape[2]} are too small for {len(channels)} "
+                                  f"conv layers (kernel {kernel}, stride {stride}, padding {padding})")
+        self.features = nn.Sequential(*layers)
+        self.head = head
+        self.feature_shape = (c, h, w)
+        self.kernel, self.stride, self.padding, self.depth = kernel, stride, padding, len(channels)
+        self.linear = nn.Linear(c if head == "gap" else c * h * w, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x)
+        f = f.mean((2, 3)) if self.head == "gap" else f.flatten(1)
+        return self.linear(f).squeeze(1)
+
+
+def receptive_field(critic: nn.Module) -> int:
+    """Side ``S`` of the input patch seen by one unit of a :class:`CNNCritic`'s last conv layer:
+    ``S = 1 + sum_l (k - 1) * s^(l-1)`` (15 for three 3x3 convolutions of stride 2)."""
+    if not isinstance(critic, CNNCritic):
+        raise ConfigError(f"receptive_field needs a CNN critic, got {type(critic).__name__}")
+    return 1 + sum((critic.kernel - 1) * critic.stride**i for i in range(critic.depth))
+
+
+def patch_stride(critic: nn.Module) -> int:
+    """Distance in pixels between the patches seen by neighbouring output units (``s^depth``)."""
+    if not isinstance(critic, CNNCritic):
+        raise ConfigError(f"patch_stride needs a CNN critic, got {type(critic).__name__}")
+    return critic.stride**critic.depth
+
+
+def bjorck(w: torch.Tensor, iters: int = 20) -> torch.Tensor:
+    """Closest (semi-)orthonormal matrix to ``w (out, in)``: scale by ``sqrt(||w||_1 ||w||_inf) >= ||w||_2``,
+    then ``w <- w (1.5 I - 0.5 w^T w)`` (first-order Björck & Bowie), differentiable."""
+    transpose = w.shape[0] > w.shape[1]
+    if transpose:
+        w = w.T
+    scale = (w.abs().sum(0).max() * w.abs().sum(1).max()).sqrt().clamp_min(1e-12)
+    w = w / scale
+    for _ in range(iters):
+        w = 1.5 * w - 0.5 * w @ (w.T @ w)
+    return w.T if transpose else w
+
+
+class GroupSort(nn.Module):
+    """Sort each group of ``group`` consecutive features (MaxMin for ``group=2``): 1-Lipschitz and
+    gradient-norm preserving."""
+
+    def __init__(self, group: int = 2):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, d = x.shape
+        return x.reshape(b, d // self.group, self.group).sort(-1, descending=True).values.reshape(b, d)
+
+
+class LipschitzLinear(nn.Linear):
+    """A linear layer whose weight is orthonormalised (``"bjorck"``) or divided by its spectral norm
+    (``"spectral"``, via ``torch.nn.utils.parametrizations.spectral_norm``) on every forward pass."""
+
+    def __init__(self, n_in: int, n_out: int, method: str = "bjorck", bjorck_iters: int = 20):
+        super().__init__(n_in, n_out)
+        nn.init.orthogonal_(self.weight)
+        self.method, self.bjorck_iters = method, bjorck_iters
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = bjorck(self.weight, self.bjorck_iters) if self.method == "bjorck" else self.weight
+        return F.linear(x, w, self.bias)
+
+
+class GroupSortCritic(nn.Module):
+    def __init__(self, in_shape: tuple[int, ...], hidden: int = 256, depth: int = 3, method: str = "bjorck",
+                 group: int = 2, bjorck_iters: int = 20):
+        super().__init__()
+        if method not in ("bjorck", "spectral"):
+            raise ConfigError(f"unknown Lipschitz method {method!r}; choose 'bjorck' or 'spectral'")
+        if hidden % group:
+            raise ConfigError(f"hidden width {hidden} must be a multiple of the GroupSort group {group}")
+        width = math.prod(in_shape)
+        layers: list[nn.Module] = [nn.Flatten()]
+        for i in range(depth + 1):
+            out = hidden if i < depth else 1
+            lin = LipschitzLinear(width, out, method, bjorck_iters)
+            if method == "spectral":
+                lin = nn.utils.parametrizations.spectral_norm(lin)
+            layers.append(lin)
+            if i < depth:
+                layers.append(GroupSort(group))
+            width = out
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+def build_critic(kind: str, in_shape: tuple[int, ...], *, hidden: int = 1024, depth: int = 1,
+                 channels: tuple[int, ...] = (64, 64, 64), kernel: int = 3, stride: int = 2,
+                 padding: int = 0, lipschitz: str = "bjorck") -> nn.Module:
+    """A critic by name: ``"fc"``, ``"cnn-gap"``, ``"cnn-fc"`` or ``"groupsort"``."""
+    if kind == "fc":
+        return FCCritic(in_shape, hidden, depth)
+    if kind in ("cnn-gap", "cnn-fc"):
+        return CNNCritic(in_shape, tuple(channels), kernel, stride, padding, head=kind[4:])
+    if kind == "groupsort":
+        return GroupSortCritic(in_shape, hidden, depth, lipschitz)
+    raise ConfigError(f"unknown critic {kind!r}; choose one of fc, cnn-gap, cnn-fc, groupsort")
