@@ -74,3 +74,11 @@ def test_callable_cost_and_errors():
         cost_matrix(x, y, lambda a, b: a @ a.T)
     with pytest.raises(InputError, match="images"):
         cost_matrix(x, y, "ssim")
+
+
+@pytest.mark.parametrize("cost", ["euclidean", "sqeuclidean", "l1", "psnr", "ssim"])
+def test_paired_cost_is_the_diagonal(cost):
+    from wganlab.ot.costs import paired_cost
+
+    x, y = torch.rand(5, 1, 12, 12, dtype=torch.float64), torch.rand(5, 1, 12, 12, dtype=torch.float64)
+    torch.testing.assert_close(paired_cost(x, y, cost), cost_matrix(x, y, cost).diagonal())

@@ -78,6 +78,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"wganlab: error: {message} (see '{self.prog} --help')\n")
 
 
+def cmd_train(args) -> int:
+    from wganlab import train
+    from wganlab.config import resolve, to_dict
+
+    if args.resume:
+        if args.preset or args.config or args.set:
+            raise InputError("--resume continues a run with its own config; drop --preset/--config/--set")
+        result = train.resume(args.resume)
+    else:
+        cfg = resolve(train.TrainConfig, train.PRESETS, args.preset, args.config, args.set)
+        if args.dry_run:
+            print(json.dumps(to_dict(cfg), indent=2))
+            return 0
+        result = train.train(cfg)
+    print((result.run_dir / "summary.txt").read_text(), end="")
+    return 0 if result.status == "done" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     from wganlab.metrics import METRICS
 
@@ -108,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--n", type=int, default=64, help="how many points to show (default 64)")
     q.add_argument("--data-root", help="folder holding datasets that are not installed system-wide")
     q.set_defaults(func=cmd_data_show)
+
+    from wganlab.train import PRESETS
+
+    p = sub.add_parser("train", help="train a GAN (discrete or continuous) and track exact distances")
+    p.add_argument("--preset", help=f"one of: {', '.join(PRESETS)}")
+    p.add_argument("--config", help="a .json or .toml file of config keys")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=cmd_train)
     return parser
 
 

@@ -121,8 +121,10 @@ def ssim_cost(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torc
 
 def psnr_cost(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
     """``100 - PSNR(x_i, y_j)`` with PSNR capped at 100 dB, ``(n, m)``."""
-    d = x[0].numel()
-    mse = sqeuclidean(x, y) / d
+    return _psnr_cost_from_mse(sqeuclidean(x, y) / x[0].numel(), data_range)
+
+
+def _psnr_cost_from_mse(mse: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
     floor = data_range**2 * 10 ** (-PSNR_CAP_DB / 10)
     return PSNR_CAP_DB + 10.0 * torch.log10(mse.clamp_min(floor) / data_range**2)
 
@@ -144,6 +146,24 @@ def get_cost(cost: str | CostFn) -> CostFn:
         return COSTS[cost]
     except (KeyError, TypeError):
         raise InputError(f"unknown cost {cost!r}; choose one of {sorted(COSTS)} or pass a callable") from None
+
+
+def paired_cost(x: torch.Tensor, y: torch.Tensor, cost: str | CostFn = "euclidean") -> torch.Tensor:
+    """``c(x_i, y_i)`` for matched rows, ``(n,)``, differentiable (no ``n x n`` matrix is built)."""
+    if len(x) != len(y):
+        raise InputError(f"paired cost needs sets of equal size, got {len(x)} and {len(y)}")
+    if cost in ("euclidean", "sqeuclidean", "l1", "psnr"):
+        diff = (x - y).reshape(len(x), -1)
+        if cost == "l1":
+            return diff.abs().sum(1)
+        d2 = (diff * diff).sum(1)
+        if cost == "sqeuclidean":
+            return d2
+        if cost == "euclidean":
+            return d2.sqrt()
+        return _psnr_cost_from_mse(d2 / diff.shape[1])
+    fn = get_cost(cost)
+    return torch.cat([fn(x[i:i + 1], y[i:i + 1]).reshape(1) for i in range(len(x))])
 
 
 def cost_matrix(x: torch.Tensor, y: torch.Tensor, cost: str | CostFn = "euclidean", *,

@@ -1,0 +1,64 @@
+"""The objective interface and the pieces several objectives share.
+
+An objective is an object with one method per update phase, separate from the training loop:
+
+* ``critic_loss(critic, real, fake) -> (loss, stats)`` — minimised by the critic's optimiser
+  (``fake`` is detached); ``after_critic_step(critic)`` runs after each critic update (weight clipping);
+* ``generator_loss(critic, real, fake) -> (loss, stats)`` — minimised by the generator's optimiser.
+
+``stats`` always holds ``estimate``: the objective's own estimate of the distance it claims to minimise,
+in the paper's sense (a WGAN critic's ``E D(real) - E D(fake)``, a c-transform's dual value, the Sinkhorn
+divergence, ...). Critics meant to be 1-Lipschitz also report ``lipschitz``, the lower bound
+``L = max ||grad D(x)||`` over interpolates between the batches (Stanczuk et al., Remark 3), and
+``normalised = estimate / L``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+
+class Objective:
+    name: ClassVar[str] = ""
+    needs_critic: ClassVar[bool] = True
+
+    def bind(self, train_x: torch.Tensor) -> None:
+        """Receive the whole training set (only objectives that need it, e.g. the assignment method)."""
+
+    def critic_loss(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor):
+        raise NotImplementedError
+
+    def after_critic_step(self, critic: nn.Module) -> None:
+        """Hook run after every critic update."""
+
+    def generator_loss(self, critic: nn.Module | None, real: torch.Tensor, fake: torch.Tensor):
+        raise NotImplementedError
+
+
+def interpolates(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None):
+    """``x_hat = alpha * real + (1 - alpha) * fake`` with one ``alpha ~ U[0, 1]`` per sample, ``(B, ...)``."""
+    shape = (len(real),) + (1,) * (real.ndim - 1)
+    alpha = torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
+    return alpha * real + (1 - alpha) * fake
+
+
+def gradient_norms(critic: nn.Module, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
+    """``||grad_x D(x_b)||_2`` per sample (gradient flattened over all pixels and channels), ``(B,)``."""
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=create_graph)
+    return grad.flatten(1).norm(dim=1)
+
+
+def lipschitz_stats(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, estimate: float) -> dict:
+    """``estimate``, the lower bound ``L = max ||grad D||`` over interpolates, and ``estimate / L``."""
+    with torch.enable_grad():
+        lip = float(gradient_norms(critic, interpolates(real, fake)).max())
+    return {"estimate": estimate, "lipschitz": lip, "normalised": estimate / max(lip, 1e-12)}
+
+
+def critic_gap(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """``V = E D(real) - E D(fake)``: a 1-Lipschitz critic's estimate of W1 between the batches."""
+    return critic(real).mean() - critic(fake).mean()

@@ -1,0 +1,99 @@
+"""Run folders and atomic file writes.
+
+A run folder ``<out>/NNNNN-<description>/`` describes itself: ``config.json`` (written first),
+``metrics.jsonl`` (one JSON object per line), images, ``summary.json`` / ``summary.txt``. Every file
+is written to a temporary name in the same folder and ``os.replace``d, so a killed process never
+leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from wganlab.errors import InputError
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean(obj):
+    """JSON-safe copy: non-finite floats become strings ("nan", "inf")."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(_clean(obj), indent=2) + "\n").encode())
+
+
+def read_json(path: str | Path):
+    return json.loads(Path(path).read_text())
+
+
+def append_jsonl(path: str | Path, row: dict) -> None:
+    """Append one JSON line (flushed and fsynced: a kill loses at most the line being written)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(_clean(row)) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """All complete lines of a JSONL file (a torn last line from a killed writer is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def truncate_jsonl(path: str | Path, keep) -> None:
+    """Rewrite a JSONL file atomically with only the rows for which ``keep(row)`` is true."""
+    rows = [r for r in read_jsonl(path) if keep(r)]
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "run"
+
+
+def new_run_dir(out: str | Path, description: str) -> Path:
+    """Create ``out/NNNNN-description`` with the next free number; check the folder is writable first."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        numbers = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
+        run = out / f"{max(numbers, default=-1) + 1:05d}-{slug(description)}"
+        run.mkdir()
+        probe = run / ".write-test"
+        probe.write_bytes(b"x" * 4096)
+        probe.unlink()
+    except OSError as e:
+        raise InputError(f"cannot write run folder under {out}: {e.strerror or e}") from None
+    return run

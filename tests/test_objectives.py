@@ -1,0 +1,220 @@
+"""Objectives: gradient penalty and clipping done right, c-transform exactness, assignment balance."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from wganlab.errors import ConfigError
+from wganlab.objectives import (
+    Assignment,
+    CTransform,
+    EntropicCTransform,
+    GradientPenalty,
+    NonSaturating,
+    SinkhornGenerator,
+    WeightClipping,
+    assign,
+    assignment_stats,
+    build_objective,
+    gradient_norms,
+    interpolates,
+)
+from wganlab.ot import solve_exact
+from wganlab.ot.costs import cost_matrix
+
+
+class Linear(nn.Module):
+    """D(x) = <w, x> for image-shaped w: the gradient is w everywhere."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(w)
+
+    def forward(self, x):
+        return (x * self.w).flatten(1).sum(1)
+
+
+class HalfSquaredNorm(nn.Module):
+    """D(x) = ||x||^2 / 2: the gradient at x is x itself, different for every sample."""
+
+    def forward(self, x):
+        return 0.5 * x.flatten(1).pow(2).sum(1)
+
+
+class Table(nn.Module):
+    """A critic that returns fixed values on a fixed set of points (a Kantorovich potential)."""
+
+    def __init__(self, points, values):
+        super().__init__()
+        self.points, self.values = points, values
+
+    def forward(self, x):
+        return self.values[torch.cdist(x, self.points).argmin(1)]
+
+
+def test_interpolates_use_one_coefficient_per_sample():
+    real, fake = torch.zeros(64, 1, 4, 4), torch.ones(64, 1, 4, 4)
+    xh = interpolates(real, fake, torch.Generator().manual_seed(0))
+    alpha = 1 - xh.flatten(1)  # x_hat = alpha * 0 + (1 - alpha) * 1
+    torch.testing.assert_close(alpha, alpha[:, :1].expand_as(alpha))  # constant within a sample
+    assert alpha[:, 0].std() > 0.1 and alpha.min() >= 0 and alpha.max() <= 1  # varies across samples
+
+
+def test_gradient_norm_is_per_sample_over_the_flattened_image():
+    w = torch.randn(2, 3, 3)
+    norms = gradient_norms(Linear(w), torch.randn(5, 2, 3, 3))
+    torch.testing.assert_close(norms, torch.full((5,), float(w.norm())))
+    x = torch.randn(7, 2, 3, 3)
+    torch.testing.assert_close(gradient_norms(HalfSquaredNorm(), x), x.flatten(1).norm(dim=1))
+
+
+def test_gradient_penalty_value_matches_the_definition():
+    real, fake = torch.randn(16, 1, 5, 5), torch.randn(16, 1, 5, 5)
+    gp = GradientPenalty(lam=10.0)
+    torch.manual_seed(3)
+    penalty, norms = gp.penalty(HalfSquaredNorm(), real, fake)
+    torch.manual_seed(3)
+    xh = interpolates(real, fake)
+    expected = (xh.flatten(1).norm(dim=1) - 1).pow(2).mean()
+    torch.testing.assert_close(penalty, expected)
+    assert norms.shape == (16,)
+    w = torch.randn(1, 5, 5)
+    loss, stats = gp.critic_loss(Linear(w), real, fake)
+    v = float((real * w).sum((1, 2, 3)).mean() - (fake * w).sum((1, 2, 3)).mean())
+    torch.testing.assert_close(float(loss), -v + 10.0 * (float(w.norm()) - 1) ** 2, rtol=1e-5, atol=1e-5)
+    assert stats["lipschitz"] == pytest.approx(float(w.norm()), rel=1e-5)
+    assert stats["normalised"] == pytest.approx(v / float(w.norm()), rel=1e-5)
+
+
+def test_penalty_is_differentiable_wrt_critic_weights():
+    critic = Linear(torch.randn(1, 3, 3))
+    loss, _ = GradientPenalty(lam=1.0).critic_loss(critic, torch.randn(4, 1, 3, 3), torch.randn(4, 1, 3, 3))
+    loss.backward()
+    assert critic.w.grad is not None and critic.w.grad.abs().sum() > 0
+
+
+def test_weight_clipping_bounds_every_weight():
+    critic = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    for p in critic.parameters():
+        p.data.mul_(100)
+    WeightClipping(clip=0.05).after_critic_step(critic)
+    for p in critic.parameters():
+        assert p.abs().max() <= 0.05 + 1e-7
+    assert any((p.abs() == 0.05).any() for p in critic.parameters())
+
+
+def test_ctransform_estimate_equals_exact_batch_w1_for_a_kantorovich_potential():
+    g = torch.Generator().manual_seed(0)
+    fake, real = torch.randn(9, 3, generator=g, dtype=torch.float64), torch.randn(9, 3, generator=g,
+                                                                                 dtype=torch.float64) + 1
+    res = solve_exact(cost_matrix(fake, real))
+    u = torch.from_numpy(res.potentials[0])
+    critic = Table(fake, u)
+    _, stats = CTransform().generator_loss(critic, real, fake)
+    assert stats["estimate"] == pytest.approx(res.value, rel=1e-10)
+    # any other critic gives a lower value (the c-transform pair is admissible)
+    other = Table(fake, u + torch.randn(9, generator=g, dtype=torch.float64))
+    assert CTransform().generator_loss(other, real, fake)[1]["estimate"] <= res.value + 1e-12
+    # the soft (c, eps)-transform tends to it as eps -> 0 and stays below the hard one's dual value
+    soft = EntropicCTransform(eps=1e-4).generator_loss(critic, real, fake)[1]["estimate"]
+    assert soft == pytest.approx(res.value, abs=1e-3)
+
+
+def test_ctransform_generator_gradient_flows_through_costs_and_critic():
+    fake = torch.randn(6, 2, requires_grad=True)
+    critic = nn.Linear(2, 1)
+    loss, _ = CTransform().generator_loss(lambda x: critic(x).squeeze(1), torch.randn(6, 2), fake)
+    loss.backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+
+
+def test_assignment_gradient_vanishes_when_balanced():
+    """Remark 3.2: if every real point receives the same number of generated points, training halts."""
+    y = torch.randn(10, 4)
+    fake = y.repeat(3, 1)  # each real point is the nearest of exactly 3 generated points
+    assigner = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1), nn.Flatten(0))
+    obj = Assignment(cost="sqeuclidean")
+    obj.bind(y)
+    with torch.no_grad():
+        assigner[2].weight.mul_(1e-3)  # psi small: the cost decides
+    loss, stats = obj.critic_loss(assigner, None, fake)
+    loss.backward()
+    for p in assigner.parameters():
+        torch.testing.assert_close(p.grad, torch.zeros_like(p.grad))
+    assert stats["never_assigned"] == 0 and stats["assignment_variance"] == 0
+
+
+def test_assigner_step_raises_psi_where_over_assigned():
+    y = torch.tensor([[0.0], [1.0], [2.0]])
+    fake = torch.tensor([[0.1], [0.2], [-0.1], [1.9]])  # three near y0, one near y2, none near y1
+    psi = nn.Parameter(torch.zeros(3))
+    obj = Assignment(cost="euclidean")
+    obj.bind(y)
+    loss, stats = obj.critic_loss(lambda t: psi, None, fake)
+    loss.backward()
+    # minimising the loss moves psi against its gradient: up at y0 (over-assigned), down at y1
+    assert psi.grad[0] < 0 < psi.grad[1]
+    assert stats["never_assigned"] == 1
+    assert stats["assignment_variance"] == pytest.approx((abs(3 - 4 / 3) + 4 / 3 + abs(1 - 4 / 3)) / 3)
+
+
+def test_assignment_dual_value_is_a_lower_bound_of_exact_ot():
+    g = torch.Generator().manual_seed(1)
+    y, fake = torch.randn(6, 2, generator=g), torch.randn(12, 2, generator=g)
+    obj = Assignment(cost="sqeuclidean")
+    obj.bind(y)
+    psi = torch.randn(6, generator=g)
+    _, stats = obj.critic_loss(lambda t: psi.clone().requires_grad_(), None, fake)
+    exact = solve_exact(cost_matrix(fake, y, "sqeuclidean")).value
+    assert stats["estimate"] <= exact + 1e-6
+
+
+def test_assign_is_blocked_nearest_neighbour_plus_potential():
+    g = torch.Generator().manual_seed(2)
+    x, y, psi = torch.randn(50, 3, generator=g), torch.randn(20, 3, generator=g), torch.randn(20, generator=g)
+    expected = (torch.cdist(x, y) ** 2 + psi).argmin(1)
+    torch.testing.assert_close(assign(x, y, "sqeuclidean", psi, block=7), expected)
+    counts = torch.bincount(assign(x, y, "sqeuclidean"), minlength=20)
+    assert assignment_stats(counts, 50)["never_assigned"] == int((counts == 0).sum())
+
+
+def test_assignment_generator_pulls_towards_assigned_points():
+    y = torch.tensor([[0.0, 0.0], [5.0, 5.0]])
+    fake = torch.tensor([[0.5, 0.0], [4.0, 5.0]], requires_grad=True)
+    obj = Assignment(cost="sqeuclidean")
+    obj.bind(y)
+    loss, _ = obj.generator_loss(lambda t: torch.zeros(len(t)), None, fake)
+    assert float(loss) == pytest.approx((0.25 + 1.0) / 2)
+    loss.backward()
+    torch.testing.assert_close(fake.grad, torch.tensor([[0.5, 0.0], [-1.0, 0.0]]))
+
+
+def test_nsgan_losses_are_binary_cross_entropy():
+    critic = nn.Sequential(nn.Linear(3, 1), nn.Flatten(0))
+    real, fake = torch.randn(8, 3), torch.randn(8, 3)
+    loss, _ = NonSaturating().critic_loss(critic, real, fake)
+    bce = F.binary_cross_entropy_with_logits
+    expected = bce(critic(real), torch.ones(8)) + bce(critic(fake), torch.zeros(8))
+    torch.testing.assert_close(loss, expected)
+    gloss, _ = NonSaturating().generator_loss(critic, real, fake)
+    torch.testing.assert_close(gloss, bce(critic(fake), torch.ones(8)))
+
+
+def test_sinkhorn_generator_has_no_critic_and_differentiates():
+    obj = SinkhornGenerator(eps=1.0)
+    assert not obj.needs_critic
+    fake = torch.randn(10, 2, requires_grad=True)
+    loss, stats = obj.generator_loss(None, torch.randn(10, 2) + 2, fake)
+    loss.backward()
+    assert stats["estimate"] > 0 and fake.grad.abs().sum() > 0
+
+
+def test_build_objective_errors():
+    assert isinstance(build_objective("wgan-gp", lam=5.0), GradientPenalty)
+    with pytest.raises(ConfigError, match="unknown objective"):
+        build_objective("lsgan")
+    with pytest.raises(ConfigError, match="wgan-gp"):
+        build_objective("wgan-gp", clip=0.1)
+    assert np.isfinite(build_objective("wgan-wc").clip)
