@@ -1,0 +1,126 @@
+"""What an experiment is: a typed config with ``quick`` and ``paper`` presets, a run function that writes
+its files into a folder and returns measurements, and the paper's claims it checks, as data.
+
+A claim's verdict is *computed* from the measurements (an ordering, a ratio, a crossover, a tolerance),
+never written by hand: when our run contradicts the paper, the report says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from wganlab.errors import ConfigError
+from wganlab.runs import write_json
+
+HOLDS, FAILS, NA = "holds", "does not hold", "not comparable"
+
+
+@dataclass
+class Verdict:
+    ours: str  # our number(s), formatted for the report
+    status: str  # HOLDS | FAILS | NA
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    statement: str  # the paper's claim, in words
+    source: str  # paper and figure/table, e.g. "001 Fig. 3"
+    paper_value: str  # the paper's number ("" when it gives none)
+    evaluate: Callable[[dict], Verdict]
+
+
+@dataclass
+class Context:
+    """Where and how an experiment runs; helpers to write its files."""
+
+    dir: Path
+    data_root: str | None = None
+    device: str = "auto"
+    seed: int = 0
+    progress: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """A visible remark for the report (e.g. a dataset fallback)."""
+        self.notes.append(text)
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def save_grid(self, name: str, images: torch.Tensor, nrow: int = 8) -> str:
+        from wganlab.images import save_image_grid
+
+        save_image_grid(images.detach().cpu(), self.path(name), nrow=nrow)
+        return name
+
+    def save_table(self, name: str, rows: list[dict]) -> str:
+        """``name.csv`` and ``name.json`` with the same rows (the numbers behind a plot)."""
+        write_json(self.path(f"{name}.json"), rows)
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        with open(self.path(f"{name}.csv"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+        return f"{name}.csv"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    source: str  # the paper figures/tables it reproduces
+    config: type  # a dataclass; its defaults are the quick preset unless presets say otherwise
+    presets: dict[str, dict]
+    run: Callable[[Any, Context], dict]  # -> measurements (JSON-able); files go to ctx.dir
+    claims: tuple[Claim, ...]
+    description: str = ""
+
+    def make_config(self, preset: str, overrides: dict | None = None):
+        from wganlab.config import replace
+
+        if preset not in self.presets:
+            raise ConfigError(f"experiment {self.name!r} has no preset {preset!r}; choose one of "
+                              f"{', '.join(self.presets)}")
+        cfg = replace(self.config(), self.presets[preset])
+        return replace(cfg, overrides or {}, from_text=True)
+
+    def evaluate(self, measurements: dict) -> list[dict]:
+        """Every claim with our verdict; a claim whose inputs are missing is 'not comparable'."""
+        out = []
+        for c in self.claims:
+            try:
+                v = c.evaluate(measurements)
+            except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as e:
+                v = Verdict("-", NA, f"not measured in this run ({type(e).__name__}: {e})")
+            out.append({"key": c.key, "statement": c.statement, "source": c.source,
+                        "paper_value": c.paper_value, **dataclasses.asdict(v)})
+        return out
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(exp: Experiment) -> Experiment:
+    if exp.name in EXPERIMENTS:
+        raise ValueError(f"experiment {exp.name!r} registered twice")
+    EXPERIMENTS[exp.name] = exp
+    return exp
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {name!r}; choose from: {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def verdict(ok: bool, ours: str, note: str = "") -> Verdict:
+    return Verdict(ours, HOLDS if ok else FAILS, note)
