@@ -48,6 +48,12 @@ class Context:
     seed: int = 0
     progress: bool = True
     notes: list[str] = field(default_factory=list)
+    figures: list[dict] = field(default_factory=list)  # {"file", "caption"} in report order
+
+    def figure(self, file: str, caption: str) -> str:
+        """Show ``file`` (already written in ``dir``) in the report with ``caption``."""
+        self.figures.append({"file": file, "caption": caption})
+        return file
 
     def note(self, text: str) -> None:
         """A visible remark for the report (e.g. a dataset fallback)."""
@@ -56,11 +62,12 @@ class Context:
     def path(self, name: str) -> Path:
         return self.dir / name
 
-    def save_grid(self, name: str, images: torch.Tensor, nrow: int = 8) -> str:
+    def save_grid(self, name: str, images: torch.Tensor, caption: str, nrow: int = 8) -> str:
+        """An image grid in the report."""
         from wganlab.images import save_image_grid
 
         save_image_grid(images.detach().cpu(), self.path(name), nrow=nrow)
-        return name
+        return self.figure(name, caption)
 
     def save_table(self, name: str, rows: list[dict]) -> str:
         """``name.csv`` and ``name.json`` with the same rows (the numbers behind a plot)."""

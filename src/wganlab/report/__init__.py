@@ -1,0 +1,1 @@
+"""Reports: plots (matplotlib, imported lazily), image grids and the HTML page of a reproduce run."""
