@@ -96,6 +96,54 @@ def cmd_train(args) -> int:
     return 0 if result.status == "done" else 1
 
 
+def cmd_list(args) -> int:
+    from wganlab import data
+    from wganlab.experiments import EXPERIMENTS
+    from wganlab.metrics import METRICS
+    from wganlab.train import PRESETS
+
+    print("experiments (wganlab reproduce NAME --preset quick|paper):")
+    for e in EXPERIMENTS.values():
+        print(f"  {e.name:24s} {e.source:28s} {e.title}")
+    print("\ntraining presets (wganlab train --preset NAME):\n  " + ", ".join(PRESETS))
+    print("\nmetrics (wganlab distance --metric NAME):")
+    for m in METRICS.values():
+        print(f"  {m.name:16s} {m.description}")
+    print("\ndatasets (spec strings, e.g. fashion-mnist:train:n=5000:size=32):")
+    for name, line in data.available(args.data_root).items():
+        print(f"  {name:16s} {line}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from wganlab.reproduce import reproduce
+
+    folder = reproduce(args.names or None, args.preset, out=args.out, resume=args.resume,
+                       data_root=args.data_root, seed=args.seed, device=args.device,
+                       overrides=_experiment_overrides(args.set))
+    print(f"report: {folder / 'report.html'}")
+    return 0
+
+
+def _experiment_overrides(pairs: list[str] | None) -> dict[str, dict]:
+    """``NAME.key=value`` pairs grouped by experiment name."""
+    out: dict[str, dict] = {}
+    for pair in pairs or []:
+        name, dot, rest = pair.partition(".")
+        key, eq, value = rest.partition("=")
+        if not dot or not eq:
+            raise InputError(f"--set {pair!r}: expected EXPERIMENT.key=value")
+        out.setdefault(name, {})[key] = value
+    return out
+
+
+def cmd_report(args) -> int:
+    from wganlab.report.html import build_report
+
+    print(build_report(args.run_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from wganlab.metrics import METRICS
 
@@ -136,6 +184,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("list", help="experiments, presets, metrics and the datasets available here")
+    p.add_argument("--data-root", help="folder holding datasets that are not installed system-wide")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("reproduce", help="run the papers' experiments by name and write the HTML report")
+    p.add_argument("names", nargs="*", help="experiment names (default: all; see 'wganlab list')")
+    p.add_argument("--preset", default="quick", choices=["quick", "paper"], help="default: quick")
+    p.add_argument("--out", help="run folder (default: runs/NNNNN-reproduce-PRESET)")
+    p.add_argument("--resume", action="store_true", help="keep the experiments already done in --out")
+    p.add_argument("--data-root", help="folder holding MNIST / CIFAR-10 / FFHQ / CelebA for paper presets")
+    p.add_argument("--seed", type=int, help="seed for every experiment (default: each preset's)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    p.add_argument("--set", action="append", metavar="NAME.KEY=VALUE", help="override an experiment's config")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("report", help="rebuild the HTML report of a (finished or interrupted) reproduce run")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from wganlab.ot.sinkhorn import sinkhorn_divergence
 
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.ot.exact import wasserstein
+from wganlab.ot.sinkhorn import sinkhorn_divergence
 from wganlab.report.plots import line_plot
 
 
