@@ -1,0 +1,67 @@
+"""Pieces several experiments share: data with a visible fallback, critic fitting on fixed sets, GAN runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from wganlab import data
+from wganlab.errors import DatasetError
+from wganlab.experiments.base import Context
+from wganlab.runs import read_jsonl
+
+
+def load_data(ctx: Context, spec: str, fallback: str | None = None, seed: int | None = None) -> data.Dataset:
+    """``data.load(spec)``; when its files are missing, load ``fallback`` instead and say so in the report."""
+    try:
+        return data.load(spec, ctx.data_root, seed=ctx.seed if seed is None else seed)
+    except DatasetError as e:
+        if fallback is None:
+            raise
+        ctx.note(f"{spec} is not available here ({e}); using {fallback} instead")
+        return data.load(fallback, ctx.data_root, seed=ctx.seed if seed is None else seed)
+
+
+def batch_sampler(x: torch.Tensor, batch: int, generator: torch.Generator) -> Callable[[], torch.Tensor]:
+    """A function returning a random batch of rows of ``x`` (with replacement) on each call."""
+
+    def sample() -> torch.Tensor:
+        return x[torch.randint(len(x), (batch,), generator=generator, device=x.device)]
+
+    return sample
+
+
+def fit_critic(objective, critic: torch.nn.Module, sample_p: Callable, sample_q: Callable, steps: int,
+               optimizer: torch.optim.Optimizer, *, log_every: int = 0, progress: bool = False,
+               desc: str = "critic") -> list[dict]:
+    """Train ``critic`` alone on two fixed distributions (``p`` plays "real", ``q`` "fake"): ``steps``
+    critic updates of ``objective`` on fresh batches (Stanczuk et al. Algorithm 2, Mallasto et al.).
+    Returns the logged ``{"step", **stats}`` rows."""
+    log = []
+    for step in tqdm(range(1, steps + 1), desc=desc, disable=None if progress else True):
+        loss, stats = objective.critic_loss(critic, sample_p(), sample_q())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        objective.after_critic_step(critic)
+        if log_every and (step % log_every == 0 or step == steps):
+            log.append({"step": step, **stats})
+    return log
+
+
+def train_gan(ctx: Context, name: str, cfg, progress: bool | None = None):
+    """Run :func:`wganlab.train.train` with ``cfg`` into ``ctx.dir/<name>/``; returns the result and its
+    metrics rows."""
+    from wganlab.config import to_dict
+    from wganlab.runs import write_json
+    from wganlab.train import Trainer
+
+    run_dir = ctx.path(name)
+    run_dir.mkdir(exist_ok=True)
+    cfg = dataclasses.replace(cfg, out=str(ctx.dir), device=ctx.device, data_root=ctx.data_root)
+    write_json(run_dir / "config.json", to_dict(cfg))
+    result = Trainer(cfg, run_dir).run(ctx.progress if progress is None else progress)
+    return result, read_jsonl(run_dir / "metrics.jsonl")
