@@ -65,3 +65,18 @@ def train_gan(ctx: Context, name: str, cfg, progress: bool | None = None):
     write_json(run_dir / "config.json", to_dict(cfg))
     result = Trainer(cfg, run_dir).run(ctx.progress if progress is None else progress)
     return result, read_jsonl(run_dir / "metrics.jsonl")
+
+
+def sharpness(x: torch.Tensor) -> float:
+    """Mean absolute 3x3 Laplacian response of images ``(N, C, H, W)``: high for sharp edges, low for blur."""
+    k = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=x.dtype, device=x.device)
+    c = x.shape[1]
+    lap = torch.nn.functional.conv2d(x, k.expand(c, 1, 3, 3), groups=c)
+    return float(lap.abs().mean())
+
+
+def diversity(x: torch.Tensor) -> float:
+    """Mean Euclidean distance between distinct points of ``x`` (0 for a collapsed set)."""
+    d = torch.cdist(x.flatten(1).double(), x.flatten(1).double())
+    n = len(x)
+    return float(d.sum() / max(1, n * (n - 1)))
