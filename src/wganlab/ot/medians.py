@@ -27,10 +27,19 @@ additionally test, whenever the nearest data point of an iterate changes, whethe
 ``r <= eta``, and jump to it when it does: Weiszfeld's iterates only approach a median lying on a data
 point (linearly, at a rate ``r / eta`` that can be close to 1), while the test finds it exactly.
 
+**Acceleration.** Weiszfeld's map is a majorise-minimise step and converges linearly, slowly when the
+objective is badly conditioned (a median near, but not on, a data point: 1,600 steps for ``r / eta =
+0.99`` in a test case). The iterative solvers wrap it in SQUAREM (Varadhan & Roland 2008) with a
+monotone guard (an extrapolated point is kept only if its objective is no larger than after the plain
+step), which cut that case to 50 map evaluations and never increases the objective.
+:func:`weiszfeld_step` and :func:`ot_means` use the plain safeguarded step, as the paper does.
+
 References: E. Weiszfeld, Tohoku Math. J. 43 (1937); Y. Vardi and C.-H. Zhang, PNAS 97 (2000);
-A. Beck and S. Sabach, JOTA 164 (2015); J. Stanczuk et al., "Wasserstein GANs work because they fail
-(to approximate the Wasserstein distance)" (2021); A. Elnekave and Y. Weiss, "Generating natural images
-with direct patch distributions matching" / "In defence of Wasserstein" (2022).
+A. Beck and S. Sabach, JOTA 164 (2015); R. Varadhan and C. Roland, Scand. J. Stat. 35 (2008);
+J. Stanczuk, C. Etmann, L. M. Kreusser and C.-B. Schönlieb, "Wasserstein GANs work because they fail (to
+approximate the Wasserstein distance)" (2021); A. Elnekave and Y. Weiss, "Do WGANs succeed because they
+minimize the Wasserstein distance? Lessons from discrete generators", ICLR 2025 (review version: "In
+defense of Wasserstein").
 """
 
 from __future__ import annotations
@@ -125,11 +134,13 @@ def _point_weights(weights, n: int, device) -> torch.Tensor:
 def _vz_terms(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch.Tensor,
               cols: torch.Tensor, w: torch.Tensor, want_dist: bool = False):
     """For every centroid ``x_j``: ``S_j = sum w/d`` and ``R_j = sum w (y - x_j)/d`` over the points not
-    coinciding with ``x_j``, and ``eta_j`` = the weight of the coinciding points. Optionally the
-    per-edge distances. Works in chunks of edges so memory stays ``O(chunk * d)``."""
+    coinciding with ``x_j``, ``eta_j`` = the weight of the coinciding points and the objective
+    ``f_j = sum w d``; optionally the per-edge distances. Works in chunks of edges so memory stays
+    ``O(chunk * d)``. Returns ``(S, R, eta, f, dist)``."""
     k, d = x.shape
     S = torch.zeros(k, dtype=x.dtype, device=x.device)
     eta = torch.zeros_like(S)
+    f = torch.zeros_like(S)
     R = torch.zeros_like(x)
     dist_all = torch.empty(len(rows), dtype=x.dtype, device=x.device) if want_dist else None
     xnorm = torch.linalg.vector_norm(x, dim=1)
@@ -142,10 +153,11 @@ def _vz_terms(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch
         inv = torch.where(same, torch.zeros_like(dist), ww / torch.where(same, torch.ones_like(dist), dist))
         S.index_add_(0, r, inv)
         eta.index_add_(0, r, torch.where(same, ww, torch.zeros_like(ww)))
+        f.index_add_(0, r, ww * dist)
         R.index_add_(0, r, diff * inv[:, None])
         if want_dist:
             dist_all[s:s + step] = dist
-    return S, R, eta, dist_all
+    return S, R, eta, f, dist_all
 
 
 def _vz_update(x: torch.Tensor, S: torch.Tensor, R: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
@@ -184,7 +196,7 @@ def weiszfeld_step(centroids, points, weights) -> torch.Tensor:
     if x.shape[1] != Y.shape[1]:
         raise InputError(f"dimension mismatch: centroids have {x.shape[1]} coordinates, points {Y.shape[1]}")
     rows, cols, w = _edges(weights, x.shape[0], Y.shape[0], Y.device)
-    S, R, eta, _ = _vz_terms(x, Y, torch.linalg.vector_norm(Y, dim=1), rows, cols, w)
+    S, R, eta, _, _ = _vz_terms(x, Y, torch.linalg.vector_norm(Y, dim=1), rows, cols, w)
     return _vz_update(x, S, R, eta)
 
 
@@ -193,48 +205,100 @@ def weiszfeld_step(centroids, points, weights) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------
 
 
-def _medians(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
-             w: torch.Tensor, *, max_iter: int, tol: float, scale: torch.Tensor):
-    """Vardi-Zhang iterations for all centroids until every step is below ``tol * scale_j``, with the
-    exact test of the nearest data point. ``scale (k,)``. Returns ``(x, n_iter, converged)``."""
+#: largest SQUAREM extrapolation length (in units of the Weiszfeld step)
+_MAX_EXTRAPOLATION = 1e3
+
+
+def _map_with_test(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch.Tensor,
+                   cols: torch.Tensor, w: torch.Tensor, rejected: torch.Tensor):
+    """One evaluation of the safeguarded Weiszfeld map ``G`` at ``x`` for the rows that own edges among
+    ``rows``: returns ``(f(x), G(x), optimal)``. ``optimal_j`` says row ``j`` found its exact median, a
+    data point (``G(x)_j`` is then that point): either ``x_j`` sits on an optimal data point, or the
+    nearest data point of ``x_j`` passes the test ``||R|| <= eta``. ``rejected`` (updated in place)
+    remembers the last nearest point that failed, so the test costs a pass only when it changes."""
     k = x.shape[0]
     nnz = len(rows)
+    S, R, eta, f, dist = _vz_terms(x, Y, ynorm, rows, cols, w, want_dist=True)
+    g = _vz_update(x, S, R, eta)
     if nnz == 0:
-        return x, 0, True
-    edge_id = torch.arange(nnz, device=x.device)
-    rejected = torch.full((k,), -1, dtype=torch.long, device=x.device)  # last nearest point found not optimal
-    done = torch.zeros(k, dtype=torch.bool, device=x.device)
-    converged = False
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 (it is returned)
-        S, R, eta, dist = _vz_terms(x, Y, ynorm, rows, cols, w, want_dist=True)
-        x_new = _vz_update(x, S, R, eta)
-        # nearest data point of each centroid (first edge attaining the minimum distance)
-        mind = torch.full((k,), math.inf, dtype=x.dtype, device=x.device).scatter_reduce(
-            0, rows, dist, "amin", include_self=True)
-        first = torch.full((k,), nnz, dtype=torch.long, device=x.device).scatter_reduce(
-            0, rows, torch.where(dist == mind[rows], edge_id, nnz), "amin", include_self=True)
-        has = first < nnz
-        near = torch.where(has, cols[first.clamp_max(nnz - 1)], 0)
-        at_median = has & _is_median(S, R, eta)  # sitting (within rounding) on a data point that is optimal
-        x_new = torch.where(at_median[:, None], Y[near], x_new)  # ... then return that point exactly
-        done |= at_median
-        check = has & ~done & (near != rejected)
-        if bool(check.any()):
-            q = x.clone()
-            q[check] = Y[near[check]]
-            sel = check[rows]
-            Sq, Rq, etaq, _ = _vz_terms(q, Y, ynorm, rows[sel], cols[sel], w[sel])
-            opt = check & _is_median(Sq, Rq, etaq)
-            x_new = torch.where(opt[:, None], q, x_new)
-            done |= opt
-            rejected = torch.where(check & ~opt, near, rejected)
-        move = torch.linalg.vector_norm(x_new - x, dim=1)
-        x = x_new
-        if bool((done | (move <= tol * scale)).all()):
-            converged = True
-            break
-    return x, it, converged
+        return f, g, torch.zeros(k, dtype=torch.bool, device=x.device)
+    mind = torch.full((k,), math.inf, dtype=x.dtype, device=x.device).scatter_reduce(
+        0, rows, dist, "amin", include_self=True)
+    first = torch.full((k,), nnz, dtype=torch.long, device=x.device).scatter_reduce(
+        0, rows, torch.where(dist == mind[rows], torch.arange(nnz, device=x.device), nnz), "amin",
+        include_self=True)
+    has = first < nnz
+    near = torch.where(has, cols[first.clamp_max(nnz - 1)], 0)  # nearest data point of each row
+    opt = has & _is_median(S, R, eta)  # on (within rounding) a data point that is optimal
+    check = has & ~opt & (near != rejected)
+    if bool(check.any()):
+        q = torch.where(check[:, None], Y[near], x)
+        sel = check[rows]
+        Sq, Rq, etaq, _, _ = _vz_terms(q, Y, ynorm, rows[sel], cols[sel], w[sel])
+        ok = check & _is_median(Sq, Rq, etaq)
+        opt |= ok
+        rejected.copy_(torch.where(check & ~ok, near, rejected))
+    g = torch.where(opt[:, None], Y[near], g)  # return an optimal data point exactly
+    return f, g, opt
+
+
+def _medians(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+             w: torch.Tensor, *, max_iter: int, tol: float, scale: torch.Tensor):
+    """All ``k`` weighted medians ``argmin_z sum_i w_ji ||y_i - z||`` (edges ``rows, cols, w``), started
+    at ``x (k, d)``: the safeguarded Weiszfeld map ``G`` accelerated by SQUAREM (Varadhan & Roland 2008,
+    scheme S3) with a monotone guard. A cycle from ``x0`` computes ``x1 = G(x0)``, ``x2 = G(x1)``, the
+    extrapolation ``xp = x0 - 2 a r + a^2 v`` (``r = x1 - x0``, ``v = x2 - 2 x1 + x0``,
+    ``a = -||r|| / ||v||`` clipped to ``[-1e3, -1]``; ``a = -1`` gives ``x2``) and continues from ``xp``
+    if ``f(xp) <= f(x1)``, else from ``x2``; so the objective of every row never increases. A row stops
+    when its plain Weiszfeld step is below ``tol * scale_j`` (it returns ``G`` of its last point) or when
+    it finds its exact median on a data point. ``max_iter`` bounds the evaluations of ``G``.
+    Returns ``(x, evaluations, converged)``."""
+    k = x.shape[0]
+    rejected = torch.full((k,), -1, dtype=torch.long, device=x.device)
+    active = torch.bincount(rows, minlength=k) > 0  # a row without weight does not move
+    out = x.clone()
+    evals = 0
+
+    def G(p: torch.Tensor, rows_on: torch.Tensor):
+        nonlocal evals
+        evals += 1
+        e = rows_on[rows]
+        return _map_with_test(p, Y, ynorm, rows[e], cols[e], w[e], rejected)
+
+    x0 = x
+    f0, x1, opt = G(x0, active)
+    while True:
+        out = torch.where((active & opt)[:, None], x1, out)
+        active &= ~opt
+        conv = active & (torch.linalg.vector_norm(x1 - x0, dim=1) <= tol * scale)
+        out = torch.where(conv[:, None], x1, out)
+        active &= ~conv
+        if not bool(active.any()):
+            return out, evals, True
+        if evals >= max_iter:
+            return torch.where(active[:, None], x1, out), evals, False
+        f1, x2, opt2 = G(x1, active)
+        out = torch.where((active & opt2)[:, None], x2, out)
+        active &= ~opt2
+        if not bool(active.any()):
+            return out, evals, True
+        r = x1 - x0
+        v = x2 - x1 - r
+        rn, vn = torch.linalg.vector_norm(r, dim=1), torch.linalg.vector_norm(v, dim=1)
+        a = torch.where(vn > 0, -rn / torch.where(vn > 0, vn, torch.ones_like(vn)), -torch.ones_like(vn))
+        a = a.clamp(-_MAX_EXTRAPOLATION, -1.0)[:, None]
+        xp = x0 - 2 * a * r + a * a * v
+        xp = torch.where(torch.isfinite(xp).all(1, keepdim=True), xp, x2)
+        fp, xpp, optp = G(xp, active)
+        good = fp <= f1
+        bad = active & ~good
+        x0, f0, x1, opt = xp, fp, xpp, optp
+        if bool(bad.any()):
+            f2, x3, opt3 = G(x2, bad)
+            x0 = torch.where(bad[:, None], x2, x0)
+            f0 = torch.where(bad, f2, f0)
+            x1 = torch.where(bad[:, None], x3, x1)
+            opt = torch.where(bad, opt3, opt)
 
 
 def _out_dtype(t: torch.Tensor) -> torch.dtype:
@@ -245,11 +309,13 @@ def geometric_median(points, weights=None, *, init=None, max_iter: int = 1000, t
                      ) -> torch.Tensor:
     """The weighted geometric median ``argmin_z sum_i w_i ||y_i - z||`` of ``points (n, d)``.
 
-    Weiszfeld's iteration with the Vardi-Zhang safeguard, started at the weighted mean (or ``init``),
-    plus an exact test of the nearest data point (see the module docstring), so a median lying on a
-    data point is returned exactly. ``weights (n,)`` are non-negative (zero weights ignored), any
-    positive total; uniform when None. Stops when a step is below ``tol`` times the weighted mean
-    distance to the start; warns (:class:`ConvergenceWarning`) after ``max_iter`` steps.
+    Weiszfeld's iteration with the Vardi-Zhang safeguard, SQUAREM acceleration and an exact test of the
+    nearest data point (see the module docstring; a median lying on a data point is returned exactly),
+    started at the weighted mean (or ``init``). ``weights (n,)`` are non-negative (zero weights
+    ignored), any positive total; uniform when None. Stops when a plain Weiszfeld step is below ``tol``
+    times the weighted mean distance to the start; warns (:class:`ConvergenceWarning`) after
+    ``max_iter`` evaluations of the Weiszfeld map. The objective is never above its value at the
+    start.
 
     Computed in float64 on the device of ``points``; returns a ``(d,)`` tensor in the input's floating
     dtype (float32 for integer input). Images are flattened; a 1-D input is ``n`` points on a line
@@ -400,8 +466,9 @@ def geometric_kmedians(x, k: int, *, n_init: int = 10, max_iter: int = 100, seed
     with geometric-median centroids (Stanczuk et al. 2021, section 5.4).
 
     Each of ``n_init`` restarts draws initial centroids, then alternates (a) each cluster's centroid
-    <- its geometric median (Vardi-Zhang Weiszfeld iterations warm-started at the current centroid,
-    batched over clusters, at most ``median_iter``), (b) each point <- its nearest centroid, until the
+    <- its geometric median (the solver of :func:`geometric_median`, warm-started at the current
+    centroid, batched over clusters, at most ``median_iter`` map evaluations per Lloyd iteration),
+    (b) each point <- its nearest centroid (a tie keeps the current label), until the
     labels stop changing and the objective improves by less than ``tol`` (relative), or ``max_iter``
     Lloyd iterations. The objective never increases. The restart with the lowest objective is returned.
 
@@ -571,7 +638,7 @@ def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps:
         for _ in range(ot_steps):
             rows, cols, w = _edges(solve(), m, N, Y.device)
             for _ in range(weiszfeld_steps):
-                S, R, eta, _ = _vz_terms(X, Y, ynorm, rows, cols, w)
+                S, R, eta, _, _ = _vz_terms(X, Y, ynorm, rows, cols, w)
                 X = _vz_update(X, S, R, eta)
         if callback is not None:
             callback(outer, shaped(X.clone()).to(dtype), list(trace))
