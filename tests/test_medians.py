@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose
 from scipy.optimize import minimize
 from scipy.spatial.distance import cdist
@@ -242,6 +245,30 @@ def test_weiszfeld_step_never_increases_each_objective():
             after = np.array([objective(Y, W[j], new[j]) for j in range(len(x))])
             assert (after <= before * (1 + 1e-14) + 1e-300).all()
             x = new
+
+
+_coords = st.floats(-100, 100, allow_nan=False, width=64).map(lambda v: round(v, 1))  # duplicates likely
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda n: st.tuples(
+    arrays(np.float64, (n, 2), elements=_coords),
+    arrays(np.float64, (n,), elements=st.sampled_from([0.0, 0.5, 1.0, 3.0])),
+    st.integers(0, n - 1))))
+def test_property_median_beats_mean_and_data_points_and_step_descends(case):
+    Y, w, start = case
+    if w.sum() == 0:
+        w[0] = 1.0
+    z = geometric_median(Y, w).numpy()
+    assert np.isfinite(z).all()
+    f = objective(Y, w, z)
+    tol = 1e-9 * (1 + np.abs(Y).max() * w.sum())
+    assert f <= objective(Y, w, (w[:, None] * Y).sum(0) / w.sum()) + tol
+    assert all(f <= objective(Y, w, y) + tol for y in Y)
+    # one step from a data point (possibly a duplicated or zero-weight one) never increases the objective
+    x = weiszfeld_step(Y[start:start + 1], Y, w[None]).numpy()[0]
+    assert np.isfinite(x).all()
+    assert objective(Y, w, x) <= objective(Y, w, Y[start]) + tol
 
 
 @pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
