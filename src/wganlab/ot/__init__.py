@@ -6,15 +6,29 @@ Nothing here knows about GANs. Point sets are ``(n, ...)`` arrays or tensors; im
 
 from wganlab.ot.costs import COSTS, cost_matrix, get_cost
 from wganlab.ot.exact import NotOptimalError, solve_exact, transport, wasserstein
+from wganlab.ot.medians import (
+    KMediansResult,
+    OTMeansResult,
+    geometric_kmedians,
+    geometric_median,
+    ot_means,
+    weiszfeld_step,
+)
 from wganlab.ot.result import OTResult
 
 __all__ = [
     "COSTS",
+    "KMediansResult",
     "NotOptimalError",
+    "OTMeansResult",
     "OTResult",
     "cost_matrix",
+    "geometric_kmedians",
+    "geometric_median",
     "get_cost",
+    "ot_means",
     "solve_exact",
     "transport",
     "wasserstein",
+    "weiszfeld_step",
 ]
