@@ -82,3 +82,11 @@ def test_paired_cost_is_the_diagonal(cost):
 
     x, y = torch.rand(5, 1, 12, 12, dtype=torch.float64), torch.rand(5, 1, 12, 12, dtype=torch.float64)
     torch.testing.assert_close(paired_cost(x, y, cost), cost_matrix(x, y, cost).diagonal())
+
+
+def test_coincident_points_are_at_distance_exactly_zero():
+    x = torch.randn(50, 784, dtype=torch.float64) * 3 + 10
+    c = cost_matrix(x, x[torch.randperm(50)])
+    assert (c == 0).sum() == 50
+    near = x + 1e-9
+    assert_allclose(cost_matrix(x, near).diagonal().numpy(), np.full(50, 1e-9 * np.sqrt(784)), rtol=1e-6)

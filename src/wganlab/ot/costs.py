@@ -42,11 +42,21 @@ def euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def sqeuclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``||x_i - y_j||_2^2`` for flattened points, ``(n, m)``, clamped at 0 against rounding."""
+    """``||x_i - y_j||_2^2`` for flattened points, ``(n, m)``.
+
+    ``||x||^2 + ||y||^2 - 2 x.y`` by one matrix product; entries that cancel (nearly coincident points,
+    where that formula keeps only ``sqrt(machine eps) * ||x||`` of accuracy) are recomputed from the
+    differences, so a copy of a point is at distance exactly 0.
+    """
     x = x.reshape(len(x), -1)
     y = y.reshape(len(y), -1)
-    d2 = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
-    return d2.clamp_min(0.0)
+    nx, ny = (x * x).sum(1), (y * y).sum(1)
+    d2 = (nx[:, None] + ny[None, :] - 2.0 * (x @ y.T)).clamp_min(0.0)
+    close = (d2 <= 1e-4 * (nx[:, None] + ny[None, :])).nonzero(as_tuple=True)
+    if len(close[0]):
+        diff = x[close[0]] - y[close[1]]
+        d2 = d2.index_put(close, (diff * diff).sum(1))
+    return d2
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
