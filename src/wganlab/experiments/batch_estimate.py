@@ -80,7 +80,8 @@ def run(cfg: Config, ctx: Context) -> dict:
 def _tracks(m):
     e = {k: v["median_rel_error"] for k, v in m["methods"].items()}
     return verdict(e["ctransform"] <= 0.1 and e["wgan-gp"] >= 0.5,
-                   f"median relative error (second half): c-transform {e['ctransform']:.3f}, WGAN-GP {e['wgan-gp']:.3f}",
+                   f"median relative error (second half): c-transform {e['ctransform']:.3f}, "
+                   f"WGAN-GP {e['wgan-gp']:.3f}",
                    "holds when the c-transform is within 10% of the batch W1 and WGAN-GP off by 50% or more")
 
 

@@ -58,8 +58,8 @@ def run(cfg: Config, ctx: Context) -> dict:
         result, _ = train_gan(ctx, name.replace(" ", "-").replace("=", "").replace(",", ""), tcfg)
         with torch.no_grad():
             x = result.generator.sample(64, torch.Generator().manual_seed(0))
-        rows.append({"run": name, "sharpness_ratio": sharpness(x) / ref_sharp, "diversity_ratio": diversity(x) / ref_div,
-                     "status": result.status})
+        rows.append({"run": name, "sharpness_ratio": sharpness(x) / ref_sharp,
+                     "diversity_ratio": diversity(x) / ref_div, "status": result.status})
         ctx.save_grid(f"samples-{len(rows)}.png", x[:32], f"Fig. 14/15: {name}.")
     ctx.save_table("quality", rows)
     ctx.figure(bar_plot(ctx.path("quality.png"), [r["run"].replace(" eps", "\neps") for r in rows], {
