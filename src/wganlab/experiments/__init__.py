@@ -25,6 +25,6 @@ CATALOGUE = ("blur-vs-real", "otmeans-vs-fc-wgan", "critic-architecture", "multi
              "lipschitz-critics", "assignment", "estimator-error")
 _registered = dict(EXPERIMENTS)
 EXPERIMENTS.clear()
-EXPERIMENTS.update({name: _registered[name] for name in CATALOGUE})
+EXPERIMENTS.update({**{name: _registered[name] for name in CATALOGUE}, **_registered})
 
 __all__ = ["CATALOGUE", "EXPERIMENTS", "Claim", "Context", "Experiment", "Verdict", "get_experiment", "register"]
