@@ -14,7 +14,7 @@ they are read with :class:`SafeUnpickler`, whose ``find_class`` resolves only:
 Any other global (``os.system``, ``builtins.eval``, ...) raises :class:`DatasetError` before anything is
 called. The files are looked for in ``data_root/cifar-10-batches-py``, ``data_root/cifar10`` and
 ``data_root``. Keys: ``n``, ``seed``, ``pick`` (see :mod:`wganlab.data.common`) and ``size``
-(default 32). Images are ``(N, 3, size, size)`` in [-1, 1].
+(default: no resize, 32). Images are ``(N, 3, size, size)`` in [-1, 1].
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ def n_key(default: int | None = None, generated: bool = False) -> Key:
     return Key(int, default, doc, min=1)
 
 
-def size_key(default: int) -> Key:
-    return Key(int, default, f"image side in pixels after resizing (native {default})", min=1, max=4096)
+def size_key(native: int) -> Key:
+    return Key(int, None, f"image side in pixels after resizing (default: native, {native})", min=1, max=4096)
 
 
 def holdout_key() -> Key:
@@ -51,11 +51,11 @@ def pick_key() -> Key:
     return Key(str, "random", "how n items are chosen: random (seeded) or first", choices=("random", "first"))
 
 
-def subset_keys(size_default: int | None, holdout: bool) -> dict[str, Key]:
+def subset_keys(native_size: int | None, holdout: bool) -> dict[str, Key]:
     """The keys every dataset of real items has: n, seed, pick, (size), (holdout)."""
     keys = {"n": n_key(), "seed": seed_key(), "pick": pick_key()}
-    if size_default is not None:
-        keys["size"] = size_key(size_default)
+    if native_size is not None:
+        keys["size"] = size_key(native_size)
     if holdout:
         keys["holdout"] = holdout_key()
     return keys
@@ -97,14 +97,14 @@ def uint8_to_unit(a: np.ndarray) -> torch.Tensor:
     return t.div_(127.5).sub_(1.0)
 
 
-def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+def resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
     """``(N, C, H, W)`` images resized to ``size x size``: antialiased bilinear, clamped to [-1, 1].
 
-    No-op when already that size. Antialiasing only acts when shrinking (for enlarging it equals plain
-    bilinear up to rounding), so it is switched off there, which is faster. Works in chunks to bound the
-    temporary memory.
+    No-op when ``size`` is None or the images already have that size. Antialiasing only acts when
+    shrinking (for enlarging it equals plain bilinear up to rounding), so it is switched off there,
+    which is faster. Works in chunks to bound the temporary memory.
     """
-    if x.shape[-2:] == (size, size):
+    if size is None or x.shape[-2:] == (size, size):
         return x
     antialias = size < x.shape[-2] or size < x.shape[-1]
     out = torch.empty((x.shape[0], x.shape[1], size, size), dtype=torch.float32)

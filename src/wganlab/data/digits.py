@@ -1,10 +1,10 @@
 """scikit-learn's bundled 8x8 handwritten digits (1,797 real images, values 0..16) as images.
 
 The data ship inside the scikit-learn wheel (``sklearn.datasets.load_digits``): nothing is downloaded.
-Values ``v`` in 0..16 become ``v / 8 - 1`` in [-1, 1]; images are ``(N, 1, size, size)`` (``size``
-default 8, resized with antialiased bilinear), labels 0..9. There is no official test split: a fixed
-``holdout`` fraction (default 1/6, 300 images) forms ``test``. Keys: ``n``, ``seed``, ``pick``, ``size``,
-``holdout`` (see :mod:`wganlab.data.common`).
+Values ``v`` in 0..16 become ``v / 8 - 1`` in [-1, 1]; images are ``(N, 1, size, size)``
+(``size`` default: no resize, 8; resized with antialiased bilinear), labels 0..9. There is no official
+test split: a fixed ``holdout`` fraction (default 1/6, 300 images) forms ``test``. Keys: ``n``,
+``seed``, ``pick``, ``size``, ``holdout`` (see :mod:`wganlab.data.common`).
 """
 
 from __future__ import annotations

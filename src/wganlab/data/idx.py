@@ -14,8 +14,8 @@ layout), ``data_root``, then ``/usr/share/datasets/fashion-mnist`` (Debian packa
 ``train-labels-idx1-ubyte[.gz]``, ``t10k-...`` for the test split (``train-images.idx3-ubyte``
 spellings are accepted too).
 
-Keys: ``n``, ``seed``, ``pick`` (see :mod:`wganlab.data.common`) and ``size`` (default 28). Images are
-``(N, 1, size, size)`` in [-1, 1]; labels 0..9.
+Keys: ``n``, ``seed``, ``pick`` (see :mod:`wganlab.data.common`) and ``size`` (default: the files'
+own size, 28 for the real data sets). Images are ``(N, 1, size, size)`` in [-1, 1]; labels 0..9.
 """
 
 from __future__ import annotations

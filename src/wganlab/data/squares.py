@@ -14,7 +14,8 @@ Without ``n`` the split holds every one of its positions exactly once, in row-ma
 and independently (with replacement, so ``n`` may exceed the number of positions) from the split's
 positions with ``numpy.random.default_rng(seed)``. As for the other datasets without an official
 test split, a fixed ``holdout`` fraction (default 1/6) of the positions forms the ``test`` split;
-``holdout=0`` keeps every position in ``train``. ``meta["positions"]`` lists the ``[row, col]`` corner of each image.
+``holdout=0`` keeps every position in ``train``. ``meta["positions"]`` lists the ``[row, col]``
+corner of each image.
 """
 
 from __future__ import annotations
