@@ -106,6 +106,8 @@ def test_bad_values_name_the_key_and_the_type(spec, parts):
     ("gauss:n=1:n=2", ["key 'n' given twice"]),
     ("folder", ["key 'path' is required"]),
     ("", ["empty dataset spec"]),
+    ("gauss:", ["empty field"]),
+    ("gauss:n=3::d=2", ["empty field"]),
     ("   ", ["empty dataset spec"]),
 ])
 def test_malformed_specs(spec, parts):

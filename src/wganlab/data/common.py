@@ -31,9 +31,8 @@ def seed_key() -> Key:
     return Key(int, None, "random seed (default: the seed given to load, else 0)", min=0)
 
 
-def n_key(default: int | None = None, generated: bool = False) -> Key:
-    doc = ("number of samples to draw (default: see the dataset)" if generated
-           else "number of items: a subset of the split without replacement (default: all)")
+def n_key(default: int | None = None, doc: str | None = None) -> Key:
+    doc = doc or "number of items: a seeded subset of the split, without replacement (default: all)"
     return Key(int, default, doc, min=1)
 
 

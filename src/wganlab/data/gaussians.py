@@ -67,7 +67,7 @@ def _ring_loader(modes: int):
 
 
 def _common() -> dict[str, Key]:
-    return {"n": n_key(DEFAULT_N, generated=True), "seed": seed_key()}
+    return {"n": n_key(DEFAULT_N, "number of points to draw"), "seed": seed_key()}
 
 
 register(DatasetInfo(

@@ -317,6 +317,9 @@ def parse_spec(spec: str | DataSpec) -> DataSpec:
         raise DatasetError(f"empty dataset spec {spec!r}; expected name[:split][:key=value...]")
     tokens = spec.strip().split(":")
     info = get_info(tokens[0])
+    if any(not t.strip() for t in tokens[1:]):
+        raise DatasetError(f"{info.name}: empty field in spec '{spec}' (a trailing ':' or '::'); "
+                           "expected name[:split][:key=value...]")
     split = "train"
     rest = tokens[1:]
     if rest and "=" not in rest[0]:

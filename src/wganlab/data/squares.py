@@ -78,7 +78,7 @@ def _load(spec: DataSpec, data_root: Path | None):
 
 
 _KEYS = {
-    "n": n_key(None, generated=True),
+    "n": n_key(None, "number of images, at positions drawn with replacement (default: every position once)"),
     "seed": seed_key(),
     "holdout": holdout_key(),
     "square": Key(int, None, "square side in pixels (default round(10*size/64): 5 at 32 px)", min=1),
