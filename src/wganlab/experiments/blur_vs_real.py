@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
-from wganlab.experiments.common import load_data
+from wganlab.experiments.common import heldout_spec, load_data
 from wganlab.ot.exact import wasserstein
 from wganlab.ot.medians import geometric_kmedians, ot_means
 from wganlab.ot.patches import patch_swd
@@ -53,7 +53,7 @@ PRESETS = {
 
 def run(cfg: Config, ctx: Context) -> dict:
     train = load_data(ctx, cfg.data, fallback=cfg.fallback)
-    test = load_data(ctx, train.spec.replace(":train", ":test").replace(f":n={len(train.x)}", ""))
+    test = load_data(ctx, heldout_spec(train))
     y = train.x
     mean = y.mean(0, keepdim=True)
     g = torch.Generator().manual_seed(cfg.seed)

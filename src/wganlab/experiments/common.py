@@ -25,6 +25,11 @@ def load_data(ctx: Context, spec: str, fallback: str | None = None, seed: int | 
         return data.load(fallback, ctx.data_root, seed=ctx.seed if seed is None else seed)
 
 
+def heldout_spec(ds: data.Dataset, n: int | None = None) -> str:
+    """The spec of ``ds``'s held-out (test) split, with ``n`` points (all when None)."""
+    return str(data.parse_spec(ds.spec).replace(split="test", n=n))
+
+
 def batch_sampler(x: torch.Tensor, batch: int, generator: torch.Generator) -> Callable[[], torch.Tensor]:
     """A function returning a random batch of rows of ``x`` (with replacement) on each call."""
 

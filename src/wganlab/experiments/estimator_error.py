@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
-from wganlab.experiments.common import batch_sampler, fit_critic, load_data
+from wganlab.experiments.common import batch_sampler, fit_critic, heldout_spec, load_data
 from wganlab.models import build_critic
 from wganlab.objectives import build_objective
 from wganlab.ot.exact import wasserstein
@@ -55,7 +55,7 @@ def _pair(ctx: Context, spec: str, cfg: Config) -> tuple[torch.Tensor, torch.Ten
         q = load_data(ctx, "gauss:d=2:shift=-1:n=20000", seed=ctx.seed + 1).x
         return p, q, "2-D Gaussians ±[1,1]"
     p = load_data(ctx, spec, fallback=f"{cfg.image_fallback}:train")
-    q = load_data(ctx, spec.replace(":train", ":test"), fallback=f"{cfg.image_fallback}:test")
+    q = load_data(ctx, heldout_spec(p))
     return p.x, q.x, f"{p.spec.split(':')[0]} train vs test"
 
 

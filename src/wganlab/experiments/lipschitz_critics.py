@@ -83,7 +83,7 @@ def _mixture_meta(ctx: Context, cfg: Config) -> dict:
     from wganlab import data
 
     ds = data.load(cfg.data, ctx.data_root, seed=ctx.seed)
-    return {"centers": np.asarray(ds.meta["centers"]), "std": float(ds.meta["std"])}
+    return {"centers": np.asarray(ds.meta["centres"]), "std": float(ds.meta["std"])}
 
 
 def _helps(m):

@@ -14,7 +14,7 @@ import torch
 
 from wganlab.direct import multiscale_descent
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
-from wganlab.experiments.common import load_data
+from wganlab.experiments.common import heldout_spec, load_data
 from wganlab.ot.exact import wasserstein
 from wganlab.ot.medians import ot_means
 from wganlab.ot.patches import patch_swd
@@ -48,7 +48,7 @@ PRESETS = {
 
 def run(cfg: Config, ctx: Context) -> dict:
     train = load_data(ctx, cfg.data, fallback=cfg.fallback)
-    test = load_data(ctx, train.spec.replace(":train", ":test").replace(f":n={len(train.x)}", f":n={cfg.m}"))
+    test = load_data(ctx, heldout_spec(train, cfg.m))
     y = train.x
     om = ot_means(y, cfg.m, n_iter=cfg.otmeans_iters, ot_steps=cfg.otmeans_ot_steps, seed=cfg.seed)
     centroids = om.centroids.to(y.dtype)

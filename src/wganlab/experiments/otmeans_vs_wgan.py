@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
-from wganlab.experiments.common import load_data, train_gan
+from wganlab.experiments.common import heldout_spec, load_data, train_gan
 from wganlab.ot.exact import wasserstein
 from wganlab.ot.medians import ot_means
 from wganlab.report.plots import line_plot
@@ -49,8 +49,7 @@ def _otmeans_curve(y: torch.Tensor, m: int, cfg: Config) -> tuple[list[float], t
 
 def run(cfg: Config, ctx: Context) -> dict:
     train = load_data(ctx, cfg.data, fallback=cfg.fallback)
-    test_spec = train.spec.replace(":train", ":test").replace(f":n={len(train.x)}", f":n={cfg.m}")
-    real_batch = load_data(ctx, test_spec).x
+    real_batch = load_data(ctx, heldout_spec(train, cfg.m)).x
     ref_w1 = wasserstein(real_batch, train.x).value
     trace, centroids = _otmeans_curve(train.x, cfg.m, cfg)
     tcfg = TrainConfig(data=train.spec, m=cfg.m, steps=cfg.steps, track_every=cfg.track_every, track=("w1",),
