@@ -44,6 +44,8 @@ from wganlab.ot.sliced import (
 #: projections per convolution call (one call per group keeps every projection bit-identical however the
 #: projections are chunked; CPU convolutions also slow down past ~16 output channels)
 CONV_GROUP = 16
+#: projected values one convolution call may produce when no gradient is needed (images are chunked)
+IMAGE_CHUNK_ELEMENTS = 1 << 22
 
 __all__ = [
     "MultiscalePatchSWD",
@@ -122,28 +124,50 @@ def fold_patches(patches, image_size: tuple[int, int], size: int, stride: int = 
     return torch.where(count > 0, total / count.clamp_min(1), torch.zeros_like(total))
 
 
-def _project(images: torch.Tensor, theta: torch.Tensor, size: int, stride: int, padding: int) -> torch.Tensor:
-    """``<theta_k, P_l x_n>`` for every image, location and projection: ``(N, k, L)`` (a convolution)."""
-    n, c = images.shape[:2]
-    kern = theta.reshape(theta.shape[0], c, size, size)
+def _conv(images: torch.Tensor, kern: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
     outs = [F.conv2d(images, kern[i:i + CONV_GROUP], stride=stride, padding=padding)
             for i in range(0, kern.shape[0], CONV_GROUP)]
     out = outs[0] if len(outs) == 1 else torch.cat(outs, 1)
-    return out.reshape(n, theta.shape[0], -1)
+    return out.flatten(2)  # (N, k, L)
+
+
+def _project(images: torch.Tensor, theta: torch.Tensor, size: int, stride: int, padding: int,
+             local: bool) -> torch.Tensor:
+    """``<theta_k, P_l x_n>`` for every projection, location and image (a convolution): ``(k, N * L)``
+    (image-major) or, when ``local``, ``(k, L, N)``.
+
+    Without gradient the images are convolved in chunks written straight into one contiguous buffer (the
+    caller sorts it in place), so the peak is one ``k x N x L`` buffer; with gradient, one differentiable
+    convolution.
+    """
+    n, c = images.shape[:2]
+    k = theta.shape[0]
+    kern = theta.reshape(k, c, size, size)
+    if torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad):
+        out = _conv(images, kern, stride, padding)
+        return out.permute(1, 2, 0) if local else out.transpose(0, 1).reshape(k, -1)
+    rows, cols = patch_grid(images.shape[2], images.shape[3], size, stride, padding)
+    L = rows * cols
+    buf = torch.empty((k, L, n) if local else (k, n, L), dtype=images.dtype, device=images.device)
+    step = max(1, IMAGE_CHUNK_ELEMENTS // (min(k, CONV_GROUP) * L))
+    with torch.no_grad():
+        for i in range(0, n, step):
+            out = _conv(images[i:i + step], kern, stride, padding)  # (b, k, L)
+            if local:
+                buf[:, :, i:i + step] = out.permute(1, 2, 0)
+            else:
+                buf[:, i:i + step] = out.transpose(0, 1)
+    return buf if local else buf.view(k, n * L)
 
 
 def _patch_side(images: torch.Tensor, size: int, stride: int, padding: int, local: bool) -> _Side:
     n = images.shape[0]
     rows, cols = patch_grid(images.shape[2], images.shape[3], size, stride, padding)
     L = rows * cols
-    if local:
-        def project(data, theta):
-            return _project(data, theta, size, stride, padding).permute(1, 2, 0)  # (k, L, N)
-        return _Side(images, project, n, (L,))
 
-    def project_all(data, theta):
-        return _project(data, theta, size, stride, padding).transpose(0, 1).reshape(theta.shape[0], n * L)
-    return _Side(images, project_all, n * L)
+    def project(data, theta):
+        return _project(data, theta, size, stride, padding, local)
+    return _Side(images, project, n, (L,)) if local else _Side(images, project, n * L)
 
 
 def _meta(images: torch.Tensor, size, stride, padding, local) -> dict:

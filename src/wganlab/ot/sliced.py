@@ -41,9 +41,9 @@ import torch
 from wganlab.checks import as_points, as_tensor, positive_int, same_dim
 from wganlab.errors import InputError
 
-#: projected values (summed over both sets) one chunk of projections may hold: about 0.5 GB of
-#: scratch memory in float32 once sorting and gathering buffers are counted
-MAX_ELEMENTS = 1 << 24
+#: projected values (summed over both sets) one chunk of projections may hold: 64 M values, i.e. about
+#: 0.5-0.8 GB of scratch memory in float32 once the sorted copy and one gathered temporary are counted
+MAX_ELEMENTS = 1 << 26
 
 __all__ = ["MAX_ELEMENTS", "SortedProjections", "random_projections", "sliced_wasserstein", "wasserstein_1d"]
 
@@ -52,10 +52,13 @@ __all__ = ["MAX_ELEMENTS", "SortedProjections", "random_projections", "sliced_wa
 # sorting helpers (numpy's vectorised sort is ~20x faster than torch.sort on one CPU thread)
 
 
-def _sort_values(v: torch.Tensor) -> torch.Tensor:
-    """``v`` sorted along the last dimension, without gradient (a new tensor)."""
+def _sort_values(v: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """``v`` sorted along the last dimension, without gradient. ``inplace``: ``v`` is a temporary that
+    may be overwritten (no copy on the CPU)."""
     if v.device.type == "cpu" and v.dtype in (torch.float32, torch.float64):
-        a = v.detach().numpy().copy()
+        a = v.detach().numpy()
+        if not (inplace and a.flags.c_contiguous and a.flags.writeable):
+            a = np.array(a, order="C")
         a.sort(axis=-1)
         return torch.from_numpy(a)
     return torch.sort(v.detach(), dim=-1).values
@@ -67,7 +70,7 @@ def _argsort(v: torch.Tensor) -> torch.Tensor:
     return torch.argsort(v.detach(), dim=-1)
 
 
-def _sort_side(v: torch.Tensor, w: torch.Tensor | None):
+def _sort_side(v: torch.Tensor, w: torch.Tensor | None, inplace: bool = False):
     """Sorted values (differentiable when ``v`` is) and cumulative weights (float64, or None if uniform).
 
     ``w`` is ``(n,)`` or broadcastable to ``v``; the last cumulative weight is set to exactly 1.
@@ -75,7 +78,7 @@ def _sort_side(v: torch.Tensor, w: torch.Tensor | None):
     if w is None:
         if v.requires_grad:
             return v.gather(-1, _argsort(v)), None
-        return _sort_values(v), None
+        return _sort_values(v, inplace), None
     idx = _argsort(v)
     vs = v.gather(-1, idx)
     cw = torch.cumsum(w.expand(v.shape).gather(-1, idx), dim=-1)
@@ -127,19 +130,71 @@ class _UniformPlan:
         self.len_b = ((split + 1) * n - (self.ja + 1) * m).to(torch.float64) / (n * m)
 
 
+def _dabs_pow(d: torch.Tensor, p: float) -> torch.Tensor:
+    """``d/dd |d|^p``, in place on ``d`` (0 at 0 for p = 1, the subgradient the sort's gradient uses)."""
+    if p == 1:
+        return d.sign_()
+    if p == 2:
+        return d.mul_(2.0)
+    return d.sign().mul_(d.abs_().pow_(p - 1.0)).mul_(p)
+
+
+class _UniformPP(torch.autograd.Function):
+    """``W_p^p`` of two uniform measures from sorted atoms ``us (..., n)``, ``vs (..., m)``, ``n < m``.
+
+    The forward pass keeps one ``(..., m)`` temporary and saves nothing but its inputs; the backward pass
+    recomputes the differences (``m`` may be millions of patches per projection).
+    """
+
+    @staticmethod
+    def forward(ctx, us, vs, p, plan):
+        ctx.save_for_backward(us, vs)
+        ctx.p, ctx.plan = p, plan
+        d = us.index_select(-1, plan.a).sub_(vs)
+        main = (d.abs_() if p == 1 else (d.square_() if p == 2 else d.abs_().pow_(p))).mean(-1)
+        if plan.js.numel() == 0:
+            return main
+        vj = vs.index_select(-1, plan.js)
+        d_b = (_abs_pow(us.index_select(-1, plan.ja + 1) - vj, p)
+               - _abs_pow(us.index_select(-1, plan.ja) - vj, p))
+        return main + (d_b * plan.len_b.to(d_b.dtype)).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        us, vs = ctx.saved_tensors
+        p, plan = ctx.p, ctx.plan
+        g = grad.unsqueeze(-1)
+        # main term: (1/m) |u_{a_j} - v_j|^p
+        gm = _dabs_pow(us.index_select(-1, plan.a).sub_(vs), p).mul_(g / plan.m)
+        gu = gv = None
+        if ctx.needs_input_grad[0]:
+            gu = torch.zeros((*gm.shape[:-1], us.shape[-1]), dtype=gm.dtype, device=gm.device)
+            gu.index_add_(-1, plan.a, gm)
+        if ctx.needs_input_grad[1]:
+            gv = gm.neg_()
+        if plan.js.numel():
+            # split pieces: + len_b (|u_{a+1} - v_j|^p - |u_a - v_j|^p)
+            vj = vs.index_select(-1, plan.js)
+            lb = plan.len_b.to(us.dtype) * g
+            g1 = _dabs_pow(us.index_select(-1, plan.ja + 1) - vj, p).mul_(lb)
+            g0 = _dabs_pow(us.index_select(-1, plan.ja) - vj, p).mul_(lb)
+            if gu is not None:
+                gu.index_add_(-1, plan.ja + 1, g1)
+                gu.index_add_(-1, plan.ja, g0.neg())
+            if gv is not None:
+                gv.index_add_(-1, plan.js, g0 - g1)
+        return gu, gv, None, None
+
+
 def _pp_uniform(us: torch.Tensor, vs: torch.Tensor, p: float, plan: _UniformPlan) -> torch.Tensor:
     """``W_p^p`` between uniform measures given sorted atoms ``us (..., n)`` and ``vs (..., m)``."""
     if plan.swap:
         us, vs = vs, us
     if plan.equal:
         return _abs_pow(us - vs, p).mean(-1)
-    ua = us.index_select(-1, plan.a)
-    main = _abs_pow(ua - vs, p).mean(-1)
-    if plan.js.numel() == 0:
-        return main
-    vj = vs.index_select(-1, plan.js)
-    d_b = _abs_pow(us.index_select(-1, plan.ja + 1) - vj, p) - _abs_pow(us.index_select(-1, plan.ja) - vj, p)
-    return main + (d_b * plan.len_b.to(d_b.dtype)).sum(-1)
+    lead = torch.broadcast_shapes(us.shape[:-1], vs.shape[:-1])
+    us, vs = us.expand(*lead, us.shape[-1]), vs.expand(*lead, vs.shape[-1])
+    return _UniformPP.apply(us, vs, p, plan)
 
 
 def _pp_weighted(us, cu, vs, cv, p: float) -> torch.Tensor:
@@ -382,7 +437,7 @@ class SortedProjections:
             self.values.shape, dtype=torch.float64, device=self.values.device)
         with torch.no_grad():
             for i, j in _chunks(P, k):
-                vs, cw = _sort_side(side.project(side.data, theta[i:j]), side.weights)
+                vs, cw = _sort_side(side.project(side.data, theta[i:j]), side.weights, inplace=True)
                 self.values[i:j] = vs
                 if cw is not None:
                     self.cum_weights[i:j] = cw
@@ -456,12 +511,12 @@ def _sliced(xs: _Side, ys: _Side | SortedProjections, theta: torch.Tensor, p: fl
         leaves.append(y_in)
 
     def pp_chunk(i, j):
-        us, cu = _sort_side(xs.project(x_in, theta[i:j]), xs.weights)
+        us, cu = _sort_side(xs.project(x_in, theta[i:j]), xs.weights, inplace=True)
         if cached:
             vs = ys.values[i:j]
             cv = None if ys.cum_weights is None else ys.cum_weights[i:j]
         else:
-            vs, cv = _sort_side(ys.project(y_in, theta[i:j]), ys.weights)
+            vs, cv = _sort_side(ys.project(y_in, theta[i:j]), ys.weights, inplace=True)
         return _pp_sorted(us, cu, vs, cv, p, plan)
 
     def run(grad_w):
