@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from wganlab.checks import as_tensor
 from wganlab.errors import InputError
 from wganlab.ot.medians import ot_means
-from wganlab.ot.patches import patch_swd, patch_swd_local
+from wganlab.ot.patches import image_pyramid, patch_swd, patch_swd_local
 
 
 @dataclass
@@ -36,22 +36,28 @@ def _check_images(x, name: str) -> torch.Tensor:
 
 
 def patch_swd_descent(target, init, *, size: int = 7, stride: int = 1, steps: int = 300, lr: float = 0.01,
-                      projections: int = 128, local: bool = False, seed: int = 0, log_every: int = 10,
-                      level: int = 0, progress: bool = False) -> DescentResult:
+                      projections: int = 128, local: bool = False, target_batch: int | None = None, seed: int = 0,
+                      log_every: int = 10, level: int = 0, progress: bool = False) -> DescentResult:
     """Adam on the pixels of ``init (M, C, H, W)`` to minimise ``patch_swd(images, target)`` (or the
     location-specific ``patch_swd_local`` when ``local``). New random projections every step (seeded),
-    so the descent sees the whole patch distribution rather than 128 fixed directions."""
+    so the descent sees the whole patch distribution rather than 128 fixed directions; ``target_batch``
+    compares each step with a random subset of that many target images (a stochastic estimate of the
+    same distance, much cheaper for large targets). The logged value is that step's."""
     target = _check_images(target, "target")
     x = _check_images(init, "init").detach().clone().to(target.device).requires_grad_(True)
     if x.shape[1:] != target.shape[1:]:
         raise InputError(f"init images {tuple(x.shape[1:])} and target images {tuple(target.shape[1:])} differ")
     metric = patch_swd_local if local else patch_swd
     opt = torch.optim.Adam([x], lr=lr)
+    g = torch.Generator().manual_seed(seed)
     trace = []
     for step in tqdm(range(steps + 1), desc=f"patch-SWD level {level}", disable=None if progress else True):
-        loss = metric(x, target, size, stride, n_projections=projections, seed=seed * 1_000_003 + step)
+        y = target
+        if target_batch is not None and target_batch < len(target):
+            y = target[torch.randperm(len(target), generator=g)[:target_batch].to(target.device)]
+        loss = metric(x, y, size, stride, n_projections=projections, seed=seed * 1_000_003 + step)
         if step % log_every == 0 or step == steps:
-            trace.append({"level": level, "size": x.shape[-1], "step": step, "value": float(loss)})
+            trace.append({"level": level, "size": x.shape[-1], "step": step, "value": float(loss.detach())})
         if step == steps:
             break
         opt.zero_grad(set_to_none=True)
@@ -60,43 +66,28 @@ def patch_swd_descent(target, init, *, size: int = 7, stride: int = 1, steps: in
     return DescentResult(x.detach(), trace)
 
 
-def resize(x: torch.Tensor, side: int) -> torch.Tensor:
-    """Antialiased bilinear resize of ``(N, C, H, W)`` images to ``side x side``."""
-    if x.shape[-1] == side and x.shape[-2] == side:
-        return x
-    return F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-
-
-def pyramid_sizes(side: int, scale: float, min_side: int) -> list[int]:
-    """Image sides from coarse to fine: ``side * scale^k`` down to ``min_side`` (finest = ``side``)."""
-    sizes, s = [side], float(side)
-    while s * scale >= min_side:
-        s *= scale
-        sizes.append(round(s))
-    return sorted(set(sizes))
-
-
 def multiscale_descent(target, m: int, *, init=None, size: int = 7, stride: int = 1, scale: float = 0.85,
                        min_side: int | None = None, steps_per_level: int = 100, lr: float = 0.01,
-                       projections: int = 128, otmeans_iters: int = 5, otmeans_ot_steps: int = 2,
-                       seed: int = 0, progress: bool = False) -> DescentResult:
-    """OT-Means (M centroids: global structure), then patch-SWD descent at every pyramid level from
-    coarse (``min_side``, default ``2 * size + 1``) to the full size, each level starting from the
-    upsampled result of the previous one. ``init`` replaces the OT-Means start."""
+                       projections: int = 128, target_batch: int | None = None, otmeans_iters: int = 5,
+                       otmeans_ot_steps: int = 2, seed: int = 0, progress: bool = False) -> DescentResult:
+    """OT-Means (M centroids: global structure), then patch-SWD descent at every level of an image pyramid
+    (:func:`wganlab.ot.patches.image_pyramid`, sides ``H * scale^k`` down to ``min_side``, default
+    ``2 * size + 1``) from coarse to fine, each level starting from the upsampled result of the previous
+    one. ``init`` replaces the OT-Means start."""
     target = _check_images(target, "target")
-    side = target.shape[-1]
-    min_side = min_side or min(side, 2 * size + 1)
     if init is None:
         init = ot_means(target, m, n_iter=otmeans_iters, ot_steps=otmeans_ot_steps, seed=seed).centroids
-    x = _check_images(init, "init").to(target.device)
+    x = _check_images(init, "init").to(target.device, target.dtype)
+    pyramid = image_pyramid(target, scale, min_size=min_side or min(target.shape[-1], 2 * size + 1))
     trace: list[dict] = []
-    for level, s in enumerate(pyramid_sizes(side, scale, min_side)):
-        res = patch_swd_descent(resize(target, s), resize(x, s), size=min(size, s), stride=stride,
-                                steps=steps_per_level, lr=lr, projections=projections, seed=seed + level,
+    for level, y in enumerate(reversed(pyramid)):
+        x = F.interpolate(x, size=y.shape[2:], mode="bilinear", antialias=True, align_corners=False)
+        res = patch_swd_descent(y, x, size=size, stride=stride, steps=steps_per_level, lr=lr,
+                                projections=projections, target_batch=target_batch, seed=seed + level,
                                 level=level, progress=progress)
         x = res.images
         trace += res.trace
-    return DescentResult(resize(x, side), trace)
+    return DescentResult(x, trace)
 
 
-__all__ = ["DescentResult", "multiscale_descent", "ot_means", "patch_swd_descent", "pyramid_sizes", "resize"]
+__all__ = ["DescentResult", "multiscale_descent", "ot_means", "patch_swd_descent"]

@@ -209,7 +209,7 @@ class Trainer:
                 self.opt_d.step()
                 self.objective.after_critic_step(self.D)
                 stats.update({f"critic_{k}": v for k, v in s.items()})
-                stats["critic_loss"] = float(loss)
+                stats["critic_loss"] = float(loss.detach())
         real, fake = self.real_batch(), self.fake_batch()
         loss, s = self.objective.generator_loss(self.D, real, fake)
         self.opt_g.zero_grad(set_to_none=True)
@@ -217,7 +217,7 @@ class Trainer:
         self.opt_g.step()
         self.last_batches = (real.detach(), fake.detach())
         stats.update(s)
-        stats["generator_loss"] = float(loss)
+        stats["generator_loss"] = float(loss.detach())
         return stats
 
     def measure(self) -> dict:

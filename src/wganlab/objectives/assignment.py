@@ -89,4 +89,4 @@ class Assignment(Objective):
             psi = assigner(y)
         idx = assign(fake.detach(), y, self._cost, psi)
         loss = paired_cost(fake, y[idx], self.generator_cost).mean()
-        return loss, {"estimate": float(loss)}
+        return loss, {"estimate": float(loss.detach())}

@@ -55,7 +55,7 @@ def gradient_norms(critic: nn.Module, x: torch.Tensor, create_graph: bool = Fals
 def lipschitz_stats(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, estimate: float) -> dict:
     """``estimate``, the lower bound ``L = max ||grad D||`` over interpolates, and ``estimate / L``."""
     with torch.enable_grad():
-        lip = float(gradient_norms(critic, interpolates(real, fake)).max())
+        lip = float(gradient_norms(critic, interpolates(real, fake)).max().detach())
     return {"estimate": estimate, "lipschitz": lip, "normalised": estimate / max(lip, 1e-12)}
 
 

@@ -38,11 +38,11 @@ class CTransform(Objective):
 
     def critic_loss(self, critic, real, fake):
         v = self.value(critic, real, fake)
-        return -v, {"estimate": float(v)}
+        return -v, {"estimate": float(v.detach())}
 
     def generator_loss(self, critic, real, fake):
         v = self.value(critic, real, fake)
-        return v, {"estimate": float(v)}
+        return v, {"estimate": float(v.detach())}
 
 
 class EntropicCTransform(CTransform):

@@ -17,9 +17,9 @@ class NonSaturating(Objective):
 
     def critic_loss(self, critic, real, fake):
         loss = F.softplus(-critic(real)).mean() + F.softplus(critic(fake)).mean()
-        return loss, {"estimate": -float(loss)}
+        return loss, {"estimate": -float(loss.detach())}
 
     def generator_loss(self, critic, real, fake):
         d_fake = critic(fake)
-        value = -float(F.softplus(-critic(real)).mean() + F.softplus(d_fake).mean())
+        value = -float((F.softplus(-critic(real)).mean() + F.softplus(d_fake).mean()).detach())
         return F.softplus(-d_fake).mean(), {"estimate": value}

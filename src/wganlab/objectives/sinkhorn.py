@@ -17,4 +17,4 @@ class SinkhornGenerator(Objective):
 
     def generator_loss(self, critic, real, fake):
         s = sinkhorn_divergence(fake, real, self.eps, cost=self.cost)
-        return s, {"estimate": float(s)}
+        return s, {"estimate": float(s.detach())}

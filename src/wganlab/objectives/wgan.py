@@ -19,7 +19,7 @@ class WeightClipping(Objective):
 
     def critic_loss(self, critic, real, fake):
         v = critic_gap(critic, real, fake)
-        return -v, {"estimate": float(v)}
+        return -v, {"estimate": float(v.detach())}
 
     def after_critic_step(self, critic):
         with torch.no_grad():
@@ -28,7 +28,7 @@ class WeightClipping(Objective):
 
     def generator_loss(self, critic, real, fake):
         v = critic_gap(critic, real, fake)
-        return v, lipschitz_stats(critic, real.detach(), fake.detach(), float(v))
+        return v, lipschitz_stats(critic, real.detach(), fake.detach(), float(v.detach()))
 
 
 class GradientPenalty(Objective):
@@ -48,10 +48,10 @@ class GradientPenalty(Objective):
     def critic_loss(self, critic, real, fake):
         v = critic_gap(critic, real, fake)
         gp, norms = self.penalty(critic, real, fake)
-        lip = float(norms.max())
-        return -v + self.lam * gp, {"estimate": float(v), "penalty": float(gp), "lipschitz": lip,
-                                    "normalised": float(v) / max(lip, 1e-12)}
+        lip, est = float(norms.max().detach()), float(v.detach())
+        return -v + self.lam * gp, {"estimate": est, "penalty": float(gp.detach()), "lipschitz": lip,
+                                    "normalised": est / max(lip, 1e-12)}
 
     def generator_loss(self, critic, real, fake):
         v = critic_gap(critic, real, fake)
-        return v, lipschitz_stats(critic, real.detach(), fake.detach(), float(v))
+        return v, lipschitz_stats(critic, real.detach(), fake.detach(), float(v.detach()))
