@@ -9,7 +9,7 @@ from wganlab import checkpoint
 from wganlab.cli import main
 from wganlab.errors import ConfigError
 from wganlab.runs import read_jsonl
-from wganlab.train import TrainConfig, resume, train
+from wganlab.train import TrainConfig, Trainer, resume, train
 
 
 def small(tmp_path, **kw) -> TrainConfig:
@@ -99,12 +99,24 @@ def test_continuous_generator_on_vector_data(tmp_path):
     assert "batch-w1" in rows[-1] and rows[-1]["w1"] > 0
 
 
-def test_divergence_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
-    res = train(small(tmp_path, lr_g=1e30, lr_c=1e30, steps=60, ckpt_every=1), progress=False)
-    assert res.status == "diverged" and res.step < 60
+def test_divergence_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    real_iteration = Trainer.iteration
+
+    def blow_up_at_step_25(self):
+        stats = real_iteration(self)
+        if self.step == 24:  # the 25th update makes the generator's weights NaN
+            with torch.no_grad():
+                next(self.G.parameters()).fill_(float("nan"))
+        return stats
+
+    monkeypatch.setattr(Trainer, "iteration", blow_up_at_step_25)
+    res = train(small(tmp_path, steps=60, ckpt_every=10), progress=False)
+    assert res.status == "diverged" and res.step == 25
+    summary = json.loads((res.run_dir / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["final"]["last_good_step"] == 20
     st = checkpoint.load_latest(res.run_dir / "checkpoint.pt")
-    assert st is not None and all(torch.isfinite(v).all() for v in st["generator"].values())
-    assert json.loads((res.run_dir / "summary.json").read_text())["status"] == "diverged"
+    assert st["step"] == 20 and all(torch.isfinite(v).all() for v in st["generator"].values())
+    assert all(torch.isfinite(p).all() for p in res.generator.parameters())  # restored, usable
 
 
 def test_cli_train_dry_run_and_errors(tmp_path, capsys):

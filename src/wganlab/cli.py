@@ -117,7 +117,9 @@ def cmd_list(args) -> int:
 
 def cmd_reproduce(args) -> int:
     from wganlab.reproduce import reproduce
+    from wganlab.runtime import set_threads
 
+    set_threads(args.threads)
     folder = reproduce(args.names or None, args.preset, out=args.out, resume=args.resume,
                        data_root=args.data_root, seed=args.seed, device=args.device,
                        overrides=_experiment_overrides(args.set))
@@ -197,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder holding MNIST / CIFAR-10 / FFHQ / CelebA for paper presets")
     p.add_argument("--seed", type=int, help="seed for every experiment (default: each preset's)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's; 1 is safest on shared cores)")
     p.add_argument("--set", action="append", metavar="NAME.KEY=VALUE", help="override an experiment's config")
     p.set_defaults(func=cmd_reproduce)
 

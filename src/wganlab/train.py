@@ -302,8 +302,15 @@ class Trainer:
             save_image_grid(self.G(self.grid_z).cpu(), self.run_dir / "grids" / f"step-{self.step:06d}.png")
 
     def finish(self, status: str, last: dict) -> TrainResult:
+        if status == "diverged":  # the models hold NaN/inf: go back to the last good checkpoint
+            st = checkpoint.load_latest(self.run_dir / "checkpoint.pt")
+            bad_step = self.step
+            if st is not None:
+                self.load_state(st)
+            last = {"diverged_at": bad_step, "last_good_step": self.step if st is not None else None}
+            self.step = bad_step
         gen = self.generated_set()
-        if gen.ndim == 4:
+        if gen.ndim == 4 and bool(torch.isfinite(gen).all()):
             self.save_grid()
             save_nearest_grid(gen[:32].cpu(), self.x.cpu(), self.run_dir / "nearest.png")
         final = {k: v for k, v in last.items() if k not in ("time",)}
