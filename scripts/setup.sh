@@ -18,10 +18,19 @@ if ! $py -c "import torch" 2>/dev/null; then
 fi
 $py -m pip install -q --disable-pip-version-check -e ".${extras}"
 
-# Fashion-MNIST (real data, 70,000 images) from Debian's dataset-fashion-mnist, when we may install it.
-if [[ ! -d /usr/share/datasets/fashion-mnist ]] && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
-    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; } \
-    || echo "setup: could not install dataset-fashion-mnist; Fashion-MNIST experiments will fall back (see README)" >&2
+# Debian packages, when we may install them: Fashion-MNIST (real data, 70,000 images) always, and a
+# headless Chromium for the report's browser test with --dev.
+apt_install() {  # apt_install PACKAGE CHECK-PATH WHAT-IF-MISSING
+  [[ -e $2 ]] && return 0
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q "$1" >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "$1" >/dev/null 2>&1; } && return 0
+  fi
+  echo "setup: could not install $1; $3" >&2
+}
+apt_install dataset-fashion-mnist /usr/share/datasets/fashion-mnist \
+  "Fashion-MNIST experiments fall back to scikit-learn's digits (see README)"
+if [[ -n $extras && $extras == *dev* ]]; then
+  apt_install chromium /usr/bin/chromium "the report's browser test will be skipped"
 fi

@@ -10,8 +10,6 @@ clamped to ``value_range = (lo, hi)`` and mapped linearly to 0..255:
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from PIL import Image
 
 from wganlab.checks import as_tensor
 from wganlab.errors import InputError
+from wganlab.runs import atomic_write
 
 
 def to_uint8(x: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:
@@ -62,29 +61,18 @@ def image_grid(x, nrow: int = 8, value_range: tuple[float, float] = (-1.0, 1.0),
     return Image.fromarray(np.ascontiguousarray(a.transpose(1, 2, 0)))
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file in ``path``'s folder, then ``os.replace`` it onto ``path``.
-
-    Readers never see a half-written file; on error the temporary file is removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _image_format(path: Path) -> str:
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise InputError(f"{path}: unknown image file extension {path.suffix!r} (use .png or .jpg)")
     return fmt
+
+
+def enlarge(x: torch.Tensor, min_side: int = 64) -> torch.Tensor:
+    """Images ``(N, C, H, W)`` repeated by an integer factor (nearest neighbour) until their larger side is
+    at least ``min_side``: small images (8-32 px) become visible in a report."""
+    k = max(1, min_side // max(x.shape[-2:]))
+    return x if k == 1 else x.repeat_interleave(k, -2).repeat_interleave(k, -1)
 
 
 def save_image_grid(x, path: str | os.PathLike, nrow: int = 8, value_range: tuple[float, float] = (-1.0, 1.0),

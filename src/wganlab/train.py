@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from wganlab import checkpoint, data, metrics
 from wganlab.config import replace, to_dict
 from wganlab.errors import ConfigError
-from wganlab.images import save_image_grid
+from wganlab.images import enlarge, save_image_grid
 from wganlab.models import build_critic, build_generator
 from wganlab.objectives import build_objective
 from wganlab.runs import append_jsonl, new_run_dir, read_json, truncate_jsonl, write_json
@@ -339,7 +339,7 @@ def save_nearest_grid(gen: torch.Tensor, train_x: torch.Tensor, path: Path) -> N
 
     nearest = cost_matrix(gen, train_x, "sqeuclidean", dtype=torch.float32).argmin(1)
     pairs = torch.stack([gen, train_x[nearest]], 1).reshape(-1, *gen.shape[1:])
-    save_image_grid(pairs, path, nrow=8)
+    save_image_grid(enlarge(pairs), path, nrow=8)
 
 
 def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:

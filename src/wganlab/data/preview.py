@@ -10,7 +10,8 @@ import torch
 
 from wganlab.data.spec import Dataset
 from wganlab.errors import InputError
-from wganlab.images import atomic_write, save_image_grid
+from wganlab.images import save_image_grid
+from wganlab.runs import atomic_write
 
 
 def preview_indices(n_items: int, n: int) -> torch.Tensor:

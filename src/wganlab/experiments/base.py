@@ -64,9 +64,9 @@ class Context:
 
     def save_grid(self, name: str, images: torch.Tensor, caption: str, nrow: int = 8) -> str:
         """An image grid in the report."""
-        from wganlab.images import save_image_grid
+        from wganlab.images import enlarge, save_image_grid
 
-        save_image_grid(images.detach().cpu(), self.path(name), nrow=nrow)
+        save_image_grid(enlarge(images.detach().cpu()), self.path(name), nrow=nrow)
         return self.figure(name, caption)
 
     def save_table(self, name: str, rows: list[dict]) -> str:
