@@ -81,9 +81,9 @@ def test_reproduce_resumes_and_records_failures(tmp_path, capsys):
 
 def test_report_page_and_every_image_loads_in_a_browser(tmp_path):
     out = tmp_path / "run"
-    reproduce(["mean-vs-real-dimension"], out=out, overrides={"mean-vs-real-dimension": TINY["mean-vs-real-dimension"]},
-              progress=False, device="cpu")
-    (out / "sample-complexity").mkdir()  # an experiment interrupted before writing its result
+    names = ["mean-vs-real-dimension", "sample-complexity"]
+    reproduce(names, out=out, overrides={n: TINY[n] for n in names}, progress=False, device="cpu")
+    (out / "sample-complexity" / "result.json").unlink()  # as if killed before writing its result
     page = build_report(out)
     html = page.read_text()
     assert "<table>" in html and "mean-vs-real-dimension" in html and "interrupted" in html

@@ -68,13 +68,15 @@ def run(cfg: Config, ctx: Context) -> dict:
     rows = []
     for name in cfg.models:
         objective, cost, gcost, ecost = MODELS[name]
-        over = {"cost": cost, "generator_cost": gcost} if objective == "assignment" else {}
-        if objective == "wgan-wc":
+        over = {"lr_g": 1e-4, "lr_c": 1e-4}
+        if objective == "assignment":
+            over.update(cost=cost, generator_cost=gcost)
+        if objective == "wgan-wc":  # Arjovsky et al.'s optimiser for weight clipping
             over.update(optimizer="rmsprop", lr_c=5e-5, lr_g=5e-5)
         tcfg = TrainConfig(data=train.spec, generator="conv", m=cfg.latent_centres, latent_noise=0.1, z_dim=64,
-                           critic="fc", c_hidden=cfg.hidden, c_depth=3, objective=objective, lr_g=1e-4, lr_c=1e-4,
-                           n_critic=cfg.n_critic, steps=cfg.steps, track_every=cfg.steps, track=(),
-                           ckpt_every=cfg.steps, grid_every=cfg.steps, seed=cfg.seed, **over)
+                           critic="fc", c_hidden=cfg.hidden, c_depth=3, objective=objective, n_critic=cfg.n_critic,
+                           steps=cfg.steps, track_every=cfg.steps, track=(), ckpt_every=cfg.steps,
+                           grid_every=cfg.steps, seed=cfg.seed, **over)
         result, _ = train_gan(ctx, name.replace("^", "sq").lower(), tcfg)
         with torch.no_grad():
             fake = torch.cat([result.generator.sample(1000, torch.Generator().manual_seed(i))
