@@ -136,3 +136,21 @@ def test_cli_train_runs_a_preset(tmp_path, capsys):
     code = main(["train", "--preset", "squares-fc", "--set", f"out={tmp_path}", "--set", "steps=4",
                  "--set", "track_every=2", "--set", "data=squares:size=8:square=3", "--set", "threads=1"])
     assert code == 0 and "done after 4 generator steps" in capsys.readouterr().out
+
+
+FASHION = pytest.mark.skipif(not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                             reason="Fashion-MNIST (Debian dataset-fashion-mnist) is not installed")
+
+
+@FASHION
+@pytest.mark.parametrize("objective", ["wgan-wc", "wgan-gp", "ctransform", "ceps-transform", "nsgan", "sinkhorn",
+                                       "assignment"])
+def test_cli_trains_every_objective_on_fashion_mnist(tmp_path, objective, capsys):
+    args = ["train", "--set", f"objective={objective}", "--set", "data=fashion-mnist:train:n=200:size=16",
+            "--set", f"out={tmp_path}", "--set", "steps=4", "--set", "track_every=2", "--set", "n_critic=1",
+            "--set", "c_hidden=64", "--set", "threads=1", "--set", "grid_every=2"]
+    assert main(args) == 0
+    (run,) = tmp_path.iterdir()
+    assert {"config.json", "metrics.jsonl", "summary.json", "summary.txt", "checkpoint.pt", "nearest.png",
+            "grids"} <= {p.name for p in run.iterdir()}
+    assert [r["step"] for r in read_jsonl(run / "metrics.jsonl")] == [0, 2, 4]
