@@ -30,6 +30,7 @@ class Config:
     data: str = "squares:size=32"
     m: int = 64
     steps: int = 1200
+    lr_g: float = 1e-4  # generator; the critic's is 1e-3 (the reference's published commands)
     track_every: int = 100
     channels: tuple[int, ...] = (64, 64, 64)
     patch_stride: int = 4
@@ -53,6 +54,7 @@ def run(cfg: Config, ctx: Context) -> dict:
     curves, final, grids = {}, {}, {}
     for critic in CRITICS:
         tcfg = TrainConfig(data=train.spec, m=cfg.m, critic=critic, c_channels=cfg.channels, steps=cfg.steps,
+                           lr_g=cfg.lr_g,
                            track_every=cfg.track_every, track=("w1", "patch-swd", "patch-swd-local"),
                            patch_size=s, patch_stride=cfg.patch_stride, projections=cfg.projections,
                            ckpt_every=cfg.steps, grid_every=cfg.steps, seed=cfg.seed)

@@ -27,8 +27,9 @@ class Config:
     fallback: str = "digits:train"
     m: int = 64
     steps: int = 1500
+    lr_g: float = 1e-4  # generator; the critic's is 1e-3 (the reference's published commands)
     track_every: int = 100
-    copy_data: str = "squares:size=16:n=100"
+    copy_data: str = "squares:size=16:square=4"
     copy_steps: int = 1500
     otmeans_iters: int = 10
     otmeans_ot_steps: int = 5
@@ -52,7 +53,8 @@ def run(cfg: Config, ctx: Context) -> dict:
     real_batch = load_data(ctx, heldout_spec(train, cfg.m)).x
     ref_w1 = wasserstein(real_batch, train.x).value
     trace, centroids = _otmeans_curve(train.x, cfg.m, cfg)
-    tcfg = TrainConfig(data=train.spec, m=cfg.m, steps=cfg.steps, track_every=cfg.track_every, track=("w1",),
+    tcfg = TrainConfig(data=train.spec, m=cfg.m, steps=cfg.steps, lr_g=cfg.lr_g, track_every=cfg.track_every,
+                       track=("w1",),
                        ckpt_every=cfg.steps, grid_every=cfg.steps, seed=cfg.seed)
     result, rows = train_gan(ctx, "wgan-fc", tcfg)
     steps = [r["step"] for r in rows if "w1" in r]
@@ -81,7 +83,8 @@ def _copy_run(cfg: Config, ctx: Context) -> dict:
     y = load_data(ctx, cfg.copy_data).x
     n = len(y)
     trace, _ = _otmeans_curve(y, n, cfg)
-    tcfg = TrainConfig(data=cfg.copy_data, m=n, steps=cfg.copy_steps, track_every=cfg.track_every, track=("w1",),
+    tcfg = TrainConfig(data=cfg.copy_data, m=n, steps=cfg.copy_steps, lr_g=cfg.lr_g, track_every=cfg.track_every,
+                       track=("w1",),
                        ckpt_every=cfg.copy_steps, grid_every=cfg.copy_steps, seed=cfg.seed)
     result, rows = train_gan(ctx, "wgan-copy", tcfg)
     w1 = [r["w1"] for r in rows if "w1" in r]
@@ -95,7 +98,8 @@ def _copy_run(cfg: Config, ctx: Context) -> dict:
     save_nearest_grid(gen[:16], y, ctx.path("copy_nearest.png"))
     ctx.figure("copy_nearest.png", "Fig. 10: generated image (left) next to its nearest training image (right).")
     nn = torch.cdist(gen.flatten(1).double(), y.flatten(1).double()).min(1).values
-    spacing = torch.cdist(y.flatten(1).double(), y.flatten(1).double()).fill_diagonal_(float("inf")).min(1).values
+    distinct = torch.unique(y.flatten(1).double(), dim=0)
+    spacing = torch.cdist(distinct, distinct).fill_diagonal_(float("inf")).min(1).values
     return {"n": n, "otmeans_w1": trace[-1], "wgan_w1_start": w1[0], "wgan_w1_end": w1[-1],
             "nn_distance_median": float(nn.median()), "data_spacing_median": float(spacing.median())}
 
