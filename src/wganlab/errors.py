@@ -15,3 +15,7 @@ class DatasetError(WganlabError):
 
 class ConfigError(WganlabError):
     """A configuration key is unknown or a value has the wrong type."""
+
+
+class TrainingDiverged(WganlabError):
+    """A training run's loss or weights became NaN/inf; its last good checkpoint is kept."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from wganlab.config import to_dict
 from wganlab.errors import ConfigError
 from wganlab.experiments import EXPERIMENTS, Context, get_experiment
-from wganlab.runs import new_run_dir, read_json, write_json
+from wganlab.runs import check_output_folder, new_run_dir, read_json, write_json
 
 
 def run_experiment(name: str, preset: str, folder: Path, *, overrides: dict | None = None,
@@ -64,8 +64,7 @@ def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str
             raise ConfigError("--resume needs --out: the folder of the run to continue")
         folder = new_run_dir(runs_root, f"reproduce-{preset}")
     else:
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = check_output_folder(out)
     if not (resume and (folder / "config.json").is_file()):
         write_json(folder / "config.json", {"experiments": names, "preset": preset, "seed": seed,
                                             "device": device, "data_root": data_root})

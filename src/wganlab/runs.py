@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -92,17 +93,46 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "run"
 
 
-def new_run_dir(out: str | Path, description: str) -> Path:
-    """Create ``out/NNNNN-description`` with the next free number; check the folder is writable first."""
-    out = Path(out)
+#: free space (MiB) an output folder needs before work starts; ``WGANLAB_MIN_FREE_MB`` overrides it
+MIN_FREE_MB = 200
+
+
+def check_output_folder(path: str | Path, min_free_mb: float | None = None) -> Path:
+    """Create ``path`` if needed and check, before any work starts, that a file can be written in it and
+    that its file system has at least ``min_free_mb`` MiB free (default :data:`MIN_FREE_MB`, or the
+    ``WGANLAB_MIN_FREE_MB`` environment variable); raises a one-line :class:`InputError` otherwise."""
+    path = Path(path)
+    if min_free_mb is None:
+        env = os.environ.get("WGANLAB_MIN_FREE_MB", "")
+        try:
+            min_free_mb = float(env) if env else MIN_FREE_MB
+        except ValueError:
+            raise InputError(f"WGANLAB_MIN_FREE_MB={env!r} is not a number") from None
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.")
+        try:
+            os.write(fd, b"x" * 4096)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+        free_mb = shutil.disk_usage(path).free / 2**20
+    except OSError as e:
+        raise InputError(f"output folder {path} is not writable: {e.strerror or e}") from None
+    if free_mb < min_free_mb:
+        raise InputError(f"output folder {path} has {free_mb:.0f} MiB free, less than the {min_free_mb:g} MiB "
+                         f"needed (free some space, or set WGANLAB_MIN_FREE_MB)")
+    return path
+
+
+def new_run_dir(out: str | Path, description: str) -> Path:
+    """Create ``out/NNNNN-description`` with the next free number; check the folder first
+    (:func:`check_output_folder`)."""
+    out = check_output_folder(out)
+    try:
         numbers = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
         run = out / f"{max(numbers, default=-1) + 1:05d}-{slug(description)}"
         run.mkdir()
-        probe = run / ".write-test"
-        probe.write_bytes(b"x" * 4096)
-        probe.unlink()
     except OSError as e:
         raise InputError(f"cannot write run folder under {out}: {e.strerror or e}") from None
     return run

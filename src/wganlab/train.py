@@ -26,7 +26,7 @@ from wganlab.errors import ConfigError
 from wganlab.images import enlarge, save_image_grid
 from wganlab.models import build_critic, build_generator
 from wganlab.objectives import build_objective
-from wganlab.runs import append_jsonl, new_run_dir, read_json, truncate_jsonl, write_json
+from wganlab.runs import append_jsonl, check_output_folder, new_run_dir, read_json, truncate_jsonl, write_json
 from wganlab.runtime import resolve_device, set_threads
 
 
@@ -359,6 +359,7 @@ def resume(run_dir: str | Path, *, steps: int | None = None, progress: bool = Tr
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no config.json)")
+    check_output_folder(run_dir)
     cfg = replace(TrainConfig(), read_json(run_dir / "config.json"))
     if steps is not None:
         cfg = dataclasses.replace(cfg, steps=steps)

@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from wganlab import data
-from wganlab.errors import DatasetError
+from wganlab.errors import DatasetError, TrainingDiverged
 from wganlab.experiments.base import Context
 from wganlab.runs import read_jsonl
 
@@ -59,7 +59,8 @@ def fit_critic(objective, critic: torch.nn.Module, sample_p: Callable, sample_q:
 
 def train_gan(ctx: Context, name: str, cfg, progress: bool | None = None):
     """Run :func:`wganlab.train.train` with ``cfg`` into ``ctx.dir/<name>/``; returns the result and its
-    metrics rows."""
+    metrics rows. A diverged run raises :class:`TrainingDiverged` (its last good checkpoint stays in the
+    folder), so the experiment is recorded as failed."""
     from wganlab.config import to_dict
     from wganlab.runs import write_json
     from wganlab.train import Trainer
@@ -69,6 +70,12 @@ def train_gan(ctx: Context, name: str, cfg, progress: bool | None = None):
     cfg = dataclasses.replace(cfg, out=str(ctx.dir), device=ctx.device, data_root=ctx.data_root)
     write_json(run_dir / "config.json", to_dict(cfg))
     result = Trainer(cfg, run_dir).run(ctx.progress if progress is None else progress)
+    if result.status == "diverged":
+        good = result.final.get("last_good_step")
+        raise TrainingDiverged(f"training run {name!r} diverged (NaN/inf loss or weights) at step "
+                               f"{result.final.get('diverged_at')}; "
+                               + (f"its last good checkpoint (step {good}) is kept in {run_dir}" if good is not None
+                                  else "it had written no checkpoint yet"))
     return result, read_jsonl(run_dir / "metrics.jsonl")
 
 
