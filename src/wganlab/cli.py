@@ -122,7 +122,8 @@ def cmd_reproduce(args) -> int:
     set_threads(args.threads)
     folder = reproduce(args.names or None, args.preset, out=args.out, resume=args.resume,
                        data_root=args.data_root, seed=args.seed, device=args.device,
-                       overrides=_experiment_overrides(args.set))
+                       overrides=_experiment_overrides(args.set), repeats=args.repeats, executor=args.executor,
+                       ray_address=args.ray_address, workers=args.workers)
     print(f"report: {folder / 'report.html'}")
     return 0
 
@@ -137,6 +138,19 @@ def _experiment_overrides(pairs: list[str] | None) -> dict[str, dict]:
             raise InputError(f"--set {pair!r}: expected EXPERIMENT.key=value")
         out.setdefault(name, {})[key] = value
     return out
+
+
+def cmd_sweep(args) -> int:
+    from wganlab.config import parse_overrides
+    from wganlab.sweep import parse_grid, sweep
+
+    fixed = parse_overrides(args.set)
+    grid = parse_grid(args.experiment, args.preset, args.grid or [], fixed)
+    sweep(args.experiment, args.preset, grid=grid, seeds=args.seeds, seed=args.seed, out=args.out, fixed=fixed,
+          resume=args.resume, executor=args.executor, ray_address=args.ray_address, workers=args.workers,
+          threads=args.threads, data_root=args.data_root, device=args.device, metric=args.metric)
+    print(f"summary: {Path(args.out) / 'summary.md'}")
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -191,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder holding datasets that are not installed system-wide")
     p.set_defaults(func=cmd_list)
 
+    from wganlab.executors import EXECUTORS
+
     p = sub.add_parser("reproduce", help="run the papers' experiments by name and write the HTML report")
     p.add_argument("names", nargs="*", help="experiment names (default: all; see 'wganlab list')")
     p.add_argument("--preset", default="quick", choices=["quick", "paper"], help="default: quick")
@@ -201,7 +217,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's; 1 is safest on shared cores)")
     p.add_argument("--set", action="append", metavar="NAME.KEY=VALUE", help="override an experiment's config")
+    p.add_argument("--repeats", type=int, default=1, help="seeds per experiment; the report gives mean ± std")
+    p.add_argument("--executor", default="local", choices=list(EXECUTORS), help="default: local")
+    p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local Ray)")
+    p.add_argument("--workers", type=int, help="parallel experiments (process pool size / local Ray CPUs)")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("sweep", help="an experiment over a grid of config values and seeds, aggregated")
+    p.add_argument("experiment", help="experiment name (see 'wganlab list')")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2",
+                   help="values of a config key (repeatable; cross product; tuple items joined by '|')")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per cell: SEED .. SEED+N-1 (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a config value fixed for every cell")
+    p.add_argument("--preset", default="quick", choices=["quick", "paper"], help="default: quick")
+    p.add_argument("--out", required=True, help="sweep folder (cells/ and the summary go here)")
+    p.add_argument("--resume", action="store_true", help="run only the tasks not done in --out")
+    p.add_argument("--executor", default="local", choices=list(EXECUTORS), help="default: local")
+    p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local Ray)")
+    p.add_argument("--workers", type=int, help="parallel tasks (process pool size / local Ray CPUs)")
+    p.add_argument("--threads", type=int, help="torch threads per task (default: torch's)")
+    p.add_argument("--metric", help="measurement to plot (default: the first numeric one)")
+    p.add_argument("--data-root", help="folder holding datasets that are not installed system-wide")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="rebuild the HTML report of a (finished or interrupted) reproduce run")
     p.add_argument("run_dir")

@@ -33,6 +33,7 @@ def run_experiment(name: str, preset: str, folder: Path, *, overrides: dict | No
         over.setdefault("device", device)
     cfg = exp.make_config(preset, over)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.json").unlink(missing_ok=True)  # a rerun is not done until it writes a new one
     write_json(folder / "config.json", {"experiment": name, "preset": preset, "config": to_dict(cfg)})
     ctx = Context(folder, data_root=data_root, device=device, seed=seed or 0, progress=progress)
     t0 = time.time()
@@ -51,14 +52,26 @@ def run_experiment(name: str, preset: str, folder: Path, *, overrides: dict | No
 def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str | Path | None = None,
               runs_root: str | Path = "runs", resume: bool = False, data_root: str | None = None,
               seed: int | None = None, device: str = "auto", overrides: dict[str, dict] | None = None,
-              progress: bool = True) -> Path:
-    """Run ``names`` (all experiments when None) with ``preset`` and write ``report.html``; returns the folder."""
+              progress: bool = True, repeats: int = 1, executor: str = "local", ray_address: str | None = None,
+              workers: int | None = None) -> Path:
+    """Run ``names`` (all experiments when None) with ``preset`` and write ``report.html``; returns the folder.
+
+    Experiments are tasks of :func:`wganlab.sweep.run_tasks` on ``executor``. With ``repeats`` > 1 every
+    experiment that has a seed also runs with the next ``repeats - 1`` seeds into
+    ``<name>/repeats/seed-<s>/``; the mean, std and n of its numeric measurements over all its seeds go to
+    ``<name>/repeats.json`` and a note in the report.
+    """
+    from wganlab.sweep import aggregate, run_tasks
+
     names = list(names or EXPERIMENTS)
     for n in names:
         get_experiment(n)
-    unknown = set(overrides or {}) - set(names)
+    overrides = overrides or {}
+    unknown = set(overrides) - set(names)
     if unknown:
         raise ConfigError(f"overrides given for experiments not being run: {', '.join(sorted(unknown))}")
+    if repeats < 1:
+        raise ConfigError(f"repeats must be >= 1, got {repeats}")
     if out is None:
         if resume:
             raise ConfigError("--resume needs --out: the folder of the run to continue")
@@ -67,17 +80,41 @@ def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str
         folder = check_output_folder(out)
     if not (resume and (folder / "config.json").is_file()):
         write_json(folder / "config.json", {"experiments": names, "preset": preset, "seed": seed,
-                                            "device": device, "data_root": data_root})
+                                            "device": device, "data_root": data_root, "repeats": repeats})
+    tasks, seeds = [], {}
     for name in names:
-        done = folder / name / "result.json"
-        if resume and done.is_file() and read_json(done).get("status") == "done":
-            print(f"[{name}] done earlier, kept")
-            continue
-        print(f"[{name}] running ({preset})", flush=True)
-        r = run_experiment(name, preset, folder / name, overrides=(overrides or {}).get(name),
-                           data_root=data_root, seed=seed, device=device, progress=progress)
-        print(f"[{name}] {r['status']} in {r['seconds']:.1f} s", flush=True)
+        exp = get_experiment(name)
+        cfg = exp.make_config(preset, overrides.get(name))
+        first = seed if seed is not None else getattr(cfg, "seed", 0)
+        seeds[name] = [first] + (list(range(first + 1, first + repeats)) if hasattr(cfg, "seed") else [])
+        for k, s in enumerate(seeds[name]):
+            tasks.append({"experiment": name, "preset": preset, "overrides": overrides.get(name),
+                          "seed": seed if k == 0 else s, "data_root": data_root, "device": device,
+                          "progress": progress, "label": name if k == 0 else f"{name} seed {s}",
+                          "folder": str(folder / name if k == 0 else folder / name / "repeats" / f"seed-{s}")})
+    results = run_tasks(tasks, resume=resume, executor=executor, ray_address=ray_address, workers=workers)
+    if repeats > 1:
+        at = 0
+        for name in names:
+            mine, at = results[at:at + len(seeds[name])], at + len(seeds[name])
+            _write_repeats(folder / name, seeds[name], mine, aggregate(mine))
     from wganlab.report.html import build_report
 
     build_report(folder)
     return folder
+
+
+def _write_repeats(folder: Path, seeds: list[int], results: list[dict], stats: dict) -> None:
+    """``repeats.json`` and a note in the experiment's ``result.json`` with the spread over seeds."""
+    done = sum(r["status"] == "done" for r in results)
+    write_json(folder / "repeats.json", {"seeds": seeds, "done": done, "stats": stats})
+    main = read_json(folder / "result.json")
+    if len(seeds) == 1:
+        note = "no repeats: this experiment has no seed setting"
+    else:
+        shown = "; ".join(f"{k} = {v['mean']:.4g} ± {v['std'] if v['std'] is not None else float('nan'):.2g}"
+                          for k, v in list(stats.items())[:6] if v["mean"] is not None)
+        note = (f"over {done} of {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}), mean ± sample std: {shown} "
+                f"(all measurements in repeats.json)")
+    main["notes"] = [n for n in main.get("notes", []) if not n.startswith(("over ", "no repeats"))] + [note]
+    write_json(folder / "result.json", main)
