@@ -26,7 +26,15 @@ from wganlab.errors import ConfigError
 from wganlab.images import enlarge, save_image_grid
 from wganlab.models import build_critic, build_generator
 from wganlab.objectives import build_objective
-from wganlab.runs import append_jsonl, check_output_folder, new_run_dir, read_json, truncate_jsonl, write_json
+from wganlab.runs import (
+    append_jsonl,
+    atomic_write_bytes,
+    check_output_folder,
+    new_run_dir,
+    read_json,
+    truncate_jsonl,
+    write_json,
+)
 from wganlab.runtime import resolve_device, set_threads
 
 
@@ -321,7 +329,7 @@ class Trainer:
                  f"{self.cfg.critic if self.D is not None else '-'}, generator {self.cfg.generator} "
                  f"(M={self.cfg.m})"]
         lines += [f"  {k} = {v:.6g}" for k, v in final.items() if isinstance(v, float)]
-        (self.run_dir / "summary.txt").write_text("\n".join(lines) + "\n")
+        atomic_write_bytes(self.run_dir / "summary.txt", ("\n".join(lines) + "\n").encode())
         return TrainResult(self.run_dir, status, self.step, final, self.G, self.x)
 
 
