@@ -21,6 +21,7 @@ own size, 28 for the real data sets). Images are ``(N, 1, size, size)`` in [-1, 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -90,7 +91,7 @@ def parse_idx(buf: bytes, path: str | os.PathLike = "<bytes>", magic: int | None
         raise DatasetError(f"{path}: truncated IDX header ({len(buf)} bytes, need {header})")
     dims = struct.unpack(f">{ndim}I", buf[4:header])
     dtype = IDX_DTYPES[buf[2]]
-    count = int(np.prod(dims, dtype=np.int64))
+    count = math.prod(dims)  # exact: numpy's int64 product wraps around for huge headers
     want = count * dtype.itemsize
     have = len(buf) - header
     shape = "x".join(str(d) for d in dims)
