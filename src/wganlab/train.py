@@ -338,7 +338,9 @@ def _finite(stats: dict) -> bool:
 
 
 def _finite_params(*modules) -> bool:
-    return all(bool(torch.isfinite(p).all()) for m in modules if m is not None for p in m.parameters())
+    """Whether every parameter is finite (one device synchronisation, not one per tensor)."""
+    flags = [torch.isfinite(p).all() for m in modules if m is not None for p in m.parameters()]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def save_nearest_grid(gen: torch.Tensor, train_x: torch.Tensor, path: Path) -> None:
