@@ -24,16 +24,18 @@ class Metric:
     description: str
     options: dict  # option name -> default
     needs_images: bool = False
+    prepare: Callable[..., object] | None = None  # (y, **options) -> a reusable form of a fixed set y
 
 
 METRICS: dict[str, Metric] = {}
 
 
-def register_metric(name: str, description: str, needs_images: bool = False, **options):
-    """Decorator: register ``fn(x, y, **options) -> dict`` under ``name`` with option defaults."""
+def register_metric(name: str, description: str, needs_images: bool = False, prepare=None, **options):
+    """Decorator: register ``fn(x, y, **options) -> dict`` under ``name`` with option defaults; ``prepare``
+    (optional) turns a fixed ``y`` into a target ``fn`` accepts in its place (see :func:`target`)."""
 
     def wrap(fn):
-        METRICS[name] = Metric(name, fn, description, dict(options), needs_images)
+        METRICS[name] = Metric(name, fn, description, dict(options), needs_images, prepare)
         return fn
 
     return wrap
@@ -46,24 +48,55 @@ def get_metric(name: str) -> Metric:
         raise InputError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}") from None
 
 
-def compute(name: str, x, y, **options) -> dict:
-    """Evaluate metric ``name`` between sets ``x`` and ``y``; options not given take their defaults.
-
-    An option the metric does not take is an error (it would be silently ignored otherwise).
-    """
+def _checked(name: str, options: dict) -> Metric:
+    """The metric ``name``; an option it does not take is an error (it would be silently ignored otherwise)."""
     metric = get_metric(name)
     unknown = sorted(set(options) - set(metric.options))
     if unknown:
         takes = ", ".join(metric.options) or "no options"
         raise InputError(f"option(s) {', '.join(unknown)} do not apply to metric {name!r} "
                          f"(it takes: {takes})")
-    if metric.needs_images:
-        for label, s in (("x", x), ("y", y)):
-            if getattr(s, "ndim", 0) != 4:
-                raise InputError(f"metric {name!r} needs images N x C x H x W; {label} has shape "
-                                 f"{tuple(getattr(s, 'shape', ()))}")
-    out = metric.fn(x, y, **{**metric.options, **options})
-    return {"metric": name, **out}
+    return metric
+
+
+def _need_images(metric: Metric, label: str, s) -> None:
+    if metric.needs_images and getattr(s, "ndim", 0) != 4:
+        raise InputError(f"metric {metric.name!r} needs images N x C x H x W; {label} has shape "
+                         f"{tuple(getattr(s, 'shape', ()))}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A fixed set prepared once (:func:`target`) for repeated :func:`compute` calls of one metric."""
+
+    name: str
+    options: dict
+    value: object
+
+
+def target(name: str, y, **options) -> Target:
+    """``y`` prepared for repeated ``compute(name, x, target)`` calls with these ``options``: the sliced and
+    patch metrics project and sort ``y`` once (same values as the plain calls); the others keep ``y``."""
+    metric = _checked(name, options)
+    _need_images(metric, "y", y)
+    opts = {**metric.options, **options}
+    return Target(name, opts, metric.prepare(y, **opts) if metric.prepare else y)
+
+
+def compute(name: str, x, y, **options) -> dict:
+    """Evaluate metric ``name`` between sets ``x`` and ``y`` (or a :func:`target` made for this metric and
+    these options); options not given take their defaults."""
+    metric = _checked(name, options)
+    opts = {**metric.options, **options}
+    _need_images(metric, "x", x)
+    if isinstance(y, Target):
+        if (y.name, y.options) != (name, opts):
+            raise InputError(f"the target was prepared for metric {y.name!r} with {y.options}, not for "
+                             f"{name!r} with {opts}")
+        y = y.value
+    else:
+        _need_images(metric, "y", y)
+    return {"metric": name, **metric.fn(x, y, **opts)}
 
 
 @register_metric("w1", "exact Wasserstein-1 (Euclidean, certified optimal)", weights_a=None, weights_b=None)
@@ -82,7 +115,23 @@ def _w2(x, y, weights_a, weights_b):
     return {"value": r.value, "gap": r.gap, "solver": r.solver}
 
 
-@register_metric("swd", "sliced Wasserstein-1 between the flattened sets", projections=128, seed=0)
+def _swd_target(y, projections, seed):
+    from wganlab.ot.sliced import SortedProjections
+
+    return SortedProjections(y, projections, seed=seed)
+
+
+def _patch_target(local: bool):
+    def prepare(y, patch_size, stride, projections, seed):
+        from wganlab.ot.patches import patch_target
+
+        return patch_target(y, patch_size, stride, projections, local=local, seed=seed)
+
+    return prepare
+
+
+@register_metric("swd", "sliced Wasserstein-1 between the flattened sets", prepare=_swd_target, projections=128,
+                 seed=0)
 def _swd(x, y, projections, seed):
     from wganlab.ot.sliced import sliced_wasserstein
 
@@ -90,7 +139,7 @@ def _swd(x, y, projections, seed):
 
 
 @register_metric("patch-swd", "SWD between all patches of the two image sets", needs_images=True,
-                 patch_size=7, stride=1, projections=128, seed=0)
+                 prepare=_patch_target(local=False), patch_size=7, stride=1, projections=128, seed=0)
 def _patch_swd(x, y, patch_size, stride, projections, seed):
     from wganlab.ot.patches import patch_swd
 
@@ -98,7 +147,8 @@ def _patch_swd(x, y, patch_size, stride, projections, seed):
 
 
 @register_metric("patch-swd-local", "mean over patch locations of the per-location patch SWD",
-                 needs_images=True, patch_size=7, stride=1, projections=128, seed=0)
+                 needs_images=True, prepare=_patch_target(local=True), patch_size=7, stride=1, projections=128,
+                 seed=0)
 def _patch_swd_local(x, y, patch_size, stride, projections, seed):
     from wganlab.ot.patches import patch_swd_local
 

@@ -189,6 +189,7 @@ class Trainer:
         self.ref_x = self.x[torch.randperm(len(self.x), generator=ref)[:n_ref].to(self.device)]
         self.step = 0
         self.last_batches: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.targets: dict[str, metrics.Target] = {}  # tracking metric -> the prepared training set
 
     # -- sampling -------------------------------------------------------------------------------
     def real_batch(self) -> torch.Tensor:
@@ -241,9 +242,10 @@ class Trainer:
                 continue
             if name in _IMAGE_METRICS and gen.ndim != 4:
                 continue
-            metric = metrics.get_metric(name)
-            opts = {k: v for k, v in options.items() if k in metric.options}
-            out[name] = metrics.compute(name, gen, self.ref_x, **opts)["value"]
+            if name not in self.targets:  # the training set's projections are sorted once per run
+                opts = {k: v for k, v in options.items() if k in metrics.get_metric(name).options}
+                self.targets[name] = metrics.target(name, self.ref_x, **opts)
+            out[name] = metrics.compute(name, gen, self.targets[name], **self.targets[name].options)["value"]
         return out
 
     # -- checkpoints ----------------------------------------------------------------------------

@@ -1,0 +1,34 @@
+"""The metric registry: prepared targets give the plain calls' values; misuse is a clear error."""
+
+import pytest
+import torch
+
+from wganlab import metrics
+from wganlab.errors import InputError
+
+
+@pytest.mark.parametrize("name,opts", [
+    ("swd", {"projections": 16, "seed": 3}),
+    ("patch-swd", {"patch_size": 3, "stride": 2, "projections": 8, "seed": 1}),
+    ("patch-swd-local", {"patch_size": 3, "stride": 2, "projections": 8, "seed": 1}),
+    ("w1", {}),
+])
+def test_prepared_target_gives_the_plain_value(name, opts):
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(20, 1, 8, 8, generator=g)
+    t = metrics.target(name, y, **opts)
+    for k in range(3):
+        x = torch.rand(5, 1, 8, 8, generator=g) + 0.1 * k
+        torch.testing.assert_close(metrics.compute(name, x, t, **opts)["value"],
+                                   metrics.compute(name, x, y, **opts)["value"], rtol=1e-6, atol=0)
+
+
+def test_target_used_with_other_options_is_an_error():
+    y = torch.rand(10, 1, 8, 8)
+    t = metrics.target("patch-swd", y, patch_size=3)
+    with pytest.raises(InputError, match="prepared for metric 'patch-swd'"):
+        metrics.compute("patch-swd", y[:2], t, patch_size=5)
+    with pytest.raises(InputError, match="prepared for"):
+        metrics.compute("patch-swd-local", y[:2], t, patch_size=3)
+    with pytest.raises(InputError, match="needs images"):
+        metrics.target("patch-swd", torch.rand(10, 64))
