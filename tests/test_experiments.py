@@ -64,14 +64,16 @@ def test_reproduce_resumes_and_records_failures(tmp_path, capsys):
     out = tmp_path / "run"
     over = {"mean-vs-real-dimension": TINY["mean-vs-real-dimension"],
             "sample-complexity": {**TINY["sample-complexity"], "sizes": "10,10"}}  # a singular fit still reports
-    reproduce(["mean-vs-real-dimension", "sample-complexity"], out=out, overrides=over, progress=False, device="cpu")
+    reproduce(["mean-vs-real-dimension", "sample-complexity"], out=out, overrides=over, progress=False, device="cpu",
+              executor="local")
     first = json.loads((out / "mean-vs-real-dimension" / "result.json").read_text())
     reproduce(["mean-vs-real-dimension", "sample-complexity"], out=out, resume=True, overrides=over,
-              progress=False, device="cpu")
+              progress=False, device="cpu", executor="local")
     assert "done earlier, kept" in capsys.readouterr().out
     assert json.loads((out / "mean-vs-real-dimension" / "result.json").read_text()) == first
     bad = {"mean-vs-real-dimension": {**TINY["mean-vs-real-dimension"], "dims": "0"}}
-    reproduce(["mean-vs-real-dimension"], out=tmp_path / "bad", overrides=bad, progress=False, device="cpu")
+    reproduce(["mean-vs-real-dimension"], out=tmp_path / "bad", overrides=bad, progress=False, device="cpu",
+              executor="local")
     folder = tmp_path / "bad" / "mean-vs-real-dimension"
     r = json.loads((folder / "result.json").read_text())
     assert r["status"] == "failed" and r["error"] and (folder / "error.txt").is_file()
@@ -82,7 +84,7 @@ def test_reproduce_resumes_and_records_failures(tmp_path, capsys):
 def test_report_page_and_every_image_loads_in_a_browser(tmp_path):
     out = tmp_path / "run"
     names = ["mean-vs-real-dimension", "sample-complexity"]
-    reproduce(names, out=out, overrides={n: TINY[n] for n in names}, progress=False, device="cpu")
+    reproduce(names, out=out, overrides={n: TINY[n] for n in names}, progress=False, device="cpu", executor="local")
     (out / "sample-complexity" / "result.json").unlink()  # as if killed before writing its result
     page = build_report(out)
     html = page.read_text()
@@ -113,3 +115,14 @@ def test_cli_list_and_report(tmp_path, capsys):
     assert "no such run folder" in capsys.readouterr().err
     assert main(["reproduce", "no-such-experiment"]) == 2
     assert "unknown experiment 'no-such-experiment'" in capsys.readouterr().err
+
+
+def test_reproduce_shares_the_cores_out_among_worker_processes(monkeypatch):
+    from wganlab import reproduce as rp
+
+    monkeypatch.setattr(rp.os, "cpu_count", lambda: 4)
+    assert rp._parallelism("auto", None, None, 13, "cpu") == ("process", 4, 1)
+    assert rp._parallelism("auto", 2, None, 13, "cpu") == ("process", 2, 2)
+    assert rp._parallelism("auto", None, None, 1, "cpu") == ("local", 1, None)
+    assert rp._parallelism("auto", None, 3, 13, "cuda") == ("local", 1, 3)
+    assert rp._parallelism("process", None, None, 2, "cpu") == ("process", 2, 2)

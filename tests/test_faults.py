@@ -81,7 +81,8 @@ def test_diverging_experiment_is_recorded_failed_and_reproduce_goes_on(tmp_path,
     monkeypatch.setattr(Trainer, "iteration", nan_weights_at_step_8)
     over = {"gmm8-tracking": {"data": "gauss8:n=100", "steps": "20", "track_every": "10", "hidden": "16"},
             "mean-vs-real-dimension": {"dims": "1,5", "batch": "16", "repeats": "2"}}
-    out = reproduce(list(over), out=tmp_path / "run", overrides=over, progress=False, device="cpu")
+    out = reproduce(list(over), out=tmp_path / "run", overrides=over, progress=False, device="cpu",
+                    executor="local")
     failed = json.loads((out / "gmm8-tracking" / "result.json").read_text())
     assert failed["status"] == "failed"
     assert failed["error"].startswith("TrainingDiverged: training run 'wgan-gp' diverged")

@@ -130,7 +130,8 @@ def test_cli_sweep_and_its_errors(tmp_path, capsys):
 
 def test_reproduce_repeats_gives_the_spread_over_seeds(tmp_path):
     over = {EXP: {**FIXED, "batch": "8"}}
-    out = reproduce([EXP], out=tmp_path, overrides=over, repeats=3, seed=1, progress=False, device="cpu")
+    out = reproduce([EXP], out=tmp_path, overrides=over, repeats=3, seed=1, progress=False, device="cpu",
+                    executor="local")
     rep = json.loads((out / EXP / "repeats.json").read_text())
     assert rep["seeds"] == [1, 2, 3] and rep["done"] == 3
     runs = [json.loads((out / EXP / "result.json").read_text())]

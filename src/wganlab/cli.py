@@ -123,7 +123,7 @@ def cmd_reproduce(args) -> int:
     folder = reproduce(args.names or None, args.preset, out=args.out, resume=args.resume,
                        data_root=args.data_root, seed=args.seed, device=args.device,
                        overrides=_experiment_overrides(args.set), repeats=args.repeats, executor=args.executor,
-                       ray_address=args.ray_address, workers=args.workers)
+                       ray_address=args.ray_address, workers=args.workers, threads=args.threads)
     print(f"report: {folder / 'report.html'}")
     return 0
 
@@ -215,10 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder holding MNIST / CIFAR-10 / FFHQ / CelebA for paper presets")
     p.add_argument("--seed", type=int, help="seed for every experiment (default: each preset's)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's; 1 is safest on shared cores)")
+    p.add_argument("--threads", type=int, help="torch threads per experiment (default: the cores shared out among "
+                   "the workers; torch's default in-process)")
     p.add_argument("--set", action="append", metavar="NAME.KEY=VALUE", help="override an experiment's config")
     p.add_argument("--repeats", type=int, default=1, help="seeds per experiment; the report gives mean ± std")
-    p.add_argument("--executor", default="local", choices=list(EXECUTORS), help="default: local")
+    p.add_argument("--executor", default="auto", choices=["auto", *EXECUTORS],
+                   help="default: auto (a process per core on the CPU, in-process on a GPU)")
     p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local Ray)")
     p.add_argument("--workers", type=int, help="parallel experiments (process pool size / local Ray CPUs)")
     p.set_defaults(func=cmd_reproduce)

@@ -10,9 +10,12 @@ is recorded as ``failed`` with its error and the others go on.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import traceback
 from pathlib import Path
+
+import torch
 
 from wganlab.config import to_dict
 from wganlab.errors import ConfigError
@@ -52,8 +55,8 @@ def run_experiment(name: str, preset: str, folder: Path, *, overrides: dict | No
 def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str | Path | None = None,
               runs_root: str | Path = "runs", resume: bool = False, data_root: str | None = None,
               seed: int | None = None, device: str = "auto", overrides: dict[str, dict] | None = None,
-              progress: bool = True, repeats: int = 1, executor: str = "local", ray_address: str | None = None,
-              workers: int | None = None) -> Path:
+              progress: bool = True, repeats: int = 1, executor: str = "auto", ray_address: str | None = None,
+              workers: int | None = None, threads: int | None = None) -> Path:
     """Run ``names`` (all experiments when None) with ``preset`` and write ``report.html``; returns the folder.
 
     Experiments are tasks of :func:`wganlab.sweep.run_tasks` on ``executor``. With ``repeats`` > 1 every
@@ -92,6 +95,9 @@ def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str
                           "seed": seed if k == 0 else s, "data_root": data_root, "device": device,
                           "progress": progress, "label": name if k == 0 else f"{name} seed {s}",
                           "folder": str(folder / name if k == 0 else folder / name / "repeats" / f"seed-{s}")})
+    executor, workers, threads = _parallelism(executor, workers, threads, len(tasks), device)
+    for t in tasks:
+        t.update(threads=threads, progress=progress and workers == 1)
     results = run_tasks(tasks, resume=resume, executor=executor, ray_address=ray_address, workers=workers)
     if repeats > 1:
         at = 0
@@ -102,6 +108,22 @@ def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str
 
     build_report(folder)
     return folder
+
+
+def _parallelism(executor: str, workers: int | None, threads: int | None, n_tasks: int,
+                 device: str) -> tuple[str, int, int | None]:
+    """``(executor, workers, torch threads per task)``. ``auto``: on the CPU, a process pool with one
+    worker per core (at most one per task) and the cores shared out as threads; on a GPU, or with one
+    core or one task, in this process."""
+    cores = os.cpu_count() or 1
+    if executor == "auto":
+        on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        workers = workers or min(cores, n_tasks)
+        executor = "process" if workers > 1 and not on_gpu else "local"
+    workers = 1 if executor == "local" else (workers or min(cores, n_tasks))
+    if threads is None and executor == "process":
+        threads = max(1, cores // workers)
+    return executor, workers, threads
 
 
 def _write_repeats(folder: Path, seeds: list[int], results: list[dict], stats: dict) -> None:
