@@ -24,7 +24,7 @@ from wganlab.report.plots import line_plot
 @dataclass
 class Config:
     d: int = 20
-    sizes: tuple[int, ...] = (10, 25, 50, 100, 250, 500, 1000)
+    sizes: tuple[int, ...] = (10, 25, 50, 100, 250, 500, 1000, 2000)
     repeats: int = 10
     sinkhorn_eps: float = 100.0
     sinkhorn_sizes: tuple[int, ...] = (10, 25, 50, 100, 250, 500)
