@@ -32,8 +32,13 @@ def _e(x) -> str:
 
 
 def _results(folder: Path) -> list[dict]:
+    """Every experiment the run asked for or holds a folder of, in catalogue order."""
+    from wganlab.experiments import EXPERIMENTS
+
     cfg = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
-    names = cfg.get("experiments") or sorted(p.parent.name for p in folder.glob("*/config.json"))
+    present = {p.parent.name for p in folder.glob("*/config.json")}
+    wanted = set(cfg.get("experiments") or []) | present
+    names = [n for n in EXPERIMENTS if n in wanted] + sorted(wanted - set(EXPERIMENTS))
     out = []
     for name in names:
         sub = folder / name
