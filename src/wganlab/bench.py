@@ -195,7 +195,7 @@ def plain_ot_means(y, init, n_iter: int) -> list[float]:
     import ot
 
     Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    X = np.array(init, dtype=np.float64).reshape(len(init), -1)
+    X = np.asarray(init, dtype=np.float64).reshape(len(init), -1).copy()
     a, b = ot.unif(len(X)), ot.unif(len(Y))
     trace = []
     for it in range(n_iter + 1):
