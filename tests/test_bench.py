@@ -124,6 +124,7 @@ def test_out_of_memory_becomes_a_row(monkeypatch):
     monkeypatch.setitem(bench.CASES, "oom", bench.Case("oom", "", "none", huge, {"n": 1}, {"n": 1}))
     (row,) = bench.run_case("oom", {"n": 1})
     assert row["status"] == "out of memory" and "40 GiB" in row["note"] and row["wganlab_s"] is None
+    assert row["size"] == "n=1"
 
 
 @pytest.mark.parametrize(("args", "msg"), [

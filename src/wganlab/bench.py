@@ -310,6 +310,11 @@ def _ot_means(ctx: Context, m: int, n: int, iters: int) -> list[dict]:
 # running
 
 
+def describe_sizes(sizes: dict) -> str:
+    """``key=value`` pairs as ``--set`` takes them (lists comma-separated)."""
+    return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in sizes.items())
+
+
 def _meminfo_kb(field: str) -> int | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -376,7 +381,8 @@ def run_case(name: str, sizes: dict, repeat: int = 1, data_root: str | None = No
         raise
     except Exception as e:  # reported in the table, the other cases still run
         status = "out of memory" if _out_of_memory(e) else "error"
-        rows = [{"status": status, "note": f"{type(e).__name__}: {e}".splitlines()[0][:300]}]
+        rows = [{"status": status, "size": describe_sizes(sizes),
+                 "note": f"{type(e).__name__}: {e}".splitlines()[0][:300]}]
     return [{"case": name, "baseline": case.baseline, "sizes": sizes,
              **{k: None for k, _ in COLUMNS if k not in ("case", "baseline")}, **r} for r in rows]
 
@@ -409,7 +415,8 @@ def _run_isolated(name: str, sizes: dict, repeat: int, data_root, threads: int |
     status = "out of memory" if proc.returncode in (-9, 137) else "error"
     return [{"case": name, "baseline": CASES[name].baseline, "sizes": sizes,
              **{k: None for k, _ in COLUMNS if k not in ("case", "baseline")},
-             "status": status, "note": f"child process exit code {proc.returncode}: {tail}"}]
+             "size": describe_sizes(sizes), "status": status,
+             "note": f"child process exit code {proc.returncode}: {tail}"}]
 
 
 def _child() -> None:
@@ -457,12 +464,15 @@ def run_bench(names: list[str] | None = None, *, full: bool = False, overrides: 
     rows: list[dict] = []
     for name, sizes in plan.items():
         if progress:
-            progress(f"bench: {name} {sizes}")
+            progress(f"bench: {name} {describe_sizes(sizes)}")
         if isolate:
             rows += _run_isolated(name, sizes, repeat, data_root, threads, limit)
         else:
             set_threads(threads)
             rows += run_case(name, sizes, repeat, data_root)
+    for r in rows:
+        if r["status"] == "out of memory" and limit is not None:
+            r["note"] = f"{r['note']} (limit of the case's process: {limit / 2**30:.1f} GiB)"
     info["load_avg_end"] = [round(v, 2) for v in os.getloadavg()]
     if out is not None:
         report = {"machine": info, "settings": {"full": full, "repeat": repeat, "threads": threads,

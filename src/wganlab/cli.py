@@ -109,6 +109,11 @@ def cmd_list(args) -> int:
     print("\nmetrics (wganlab distance --metric NAME):")
     for m in METRICS.values():
         print(f"  {m.name:16s} {m.description}")
+    from wganlab.bench import CASES, describe_sizes
+
+    print("\nbench cases (wganlab bench NAME --set NAME.size=N; defaults, then --full sizes):")
+    for c in CASES.values():
+        print(f"  {c.name:16s} {c.description}\n  {'':16s} [{describe_sizes(c.sizes)}] [{describe_sizes(c.full)}]")
     print("\ndatasets (spec strings, e.g. fashion-mnist:train:n=5000:size=32):")
     for name, line in data.available(args.data_root).items():
         print(f"  {name:16s} {line}")
