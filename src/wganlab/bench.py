@@ -226,7 +226,8 @@ def _exact_row(ctx: Context, x, y, baseline: bool = True) -> dict:
     return _row(t, f"{len(x)} x {len(y)}", diff, res.gap_rel, value=res.value)
 
 
-@register_case("w1-square", "exact W1 between M = N = n Fashion-MNIST images (test vs train, d = 784)",
+@register_case("w1-square", "exact W1 between M = N = n Fashion-MNIST images (d = 784): test vs train, "
+               "two seeded training subsets above 10,000",
                "POT ot.dist + ot.emd2", full={"n": 10_000}, n=2_000)
 def _w1_square(ctx: Context, n: int) -> list[dict]:
     return [_exact_row(ctx, ctx.images("test", n) if n <= 10_000 else ctx.images("train", n, seed=1),
