@@ -139,3 +139,10 @@ def test_bad_input_is_one_line_exit_2(args, msg, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1
+
+
+def test_a_child_that_cannot_start_becomes_a_row():
+    # 0.2 GiB of address space is too little to import torch: the child dies, the bench reports it
+    (row,) = bench.run_bench(["w1-square"], overrides={"w1-square": {"n": "20"}}, mem_limit_gib=0.2)
+    assert row["status"] in ("error", "out of memory") and "child process exit code" in row["note"]
+    assert row["case"] == "w1-square" and row["size"] == "n=20" and row["wganlab_s"] is None

@@ -75,9 +75,10 @@ def register_case(name: str, description: str, baseline: str, full: dict, **size
 # measuring
 
 
-def _status_kb(field: str) -> int | None:
+def _proc_kb(path: str, field: str) -> int | None:
+    """A ``Field:  value kB`` entry of ``/proc/meminfo`` or ``/proc/self/status`` (None where absent)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(path).read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
@@ -92,7 +93,7 @@ def _reset_peak() -> int | None:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         return None
-    return _status_kb("VmRSS")
+    return _proc_kb("/proc/self/status", "VmRSS")
 
 
 def _measure(fn: Callable):
@@ -101,7 +102,7 @@ def _measure(fn: Callable):
     t0 = time.perf_counter()
     out = fn()
     dt = time.perf_counter() - t0
-    hwm = _status_kb("VmHWM") if base is not None else None
+    hwm = _proc_kb("/proc/self/status", "VmHWM") if base is not None else None
     return out, dt, (None if hwm is None else max(hwm - base, 0) / 1024)
 
 
@@ -246,7 +247,7 @@ def _w1_batch(ctx: Context, m: int, ns: tuple) -> list[dict]:
 def _w1_large(ctx: Context, n: int) -> list[dict]:
     row = _exact_row(ctx, ctx.images("train", n, seed=1), ctx.images("train", n, seed=2), baseline=False)
     need = 16 * n * n  # float64 cost matrix + float64 plan
-    total = (_meminfo_kb("MemTotal") or 0) * 1024
+    total = (_proc_kb("/proc/meminfo", "MemTotal") or 0) * 1024
     verdict = "out of memory here" if need > total else "fits here, not run"
     return [{**row, "note": f"POT needs 16 n^2 bytes = {need / 1e9:.3g} GB for the dense cost and plan "
                             f"({verdict})"}]
@@ -316,16 +317,6 @@ def describe_sizes(sizes: dict) -> str:
     return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in sizes.items())
 
 
-def _meminfo_kb(field: str) -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def machine() -> dict:
     """The facts a timing needs next to it: CPU, cores, memory, load, library versions."""
     import ot
@@ -337,7 +328,7 @@ def machine() -> dict:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    total = _meminfo_kb("MemTotal")
+    total = _proc_kb("/proc/meminfo", "MemTotal")
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": None if total is None else round(total / 2**20, 1),
             "load_avg": [round(v, 2) for v in os.getloadavg()], "python": platform.python_version(),
             "torch": torch.__version__, "numpy": np.__version__, "pot": ot.__version__,
@@ -371,27 +362,33 @@ def _out_of_memory(e: BaseException) -> bool:
     return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "alloc" in str(e).lower())
 
 
+def _full_row(name: str, sizes: dict, row: dict) -> dict:
+    """``row`` with the case's name, baseline and sizes, and every column present (None if unknown)."""
+    blank = {k: None for k, _ in COLUMNS}
+    return {**blank, "case": name, "baseline": CASES[name].baseline, "sizes": sizes, **row}
+
+
+def _failed_row(name: str, sizes: dict, status: str, note: str) -> dict:
+    return _full_row(name, sizes, {"size": describe_sizes(sizes), "status": status, "note": note[:300]})
+
+
 def run_case(name: str, sizes: dict, repeat: int = 1, data_root: str | None = None) -> list[dict]:
     """Rows of one case run in this process. A case that runs out of memory or fails gives one row with
     that status; bad input (e.g. a missing dataset) is raised."""
-    case = CASES[name]
     try:
-        rows = case.run(Context(repeat, data_root), **sizes)
-        rows = [{"status": "ok", **r} for r in rows]
+        rows = CASES[name].run(Context(repeat, data_root), **sizes)
     except WganlabError:
         raise
     except Exception as e:  # reported in the table, the other cases still run
         status = "out of memory" if _out_of_memory(e) else "error"
-        rows = [{"status": status, "size": describe_sizes(sizes),
-                 "note": f"{type(e).__name__}: {e}".splitlines()[0][:300]}]
-    return [{"case": name, "baseline": case.baseline, "sizes": sizes,
-             **{k: None for k, _ in COLUMNS if k not in ("case", "baseline")}, **r} for r in rows]
+        return [_failed_row(name, sizes, status, f"{type(e).__name__}: {e}".splitlines()[0])]
+    return [_full_row(name, sizes, {"status": "ok", **r}) for r in rows]
 
 
 def _mem_limit_bytes(gib: float | None) -> int | None:
     if gib is not None:
         return int(gib * 2**30)
-    avail = _meminfo_kb("MemAvailable")
+    avail = _proc_kb("/proc/meminfo", "MemAvailable")
     return None if avail is None else int(0.85 * avail * 1024)
 
 
@@ -412,12 +409,9 @@ def _run_isolated(name: str, sizes: dict, repeat: int, data_root, threads: int |
         if "fatal" in reply:
             raise WganlabError(reply["fatal"])
         return [{**r, "sizes": sizes} for r in reply["rows"]]
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
     status = "out of memory" if proc.returncode in (-9, 137) else "error"
-    return [{"case": name, "baseline": CASES[name].baseline, "sizes": sizes,
-             **{k: None for k, _ in COLUMNS if k not in ("case", "baseline")},
-             "size": describe_sizes(sizes), "status": status,
-             "note": f"child process exit code {proc.returncode}: {tail}"}]
+    return [_failed_row(name, sizes, status, f"child process exit code {proc.returncode}: {tail}")]
 
 
 def _child() -> None:
