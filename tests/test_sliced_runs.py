@@ -90,3 +90,7 @@ def test_patch_swd_reuse_matches_the_plain_formula_and_the_direct_gradient():
     ref = merged_w_pp((theta @ px.T).double(), (theta @ py.T).double(), 1.0).mean()
     (g_ref,) = torch.autograd.grad(ref, x)
     assert_close(g_reused, g_ref.float(), rtol=1e-4, atol=1e-7)
+    # the bench's plain baseline accumulates the same gradient chunk by chunk
+    xb = x.detach().clone().requires_grad_(True)
+    plain_patch_swd(xb, y, theta, 3, chunk=5)
+    assert_close(xb.grad, g_ref.float(), rtol=1e-4, atol=1e-7)

@@ -20,6 +20,7 @@ tests assert values and certificates, never times.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -168,12 +169,16 @@ def pot_w1(x, y) -> float:
 def plain_patch_swd(x, y, theta, size: int, stride: int = 1, chunk: int = 16) -> float:
     """Patch SW1 written plainly in torch: unfold both image sets into patches, project them on ``theta``
     ``(P, C size^2)``, sort, and integrate ``|F^-1(t) - G^-1(t)|`` exactly over the merged quantile
-    breakpoints ``{i/n} U {j/m}`` (each step function read at the middle of every merged piece)."""
+    breakpoints ``{i/n} U {j/m}`` (each step function read at the middle of every merged piece).
+
+    When ``x`` requires grad, its gradient is accumulated in ``x.grad`` (as ``loss.backward()`` does), by
+    autograd through the sort, one chunk of projections at a time."""
     import torch
     import torch.nn.functional as F
 
-    d = theta.shape[1]
-    px = F.unfold(x, size, stride=stride).transpose(1, 2).reshape(-1, d)
+    d, P = theta.shape[1], theta.shape[0]
+    grad = x.requires_grad
+    px = F.unfold(x.detach(), size, stride=stride).transpose(1, 2).reshape(-1, d).requires_grad_(grad)
     py = F.unfold(y, size, stride=stride).transpose(1, 2).reshape(-1, d)
     n, m = len(px), len(py)
     levels = torch.sort(torch.cat([torch.arange(1, n + 1, dtype=torch.float64) / n,
@@ -182,11 +187,18 @@ def plain_patch_swd(x, y, theta, size: int, stride: int = 1, chunk: int = 16) ->
     mid = levels - dt / 2
     ix, iy = (mid * n).long().clamp_max(n - 1), (mid * m).long().clamp_max(m - 1)
     total = 0.0
-    for i in range(0, theta.shape[0], chunk):
-        qx = torch.sort(theta[i:i + chunk] @ px.T, dim=-1).values
-        qy = torch.sort(theta[i:i + chunk] @ py.T, dim=-1).values
-        total += float(((qx[:, ix] - qy[:, iy]).abs().double() * dt).sum())
-    return total / theta.shape[0]
+    for i in range(0, P, chunk):
+        with torch.no_grad():
+            qy = torch.sort(theta[i:i + chunk] @ py.T, dim=-1).values
+        with torch.set_grad_enabled(grad):
+            qx = torch.sort(theta[i:i + chunk] @ px.T, dim=-1).values
+            term = ((qx[:, ix] - qy[:, iy]).abs().double() * dt).sum()
+        if grad:
+            (term / P).backward()
+        total += float(term.detach())
+    if grad:
+        F.unfold(x, size, stride=stride).transpose(1, 2).reshape(-1, d).backward(px.grad)
+    return total / P
 
 
 def plain_ot_means(y, init, n_iter: int) -> list[float]:
@@ -272,11 +284,12 @@ def _patch_swd(ctx: Context, n: int, projections: int) -> list[dict]:
     return [_row(t, f"64 x {n} images, {projections} proj.", _rel_diff(t["ours"], t["base"]), value=t["ours"])]
 
 
-@register_case("patch-swd-reuse", "patch SW1 of `batches` batches of 64 images against the same n images "
-               "(training use): time per batch", "plain torch, target redone per batch",
-               full={"n": 10_000, "batches": 10, "baseline_batches": 3}, n=1_000, batches=5,
-               baseline_batches=5, projections=128)
-def _patch_swd_reuse(ctx: Context, n: int, batches: int, baseline_batches: int, projections: int) -> list[dict]:
+def _patch_batches(ctx: Context, n: int, batches: int, baseline_batches: int, projections: int,
+                   grad: bool) -> list[dict]:
+    """Patch SW1 (and with ``grad`` its gradient with respect to the batch) of ``batches`` batches of 64
+    against the same ``n`` images: wganlab sorts the target once, the baseline redoes it per batch."""
+    import torch
+
     from wganlab.ot.patches import patch_swd, patch_target
 
     y, xs, theta = _patch_setup(ctx, n, batches, projections)
@@ -284,13 +297,41 @@ def _patch_swd_reuse(ctx: Context, n: int, batches: int, baseline_batches: int, 
 
     def ours():
         target = patch_target(y, 7, 1, projections=theta)
-        return [float(patch_swd(x, target, 7, 1)) for x in xs]
+        out = []
+        for x in xs:
+            xg = x.clone().requires_grad_(grad)
+            v = patch_swd(xg, target, 7, 1)
+            out.append((float(v.detach()), torch.autograd.grad(v, xg)[0] if grad else None))
+        return out
 
-    t = ctx.time(ours, lambda: [plain_patch_swd(x, y, theta, 7, 1) for x in xs[:nb]])
+    def base():
+        out = []
+        for x in xs[:nb]:
+            xg = x.clone().requires_grad_(grad)
+            out.append((plain_patch_swd(xg, y, theta, 7, 1), xg.grad))
+        return out
+
+    t = ctx.time(ours, base)
+    ours_out, base_out = t["ours"][:nb], t["base"]
     t = {**t, "ours_s": t["ours_s"] / batches, "base_s": t["base_s"] / nb}
-    return [_row(t, f"{batches} x 64 vs {n} images", _rel_diff(t["ours"][:nb], t["base"]),
-                 note=f"seconds per batch; wganlab builds the sorted target once (included); "
-                      f"baseline timed on {nb} batch(es)")]
+    note = (f"seconds per batch; wganlab builds the sorted target once (included); baseline timed on {nb} "
+            "batch(es)")
+    if grad:
+        gdiff = max(float((a[1] - b[1]).norm() / b[1].norm()) for a, b in zip(ours_out, base_out, strict=True))
+        note += (f"; value and gradient with respect to the batch; gradients differ by {gdiff:.1e} (relative "
+                 "L2: tied projections, e.g. of flat background patches, have no unique gradient)")
+    return [_row(t, f"{batches} x 64 vs {n} images", _rel_diff([a[0] for a in ours_out],
+                                                               [b[0] for b in base_out]), note=note)]
+
+
+register_case("patch-swd-reuse", "patch SW1 of `batches` batches of 64 images against the same n images: "
+              "time per batch", "plain torch, target redone per batch",
+              full={"n": 10_000, "batches": 10, "baseline_batches": 3}, n=1_000, batches=5, baseline_batches=5,
+              projections=128)(functools.partial(_patch_batches, grad=False))
+register_case("patch-swd-train", "patch SW1 and its gradient for `batches` batches of 64 images against the "
+              "same n images (a generator step's work): time per batch", "plain torch + autograd, target "
+              "redone per batch", full={"n": 10_000, "batches": 10, "baseline_batches": 2}, n=1_000, batches=3,
+              baseline_batches=3, projections=128)(functools.partial(_patch_batches, grad=True))
 
 
 @register_case("ot-means", "OT-Means: m centroids fitted to n training images, iters x (exact plan + one "
