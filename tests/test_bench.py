@@ -147,3 +147,10 @@ def test_a_child_that_cannot_start_becomes_a_row():
     (row,) = bench.run_bench(["w1-square"], overrides={"w1-square": {"n": "20"}}, mem_limit_gib=0.2)
     assert row["status"] in ("error", "out of memory") and "child process exit code" in row["note"]
     assert row["case"] == "w1-square" and row["size"] == "n=20" and row["wganlab_s"] is None
+
+
+def test_a_missing_dataset_stops_the_bench_with_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "DATASET", "no-such-dataset")
+    assert main(["bench", "w1-square", "--in-process", "--set", "w1-square.n=10"]) == 2
+    err = capsys.readouterr().err.splitlines()  # progress lines, then the error on one line
+    assert err[-1].startswith("wganlab: error: unknown dataset 'no-such-dataset'")
