@@ -109,6 +109,11 @@ def cmd_list(args) -> int:
     print("\nmetrics (wganlab distance --metric NAME):")
     for m in METRICS.values():
         print(f"  {m.name:16s} {m.description}")
+    from wganlab.bench import CASES, describe_sizes
+
+    print("\nbench cases (wganlab bench NAME --set NAME.size=N; defaults, then --full sizes):")
+    for c in CASES.values():
+        print(f"  {c.name:16s} {c.description}\n  {'':16s} [{describe_sizes(c.sizes)}] [{describe_sizes(c.full)}]")
     print("\ndatasets (spec strings, e.g. fashion-mnist:train:n=5000:size=32):")
     for name, line in data.available(args.data_root).items():
         print(f"  {name:16s} {line}")
@@ -135,7 +140,7 @@ def _experiment_overrides(pairs: list[str] | None) -> dict[str, dict]:
         name, dot, rest = pair.partition(".")
         key, eq, value = rest.partition("=")
         if not dot or not eq:
-            raise InputError(f"--set {pair!r}: expected EXPERIMENT.key=value")
+            raise InputError(f"--set {pair!r}: expected NAME.key=value")
         out.setdefault(name, {})[key] = value
     return out
 
@@ -151,6 +156,18 @@ def cmd_sweep(args) -> int:
           threads=args.threads, data_root=args.data_root, device=args.device, metric=args.metric)
     print(f"summary: {Path(args.out) / 'summary.md'}")
     return 0
+
+
+def cmd_bench(args) -> int:
+    from wganlab.bench import run_bench, table
+
+    rows = run_bench(args.cases or None, full=args.full, overrides=_experiment_overrides(args.set),
+                     repeat=args.repeat, out=args.out, threads=args.threads, isolate=not args.in_process,
+                     mem_limit_gib=args.mem_limit_gib, data_root=args.data_root,
+                     progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(table(rows), end="")
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
+    return 1 if any(r["status"] == "error" for r in rows) else 0
 
 
 def cmd_report(args) -> int:
@@ -243,6 +260,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder holding datasets that are not installed system-wide")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     p.set_defaults(func=cmd_sweep)
+
+    from wganlab.bench import CASES
+
+    p = sub.add_parser("bench", help="time wganlab against plain baselines (POT, torch, numpy), case by case")
+    p.add_argument("cases", nargs="*", help=f"cases (default: all): {', '.join(CASES)}")
+    p.add_argument("--full", action="store_true", help="the paper-scale sizes (about 20 minutes on 2 cores, "
+                   "up to ~5 GB per case)")
+    p.add_argument("--set", action="append", metavar="CASE.KEY=VALUE", help="a case's size (repeatable), "
+                   "e.g. w1-square.n=5000 or w1-batch.ns=10000,60000")
+    p.add_argument("--repeat", type=int, default=1, help="runs of each side, best time kept (default 1)")
+    p.add_argument("--out", default="runs/bench.json", help="JSON output; the markdown table goes beside it "
+                   "(.md) (default: runs/bench.json)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--mem-limit-gib", type=float, help="memory limit of each case's process "
+                   "(default: 85%% of the memory available at the start)")
+    p.add_argument("--in-process", action="store_true", help="run the cases in this process (no memory limit)")
+    p.add_argument("--data-root", help="folder holding Fashion-MNIST if it is not installed system-wide")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="rebuild the HTML report of a (finished or interrupted) reproduce run")
     p.add_argument("run_dir")

@@ -6,8 +6,8 @@ eps in {0.01, 1, 10, 100}, and a WGAN with the (c, eps)-transform critic (eps = 
 give blurry, non-diverse samples. Measured against the data: Laplacian sharpness and mean pairwise
 distance (diversity) of 64 samples, each as a ratio to the data's own.
 
-Ours: continuous DCGAN-style generator (quick: Fashion-MNIST at 16 px, 300 steps); Adam lr 1e-3 for the Sinkhorn generator (no critic), the
-batch-estimate settings for the (c, eps)-transform WGAN.
+Ours: continuous DCGAN-style generator (quick: Fashion-MNIST at 16 px, 300 steps); Adam lr 1e-3 for the
+Sinkhorn generator (no critic), the batch-estimate settings for the (c, eps)-transform WGAN.
 """
 
 from __future__ import annotations

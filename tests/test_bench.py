@@ -1,0 +1,156 @@
+"""The bench: every case at a tiny size (in process and through the CLI), its baselines against independent
+oracles, one-line errors. Values and certificates are asserted; times never are."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.optimize
+import scipy.spatial.distance
+import scipy.stats
+import torch
+import torch.nn.functional as F
+from numpy.testing import assert_allclose
+
+from wganlab import bench
+from wganlab.cli import main
+from wganlab.ot.sliced import random_projections
+
+TINY = {
+    "w1-square": {"n": "120"},
+    "w1-batch": {"m": "16", "ns": "150,230"},
+    "w1-large": {"n": "150"},
+    "patch-swd": {"n": "20", "projections": "8"},
+    "patch-swd-reuse": {"n": "20", "batches": "3", "baseline_batches": "2", "projections": "8"},
+    "patch-swd-train": {"n": "20", "batches": "2", "baseline_batches": "2", "projections": "8"},
+    "ot-means": {"m": "6", "n": "90", "iters": "4"},
+}
+#: largest relative difference from the baseline each case may show
+TOL = {"w1-square": 1e-10, "w1-batch": 1e-10, "w1-large": None, "patch-swd": 1e-5, "patch-swd-reuse": 1e-5,
+       "patch-swd-train": 1e-5, "ot-means": 1e-8}
+
+
+def test_tiny_sizes_cover_every_case():
+    assert set(TINY) == set(bench.CASES) == set(TOL)
+
+
+@pytest.fixture(scope="module")
+def tiny_rows():
+    return bench.run_bench(overrides=TINY, isolate=False)
+
+
+def test_every_case_agrees_with_its_baseline(tiny_rows):
+    assert [r["case"] for r in tiny_rows] == ["w1-square", "w1-batch", "w1-batch", "w1-large", "patch-swd",
+                                              "patch-swd-reuse", "patch-swd-train", "ot-means"]
+    for r in tiny_rows:
+        assert set(k for k, _ in bench.COLUMNS) <= set(r), r["case"]
+        assert r["status"] == "ok", r
+        assert r["wganlab_s"] > 0
+        if TOL[r["case"]] is None:
+            assert r["baseline_s"] is None and r["value_diff"] is None and "16 n^2 bytes" in r["note"]
+        else:
+            assert r["baseline_s"] > 0 and r["ratio"] == pytest.approx(r["baseline_s"] / r["wganlab_s"])
+            assert_allclose(r["value_diff"], 0.0, atol=TOL[r["case"]], err_msg=r["case"])
+        if r["case"].startswith("w1"):
+            assert_allclose(r["gap_rel"], 0.0, atol=1e-9)  # the certificate of an exact solution
+
+
+def test_case_values_match_independent_computations(tiny_rows):
+    ctx = bench.Context()
+    x, y = ctx.images("test", 120), ctx.images("train", 120)
+    C = scipy.spatial.distance.cdist(x.reshape(120, -1).double(), y.reshape(120, -1).double())
+    r, c = scipy.optimize.linear_sum_assignment(C)  # equal uniform masses: an optimal assignment
+    assert_allclose(tiny_rows[0]["value"], C[r, c].mean(), rtol=1e-12)
+
+
+def test_pot_baseline_equals_the_assignment_oracle():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(40, 5)), rng.normal(size=(40, 5)) + 0.3
+    C = scipy.spatial.distance.cdist(x, y)
+    r, c = scipy.optimize.linear_sum_assignment(C)
+    assert_allclose(bench.pot_w1(x, y), C[r, c].mean(), rtol=1e-12)
+
+
+def test_plain_patch_swd_equals_scipy_on_the_projected_patches():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(3, 1, 6, 6, generator=g), torch.rand(5, 1, 7, 5, generator=g)
+    theta = random_projections(9, 4, seed=2)
+    px = F.unfold(x, 3).transpose(1, 2).reshape(-1, 9).double().numpy()
+    py = F.unfold(y, 3).transpose(1, 2).reshape(-1, 9).double().numpy()
+    th = theta.double().numpy()
+    want = np.mean([scipy.stats.wasserstein_distance(px @ t, py @ t) for t in th])
+    assert_allclose(bench.plain_patch_swd(x, y, theta, 3, chunk=3), want, rtol=1e-5)
+
+
+def test_plain_ot_means_on_two_clusters():
+    # two centroids, data {0, 2} and {10, 12}: a median of each pair is any point between them
+    trace = bench.plain_ot_means(torch.tensor([[0.0], [2.0], [10.0], [12.0]]), [[1.0], [5.0]], 3)
+    assert len(trace) == 4 and np.all(np.diff(trace) <= 1e-12)  # never increases (their Theorem 1)
+    assert_allclose(trace[-1], 1.0, atol=1e-9)
+
+
+def test_cli_writes_json_and_markdown(tmp_path, capsys):
+    """The default path: each case in a child process under a memory limit."""
+    out = tmp_path / "b.json"
+    args = ["bench", "w1-batch", "--out", str(out), "--repeat", "2", "--set", "w1-batch.m=8",
+            "--set", "w1-batch.ns=50,60"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["machine"]["cores"] >= 1 and report["settings"]["repeat"] == 2
+    assert report["settings"]["isolate"] and report["settings"]["mem_limit_bytes"] > 0
+    assert [r["case"] for r in report["rows"]] == ["w1-batch", "w1-batch"]
+    assert [r["size"] for r in report["rows"]] == ["8 x 50", "8 x 60"]
+    assert all(r["status"] == "ok" for r in report["rows"])
+    assert_allclose([r["value_diff"] for r in report["rows"]], 0.0, atol=1e-10)
+    md = out.with_suffix(".md").read_text()
+    assert md.startswith("Machine: ") and md.count("| w1-batch |") == 2
+    assert "ratio" in printed.splitlines()[0] and "wrote" in printed
+
+
+def test_cli_in_process(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    args = ["bench", "patch-swd", "--in-process", "--out", str(out)]
+    args += [arg for k, v in TINY["patch-swd"].items() for arg in ("--set", f"patch-swd.{k}={v}")]
+    assert main(args) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["status"] == "ok" and row["size"] == "64 x 20 images, 8 proj."
+    assert_allclose(row["value_diff"], 0.0, atol=1e-5)
+
+
+def test_out_of_memory_becomes_a_row(monkeypatch):
+    def huge(ctx, n):
+        raise MemoryError("Unable to allocate 40 GiB")
+
+    monkeypatch.setitem(bench.CASES, "oom", bench.Case("oom", "", "none", huge, {"n": 1}, {"n": 1}))
+    (row,) = bench.run_case("oom", {"n": 1})
+    assert row["status"] == "out of memory" and "40 GiB" in row["note"] and row["wganlab_s"] is None
+    assert row["size"] == "n=1"
+
+
+@pytest.mark.parametrize(("args", "msg"), [
+    (["bench", "nope"], "unknown bench case 'nope'"),
+    (["bench", "w1-square", "--set", "w1-square.k=3"], "has no size 'k'"),
+    (["bench", "w1-square", "--set", "w1-square.n=-3"], "expected positive integer"),
+    (["bench", "w1-square", "--set", "ot-means.n=30"], "not selected"),
+    (["bench", "w1-square", "--set", "n=30"], "expected NAME.key=value"),
+    (["bench", "w1-square", "--repeat", "0"], "repeat must be a positive integer"),
+])
+def test_bad_input_is_one_line_exit_2(args, msg, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1
+
+
+def test_a_child_that_cannot_start_becomes_a_row():
+    # 0.2 GiB of address space is too little to import torch: the child dies, the bench reports it
+    (row,) = bench.run_bench(["w1-square"], overrides={"w1-square": {"n": "20"}}, mem_limit_gib=0.2)
+    assert row["status"] in ("error", "out of memory") and "child process exit code" in row["note"]
+    assert row["case"] == "w1-square" and row["size"] == "n=20" and row["wganlab_s"] is None
+
+
+def test_a_missing_dataset_stops_the_bench_with_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "DATASET", "no-such-dataset")
+    assert main(["bench", "w1-square", "--in-process", "--set", "w1-square.n=10"]) == 2
+    err = capsys.readouterr().err.splitlines()  # progress lines, then the error on one line
+    assert err[-1].startswith("wganlab: error: unknown dataset 'no-such-dataset'")
