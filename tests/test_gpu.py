@@ -24,6 +24,7 @@ def _trainer(tmp_path, device, objective="wgan-gp", critic="fc", **kw) -> Traine
 @pytest.mark.parametrize(("objective", "critic", "extra"), CASES)
 def test_training_step_makes_no_host_copies(tmp_path, monkeypatch, objective, critic, extra):
     t = _trainer(tmp_path, "cpu", objective, critic, **extra)
+    t.measure()  # prepares the tracking targets (the training set's sorted projections), once per run
     copies = []
     for name in ("cpu", "numpy", "tolist"):
         real = getattr(torch.Tensor, name)
