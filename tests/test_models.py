@@ -115,3 +115,19 @@ def test_critic_config_errors():
         build_critic("resnet", (1, 8, 8))
     with pytest.raises(ConfigError, match="needs images"):
         build_critic("cnn-fc", (10,))
+
+
+@pytest.mark.parametrize("method", ["bjorck", "spectral"])
+def test_groupsort_critic_is_the_same_inside_one_cached_step(method):
+    from torch.nn.utils import parametrize
+
+    critic = build_critic("groupsort", (6,), hidden=8, depth=2, lipschitz=method).eval()  # eval: no power step
+    x, y = torch.randn(5, 6), torch.randn(7, 6)
+    plain = critic(x).mean() - critic(y).mean()
+    g_plain = torch.autograd.grad(plain, list(critic.parameters()))
+    with parametrize.cached():
+        cached = critic(x).mean() - critic(y).mean()
+        g_cached = torch.autograd.grad(cached, list(critic.parameters()))
+    torch.testing.assert_close(cached, plain)
+    for a, b in zip(g_cached, g_plain, strict=True):
+        torch.testing.assert_close(a, b)

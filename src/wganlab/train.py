@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
 from wganlab import checkpoint, data, metrics
@@ -212,17 +213,19 @@ class Trainer:
                 real = self.real_batch()
                 with torch.no_grad():
                     fake = self.fake_batch()
-                loss, s = self.objective.critic_loss(self.D, real, fake)
-                self.opt_d.zero_grad(set_to_none=True)
-                loss.backward()
+                with parametrize.cached():  # a parametrized (e.g. orthonormalised) weight is computed once
+                    loss, s = self.objective.critic_loss(self.D, real, fake)
+                    self.opt_d.zero_grad(set_to_none=True)
+                    loss.backward()
                 self.opt_d.step()
                 self.objective.after_critic_step(self.D)
                 stats.update({f"critic_{k}": v for k, v in s.items()})
                 stats["critic_loss"] = float(loss.detach())
         real, fake = self.real_batch(), self.fake_batch()
-        loss, s = self.objective.generator_loss(self.D, real, fake)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
+        with parametrize.cached():
+            loss, s = self.objective.generator_loss(self.D, real, fake)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
         self.opt_g.step()
         self.last_batches = (real.detach(), fake.detach())
         stats.update(s)

@@ -22,7 +22,7 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn.utils import parametrize
 
 from wganlab.errors import ConfigError
 
@@ -112,18 +112,26 @@ class GroupSort(nn.Module):
         return x.reshape(b, d // self.group, self.group).sort(-1, descending=True).values.reshape(b, d)
 
 
-class LipschitzLinear(nn.Linear):
+class _Bjorck(nn.Module):
+    """The parametrization ``weight = bjorck(raw weight)``."""
+
+    def __init__(self, iters: int):
+        super().__init__()
+        self.iters = iters
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return bjorck(w, self.iters)
+
+
+def lipschitz_linear(n_in: int, n_out: int, method: str = "bjorck", bjorck_iters: int = 20) -> nn.Linear:
     """A linear layer whose weight is orthonormalised (``"bjorck"``) or divided by its spectral norm
-    (``"spectral"``, via ``torch.nn.utils.parametrizations.spectral_norm``) on every forward pass."""
-
-    def __init__(self, n_in: int, n_out: int, method: str = "bjorck", bjorck_iters: int = 20):
-        super().__init__(n_in, n_out)
-        nn.init.orthogonal_(self.weight)
-        self.method, self.bjorck_iters = method, bjorck_iters
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = bjorck(self.weight, self.bjorck_iters) if self.method == "bjorck" else self.weight
-        return F.linear(x, w, self.bias)
+    (``"spectral"``) whenever it is read: ``torch.nn.utils.parametrize`` parametrizations, so inside
+    ``parametrize.cached()`` (one training step) the weight is computed once for every forward pass."""
+    lin = nn.Linear(n_in, n_out)
+    nn.init.orthogonal_(lin.weight)
+    if method == "spectral":
+        return nn.utils.parametrizations.spectral_norm(lin)
+    return parametrize.register_parametrization(lin, "weight", _Bjorck(bjorck_iters))
 
 
 class GroupSortCritic(nn.Module):
@@ -138,10 +146,7 @@ class GroupSortCritic(nn.Module):
         layers: list[nn.Module] = [nn.Flatten()]
         for i in range(depth + 1):
             out = hidden if i < depth else 1
-            lin = LipschitzLinear(width, out, method, bjorck_iters)
-            if method == "spectral":
-                lin = nn.utils.parametrizations.spectral_norm(lin)
-            layers.append(lin)
+            layers.append(lipschitz_linear(width, out, method, bjorck_iters))
             if i < depth:
                 layers.append(GroupSort(group))
             width = out

@@ -40,17 +40,18 @@ class GradientPenalty(Objective):
     def __init__(self, lam: float = 10.0):
         self.lam = lam
 
-    def penalty(self, critic, real, fake):
+    def penalty(self, critic, real, fake, create_graph: bool = True):
         """``(E (||grad D(xhat)|| - 1)^2, ||grad D(xhat)|| per sample)``."""
-        norms = gradient_norms(critic, interpolates(real, fake), create_graph=True)
+        norms = gradient_norms(critic, interpolates(real, fake), create_graph=create_graph)
         return ((norms - 1) ** 2).mean(), norms
 
     def critic_loss(self, critic, real, fake):
         v = critic_gap(critic, real, fake)
-        gp, norms = self.penalty(critic, real, fake)
+        gp, norms = self.penalty(critic, real, fake, create_graph=self.lam != 0)  # lam = 0: statistics only
         lip, est = float(norms.max().detach()), float(v.detach())
-        return -v + self.lam * gp, {"estimate": est, "penalty": float(gp.detach()), "lipschitz": lip,
-                                    "normalised": est / max(lip, 1e-12)}
+        loss = -v + self.lam * gp if self.lam != 0 else -v
+        return loss, {"estimate": est, "penalty": float(gp.detach()), "lipschitz": lip,
+                      "normalised": est / max(lip, 1e-12)}
 
     def generator_loss(self, critic, real, fake):
         v = critic_gap(critic, real, fake)
