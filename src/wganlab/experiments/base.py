@@ -90,6 +90,7 @@ class Experiment:
     run: Callable[[Any, Context], dict]  # -> measurements (JSON-able); files go to ctx.dir
     claims: tuple[Claim, ...]
     description: str = ""
+    paper_time: str = ""  # expected time of the paper preset on one GPU: an estimate, not yet measured
 
     def make_config(self, preset: str, overrides: dict | None = None):
         from wganlab.config import replace

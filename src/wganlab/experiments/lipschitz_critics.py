@@ -106,4 +106,5 @@ EXPERIMENT = register(Experiment(
               "001 Fig. 17-18", "qualitative (scatter plots)", _helps),
     ),
     description=__doc__,
+    paper_time="~30 min (4 x 20k iterations, 2-D MLPs)",
 ))

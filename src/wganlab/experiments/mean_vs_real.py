@@ -84,4 +84,5 @@ EXPERIMENT = register(Experiment(
                                 f"(batch {m['batch']})", "holds when the crossover lies in [10, 20]")),
     ),
     description=__doc__,
+    paper_time="~5 min, CPU",
 ))

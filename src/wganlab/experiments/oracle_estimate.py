@@ -111,4 +111,5 @@ EXPERIMENT = register(Experiment(
                                 "its own 6.92x 'an order of magnitude')")),
     ),
     description=__doc__,
+    paper_time="~6 h (6 lambdas x 300k CNN-FC critic updates on CIFAR-10)",
 ))
