@@ -34,7 +34,7 @@ RUNS = {  # name -> (objective, critic, gp lambda)
 @dataclass
 class Config:
     data: str = "gauss8:n=2000"
-    steps: int = 1000
+    steps: int = 700
     hidden: int = 64  # ours, for speed (the paper preset: 512)
     depth: int = 3
     seed: int = 0
