@@ -15,3 +15,7 @@ class DatasetError(WganlabError):
 
 class ConfigError(WganlabError):
     """A configuration key is unknown or a value has the wrong type."""
+
+
+class NotOptimalError(WganlabError):
+    """An exact OT solver could not certify an optimal solution."""

@@ -1,0 +1,206 @@
+"""Numba kernels of the sparse exact OT engine: arc costs and successive shortest paths.
+
+The transportation problem lives on a sparse set of arcs ``e = (i, j)`` (row ``i`` of ``x``, column ``j``
+of ``y``) with float64 costs ``c_e``. Arrays: ``row_ptr (M+1)`` / ``arc_col (E)`` index the arcs sorted
+by row (arc ids are positions in that order), ``col_ptr (N+1)`` / ``col_arc (E)`` list the arc ids of each
+column, ``arc_row (E)`` the row of each arc. Dual potentials ``u (M)``, ``v (N)`` keep every reduced cost
+``c_e - u_i - v_j`` non-negative and every arc with flow tight (up to float64 rounding), so each augmenting
+path found by Dijkstra is a shortest one and the final flow is optimal on the arc set.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+#: returned by :func:`ssp` when all supply is routed / when some supply cannot reach a free column
+DONE, STUCK = 0, 1
+
+
+@nb.njit(cache=True, fastmath=True)
+def pair_costs(X, Y, rows, cols, squared):
+    """``||X[rows[e]] - Y[cols[e]]||`` (squared if ``squared``) for every pair ``e``, in float64."""
+    out = np.empty(len(rows))
+    d = X.shape[1]
+    for e in range(len(rows)):
+        xi = X[rows[e]]
+        yj = Y[cols[e]]
+        s = 0.0
+        for k in range(d):
+            t = xi[k] - yj[k]
+            s += t * t
+        out[e] = s if squared else np.sqrt(s)
+    return out
+
+
+@nb.njit(cache=True)
+def _push(hd, hn, size, d, x):
+    i = size
+    hd[i] = d
+    hn[i] = x
+    while i > 0:
+        p = (i - 1) >> 1
+        if hd[p] <= hd[i]:
+            break
+        hd[p], hd[i] = hd[i], hd[p]
+        hn[p], hn[i] = hn[i], hn[p]
+        i = p
+    return size + 1
+
+
+@nb.njit(cache=True)
+def _pop(hd, hn, size):
+    d, x = hd[0], hn[0]
+    size -= 1
+    hd[0], hn[0] = hd[size], hn[size]
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            break
+        if c + 1 < size and hd[c + 1] < hd[c]:
+            c += 1
+        if hd[i] <= hd[c]:
+            break
+        hd[c], hd[i] = hd[i], hd[c]
+        hn[c], hn[i] = hn[i], hn[c]
+        i = c
+    return d, x, size
+
+
+@nb.njit(cache=True)
+def greedy_init(row_ptr, arc_col, cost, flow, u, v, sr, dc, tight):
+    """Set ``u_i = min_e (c_e - v_j)`` over each row's arcs (so all reduced costs are >= 0), then route
+    supply greedily along arcs whose reduced cost is at most ``tight``."""
+    M = len(row_ptr) - 1
+    for i in range(M):
+        best = np.inf
+        for e in range(row_ptr[i], row_ptr[i + 1]):
+            r = cost[e] - v[arc_col[e]]
+            if r < best:
+                best = r
+        if row_ptr[i + 1] > row_ptr[i]:
+            u[i] = best
+        for e in range(row_ptr[i], row_ptr[i + 1]):
+            if sr[i] <= 0.0:
+                break
+            j = arc_col[e]
+            if dc[j] > 0.0 and cost[e] - u[i] - v[j] <= tight:
+                delta = min(sr[i], dc[j])
+                flow[e] += delta
+                sr[i] -= delta
+                dc[j] -= delta
+
+
+@nb.njit(cache=True)
+def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc, min_supply):
+    """Successive shortest paths from rows with supply ``sr > min_supply`` to columns with demand
+    ``dc > 0``, updating ``flow``, ``u``, ``v``, ``sr``, ``dc`` in place.
+
+    Each round runs a multi-source Dijkstra on reduced costs (forward arcs row -> column, backward arcs
+    column -> row where there is flow), moves the potentials of the settled nodes by ``D - dist`` and
+    pushes as much as the path allows. Returns ``(status, augmentations, settled)``: ``DONE``, or
+    ``STUCK`` with ``settled`` marking the rows (``[:M]``) and columns (``[M:]``) reachable from the
+    remaining supply when no column with demand is.
+    """
+    M = len(row_ptr) - 1
+    N = len(col_ptr) - 1
+    n = M + N
+    E = len(cost)
+    dist = np.full(n, np.inf)
+    settled = np.zeros(n, dtype=np.bool_)
+    pred = np.full(n, -1, dtype=np.int64)
+    touched = np.empty(n, dtype=np.int64)
+    hd = np.empty(E + n + 1)
+    hn = np.empty(E + n + 1, dtype=np.int64)
+    n_aug = 0
+    while True:
+        nt = 0
+        size = 0
+        for i in range(M):
+            if sr[i] > min_supply:
+                dist[i] = 0.0
+                touched[nt] = i
+                nt += 1
+                size = _push(hd, hn, size, 0.0, i)
+        if nt == 0:
+            return DONE, n_aug, settled
+        sink = -1
+        D = 0.0
+        while size > 0:
+            d, x, size = _pop(hd, hn, size)
+            if settled[x] or d > dist[x]:
+                continue
+            settled[x] = True
+            if x >= M:
+                j = x - M
+                if dc[j] > 0.0:
+                    sink = x
+                    D = d
+                    break
+                for q in range(col_ptr[j], col_ptr[j + 1]):
+                    e = col_arc[q]
+                    if flow[e] > 0.0:
+                        i = arc_row[e]
+                        if settled[i]:
+                            continue
+                        nd = d + max(u[i] + v[j] - cost[e], 0.0)
+                        if nd < dist[i]:
+                            if dist[i] == np.inf:
+                                touched[nt] = i
+                                nt += 1
+                            dist[i] = nd
+                            pred[i] = e
+                            size = _push(hd, hn, size, nd, i)
+            else:
+                i = x
+                for e in range(row_ptr[i], row_ptr[i + 1]):
+                    y = M + arc_col[e]
+                    if settled[y]:
+                        continue
+                    nd = d + max(cost[e] - u[i] - v[y - M], 0.0)
+                    if nd < dist[y]:
+                        if dist[y] == np.inf:
+                            touched[nt] = y
+                            nt += 1
+                        dist[y] = nd
+                        pred[y] = e
+                        size = _push(hd, hn, size, nd, y)
+        if sink < 0:
+            return STUCK, n_aug, settled
+        for t in range(nt):
+            x = touched[t]
+            if settled[x]:
+                if x < M:
+                    u[x] += D - dist[x]
+                else:
+                    v[x - M] -= D - dist[x]
+        # the path's capacity: the sink's demand, the source's supply, the flows it takes back
+        delta = dc[sink - M]
+        x = sink
+        while True:
+            e = pred[x]
+            i = arc_row[e]
+            if pred[i] < 0:
+                delta = min(delta, sr[i])
+                break
+            delta = min(delta, flow[pred[i]])
+            x = M + arc_col[pred[i]]
+        dc[sink - M] -= delta
+        x = sink
+        while True:
+            e = pred[x]
+            flow[e] += delta
+            i = arc_row[e]
+            if pred[i] < 0:
+                sr[i] -= delta
+                break
+            b = pred[i]
+            flow[b] = flow[b] - delta if flow[b] > delta else 0.0
+            x = M + arc_col[b]
+        n_aug += 1
+        for t in range(nt):
+            x = touched[t]
+            dist[x] = np.inf
+            settled[x] = False
+            pred[x] = -1

@@ -1,0 +1,269 @@
+"""Certified exact OT for Euclidean costs without the dense cost matrix.
+
+``OT(a, b) = min_{P >= 0, P 1 = a, P^T 1 = b} sum_ij P_ij c(x_i, y_j)`` with ``c = ||x - y||`` (W1) or
+``||x - y||^2`` (W2^2), for point sets ``x (M, d)``, ``y (N, d)``. Memory is ``O((M + N) d)`` plus the
+active arc set and one block of float32 distances:
+
+1. **Candidates.** Blocked float32 GEMMs ``||x||^2 + ||y||^2 - 2 x.y`` (on centred data) give each row
+   its ``k`` nearest columns and each column its ``k`` nearest rows; their costs are recomputed exactly
+   in float64 from the differences.
+2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot._ssp`, Dijkstra on reduced costs) on
+   that arc set, warm-startable from column potentials ``v`` (e.g. the previous OT-Means solve).
+3. **Pricing.** Every pair is checked, block by block, for a negative reduced cost
+   ``c_ij - u_i - v_j < 0``: a rigorous lower bound of ``c_ij`` from the float32 block (error at most
+   ``(d + 8) 2^-24 (||x_i||^2 + ||y_j||^2)`` on the squared distance) rules out almost every pair, and the
+   rest are recomputed in float64. Violating pairs join the arc set and the solve resumes (their
+   columns' potentials are lowered and those columns released). When no pair violates, ``(u, v')`` with
+   ``v'_j = min(v_j, min_i c_ij - u_i)`` is dual feasible for the FULL problem, and
+   ``gap = cost - (a.u + b.v')`` certifies the plan (0 up to float64 rounding).
+
+Uniform weights are scaled to integers (``N / g`` per row, ``M / g`` per column, ``g = gcd(M, N)``), so
+the flow arithmetic is exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from wganlab.errors import InputError, NotOptimalError
+from wganlab.ot.result import OTResult
+
+try:
+    from wganlab.ot import _ssp
+except ImportError:  # numba missing or broken: the dense POT path remains
+    _ssp = None
+
+#: float32 elements in one block of distances (64 MB)
+BLOCK_ELEMENTS = 16 * 1024 * 1024
+#: keep all float32 distance blocks between the candidate pass and the pricing passes below this size
+CACHE_BYTES = 512 * 1024 * 1024
+#: nearest neighbours per row and per column in the first arc set
+K_NEAREST = 8
+#: extra arcs per row, toward columns it cannot reach, when the arc set admits no feasible flow
+K_EXTEND = 4
+#: at most this many violating pairs per column join the arc set in one pricing round
+K_PRICE = 8
+MAX_ROUNDS = 200
+
+
+def available() -> bool:
+    """Whether the sparse engine can run (it needs numba)."""
+    return _ssp is not None
+
+
+class _Distances:
+    """Float32 squared distances between centred ``x`` and ``y``, block by block, with a rigorous lower
+    bound of the exact costs; blocks are cached when the whole matrix is small."""
+
+    def __init__(self, X: np.ndarray, Y: np.ndarray, squared: bool):
+        mu = Y.mean(0)
+        xc, yc = X - mu, Y - mu
+        self.nx, self.ny = np.einsum("ij,ij->i", xc, xc), np.einsum("ij,ij->i", yc, yc)
+        self.x32, self.y32 = torch.from_numpy(xc.astype(np.float32)), torch.from_numpy(yc.astype(np.float32))
+        self.nx32, self.ny32 = torch.from_numpy(self.nx.astype(np.float32)), torch.from_numpy(
+            self.ny.astype(np.float32))
+        self.tau = (X.shape[1] + 8) * 2.0**-24 * 1.25
+        self.squared = squared
+        M, N = len(X), len(Y)
+        self.step = max(1, min(M, BLOCK_ELEMENTS // max(N, 1)))
+        self.cache: dict[int, torch.Tensor] | None = {} if 4 * M * N <= CACHE_BYTES else None
+
+    def blocks(self):
+        """``(start, lower bound of the costs of rows start:start+len)`` for every row block."""
+        for s in range(0, len(self.nx), self.step):
+            yield s, self.lower(s, slice(s, s + self.step))
+
+    def lower(self, key, rows) -> torch.Tensor:
+        """Lower bound of ``c(x_rows, y)`` (float32, ``(len(rows), N)``); cached under ``key``."""
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
+        d2 = torch.addmm(self.nx32[rows, None] + self.ny32[None, :], self.x32[rows], self.y32.T, alpha=-2.0)
+        d2 -= self.tau * (self.nx32[rows, None] + self.ny32[None, :])
+        lo = d2.clamp_min_(0.0) if self.squared else d2.clamp_min_(0.0).sqrt_()
+        if self.cache is not None and isinstance(key, int):
+            self.cache[key] = lo
+        return lo
+
+
+class _Arcs:
+    """The active arc set with its flow, and the CSR/CSC indexes the kernels need."""
+
+    def __init__(self, M: int, N: int):
+        self.M, self.N = M, N
+        self.key = np.empty(0, dtype=np.int64)
+        self.cost = np.empty(0)
+        self.flow = np.empty(0)
+
+    def add(self, rows: np.ndarray, cols: np.ndarray, cost: np.ndarray) -> None:
+        key = rows.astype(np.int64) * self.N + cols
+        key, first = np.unique(key, return_index=True)
+        fresh = ~np.isin(key, self.key, assume_unique=True)
+        key = np.concatenate([self.key, key[fresh]])
+        order = np.argsort(key, kind="stable")
+        self.key = key[order]
+        self.cost = np.concatenate([self.cost, cost[first[fresh]]])[order]
+        self.flow = np.concatenate([self.flow, np.zeros(int(fresh.sum()))])[order]
+        self.row, self.col = self.key // self.N, self.key % self.N
+        self.row_ptr = np.searchsorted(self.row, np.arange(self.M + 1)).astype(np.int64)
+        self.col_arc = np.argsort(self.col, kind="stable").astype(np.int64)
+        self.col_ptr = np.searchsorted(self.col[self.col_arc], np.arange(self.N + 1)).astype(np.int64)
+
+
+def _smallest(vals: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    return torch.topk(vals, min(k, vals.shape[dim]), dim=dim, largest=False, sorted=False).indices
+
+
+def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None, *,
+                 squared: bool = False, warm_start: OTResult | None = None, tol: float = 1e-7,
+                 k: int = K_NEAREST) -> OTResult:
+    """Exact OT between ``X (M, d)`` and ``Y (N, d)`` (float64 arrays) for the cost ``||x - y||``
+    (``squared``: ``||x - y||^2``), weights ``a (M,)``, ``b (N,)`` summing to 1 (uniform when None).
+
+    ``warm_start``: an earlier result between sets of the same sizes; its column potentials seed the solve.
+    Returns an :class:`OTResult` whose ``plan`` is a ``scipy.sparse.csr_array (M, N)``, ``potentials``
+    are feasible for all pairs and ``gap`` is the certified duality gap; ``info`` records the rounds,
+    augmentations and the arc-set size. Raises :class:`NotOptimalError` if it cannot certify the result.
+    """
+    if _ssp is None:
+        raise InputError("engine 'sparse' needs numba (pip install numba); use engine='pot'")
+    M, N = len(X), len(Y)
+    if a is None and b is None:
+        g = math.gcd(M, N)
+        sa, sb, total, min_supply = np.full(M, float(N // g)), np.full(N, float(M // g)), M * N / g, 0.0
+    else:
+        sa = np.full(M, 1.0 / M) if a is None else np.asarray(a, dtype=np.float64)
+        sb = np.full(N, 1.0 / N) if b is None else np.asarray(b, dtype=np.float64)
+        total, min_supply = 1.0, 1e-13 * max(sa.max(), sb.max())
+    dist = _Distances(X, Y, squared)
+    arcs = _Arcs(M, N)
+
+    def exact(rows, cols):
+        return _ssp.pair_costs(X, Y, rows, cols, squared)
+
+    # 1. candidates: k nearest columns of every row, k nearest rows of every column
+    cand_r, cand_c, col_best, col_idx = [], [], None, None
+    for s, lo in dist.blocks():
+        j = _smallest(lo, k, 1)
+        cand_r.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
+        cand_c.append(j.reshape(-1).numpy())
+        i = _smallest(lo, k, 0)
+        vals = lo.gather(0, i)
+        i = i + s
+        if col_best is not None:
+            vals, i = torch.cat([col_best, vals]), torch.cat([col_idx, i])
+            pick = _smallest(vals, k, 0)
+            vals, i = vals.gather(0, pick), i.gather(0, pick)
+        col_best, col_idx = vals, i
+    cand_r.append(col_idx.reshape(-1).numpy())
+    cand_c.append(np.tile(np.arange(N), col_idx.shape[0]))
+    rows, cols = np.concatenate(cand_r), np.concatenate(cand_c)
+    arcs.add(rows, cols, exact(rows, cols))
+
+    # 2. potentials: the warm start's column potentials, or the column minima
+    if warm_start is not None:
+        if warm_start.potentials is None or len(warm_start.potentials[1]) != N or len(
+                warm_start.potentials[0]) != M:
+            raise InputError(f"warm_start: expected potentials for {M} x {N} points")
+        v = np.array(warm_start.potentials[1], dtype=np.float64)
+    else:
+        v = np.full(N, np.inf)
+        np.minimum.at(v, arcs.col, arcs.cost)
+    u = np.zeros(M)
+    sr, dc = sa.copy(), sb.copy()
+    scale = float(arcs.cost.max()) if len(arcs.cost) else 1.0
+    _ssp.greedy_init(arcs.row_ptr, arcs.col, arcs.cost, arcs.flow, u, v, sr, dc, 1e-14 * max(scale, 1.0))
+
+    rounds = n_aug = extended = 0
+    while True:
+        rounds += 1
+        if rounds > MAX_ROUNDS:
+            raise NotOptimalError(f"sparse OT did not converge in {MAX_ROUNDS} pricing rounds")
+        status, aug, settled = _ssp.ssp(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr, arcs.col_arc,
+                                        arcs.flow, u, v, sr, dc, min_supply)
+        n_aug += aug
+        if status == _ssp.STUCK:  # Hall's condition fails on the arc set: extend the stuck rows
+            stuck = np.flatnonzero(settled[:M])
+            reach = torch.from_numpy(settled[M:].copy())
+            lo = dist.lower(None, torch.from_numpy(stuck))
+            rc = (lo.double() - torch.from_numpy(u[stuck])[:, None] - torch.from_numpy(v)[None, :])
+            rc[:, reach] = math.inf
+            j = _smallest(rc, K_EXTEND, 1)
+            new_r, new_c = np.repeat(stuck, j.shape[1]), j.reshape(-1).numpy()
+            extended += len(new_r)
+            _insert(arcs, new_r, new_c, exact(new_r, new_c), u, v, sr, dc)
+            continue
+        # 3. pricing: every pair's reduced cost, exact where the float32 bound cannot decide
+        fr, fc, fcost = _price(dist, u, v, exact)
+        rc = fcost - u[fr] - v[fc]
+        bad = rc < -1e-12 * (np.abs(u[fr]) + np.abs(v[fc]) + fcost + 1e-300)
+        if bad.any():
+            br, bc, bcost = _worst_per_column(fr[bad], fc[bad], fcost[bad], rc[bad], K_PRICE)
+            _insert(arcs, br, bc, bcost, u, v, sr, dc)
+            continue
+        break
+
+    vf = v.copy()
+    np.minimum.at(vf, fc, fcost - u[fr])
+    keep = arcs.flow > 0
+    P = sp.csr_array((arcs.flow[keep] / total, (arcs.row[keep], arcs.col[keep])), shape=(M, N))
+    a_n, b_n = sa / sa.sum(), sb / sb.sum()
+    cost = float(arcs.flow[keep] @ arcs.cost[keep]) / total
+    gap = cost - float(a_n @ u + b_n @ vf)
+    res = OTResult(value=cost, cost=cost, gap=gap, solver="sparse-ssp", plan=P, potentials=(u, vf),
+                   info={"n": M, "m": N, "rounds": rounds, "augmentations": n_aug, "arcs": len(arcs.cost),
+                         "extended": extended, "priced": len(fr), "warm": warm_start is not None})
+    check_certificate(res, P.sum(1), P.sum(0), a_n, b_n, tol, scale)
+    return res
+
+
+def _price(dist: _Distances, u: np.ndarray, v: np.ndarray, exact):
+    """All pairs ``(i, j)`` whose reduced cost the float32 lower bound cannot prove non-negative, with
+    their exact costs: ``(rows, cols, costs)``."""
+    ut, vt = torch.from_numpy(u).float(), torch.from_numpy(v).float()
+    slack = 8 * 2.0**-24 * float(np.abs(u).max() + np.abs(v).max())
+    rows, cols = [], []
+    for s, lo in dist.blocks():
+        thr = ut[s:s + len(lo), None] + vt[None, :] + slack
+        i, j = torch.nonzero(lo < thr, as_tuple=True)
+        rows.append(i.numpy() + s)
+        cols.append(j.numpy())
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    return rows, cols, exact(rows, cols)
+
+
+def _worst_per_column(rows, cols, cost, rc, k):
+    """At most ``k`` pairs per column, the most negative reduced costs first."""
+    order = np.lexsort((rc, cols))
+    cols_sorted = cols[order]
+    start = np.searchsorted(cols_sorted, cols_sorted, side="left")
+    keep = order[np.arange(len(order)) - start < k]
+    return rows[keep], cols[keep], cost[keep]
+
+
+def _insert(arcs: _Arcs, rows, cols, cost, u, v, sr, dc) -> None:
+    """Add arcs; columns whose reduced cost would turn negative get a lower ``v_j`` and give back their
+    flow (to their rows' supply), so every invariant of the shortest-path solver holds again."""
+    lowered = v.copy()
+    np.minimum.at(lowered, cols, cost - u[rows])
+    drop = lowered < v
+    v[:] = lowered
+    arcs.add(rows, cols, cost)
+    back = drop[arcs.col] & (arcs.flow > 0)
+    np.add.at(sr, arcs.row[back], arcs.flow[back])
+    np.add.at(dc, arcs.col[back], arcs.flow[back])
+    arcs.flow[back] = 0.0
+
+
+def check_certificate(res: OTResult, row_sums, col_sums, a, b, tol: float, scale: float) -> None:
+    """Marginals within 1e-9 and duality gap within ``tol`` of the cost (plus float64 rounding of
+    ``scale``, the largest cost entry, so an optimum of 0 is accepted); raises :class:`NotOptimalError`."""
+    marg = max(np.abs(np.asarray(row_sums) - a).max(), np.abs(np.asarray(col_sums) - b).max())
+    if not marg <= 1e-9:
+        raise NotOptimalError(f"plan violates the marginals by {marg:.3g}")
+    slack = 1e-13 * max(scale, 1.0)
+    if res.gap > tol * abs(res.cost) + slack or res.gap < -slack - 1e-9 * abs(res.cost):
+        raise NotOptimalError(f"duality gap {res.gap:.3g} (relative {res.gap_rel:.3g}) exceeds {tol:g}")
