@@ -97,11 +97,11 @@ def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc, m
     """Successive shortest paths from rows with supply ``sr > min_supply`` to columns with demand
     ``dc > 0``, updating ``flow``, ``u``, ``v``, ``sr``, ``dc`` in place.
 
-    Each round runs a multi-source Dijkstra on reduced costs (forward arcs row -> column, backward arcs
+    Each round runs Dijkstra from one row with supply on reduced costs (forward arcs row -> column, backward arcs
     column -> row where there is flow), moves the potentials of the settled nodes by ``D - dist`` and
     pushes as much as the path allows. Returns ``(status, augmentations, settled)``: ``DONE``, or
-    ``STUCK`` with ``settled`` marking the rows (``[:M]``) and columns (``[M:]``) reachable from the
-    remaining supply when no column with demand is.
+    ``STUCK`` with ``settled`` marking the rows (``[:M]``) and columns (``[M:]``) reachable from a row
+    with supply when no column with demand is.
     """
     M = len(row_ptr) - 1
     N = len(col_ptr) - 1
@@ -114,17 +114,18 @@ def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc, m
     hd = np.empty(E + n + 1)
     hn = np.empty(E + n + 1, dtype=np.int64)
     n_aug = 0
+    src = 0
     while True:
-        nt = 0
-        size = 0
-        for i in range(M):
-            if sr[i] > min_supply:
-                dist[i] = 0.0
-                touched[nt] = i
-                nt += 1
-                size = _push(hd, hn, size, 0.0, i)
-        if nt == 0:
+        for t in range(M):  # the next row with supply, round robin
+            if sr[(src + t) % M] > min_supply:
+                break
+        src = (src + t) % M
+        if sr[src] <= min_supply:
             return DONE, n_aug, settled
+        dist[src] = 0.0
+        touched[0] = src
+        nt = 1
+        size = _push(hd, hn, 0, 0.0, src)
         sink = -1
         D = 0.0
         while size > 0:
