@@ -205,3 +205,152 @@ def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc, m
             dist[x] = np.inf
             settled[x] = False
             pred[x] = -1
+
+
+@nb.njit(cache=True)
+def _owner_column(r, W, WF, WB, row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow):
+    """Recompute ``W[:, r]``: for every row ``i``, the cheapest way to take a column that ``r`` holds."""
+    W[:, r] = np.inf
+    for b in range(row_ptr[r], row_ptr[r + 1]):
+        if flow[b] > 0.0:
+            _gain(r, b, W, WF, WB, arc_col, arc_row, cost, col_ptr, col_arc)
+
+
+@nb.njit(cache=True)
+def _gain(r, b, W, WF, WB, arc_col, arc_row, cost, col_ptr, col_arc):
+    """Row ``r`` holds flow on arc ``b = (r, j)``: lower ``W[i, r]`` to ``c_ij - c_rj`` for every arc into j."""
+    j = arc_col[b]
+    for q in range(col_ptr[j], col_ptr[j + 1]):
+        e = col_arc[q]
+        i = arc_row[e]
+        w = cost[e] - cost[b]
+        if w < W[i, r]:
+            W[i, r] = w
+            WF[i, r] = e
+            WB[i, r] = b
+
+
+@nb.njit(cache=True)
+def _free_min(i, F, FA, row_ptr, arc_col, cost, v, dc):
+    """``F[i] = min c_ij - v_j`` over row ``i``'s arcs into columns with demand (arc in ``FA[i]``)."""
+    F[i] = np.inf
+    FA[i] = -1
+    for e in range(row_ptr[i], row_ptr[i + 1]):
+        j = arc_col[e]
+        if dc[j] > 0.0 and cost[e] - v[j] < F[i]:
+            F[i] = cost[e] - v[j]
+            FA[i] = e
+
+
+@nb.njit(cache=True)
+def ssp_few_rows(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc, min_supply):
+    """:func:`ssp` for few rows and many columns (same arguments, invariants and result).
+
+    Columns are contracted away: a path row -> column -> row that takes a column held by row ``r`` from
+    row ``i`` costs ``W[i, r] - u_i + u_r`` with ``W[i, r] = min_{j held by r} (c_ij - c_rj)`` (it does not
+    depend on the potentials), and a path ending in a column with demand costs ``F[i] - u_i`` with
+    ``F[i] = min_{j with demand} (c_ij - v_j)`` (``v`` of such columns never changes: a row holding part
+    of one is never settled before it). Dijkstra then runs on the ``M`` rows with dense ``M x M``
+    weights, and an augmentation updates ``W`` and ``F`` only where its columns changed hands.
+    Column potentials are restored at the end as ``v_j = c_rj - u_r`` for a row ``r`` holding ``j``.
+    """
+    M = len(row_ptr) - 1
+    N = len(col_ptr) - 1
+    W = np.full((M, M), np.inf)
+    WF = np.full((M, M), -1, dtype=np.int64)
+    WB = np.full((M, M), -1, dtype=np.int64)
+    F = np.full(M, np.inf)
+    FA = np.full(M, -1, dtype=np.int64)
+    for r in range(M):
+        _owner_column(r, W, WF, WB, row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow)
+        _free_min(r, F, FA, row_ptr, arc_col, cost, v, dc)
+    dist = np.empty(M)
+    pred = np.empty(M, dtype=np.int64)
+    path = np.empty((M, 3), dtype=np.int64)
+    settled = np.zeros(M + N, dtype=np.bool_)
+    n_aug = 0
+    src = 0
+    status = DONE
+    while True:
+        for t in range(M):
+            if sr[(src + t) % M] > min_supply:
+                break
+        src = (src + t) % M
+        if sr[src] <= min_supply:
+            break
+        dist[:] = np.inf
+        settled[:M] = False
+        dist[src] = 0.0
+        pred[src] = -1
+        best, sink_row = np.inf, -1
+        while True:
+            r, dr = -1, np.inf
+            for i in range(M):
+                if not settled[i] and dist[i] < dr:
+                    r, dr = i, dist[i]
+            if r < 0 or dr >= best:
+                break
+            settled[r] = True
+            s = dr + max(F[r] - u[r], 0.0)
+            if s < best:
+                best, sink_row = s, r
+            for i in range(M):
+                if not settled[i] and W[r, i] < np.inf:
+                    d = dr + max(W[r, i] - u[r] + u[i], 0.0)
+                    if d < dist[i]:
+                        dist[i] = d
+                        pred[i] = r
+        if sink_row < 0:
+            status = STUCK
+            for r in range(M):
+                if settled[r]:
+                    for e in range(row_ptr[r], row_ptr[r + 1]):
+                        settled[M + arc_col[e]] = True
+            break
+        D = best
+        for i in range(M):
+            if settled[i] and dist[i] < D:
+                u[i] += D - dist[i]
+        # capacity of the path: sink demand, source supply, the flows taken back on the way
+        e_sink = FA[sink_row]
+        j_sink = arc_col[e_sink]
+        delta = dc[j_sink]
+        r = sink_row
+        while pred[r] >= 0:
+            delta = min(delta, flow[WB[pred[r], r]])
+            r = pred[r]
+        delta = min(delta, sr[src])
+        sr[src] -= delta
+        dc[j_sink] -= delta
+        new_owner = flow[e_sink] == 0.0
+        flow[e_sink] += delta
+        if new_owner:
+            _gain(sink_row, e_sink, W, WF, WB, arc_col, arc_row, cost, col_ptr, col_arc)
+        if dc[j_sink] <= 0.0:
+            for q in range(col_ptr[j_sink], col_ptr[j_sink + 1]):
+                i = arc_row[col_arc[q]]
+                if FA[i] >= 0 and arc_col[FA[i]] == j_sink:
+                    _free_min(i, F, FA, row_ptr, arc_col, cost, v, dc)
+        n_path = 0  # the path's arcs, read before W changes under them
+        r = sink_row
+        while pred[r] >= 0:
+            path[n_path, 0], path[n_path, 1], path[n_path, 2] = pred[r], WF[pred[r], r], WB[pred[r], r]
+            n_path += 1
+            r = pred[r]
+        for t in range(n_path):
+            p, e, b = path[t, 0], path[t, 1], path[t, 2]
+            r = arc_row[b]
+            flow[b] = flow[b] - delta if flow[b] > delta else 0.0
+            new_owner = flow[e] == 0.0
+            flow[e] += delta
+            if new_owner:
+                _gain(p, e, W, WF, WB, arc_col, arc_row, cost, col_ptr, col_arc)
+            if flow[b] == 0.0:
+                _owner_column(r, W, WF, WB, row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow)
+        n_aug += 1
+    for e in range(len(cost)):
+        if flow[e] > 0.0:
+            j = arc_col[e]
+            if dc[j] <= 0.0:
+                v[j] = cost[e] - u[arc_row[e]]
+    return status, n_aug, settled

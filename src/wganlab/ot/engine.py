@@ -48,6 +48,8 @@ K_EXTEND = 4
 #: at most this many violating pairs per column join the arc set in one pricing round
 K_PRICE = 8
 MAX_ROUNDS = 200
+#: up to this many rows (and at least 4 times as many columns), paths run on rows only (_ssp.ssp_few_rows)
+FEW_ROWS = 256
 
 
 def available() -> bool:
@@ -146,8 +148,9 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
 
     # 1. candidates: k nearest columns of every row, k nearest rows of every column
     cand_r, cand_c, col_best, col_idx = [], [], None, None
+    k_row = max(k, math.ceil(2 * sa.max() / sb.min())) if sb.min() > 0 else k  # room for a row's mass
     for s, lo in dist.blocks():
-        j = _smallest(lo, k, 1)
+        j = _smallest(lo, k_row, 1)
         cand_r.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
         cand_c.append(j.reshape(-1).numpy())
         i = _smallest(lo, k, 0)
@@ -177,12 +180,13 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
     scale = float(arcs.cost.max()) if len(arcs.cost) else 1.0
     _ssp.greedy_init(arcs.row_ptr, arcs.col, arcs.cost, arcs.flow, u, v, sr, dc, 1e-14 * max(scale, 1.0))
 
+    solver = _ssp.ssp_few_rows if M <= FEW_ROWS and N >= 4 * M else _ssp.ssp
     rounds = n_aug = extended = 0
     while True:
         rounds += 1
         if rounds > MAX_ROUNDS:
             raise NotOptimalError(f"sparse OT did not converge in {MAX_ROUNDS} pricing rounds")
-        status, aug, settled = _ssp.ssp(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr, arcs.col_arc,
+        status, aug, settled = solver(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr, arcs.col_arc,
                                         arcs.flow, u, v, sr, dc, min_supply)
         n_aug += aug
         if status == _ssp.STUCK:  # Hall's condition fails on the arc set: extend the stuck rows
@@ -191,7 +195,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
             lo = dist.lower(None, torch.from_numpy(stuck))
             rc = (lo.double() - torch.from_numpy(u[stuck])[:, None] - torch.from_numpy(v)[None, :])
             rc[:, reach] = math.inf
-            j = _smallest(rc, K_EXTEND, 1)
+            need = math.ceil(2 * sr[stuck].sum() / max(sb.max(), 1e-300) / len(stuck))  # columns per row
+            j = _smallest(rc, max(K_EXTEND, need), 1)
             new_r, new_c = np.repeat(stuck, j.shape[1]), j.reshape(-1).numpy()
             extended += len(new_r)
             _insert(arcs, new_r, new_c, exact(new_r, new_c), u, v, sr, dc)
