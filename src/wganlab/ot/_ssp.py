@@ -69,23 +69,23 @@ def _pop(hd, hn, size):
 
 
 @nb.njit(cache=True)
-def greedy_init(row_ptr, arc_col, cost, flow, u, v, sr, dc, tight):
-    """Set ``u_i = min_e (c_e - v_j)`` over each row's arcs (so all reduced costs are >= 0), then route
-    supply greedily along arcs whose reduced cost is at most ``tight``."""
-    M = len(row_ptr) - 1
-    for i in range(M):
+def greedy_init(col_ptr, col_arc, arc_row, cost, flow, u, v, sr, dc, tight):
+    """Set ``v_j = min_i (c_ij - u_i)`` over each column's arcs (so all reduced costs are >= 0), then
+    route each column's demand along its arcs whose reduced cost is at most ``tight``."""
+    N = len(col_ptr) - 1
+    for j in range(N):
         best = np.inf
-        for e in range(row_ptr[i], row_ptr[i + 1]):
-            r = cost[e] - v[arc_col[e]]
-            if r < best:
-                best = r
-        if row_ptr[i + 1] > row_ptr[i]:
-            u[i] = best
-        for e in range(row_ptr[i], row_ptr[i + 1]):
-            if sr[i] <= 0.0:
+        for q in range(col_ptr[j], col_ptr[j + 1]):
+            e = col_arc[q]
+            best = min(best, cost[e] - u[arc_row[e]])
+        if col_ptr[j + 1] > col_ptr[j]:
+            v[j] = best
+        for q in range(col_ptr[j], col_ptr[j + 1]):
+            if dc[j] <= 0.0:
                 break
-            j = arc_col[e]
-            if dc[j] > 0.0 and cost[e] - u[i] - v[j] <= tight:
+            e = col_arc[q]
+            i = arc_row[e]
+            if sr[i] > 0.0 and cost[e] - u[i] - v[j] <= tight:
                 delta = min(sr[i], dc[j])
                 flow[e] += delta
                 sr[i] -= delta

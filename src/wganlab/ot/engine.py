@@ -63,28 +63,29 @@ class _Distances:
 
     def __init__(self, X: np.ndarray, Y: np.ndarray, squared: bool):
         mu = Y.mean(0)
-        xc, yc = X - mu, Y - mu
-        self.nx, self.ny = np.einsum("ij,ij->i", xc, xc), np.einsum("ij,ij->i", yc, yc)
-        self.x32, self.y32 = torch.from_numpy(xc.astype(np.float32)), torch.from_numpy(yc.astype(np.float32))
-        self.nx32, self.ny32 = torch.from_numpy(self.nx.astype(np.float32)), torch.from_numpy(
-            self.ny.astype(np.float32))
+        self.x32, self.y32 = (torch.from_numpy(np.subtract(Z, mu, out=np.empty(Z.shape, np.float32),
+                                                           casting="same_kind")) for Z in (X, Y))
+        self.nx32, self.ny32 = (torch.linalg.vector_norm(Z, dim=1).square_() for Z in (self.x32, self.y32))
         self.tau = (X.shape[1] + 8) * 2.0**-24 * 1.25
         self.squared = squared
         M, N = len(X), len(Y)
+        self.M = M
         self.step = max(1, min(M, BLOCK_ELEMENTS // max(N, 1)))
         self.cache: dict[int, torch.Tensor] | None = {} if 4 * M * N <= CACHE_BYTES else None
 
     def blocks(self):
         """``(start, lower bound of the costs of rows start:start+len)`` for every row block."""
-        for s in range(0, len(self.nx), self.step):
+        for s in range(0, self.M, self.step):
             yield s, self.lower(s, slice(s, s + self.step))
 
     def lower(self, key, rows) -> torch.Tensor:
         """Lower bound of ``c(x_rows, y)`` (float32, ``(len(rows), N)``); cached under ``key``."""
         if self.cache is not None and key in self.cache:
             return self.cache[key]
-        d2 = torch.addmm(self.nx32[rows, None] + self.ny32[None, :], self.x32[rows], self.y32.T, alpha=-2.0)
-        d2 -= self.tau * (self.nx32[rows, None] + self.ny32[None, :])
+        nx = self.nx32[rows]
+        d2 = (self.x32[rows] @ self.y32.T).mul_(-2.0)
+        d2 += ((1 - self.tau) * nx)[:, None]
+        d2 += ((1 - self.tau) * self.ny32)[None, :]
         lo = d2.clamp_min_(0.0) if self.squared else d2.clamp_min_(0.0).sqrt_()
         if self.cache is not None and isinstance(key, int):
             self.cache[key] = lo
@@ -125,7 +126,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
     """Exact OT between ``X (M, d)`` and ``Y (N, d)`` (float64 arrays) for the cost ``||x - y||``
     (``squared``: ``||x - y||^2``), weights ``a (M,)``, ``b (N,)`` summing to 1 (uniform when None).
 
-    ``warm_start``: an earlier result between sets of the same sizes; its column potentials seed the solve.
+    ``warm_start``: an earlier result between sets of the same sizes; its row potentials seed the solve
+    (each column starts on the rows that are cheapest at those prices, as in the earlier plan).
     Returns an :class:`OTResult` whose ``plan`` is a ``scipy.sparse.csr_array (M, N)``, ``potentials``
     are feasible for all pairs and ``gap`` is the certified duality gap; ``info`` records the rounds,
     augmentations and the arc-set size. Raises :class:`NotOptimalError` if it cannot certify the result.
@@ -144,7 +146,14 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
     arcs = _Arcs(M, N)
 
     def exact(rows, cols):
-        return _ssp.pair_costs(X, Y, rows, cols, squared)
+        """Float64 costs of pairs, looked up for arcs already in the set."""
+        key = rows.astype(np.int64) * N + cols
+        pos = np.minimum(np.searchsorted(arcs.key, key), max(len(arcs.key) - 1, 0))
+        known = arcs.key[pos] == key if len(arcs.key) else np.zeros(len(key), dtype=bool)
+        out = np.empty(len(key))
+        out[known] = arcs.cost[pos[known]]
+        out[~known] = _ssp.pair_costs(X, Y, rows[~known], cols[~known], squared)
+        return out
 
     # 1. candidates: k nearest columns of every row, k nearest rows of every column
     cand_r, cand_c, col_best, col_idx = [], [], None, None
@@ -166,19 +175,18 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
     rows, cols = np.concatenate(cand_r), np.concatenate(cand_c)
     arcs.add(rows, cols, exact(rows, cols))
 
-    # 2. potentials: the warm start's column potentials, or the column minima
+    # 2. potentials: the warm start's row potentials (else 0), columns at their largest feasible value
     if warm_start is not None:
         if warm_start.potentials is None or len(warm_start.potentials[1]) != N or len(
                 warm_start.potentials[0]) != M:
             raise InputError(f"warm_start: expected potentials for {M} x {N} points")
-        v = np.array(warm_start.potentials[1], dtype=np.float64)
+        u = np.array(warm_start.potentials[0], dtype=np.float64)
     else:
-        v = np.full(N, np.inf)
-        np.minimum.at(v, arcs.col, arcs.cost)
-    u = np.zeros(M)
+        u = np.zeros(M)
+    v = np.empty(N)
     sr, dc = sa.copy(), sb.copy()
-    scale = float(arcs.cost.max()) if len(arcs.cost) else 1.0
-    _ssp.greedy_init(arcs.row_ptr, arcs.col, arcs.cost, arcs.flow, u, v, sr, dc, 1e-14 * max(scale, 1.0))
+    scale = float(arcs.cost.max())
+    _ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc, 1e-14 * max(scale, 1.0))
 
     solver = _ssp.ssp_few_rows if M <= FEW_ROWS and N >= 4 * M else _ssp.ssp
     rounds = n_aug = extended = 0
