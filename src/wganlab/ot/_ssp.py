@@ -93,8 +93,8 @@ def greedy_init(col_ptr, col_arc, arc_row, cost, flow, u, v, sr, dc, tight):
 
 
 @nb.njit(cache=True)
-def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc, min_supply):
-    """Successive shortest paths from rows with supply ``sr > min_supply`` to columns with demand
+def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc):
+    """Successive shortest paths from rows with supply ``sr > 0.0`` to columns with demand
     ``dc > 0``, updating ``flow``, ``u``, ``v``, ``sr``, ``dc`` in place.
 
     Each round runs Dijkstra from one row with supply on reduced costs (forward arcs row -> column, backward arcs
@@ -117,10 +117,10 @@ def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc, m
     src = 0
     while True:
         for t in range(M):  # the next row with supply, round robin
-            if sr[(src + t) % M] > min_supply:
+            if sr[(src + t) % M] > 0.0:
                 break
         src = (src + t) % M
-        if sr[src] <= min_supply:
+        if sr[src] <= 0.0:
             return DONE, n_aug, settled
         dist[src] = 0.0
         touched[0] = src
@@ -243,7 +243,7 @@ def _free_min(i, F, FA, row_ptr, arc_col, cost, v, dc):
 
 
 @nb.njit(cache=True)
-def ssp_few_rows(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc, min_supply):
+def ssp_few_rows(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc):
     """:func:`ssp` for few rows and many columns (same arguments, invariants and result).
 
     Columns are contracted away: a path row -> column -> row that takes a column held by row ``r`` from
@@ -266,17 +266,18 @@ def ssp_few_rows(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, 
         _free_min(r, F, FA, row_ptr, arc_col, cost, v, dc)
     dist = np.empty(M)
     pred = np.empty(M, dtype=np.int64)
-    path = np.empty((M, 3), dtype=np.int64)
+    fw, bw = np.empty(M + 1, dtype=np.int64), np.empty(M + 1, dtype=np.int64)
+    sf, sb = np.empty(M + 1, dtype=np.int64), np.empty(M + 1, dtype=np.int64)
     settled = np.zeros(M + N, dtype=np.bool_)
     n_aug = 0
     src = 0
     status = DONE
     while True:
         for t in range(M):
-            if sr[(src + t) % M] > min_supply:
+            if sr[(src + t) % M] > 0.0:
                 break
         src = (src + t) % M
-        if sr[src] <= min_supply:
+        if sr[src] <= 0.0:
             break
         dist[:] = np.inf
         settled[:M] = False
@@ -311,42 +312,52 @@ def ssp_few_rows(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, 
         for i in range(M):
             if settled[i] and dist[i] < D:
                 u[i] += D - dist[i]
-        # capacity of the path: sink demand, source supply, the flows taken back on the way
-        e_sink = FA[sink_row]
-        j_sink = arc_col[e_sink]
-        delta = dc[j_sink]
+        # the path from the source: forward arcs fw[0..L] (fw[L] into the sink), backward arcs bw[0..L-1]
+        L = 0
         r = sink_row
         while pred[r] >= 0:
-            delta = min(delta, flow[WB[pred[r], r]])
+            L += 1
             r = pred[r]
-        delta = min(delta, sr[src])
+        fw[L] = FA[sink_row]
+        r = sink_row
+        for t in range(L - 1, -1, -1):
+            fw[t], bw[t] = WF[pred[r], r], WB[pred[r], r]
+            r = pred[r]
+        # a column met twice (held by two rows of the path, or also the sink) closes a loop of length >= 0:
+        # cut it out, or the loop's small flow would cap every augmentation
+        n = 0
+        t = 0
+        while True:
+            c = arc_col[fw[t]]
+            m = L
+            while arc_col[fw[m]] != c:
+                m -= 1
+            sf[n] = fw[t]
+            n += 1
+            if m == L:
+                break
+            sb[n - 1] = bw[m]
+            t = m + 1
+        j_sink = arc_col[sf[n - 1]]
+        delta = min(dc[j_sink], sr[src])
+        for t in range(n - 1):
+            delta = min(delta, flow[sb[t]])
         sr[src] -= delta
         dc[j_sink] -= delta
-        new_owner = flow[e_sink] == 0.0
-        flow[e_sink] += delta
-        if new_owner:
-            _gain(sink_row, e_sink, W, WF, WB, arc_col, arc_row, cost, col_ptr, col_arc)
+        for t in range(n - 1):
+            flow[sb[t]] = flow[sb[t]] - delta if flow[sb[t]] > delta else 0.0
+        for t in range(n):
+            if flow[sf[t]] == 0.0:
+                _gain(arc_row[sf[t]], sf[t], W, WF, WB, arc_col, arc_row, cost, col_ptr, col_arc)
+            flow[sf[t]] += delta
+        for t in range(n - 1):
+            if flow[sb[t]] == 0.0:
+                _owner_column(arc_row[sb[t]], W, WF, WB, row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow)
         if dc[j_sink] <= 0.0:
             for q in range(col_ptr[j_sink], col_ptr[j_sink + 1]):
                 i = arc_row[col_arc[q]]
                 if FA[i] >= 0 and arc_col[FA[i]] == j_sink:
                     _free_min(i, F, FA, row_ptr, arc_col, cost, v, dc)
-        n_path = 0  # the path's arcs, read before W changes under them
-        r = sink_row
-        while pred[r] >= 0:
-            path[n_path, 0], path[n_path, 1], path[n_path, 2] = pred[r], WF[pred[r], r], WB[pred[r], r]
-            n_path += 1
-            r = pred[r]
-        for t in range(n_path):
-            p, e, b = path[t, 0], path[t, 1], path[t, 2]
-            r = arc_row[b]
-            flow[b] = flow[b] - delta if flow[b] > delta else 0.0
-            new_owner = flow[e] == 0.0
-            flow[e] += delta
-            if new_owner:
-                _gain(p, e, W, WF, WB, arc_col, arc_row, cost, col_ptr, col_arc)
-            if flow[b] == 0.0:
-                _owner_column(r, W, WF, WB, row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow)
         n_aug += 1
     for e in range(len(cost)):
         if flow[e] > 0.0:

@@ -17,8 +17,8 @@ active arc set and one block of float32 distances:
    ``v'_j = min(v_j, min_i c_ij - u_i)`` is dual feasible for the FULL problem, and
    ``gap = cost - (a.u + b.v')`` certifies the plan (0 up to float64 rounding).
 
-Uniform weights are scaled to integers (``N / g`` per row, ``M / g`` per column, ``g = gcd(M, N)``), so
-the flow arithmetic is exact.
+Masses are whole numbers held in float64, so the flow arithmetic is exact: uniform weights become ``N / g``
+per row and ``M / g`` per column (``g = gcd(M, N)``), other weights multiples of ``2^-50``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ K_EXTEND = 4
 #: at most this many violating pairs per column join the arc set in one pricing round
 K_PRICE = 8
 MAX_ROUNDS = 200
+#: general weights are rounded to multiples of 1 / MASS_UNITS (marginals within ~1e-15 of the input)
+MASS_UNITS = 2.0**50
 #: up to this many rows (and at least 4 times as many columns), paths run on rows only (_ssp.ssp_few_rows)
 FEW_ROWS = 256
 
@@ -116,6 +118,14 @@ class _Arcs:
         self.col_ptr = np.searchsorted(self.col[self.col_arc], np.arange(self.N + 1)).astype(np.int64)
 
 
+def _units(w: np.ndarray, total: float) -> np.ndarray:
+    """Weights summing to 1 as whole numbers summing to ``total`` exactly (float64 holds them exactly, so
+    no flow is ever split into rounding dust); the largest weight absorbs the remainder."""
+    q = np.floor(w * total)
+    q[np.argmax(w)] += total - q.sum()
+    return q
+
+
 def _smallest(vals: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     return torch.topk(vals, min(k, vals.shape[dim]), dim=dim, largest=False, sorted=False).indices
 
@@ -129,19 +139,22 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
     ``warm_start``: an earlier result between sets of the same sizes; its row potentials seed the solve
     (each column starts on the rows that are cheapest at those prices, as in the earlier plan).
     Returns an :class:`OTResult` whose ``plan`` is a ``scipy.sparse.csr_array (M, N)``, ``potentials``
-    are feasible for all pairs and ``gap`` is the certified duality gap; ``info`` records the rounds,
-    augmentations and the arc-set size. Raises :class:`NotOptimalError` if it cannot certify the result.
+    are feasible for all pairs and ``gap`` is the certified duality gap. ``info``: ``rounds`` (solves
+    between pricing passes), ``augmentations``, ``arcs`` (final arc-set size), ``priced_in`` (arcs added by
+    pricing), ``extended`` (arcs added where the arc set admitted no feasible flow), ``checked`` (pairs
+    whose cost the last pricing pass recomputed in float64). Raises :class:`NotOptimalError` if it cannot
+    certify the result.
     """
     if _ssp is None:
         raise InputError("engine 'sparse' needs numba (pip install numba); use engine='pot'")
     M, N = len(X), len(Y)
     if a is None and b is None:
         g = math.gcd(M, N)
-        sa, sb, total, min_supply = np.full(M, float(N // g)), np.full(N, float(M // g)), M * N / g, 0.0
+        sa, sb, total = np.full(M, float(N // g)), np.full(N, float(M // g)), M * N / g
     else:
-        sa = np.full(M, 1.0 / M) if a is None else np.asarray(a, dtype=np.float64)
-        sb = np.full(N, 1.0 / N) if b is None else np.asarray(b, dtype=np.float64)
-        total, min_supply = 1.0, 1e-13 * max(sa.max(), sb.max())
+        total = MASS_UNITS
+        sa, sb = (_units(np.full(n, 1.0 / n) if w is None else np.asarray(w, dtype=np.float64), total)
+                  for w, n in ((a, M), (b, N)))
     dist = _Distances(X, Y, squared)
     arcs = _Arcs(M, N)
 
@@ -155,57 +168,37 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
         out[~known] = _ssp.pair_costs(X, Y, rows[~known], cols[~known], squared)
         return out
 
-    # 1. candidates: k nearest columns of every row, k nearest rows of every column
-    cand_r, cand_c, col_best, col_idx = [], [], None, None
-    k_row = max(k, math.ceil(2 * sa.max() / sb.min())) if sb.min() > 0 else k  # room for a row's mass
-    for s, lo in dist.blocks():
-        j = _smallest(lo, k_row, 1)
-        cand_r.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
-        cand_c.append(j.reshape(-1).numpy())
-        i = _smallest(lo, k, 0)
-        vals = lo.gather(0, i)
-        i = i + s
-        if col_best is not None:
-            vals, i = torch.cat([col_best, vals]), torch.cat([col_idx, i])
-            pick = _smallest(vals, k, 0)
-            vals, i = vals.gather(0, pick), i.gather(0, pick)
-        col_best, col_idx = vals, i
-    cand_r.append(col_idx.reshape(-1).numpy())
-    cand_c.append(np.tile(np.arange(N), col_idx.shape[0]))
-    rows, cols = np.concatenate(cand_r), np.concatenate(cand_c)
+    # 1. candidates: the nearest columns of every row, the k nearest rows of every column
+    rows, cols = _candidates(dist, max(k, math.ceil(2 * N / M)), k, N)
     arcs.add(rows, cols, exact(rows, cols))
 
     # 2. potentials: the warm start's row potentials (else 0), columns at their largest feasible value
     if warm_start is not None:
-        if warm_start.potentials is None or len(warm_start.potentials[1]) != N or len(
-                warm_start.potentials[0]) != M:
-            raise InputError(f"warm_start: expected potentials for {M} x {N} points")
-        u = np.array(warm_start.potentials[0], dtype=np.float64)
+        pots = getattr(warm_start, "potentials", None)
+        if pots is None or len(pots[0]) != M or len(pots[1]) != N:
+            raise InputError(f"warm_start: expected an OTResult with potentials for {M} x {N} points")
+        u = np.array(pots[0], dtype=np.float64)
     else:
         u = np.zeros(M)
     v = np.empty(N)
     sr, dc = sa.copy(), sb.copy()
     scale = float(arcs.cost.max())
-    _ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc, 1e-14 * max(scale, 1.0))
+    _ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc,
+                     1e-14 * max(scale, 1.0))
 
     solver = _ssp.ssp_few_rows if M <= FEW_ROWS and N >= 4 * M else _ssp.ssp
-    rounds = n_aug = extended = 0
+    rounds = n_aug = extended = priced_in = 0
     while True:
         rounds += 1
         if rounds > MAX_ROUNDS:
             raise NotOptimalError(f"sparse OT did not converge in {MAX_ROUNDS} pricing rounds")
         status, aug, settled = solver(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr, arcs.col_arc,
-                                        arcs.flow, u, v, sr, dc, min_supply)
+                                        arcs.flow, u, v, sr, dc)
         n_aug += aug
         if status == _ssp.STUCK:  # Hall's condition fails on the arc set: extend the stuck rows
             stuck = np.flatnonzero(settled[:M])
-            reach = torch.from_numpy(settled[M:].copy())
-            lo = dist.lower(None, torch.from_numpy(stuck))
-            rc = (lo.double() - torch.from_numpy(u[stuck])[:, None] - torch.from_numpy(v)[None, :])
-            rc[:, reach] = math.inf
-            need = math.ceil(2 * sr[stuck].sum() / max(sb.max(), 1e-300) / len(stuck))  # columns per row
-            j = _smallest(rc, max(K_EXTEND, need), 1)
-            new_r, new_c = np.repeat(stuck, j.shape[1]), j.reshape(-1).numpy()
+            per_row = max(K_EXTEND, math.ceil(2 * sr[stuck].sum() / sb.max() / len(stuck)))  # room for their mass
+            new_r, new_c = _toward_unreached(dist, stuck, settled[M:], u, v, per_row)
             extended += len(new_r)
             _insert(arcs, new_r, new_c, exact(new_r, new_c), u, v, sr, dc)
             continue
@@ -216,6 +209,7 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
         if bad.any():
             br, bc, bcost = _worst_per_column(fr[bad], fc[bad], fcost[bad], rc[bad], K_PRICE)
             _insert(arcs, br, bc, bcost, u, v, sr, dc)
+            priced_in += len(br)
             continue
         break
 
@@ -226,11 +220,41 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
     a_n, b_n = sa / sa.sum(), sb / sb.sum()
     cost = float(arcs.flow[keep] @ arcs.cost[keep]) / total
     gap = cost - float(a_n @ u + b_n @ vf)
-    res = OTResult(value=cost, cost=cost, gap=gap, solver="sparse-ssp", plan=P, potentials=(u, vf),
-                   info={"n": M, "m": N, "rounds": rounds, "augmentations": n_aug, "arcs": len(arcs.cost),
-                         "extended": extended, "priced": len(fr), "warm": warm_start is not None})
+    info = {"n": M, "m": N, "rounds": rounds, "augmentations": n_aug, "arcs": len(arcs.cost),
+            "extended": extended, "priced_in": priced_in, "checked": len(fr), "warm": warm_start is not None}
+    res = OTResult(value=cost, cost=cost, gap=gap, solver="sparse-ssp", plan=P, potentials=(u, vf), info=info)
     check_certificate(res, P.sum(1), P.sum(0), a_n, b_n, tol, scale)
     return res
+
+
+def _candidates(dist: _Distances, k_row: int, k_col: int, N: int):
+    """``(rows, cols)`` of the ``k_row`` nearest columns of every row and the ``k_col`` nearest rows of
+    every column (by the float32 distances; duplicates possible)."""
+    rows, cols, col_best, col_idx = [], [], None, None
+    for s, lo in dist.blocks():
+        j = _smallest(lo, k_row, 1)
+        rows.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
+        cols.append(j.reshape(-1).numpy())
+        i = _smallest(lo, k_col, 0)
+        vals, i = lo.gather(0, i), i + s
+        if col_best is not None:  # merge with the best rows of the earlier blocks
+            vals, i = torch.cat([col_best, vals]), torch.cat([col_idx, i])
+            pick = _smallest(vals, k_col, 0)
+            vals, i = vals.gather(0, pick), i.gather(0, pick)
+        col_best, col_idx = vals, i
+    rows.append(col_idx.reshape(-1).numpy())
+    cols.append(np.tile(np.arange(N), col_idx.shape[0]))
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+def _toward_unreached(dist: _Distances, stuck: np.ndarray, reached: np.ndarray, u, v, per_row: int):
+    """For each row in ``stuck``, the ``per_row`` columns outside ``reached`` of smallest reduced cost
+    (by the float32 lower bound): ``(rows, cols)``."""
+    rc = dist.lower(None, torch.from_numpy(stuck)).double()
+    rc -= torch.from_numpy(u[stuck])[:, None] + torch.from_numpy(v)[None, :]
+    rc[:, torch.from_numpy(reached.copy())] = math.inf
+    j = _smallest(rc, per_row, 1)
+    return np.repeat(stuck, j.shape[1]), j.reshape(-1).numpy()
 
 
 def _price(dist: _Distances, u: np.ndarray, v: np.ndarray, exact):
