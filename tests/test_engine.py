@@ -161,6 +161,24 @@ def test_auto_engine_and_transport():
     assert wasserstein(x, y, p=3).solver == "pot-network-simplex"
 
 
+def test_collapsed_set_against_a_ring():
+    """Nearest neighbours say little here (every ring point is nearest to the blob's rim): the sparse
+    engine still certifies the optimum, and ``auto`` hands the problem to POT once the arcs pile up."""
+    r = np.random.default_rng(11)
+    x = 0.05 * r.normal(size=(300, 2))
+    t = r.uniform(0, 2 * np.pi, 300)
+    y = 2 * np.stack([np.cos(t), np.sin(t)], 1) + 0.02 * r.normal(size=(300, 2))
+    ref = wasserstein(x, y, engine="pot")
+    res = wasserstein(x, y, engine="sparse", plan=True)
+    assert_allclose(res.value, ref.value, rtol=1e-12)
+    assert_certified(res, x, y, np.full(300, 1 / 300), np.full(300, 1 / 300))
+    with pytest.raises(engine.TooDense):
+        engine.solve_points(x, y, max_arcs=20 * 600)
+    auto = wasserstein(x, y)
+    assert auto.solver in ("pot-network-simplex", "sparse-ssp")
+    assert_allclose(auto.value, ref.value, rtol=1e-12)
+
+
 def test_too_few_rounds_is_not_certified(monkeypatch):
     r = np.random.default_rng(5)
     x = np.concatenate([r.normal(size=(45, 3)), r.normal(size=(5, 3)) + 6])

@@ -99,9 +99,9 @@ def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc):
 
     Each round runs Dijkstra from one row with supply on reduced costs (forward arcs row -> column, backward arcs
     column -> row where there is flow), moves the potentials of the settled nodes by ``D - dist`` and
-    pushes as much as the path allows. Returns ``(status, augmentations, settled)``: ``DONE``, or
-    ``STUCK`` with ``settled`` marking the rows (``[:M]``) and columns (``[M:]``) reachable from a row
-    with supply when no column with demand is.
+    pushes as much as the path allows. A source that reaches no column with demand is set aside.
+    Returns ``(status, augmentations, stuck)``: ``DONE``, or ``STUCK`` with ``stuck`` marking the rows
+    (``[:M]``) and columns (``[M:]``) reached from the sources set aside.
     """
     M = len(row_ptr) - 1
     N = len(col_ptr) - 1
@@ -115,13 +115,11 @@ def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc):
     hn = np.empty(E + n + 1, dtype=np.int64)
     n_aug = 0
     src = 0
+    stuck = np.zeros(n, dtype=np.bool_)  # what the sources that found no column with demand reached
     while True:
-        for t in range(M):  # the next row with supply, round robin
-            if sr[(src + t) % M] > 0.0:
-                break
-        src = (src + t) % M
-        if sr[src] <= 0.0:
-            return DONE, n_aug, settled
+        src = _next_source(sr, stuck, src)
+        if src < 0:
+            return (STUCK if stuck.any() else DONE), n_aug, stuck
         dist[src] = 0.0
         touched[0] = src
         nt = 1
@@ -168,43 +166,57 @@ def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc):
                         pred[y] = e
                         size = _push(hd, hn, size, nd, y)
         if sink < 0:
-            return STUCK, n_aug, settled
-        for t in range(nt):
-            x = touched[t]
-            if settled[x]:
-                if x < M:
-                    u[x] += D - dist[x]
-                else:
-                    v[x - M] -= D - dist[x]
-        # the path's capacity: the sink's demand, the source's supply, the flows it takes back
-        delta = dc[sink - M]
-        x = sink
-        while True:
-            e = pred[x]
-            i = arc_row[e]
-            if pred[i] < 0:
-                delta = min(delta, sr[i])
-                break
-            delta = min(delta, flow[pred[i]])
-            x = M + arc_col[pred[i]]
-        dc[sink - M] -= delta
-        x = sink
-        while True:
-            e = pred[x]
-            flow[e] += delta
-            i = arc_row[e]
-            if pred[i] < 0:
-                sr[i] -= delta
-                break
-            b = pred[i]
-            flow[b] = flow[b] - delta if flow[b] > delta else 0.0
-            x = M + arc_col[b]
-        n_aug += 1
+            stuck |= settled
+        else:
+            _augment_general(sink, M, pred, arc_row, arc_col, flow, sr, dc)
+            n_aug += 1
+            for t in range(nt):
+                x = touched[t]
+                if settled[x] and dist[x] < D:
+                    if x < M:
+                        u[x] += D - dist[x]
+                    else:
+                        v[x - M] -= D - dist[x]
         for t in range(nt):
             x = touched[t]
             dist[x] = np.inf
             settled[x] = False
             pred[x] = -1
+
+
+@nb.njit(cache=True)
+def _next_source(sr, stuck, start):
+    """The first row from ``start`` on (cyclically) with supply that has not been found stuck, or -1."""
+    M = len(sr)
+    for t in range(M):
+        i = (start + t) % M
+        if sr[i] > 0.0 and not stuck[i]:
+            return i
+    return -1
+
+
+@nb.njit(cache=True)
+def _augment_general(sink, M, pred, arc_row, arc_col, flow, sr, dc):
+    """Push along the path ending at column node ``sink`` as much as its sink demand, source supply and
+    the flows it takes back allow."""
+    delta = dc[sink - M]
+    i = arc_row[pred[sink]]
+    while pred[i] >= 0:
+        delta = min(delta, flow[pred[i]])
+        i = arc_row[pred[M + arc_col[pred[i]]]]
+    delta = min(delta, sr[i])
+    dc[sink - M] -= delta
+    x = sink
+    while True:
+        e = pred[x]
+        flow[e] += delta
+        i = arc_row[e]
+        if pred[i] < 0:
+            sr[i] -= delta
+            break
+        b = pred[i]
+        flow[b] = flow[b] - delta if flow[b] > delta else 0.0
+        x = M + arc_col[b]
 
 
 @nb.njit(cache=True)
@@ -268,19 +280,16 @@ def ssp_few_rows(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, 
     pred = np.empty(M, dtype=np.int64)
     fw, bw = np.empty(M + 1, dtype=np.int64), np.empty(M + 1, dtype=np.int64)
     sf, sb = np.empty(M + 1, dtype=np.int64), np.empty(M + 1, dtype=np.int64)
-    settled = np.zeros(M + N, dtype=np.bool_)
+    settled = np.zeros(M, dtype=np.bool_)
+    stuck = np.zeros(M + N, dtype=np.bool_)
     n_aug = 0
     src = 0
-    status = DONE
     while True:
-        for t in range(M):
-            if sr[(src + t) % M] > 0.0:
-                break
-        src = (src + t) % M
-        if sr[src] <= 0.0:
+        src = _next_source(sr, stuck, src)
+        if src < 0:
             break
         dist[:] = np.inf
-        settled[:M] = False
+        settled[:] = False
         dist[src] = 0.0
         pred[src] = -1
         best, sink_row = np.inf, -1
@@ -301,13 +310,13 @@ def ssp_few_rows(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, 
                     if d < dist[i]:
                         dist[i] = d
                         pred[i] = r
-        if sink_row < 0:
-            status = STUCK
+        if sink_row < 0:  # remember the rows reached and their columns; try the other sources
             for r in range(M):
                 if settled[r]:
+                    stuck[r] = True
                     for e in range(row_ptr[r], row_ptr[r + 1]):
-                        settled[M + arc_col[e]] = True
-            break
+                        stuck[M + arc_col[e]] = True
+            continue
         D = best
         for i in range(M):
             if settled[i] and dist[i] < D:
@@ -364,4 +373,27 @@ def ssp_few_rows(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, 
             j = arc_col[e]
             if dc[j] <= 0.0:
                 v[j] = cost[e] - u[arc_row[e]]
-    return status, n_aug, settled
+    return (STUCK if stuck.any() else DONE), n_aug, stuck
+
+
+@nb.njit(cache=True)
+def below(lo, u, v, slack, row0):
+    """``(rows, cols)`` of the entries with ``lo[i, j] < u[row0 + i] + v[j] + slack`` (one pass, no
+    temporaries; rows are offset by ``row0``)."""
+    B, N = lo.shape
+    n = 0
+    cap = 4 * (B + N)
+    rows = np.empty(cap, dtype=np.int64)
+    cols = np.empty(cap, dtype=np.int64)
+    for i in range(B):
+        ui = u[row0 + i] + slack
+        for j in range(N):
+            if lo[i, j] < ui + v[j]:
+                if n == cap:
+                    cap *= 2
+                    rows2, cols2 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
+                    rows2[:n], cols2[:n] = rows[:n], cols[:n]
+                    rows, cols = rows2, cols2
+                rows[n], cols[n] = row0 + i, j
+                n += 1
+    return rows[:n], cols[:n]

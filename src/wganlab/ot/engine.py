@@ -43,7 +43,8 @@ BLOCK_ELEMENTS = 16 * 1024 * 1024
 CACHE_BYTES = 512 * 1024 * 1024
 #: nearest neighbours per row and per column in the first arc set
 K_NEAREST = 8
-#: extra arcs per row, toward columns it cannot reach, when the arc set admits no feasible flow
+#: when the arc set admits no feasible flow, stuck rows and columns with demand left get this many links each
+#: (doubled at every further stuck round)
 K_EXTEND = 4
 #: at most this many violating pairs per column join the arc set in one pricing round
 K_PRICE = 8
@@ -52,6 +53,10 @@ MAX_ROUNDS = 200
 MASS_UNITS = 2.0**50
 #: up to this many rows (and at least 4 times as many columns), paths run on rows only (_ssp.ssp_few_rows)
 FEW_ROWS = 256
+
+
+class TooDense(NotOptimalError):
+    """The sparse engine stopped because its arc set outgrew the caller's limit."""
 
 
 def available() -> bool:
@@ -75,10 +80,15 @@ class _Distances:
         self.step = max(1, min(M, BLOCK_ELEMENTS // max(N, 1)))
         self.cache: dict[int, torch.Tensor] | None = {} if 4 * M * N <= CACHE_BYTES else None
 
-    def blocks(self):
-        """``(start, lower bound of the costs of rows start:start+len)`` for every row block."""
-        for s in range(0, self.M, self.step):
-            yield s, self.lower(s, slice(s, s + self.step))
+    def blocks(self, rows: np.ndarray | None = None):
+        """``(start, lower bound of the costs of rows start:start+len)`` for every row block (of
+        ``rows[start:start+len]`` when an index array is given; those blocks are not cached)."""
+        if rows is None:
+            for s in range(0, self.M, self.step):
+                yield s, self.lower(s, slice(s, s + self.step))
+        else:
+            for s in range(0, len(rows), self.step):
+                yield s, self.lower(None, torch.from_numpy(rows[s:s + self.step]))
 
     def lower(self, key, rows) -> torch.Tensor:
         """Lower bound of ``c(x_rows, y)`` (float32, ``(len(rows), N)``); cached under ``key``."""
@@ -132,7 +142,7 @@ def _smallest(vals: torch.Tensor, k: int, dim: int) -> torch.Tensor:
 
 def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None, *,
                  squared: bool = False, warm_start: OTResult | None = None, tol: float = 1e-7,
-                 k: int = K_NEAREST) -> OTResult:
+                 k: int = K_NEAREST, max_arcs: int | None = None) -> OTResult:
     """Exact OT between ``X (M, d)`` and ``Y (N, d)`` (float64 arrays) for the cost ``||x - y||``
     (``squared``: ``||x - y||^2``), weights ``a (M,)``, ``b (N,)`` summing to 1 (uniform when None).
 
@@ -143,7 +153,9 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
     between pricing passes), ``augmentations``, ``arcs`` (final arc-set size), ``priced_in`` (arcs added by
     pricing), ``extended`` (arcs added where the arc set admitted no feasible flow), ``checked`` (pairs
     whose cost the last pricing pass recomputed in float64). Raises :class:`NotOptimalError` if it cannot
-    certify the result.
+    certify the result, and :class:`TooDense` once the arc set outgrows ``max_arcs`` (point sets whose
+    nearest neighbours say little about the plan, e.g. a collapsed set against a spread one, where the
+    dense solver is the better tool).
     """
     if _ssp is None:
         raise InputError("engine 'sparse' needs numba (pip install numba); use engine='pot'")
@@ -187,7 +199,7 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
                      1e-14 * max(scale, 1.0))
 
     solver = _ssp.ssp_few_rows if M <= FEW_ROWS and N >= 4 * M else _ssp.ssp
-    rounds = n_aug = extended = priced_in = 0
+    rounds = n_aug = extended = priced_in = n_stuck = 0
     while True:
         rounds += 1
         if rounds > MAX_ROUNDS:
@@ -195,11 +207,13 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
         status, aug, settled = solver(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr, arcs.col_arc,
                                         arcs.flow, u, v, sr, dc)
         n_aug += aug
-        if status == _ssp.STUCK:  # Hall's condition fails on the arc set: extend the stuck rows
-            stuck = np.flatnonzero(settled[:M])
-            per_row = max(K_EXTEND, math.ceil(2 * sr[stuck].sum() / sb.max() / len(stuck)))  # room for their mass
-            new_r, new_c = _toward_unreached(dist, stuck, settled[M:], u, v, per_row)
+        if max_arcs is not None and len(arcs.cost) > max_arcs:
+            raise TooDense(f"the arc set grew to {len(arcs.cost)} arcs (limit {max_arcs})")
+        if status == _ssp.STUCK:  # Hall's condition fails on the arc set: link the stuck rows to free columns
+            k_link = K_EXTEND << min(n_stuck, 20)  # doubles while the flow stays stuck
+            new_r, new_c = _link_stuck(dist, np.flatnonzero(settled[:M]), np.flatnonzero(dc > 0), k_link)
             extended += len(new_r)
+            n_stuck += 1
             _insert(arcs, new_r, new_c, exact(new_r, new_c), u, v, sr, dc)
             continue
         # 3. pricing: every pair's reduced cost, exact where the float32 bound cannot decide
@@ -227,14 +241,20 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
     return res
 
 
-def _candidates(dist: _Distances, k_row: int, k_col: int, N: int):
+def _candidates(dist: _Distances, k_row: int, k_col: int, N: int, rows=None, cols=None):
     """``(rows, cols)`` of the ``k_row`` nearest columns of every row and the ``k_col`` nearest rows of
-    every column (by the float32 distances; duplicates possible)."""
-    rows, cols, col_best, col_idx = [], [], None, None
-    for s, lo in dist.blocks():
+    every column (by the float32 distances; duplicates possible). ``rows``/``cols``: index arrays that
+    restrict the search (the result then indexes into them)."""
+    blocks = dist.blocks() if rows is None else dist.blocks(rows)
+    cols_t = None if cols is None else torch.from_numpy(cols)
+    rows, col_best, col_idx = [], None, None
+    out_c = []
+    for s, lo in blocks:
+        if cols_t is not None:
+            lo = lo[:, cols_t]
         j = _smallest(lo, k_row, 1)
         rows.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
-        cols.append(j.reshape(-1).numpy())
+        out_c.append(j.reshape(-1).numpy())
         i = _smallest(lo, k_col, 0)
         vals, i = lo.gather(0, i), i + s
         if col_best is not None:  # merge with the best rows of the earlier blocks
@@ -243,32 +263,24 @@ def _candidates(dist: _Distances, k_row: int, k_col: int, N: int):
             vals, i = vals.gather(0, pick), i.gather(0, pick)
         col_best, col_idx = vals, i
     rows.append(col_idx.reshape(-1).numpy())
-    cols.append(np.tile(np.arange(N), col_idx.shape[0]))
-    return np.concatenate(rows), np.concatenate(cols)
+    out_c.append(np.tile(np.arange(N), col_idx.shape[0]))
+    return np.concatenate(rows), np.concatenate(out_c)
 
 
-def _toward_unreached(dist: _Distances, stuck: np.ndarray, reached: np.ndarray, u, v, per_row: int):
-    """For each row in ``stuck``, the ``per_row`` columns outside ``reached`` of smallest reduced cost
-    (by the float32 lower bound): ``(rows, cols)``."""
-    rc = dist.lower(None, torch.from_numpy(stuck)).double()
-    rc -= torch.from_numpy(u[stuck])[:, None] + torch.from_numpy(v)[None, :]
-    rc[:, torch.from_numpy(reached.copy())] = math.inf
-    j = _smallest(rc, per_row, 1)
-    return np.repeat(stuck, j.shape[1]), j.reshape(-1).numpy()
+def _link_stuck(dist: _Distances, stuck: np.ndarray, free: np.ndarray, k: int):
+    """``(rows, cols)`` linking the ``stuck`` rows and the ``free`` columns (demand left) by distance: each
+    stuck row to its ``k`` nearest free columns, each free column to its ``k`` nearest stuck rows. (By
+    distance, not reduced cost: reduced costs would send every link to the same few rows.)"""
+    rows, cols = _candidates(dist, k, k, len(free), rows=stuck, cols=free)
+    return stuck[rows], free[cols]
 
 
 def _price(dist: _Distances, u: np.ndarray, v: np.ndarray, exact):
     """All pairs ``(i, j)`` whose reduced cost the float32 lower bound cannot prove non-negative, with
-    their exact costs: ``(rows, cols, costs)``."""
-    ut, vt = torch.from_numpy(u).float(), torch.from_numpy(v).float()
+    their exact costs: ``(rows, cols, costs)``. ``slack`` covers float32 rounding of ``u_i + v_j``."""
     slack = 8 * 2.0**-24 * float(np.abs(u).max() + np.abs(v).max())
-    rows, cols = [], []
-    for s, lo in dist.blocks():
-        thr = ut[s:s + len(lo), None] + vt[None, :] + slack
-        i, j = torch.nonzero(lo < thr, as_tuple=True)
-        rows.append(i.numpy() + s)
-        cols.append(j.numpy())
-    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    found = [_ssp.below(lo.numpy(), u, v, slack, s) for s, lo in dist.blocks()]
+    rows, cols = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
     return rows, cols, exact(rows, cols)
 
 

@@ -11,7 +11,8 @@ Engines (``engine=``): ``"pot"`` builds the dense float64 cost matrix and runs P
 ``"sparse"`` (:mod:`wganlab.ot.engine`, Euclidean and squared Euclidean costs, needs numba) never builds
 it: a k-nearest-neighbour arc set, successive shortest paths, and pricing of every pair until none has a
 negative reduced cost, with the same certificate. ``"auto"`` picks ``"sparse"`` for those costs from
-:data:`AUTO_MIN_PAIRS` pairs when numba is importable, else ``"pot"``.
+:data:`AUTO_MIN_PAIRS` pairs when numba is importable, else ``"pot"``; it falls back to ``"pot"`` when the
+sparse arc set outgrows :data:`AUTO_ARCS_PER_POINT` arcs per point and the dense matrix is affordable.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ _MAX_ITER_CAP = 10**10
 ENGINES = ("auto", "pot", "sparse")
 #: ``engine="auto"`` uses the sparse engine from this many pairs ``n * m`` (below, POT is as fast)
 AUTO_MIN_PAIRS = 40_000
+#: ``engine="auto"`` hands a problem back to POT when the sparse engine needs more arcs than this per point
+#: and the dense problem has at most AUTO_DENSE_MAX_PAIRS pairs (16 bytes each in POT)
+AUTO_ARCS_PER_POINT = 24
+AUTO_DENSE_MAX_PAIRS = 120_000_000
 #: the costs the sparse engine covers, by the exponent of the Euclidean distance
 _SPARSE_COSTS = {"euclidean": 1, "sqeuclidean": 2}
 
@@ -108,11 +113,19 @@ def _pick_engine(engine: str, power: int | None, n: int, m: int) -> bool:
     return engine == "auto" and power is not None and n * m >= AUTO_MIN_PAIRS and sparse_engine.available()
 
 
-def _sparse(xs: torch.Tensor, ys: torch.Tensor, a, b, power: int, warm_start, tol: float) -> OTResult:
-    a = None if a is None else as_weights(a, len(xs), "weights of x")
-    b = None if b is None else as_weights(b, len(ys), "weights of y")
-    return sparse_engine.solve_points(xs.reshape(len(xs), -1).cpu().numpy(), ys.reshape(len(ys), -1).cpu().numpy(),
-                                      a, b, squared=power == 2, warm_start=warm_start, tol=tol)
+def _sparse(xs: torch.Tensor, ys: torch.Tensor, a, b, power: int, warm_start, tol: float,
+            engine: str) -> OTResult | None:
+    """The sparse engine's result, or None when ``engine="auto"`` and its arc set outgrows
+    ``AUTO_ARCS_PER_POINT * (n + m)`` on a problem whose dense cost matrix fits (the caller then runs POT)."""
+    n, m = len(xs), len(ys)
+    a = None if a is None else as_weights(a, n, "weights of x")
+    b = None if b is None else as_weights(b, m, "weights of y")
+    limit = AUTO_ARCS_PER_POINT * (n + m) if engine == "auto" and n * m <= AUTO_DENSE_MAX_PAIRS else None
+    try:
+        return sparse_engine.solve_points(xs.reshape(n, -1).cpu().numpy(), ys.reshape(m, -1).cpu().numpy(), a, b,
+                                          squared=power == 2, warm_start=warm_start, tol=tol, max_arcs=limit)
+    except sparse_engine.TooDense:
+        return None
 
 
 def transport(x, y, cost: str | CostFn = "euclidean", a=None, b=None, *, plan: bool = False,
@@ -126,11 +139,12 @@ def transport(x, y, cost: str | CostFn = "euclidean", a=None, b=None, *, plan: b
         xs, ys = xs[:, None], (ys[:, None] if ys.ndim == 1 else ys)
     same_dim(xs, ys)
     power = _SPARSE_COSTS.get(cost) if isinstance(cost, str) else None
+    res = None
     if _pick_engine(engine, power, len(xs), len(ys)):
-        res = _sparse(xs, ys, a, b, power, warm_start, tol)
-        return res if plan else dataclasses.replace(res, plan=None)
-    C = cost_matrix(xs, ys, cost, dtype=torch.float64)
-    return solve_exact(C, a, b, plan=plan, tol=tol)
+        res = _sparse(xs, ys, a, b, power, warm_start, tol, engine)
+    if res is None:
+        return solve_exact(cost_matrix(xs, ys, cost, dtype=torch.float64), a, b, plan=plan, tol=tol)
+    return res if plan else dataclasses.replace(res, plan=None)
 
 
 def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: float = GAP_TOL,
@@ -153,9 +167,10 @@ def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: 
         raise InputError(f"p must be >= 1, got {p}")
     xs, ys = as_points(x, "x", torch.float64), as_points(y, "y", torch.float64)
     same_dim(xs, ys)
+    res = None
     if _pick_engine(engine, p if p in (1, 2) else None, len(xs), len(ys)):
-        res = _sparse(xs, ys, a, b, int(p), warm_start, tol)
-    else:
+        res = _sparse(xs, ys, a, b, int(p), warm_start, tol, engine)
+    if res is None:
         if p == 1:
             C = cost_matrix(xs, ys, "euclidean")
         elif p == 2:
