@@ -41,8 +41,9 @@ except ImportError:  # numba missing or broken: the dense POT path remains
 BLOCK_ELEMENTS = 16 * 1024 * 1024
 #: keep all float32 distance blocks between the candidate pass and the pricing passes below this size
 CACHE_BYTES = 512 * 1024 * 1024
-#: nearest neighbours per row and per column in the first arc set
+#: nearest neighbours per row and per column in the first arc set (rows per column with few rows)
 K_NEAREST = 8
+K_FEW_ROWS = 3
 #: when the arc set admits no feasible flow, stuck rows and columns with demand left get this many links each
 #: (doubled at every further stuck round)
 K_EXTEND = 4
@@ -142,7 +143,7 @@ def _smallest(vals: torch.Tensor, k: int, dim: int) -> torch.Tensor:
 
 def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None, *,
                  squared: bool = False, warm_start: OTResult | None = None, tol: float = 1e-7,
-                 k: int = K_NEAREST, max_arcs: int | None = None) -> OTResult:
+                 k: int | None = None, max_arcs: int | None = None) -> OTResult:
     """Exact OT between ``X (M, d)`` and ``Y (N, d)`` (float64 arrays) for the cost ``||x - y||``
     (``squared``: ``||x - y||^2``), weights ``a (M,)``, ``b (N,)`` summing to 1 (uniform when None).
 
@@ -167,6 +168,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
         total = MASS_UNITS
         sa, sb = (_units(np.full(n, 1.0 / n) if w is None else np.asarray(w, dtype=np.float64), total)
                   for w, n in ((a, M), (b, N)))
+    few_rows = M <= FEW_ROWS and N >= 4 * M
+    k = (K_FEW_ROWS if few_rows else K_NEAREST) if k is None else k
     dist = _Distances(X, Y, squared)
     arcs = _Arcs(M, N)
 
@@ -180,25 +183,28 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
         out[~known] = _ssp.pair_costs(X, Y, rows[~known], cols[~known], squared)
         return out
 
-    # 1. candidates: the nearest columns of every row, the k nearest rows of every column
-    rows, cols = _candidates(dist, max(k, math.ceil(2 * N / M)), k, N)
-    arcs.add(rows, cols, exact(rows, cols))
-
-    # 2. potentials: the warm start's row potentials (else 0), columns at their largest feasible value
+    # 1. row prices: the warm start's, else (few rows, cached distances) balanced by dual ascent, else 0
     if warm_start is not None:
         pots = getattr(warm_start, "potentials", None)
         if pots is None or len(pots[0]) != M or len(pots[1]) != N:
             raise InputError(f"warm_start: expected an OTResult with potentials for {M} x {N} points")
         u = np.array(pots[0], dtype=np.float64)
+    elif few_rows and dist.cache is not None:
+        u = _balanced_prices(dist, sa / sa.sum(), sb / sb.sum())
     else:
         u = np.zeros(M)
+    # 2. candidates: the nearest columns of every row, the k rows of smallest c_ij - u_i of every column
+    rows, cols = _candidates(dist, max(k, math.ceil(2 * N / M)), k, N, u=torch.from_numpy(u).float())
+    arcs.add(rows, cols, exact(rows, cols))
+
+    # 3. column potentials at their largest feasible value, and a greedy start on the tight arcs
     v = np.empty(N)
     sr, dc = sa.copy(), sb.copy()
     scale = float(arcs.cost.max())
     _ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc,
                      1e-14 * max(scale, 1.0))
 
-    solver = _ssp.ssp_few_rows if M <= FEW_ROWS and N >= 4 * M else _ssp.ssp
+    solver = _ssp.ssp_few_rows if few_rows else _ssp.ssp
     rounds = n_aug = extended = priced_in = n_stuck = 0
     while True:
         rounds += 1
@@ -241,10 +247,26 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
     return res
 
 
-def _candidates(dist: _Distances, k_row: int, k_col: int, N: int, rows=None, cols=None):
-    """``(rows, cols)`` of the ``k_row`` nearest columns of every row and the ``k_col`` nearest rows of
-    every column (by the float32 distances; duplicates possible). ``rows``/``cols``: index arrays that
-    restrict the search (the result then indexes into them)."""
+def _balanced_prices(dist: _Distances, a: np.ndarray, b: np.ndarray, iters: int = 40) -> np.ndarray:
+    """Row prices ``u`` under which each column's cheapest row (smallest ``c_ij - u_i``) receives about
+    ``a_i`` of mass: steps of ascent on the semi-dual ``a.u + sum_j b_j min_i (c_ij - u_i)`` (gradient
+    ``a_i - load_i``) with a shrinking step. A heuristic start; exactness comes from the solver."""
+    lo_t = torch.cat([blk for _, blk in dist.blocks()]).T.contiguous()  # (N, M): rows' prices along a line
+    a_t, b_t = torch.from_numpy(a).float(), torch.from_numpy(b).float()
+    u = torch.zeros(len(a))
+    step = 0.05 * float(lo_t.mean()) / float(a_t.mean())
+    for _ in range(iters):
+        load = torch.zeros(len(a)).index_add_(0, (lo_t - u[None, :]).argmin(1), b_t)
+        u += step * (a_t - load)
+        step *= 0.85
+    return u.double().numpy()
+
+
+def _candidates(dist: _Distances, k_row: int, k_col: int, N: int, rows=None, cols=None, u=None):
+    """``(rows, cols)`` of the ``k_row`` nearest columns of every row and the ``k_col`` rows of every
+    column with the smallest ``lo_ij - u_i`` (float32 distances, ``u``: row prices or None for 0;
+    duplicates possible). ``rows``/``cols``: index arrays that restrict the search (the result then
+    indexes into them)."""
     blocks = dist.blocks() if rows is None else dist.blocks(rows)
     cols_t = None if cols is None else torch.from_numpy(cols)
     rows, col_best, col_idx = [], None, None
@@ -255,6 +277,8 @@ def _candidates(dist: _Distances, k_row: int, k_col: int, N: int, rows=None, col
         j = _smallest(lo, k_row, 1)
         rows.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
         out_c.append(j.reshape(-1).numpy())
+        if u is not None:
+            lo = lo - u[s:s + len(lo), None]
         i = _smallest(lo, k_col, 0)
         vals, i = lo.gather(0, i), i + s
         if col_best is not None:  # merge with the best rows of the earlier blocks
