@@ -194,7 +194,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
     else:
         u = np.zeros(M)
     # 2. candidates: the nearest columns of every row, the k rows of smallest c_ij - u_i of every column
-    rows, cols = _candidates(dist, max(k, math.ceil(2 * N / M)), k, N, u=torch.from_numpy(u).float())
+    k_row = K_NEAREST if few_rows else max(k, math.ceil(2 * N / M))  # room for a row's mass
+    rows, cols = _candidates(dist, k_row, k, N, u=torch.from_numpy(u).float())
     arcs.add(rows, cols, exact(rows, cols))
 
     # 3. column potentials at their largest feasible value, and a greedy start on the tight arcs
