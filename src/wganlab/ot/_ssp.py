@@ -376,24 +376,38 @@ def ssp_few_rows(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, 
     return (STUCK if stuck.any() else DONE), n_aug, stuck
 
 
+@nb.njit(cache=True, fastmath=True)
+def _chunk_min(li, v, j0, j1):
+    m = np.inf
+    for j in range(j0, j1):
+        m = min(m, li[j] - v[j])
+    return m
+
+
 @nb.njit(cache=True)
-def below(lo, u, v, slack, row0):
-    """``(rows, cols)`` of the entries with ``lo[i, j] < u[row0 + i] + v[j] + slack`` (one pass, no
-    temporaries; rows are offset by ``row0``)."""
+def below(lo, u, v, row0):
+    """``(rows, cols)`` of the entries with ``lo[i, j] < u[row0 + i] + v[j]`` (``lo``, ``u``, ``v``
+    float32; rows offset by ``row0``). Chunks of 256 columns are skipped on their vectorised minimum of
+    ``lo[i, j] - v[j]``, so only chunks with a hit are scanned entry by entry."""
     B, N = lo.shape
     n = 0
     cap = 4 * (B + N)
     rows = np.empty(cap, dtype=np.int64)
     cols = np.empty(cap, dtype=np.int64)
     for i in range(B):
-        ui = u[row0 + i] + slack
-        for j in range(N):
-            if lo[i, j] < ui + v[j]:
-                if n == cap:
-                    cap *= 2
-                    rows2, cols2 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
-                    rows2[:n], cols2[:n] = rows[:n], cols[:n]
-                    rows, cols = rows2, cols2
-                rows[n], cols[n] = row0 + i, j
-                n += 1
+        ui = u[row0 + i]
+        li = lo[i]
+        for j0 in range(0, N, 256):
+            j1 = min(j0 + 256, N)
+            if _chunk_min(li, v, j0, j1) >= ui:
+                continue
+            for j in range(j0, j1):
+                if li[j] - v[j] < ui:
+                    if n == cap:
+                        cap *= 2
+                        rows2, cols2 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
+                        rows2[:n], cols2[:n] = rows[:n], cols[:n]
+                        rows, cols = rows2, cols2
+                    rows[n], cols[n] = row0 + i, j
+                    n += 1
     return rows[:n], cols[:n]

@@ -302,9 +302,11 @@ def _link_stuck(dist: _Distances, stuck: np.ndarray, free: np.ndarray, k: int):
 
 def _price(dist: _Distances, u: np.ndarray, v: np.ndarray, exact):
     """All pairs ``(i, j)`` whose reduced cost the float32 lower bound cannot prove non-negative, with
-    their exact costs: ``(rows, cols, costs)``. ``slack`` covers float32 rounding of ``u_i + v_j``."""
-    slack = 8 * 2.0**-24 * float(np.abs(u).max() + np.abs(v).max())
-    found = [_ssp.below(lo.numpy(), u, v, slack, s) for s, lo in dist.blocks()]
+    their exact costs: ``(rows, cols, costs)``. ``slack`` covers the float32 rounding of ``u``, ``v`` and
+    of ``lo_ij - v_j`` (a few units in the last place of the largest of them)."""
+    slack = 8 * 2.0**-24 * float(np.abs(u).max() + np.abs(v).max() + 1.0)
+    u32, v32 = (u + slack).astype(np.float32), v.astype(np.float32)
+    found = [_ssp.below(lo.numpy(), u32, v32, s) for s, lo in dist.blocks()]
     rows, cols = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
     return rows, cols, exact(rows, cols)
 
