@@ -4,11 +4,15 @@
 ``||x - y||^2`` (W2^2), for point sets ``x (M, d)``, ``y (N, d)``. Memory is ``O((M + N) d)`` plus the
 active arc set and one block of float32 distances:
 
-1. **Candidates.** Blocked float32 GEMMs ``||x||^2 + ||y||^2 - 2 x.y`` (on centred data) give each row
-   its ``k`` nearest columns and each column its ``k`` nearest rows; their costs are recomputed exactly
+1. **Prices and candidates.** Row prices ``u`` come from a warm start (e.g. the previous OT-Means
+   solve), or, for few rows, from a few steps of semi-dual ascent that balance the rows' loads, else 0.
+   Blocked float32 GEMMs ``||x||^2 + ||y||^2 - 2 x.y`` (on centred data) give each row its nearest
+   columns and each column the ``k`` rows of smallest ``c_ij - u_i``; their costs are recomputed exactly
    in float64 from the differences.
 2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot._ssp`, Dijkstra on reduced costs) on
-   that arc set, warm-startable from column potentials ``v`` (e.g. the previous OT-Means solve).
+   that arc set; with few rows the columns are contracted away and Dijkstra runs on the rows alone. If
+   the arc set admits no feasible flow, the stuck rows and the columns with demand left are linked by
+   distance (more links each time) and the solve resumes.
 3. **Pricing.** Every pair is checked, block by block, for a negative reduced cost
    ``c_ij - u_i - v_j < 0``: a rigorous lower bound of ``c_ij`` from the float32 block (error at most
    ``(d + 8) 2^-24 (||x_i||^2 + ||y_j||^2)`` on the squared distance) rules out almost every pair, and the
