@@ -78,6 +78,18 @@ def test_degenerate_ties_and_duplicates():
         assert_certified(res, x, y, a, b, p)
 
 
+def test_zero_weights_and_one_heavy_point():
+    r = np.random.default_rng(12)
+    x, y = r.normal(size=(9, 3)), r.normal(size=(30, 3))
+    a = np.array([0.0, 0.0, 0.9, 0.02, 0.02, 0.02, 0.02, 0.02, 0.0])
+    b = r.dirichlet(np.ones(30))
+    b[[3, 7]] = 0.0
+    b /= b.sum()
+    res = wasserstein(x, y, a=a, b=b, plan=True, engine="sparse")
+    assert_allclose(res.cost, lp_value(cdist(x, y), a, b), rtol=1e-9)
+    assert_certified(res, x, y, a, b)
+
+
 def test_identical_sets_cost_zero():
     x = np.random.default_rng(0).normal(size=(80, 5))
     res = wasserstein(x, x[::-1].copy(), plan=True, engine="sparse")
