@@ -5,8 +5,8 @@
 Each goal times POT (``ot.dist`` + ``ot.emd2`` with a large ``numItermax``) and ``wasserstein(...,
 engine="sparse")`` on the same data and prints the speed ratio, the relative difference of the values and
 the sparse engine's certified relative gap. Goal 3 (50,000 x 50,000) runs the sparse engine alone (POT
-needs 16 bytes per pair: 40 GB) between 50,000 training images and 50,000 mirrored ones, and reports the
-process's peak memory. Goal 5 runs 20 OT-Means updates (``n_iter=4``,
+needs 16 bytes per pair: 40 GB) between training images 0-49,999 and images 10,000-59,999 plus Gaussian
+noise (sd 0.1), and reports the process's peak memory. Goal 5 runs 20 OT-Means updates (``n_iter=4``,
 ``ot_steps=5``, m = 64) against POT ``emd`` + a NumPy Weiszfeld step and compares the W1 traces.
 """
 
@@ -94,8 +94,8 @@ def main() -> None:
         compare("goal 1, 10000 x 10000", fmnist("test", 10_000), fmnist("train", 10_000))
     if "3" in goals:
         y = fmnist("train", 60_000)
-        mirrored = y[10_000:].reshape(-1, 28, 28)[:, :, ::-1].reshape(50_000, -1).copy()  # other points
-        res, t = timed(lambda: wasserstein(y[:50_000], mirrored, engine="sparse"))
+        noisy = y[10_000:] + 0.1 * np.random.default_rng(0).normal(size=(50_000, y.shape[1]))
+        res, t = timed(lambda: wasserstein(y[:50_000], noisy, engine="sparse"))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(f"goal 3, 50000 x 50000: sparse {t:.1f} s, W1 {res.value:.6f}, certified gap {res.gap_rel:.1e}, "
               f"peak RSS {peak:.1f} GiB, info {res.info}", flush=True)

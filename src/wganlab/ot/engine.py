@@ -49,7 +49,7 @@ CACHE_BYTES = 512 * 1024 * 1024
 K_NEAREST = 8
 K_FEW_ROWS = 3
 #: when the arc set admits no feasible flow, stuck rows and columns with demand left get this many links each
-#: (doubled at every further stuck round)
+#: (doubled at every further stuck round, up to 16 times as many)
 K_EXTEND = 4
 #: at most this many violating pairs per column join the arc set in one pricing round
 K_PRICE = 8
@@ -221,7 +221,7 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
         if max_arcs is not None and len(arcs.cost) > max_arcs:
             raise TooDense(f"the arc set grew to {len(arcs.cost)} arcs (limit {max_arcs})")
         if status == _ssp.STUCK:  # Hall's condition fails on the arc set: link the stuck rows to free columns
-            k_link = K_EXTEND << min(n_stuck, 20)  # doubles while the flow stays stuck
+            k_link = K_EXTEND << min(n_stuck, 4)  # doubles while the flow stays stuck, up to 16x
             new_r, new_c = _link_stuck(dist, np.flatnonzero(settled[:M]), np.flatnonzero(dc > 0), k_link)
             extended += len(new_r)
             n_stuck += 1
