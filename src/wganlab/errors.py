@@ -19,3 +19,7 @@ class ConfigError(WganlabError):
 
 class TrainingDiverged(WganlabError):
     """A training run's loss or weights became NaN/inf; its last good checkpoint is kept."""
+
+
+class NotOptimalError(WganlabError):
+    """An exact OT solver could not certify an optimal solution."""

@@ -571,7 +571,8 @@ class OTMeansResult:
 
 def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps: int = 1, init=None,
              init_std: float = 0.5, seed: int = 0,
-             callback: Callable[[int, torch.Tensor, list[float]], object] | None = None) -> OTMeansResult:
+             callback: Callable[[int, torch.Tensor, list[float]], object] | None = None,
+             engine: str = "auto") -> OTMeansResult:
     """OT-Means (Elnekave & Weiss, Algorithm 1): ``m`` points minimising the exact W1 to ``y``.
 
     The centroids ``x_1..x_m`` carry mass ``1/m`` and the data ``y_1..y_N`` mass ``1/N``. Each of the
@@ -589,7 +590,8 @@ def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps:
 
     ``y (N, ...)``: points or images ``(N, C, H, W)`` (flattened inside; centroids come back in the
     input's per-point shape, dtype and device). The Weiszfeld work runs in float64 on ``y``'s device,
-    the OT solve on the CPU.
+    the OT solve on the CPU with ``engine`` (see :func:`wganlab.ot.exact.wasserstein`); each solve is
+    warm-started from the previous one's potentials (the plan changes little between updates).
 
     >>> r = ot_means([[0.0], [2.0], [10.0], [12.0]], 2, n_iter=3, ot_steps=2, init=[[1.0], [5.0]])
     >>> r.n_solves, round(r.w1, 9), r.w1_trace[0]  # any point of [10, 12] is a median of {10, 12}
@@ -625,11 +627,13 @@ def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps:
 
     ynorm = torch.linalg.vector_norm(Y, dim=1)
     trace: list[float] = []
+    last = None
 
     def solve():
-        res = wasserstein(X, Y, plan=True)
-        trace.append(float(res.value))
-        return res.plan
+        nonlocal last
+        last = wasserstein(X, Y, plan=True, engine=engine, warm_start=last)
+        trace.append(float(last.value))
+        return last.plan
 
     def shaped(t: torch.Tensor) -> torch.Tensor:
         return t.reshape(m, *point_shape) if point_shape else t.reshape(m)

@@ -1,0 +1,413 @@
+"""Numba kernels of the sparse exact OT engine: arc costs and successive shortest paths.
+
+The transportation problem lives on a sparse set of arcs ``e = (i, j)`` (row ``i`` of ``x``, column ``j``
+of ``y``) with float64 costs ``c_e``. Arrays: ``row_ptr (M+1)`` / ``arc_col (E)`` index the arcs sorted
+by row (arc ids are positions in that order), ``col_ptr (N+1)`` / ``col_arc (E)`` list the arc ids of each
+column, ``arc_row (E)`` the row of each arc. Dual potentials ``u (M)``, ``v (N)`` keep every reduced cost
+``c_e - u_i - v_j`` non-negative and every arc with flow tight (up to float64 rounding), so each augmenting
+path found by Dijkstra is a shortest one and the final flow is optimal on the arc set.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+#: returned by :func:`ssp` when all supply is routed / when some supply cannot reach a free column
+DONE, STUCK = 0, 1
+
+
+@nb.njit(cache=True, fastmath=True)
+def pair_costs(X, Y, rows, cols, squared):
+    """``||X[rows[e]] - Y[cols[e]]||`` (squared if ``squared``) for every pair ``e``, in float64."""
+    out = np.empty(len(rows))
+    d = X.shape[1]
+    for e in range(len(rows)):
+        xi = X[rows[e]]
+        yj = Y[cols[e]]
+        s = 0.0
+        for k in range(d):
+            t = xi[k] - yj[k]
+            s += t * t
+        out[e] = s if squared else np.sqrt(s)
+    return out
+
+
+@nb.njit(cache=True)
+def _push(hd, hn, size, d, x):
+    i = size
+    hd[i] = d
+    hn[i] = x
+    while i > 0:
+        p = (i - 1) >> 1
+        if hd[p] <= hd[i]:
+            break
+        hd[p], hd[i] = hd[i], hd[p]
+        hn[p], hn[i] = hn[i], hn[p]
+        i = p
+    return size + 1
+
+
+@nb.njit(cache=True)
+def _pop(hd, hn, size):
+    d, x = hd[0], hn[0]
+    size -= 1
+    hd[0], hn[0] = hd[size], hn[size]
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            break
+        if c + 1 < size and hd[c + 1] < hd[c]:
+            c += 1
+        if hd[i] <= hd[c]:
+            break
+        hd[c], hd[i] = hd[i], hd[c]
+        hn[c], hn[i] = hn[i], hn[c]
+        i = c
+    return d, x, size
+
+
+@nb.njit(cache=True)
+def greedy_init(col_ptr, col_arc, arc_row, cost, flow, u, v, sr, dc, tight):
+    """Set ``v_j = min_i (c_ij - u_i)`` over each column's arcs (so all reduced costs are >= 0), then
+    route each column's demand along its arcs whose reduced cost is at most ``tight``."""
+    N = len(col_ptr) - 1
+    for j in range(N):
+        best = np.inf
+        for q in range(col_ptr[j], col_ptr[j + 1]):
+            e = col_arc[q]
+            best = min(best, cost[e] - u[arc_row[e]])
+        if col_ptr[j + 1] > col_ptr[j]:
+            v[j] = best
+        for q in range(col_ptr[j], col_ptr[j + 1]):
+            if dc[j] <= 0.0:
+                break
+            e = col_arc[q]
+            i = arc_row[e]
+            if sr[i] > 0.0 and cost[e] - u[i] - v[j] <= tight:
+                delta = min(sr[i], dc[j])
+                flow[e] += delta
+                sr[i] -= delta
+                dc[j] -= delta
+
+
+@nb.njit(cache=True)
+def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc):
+    """Successive shortest paths from rows with supply ``sr > 0.0`` to columns with demand
+    ``dc > 0``, updating ``flow``, ``u``, ``v``, ``sr``, ``dc`` in place.
+
+    Each round runs Dijkstra from one row with supply on reduced costs (forward arcs row -> column, backward arcs
+    column -> row where there is flow), moves the potentials of the settled nodes by ``D - dist`` and
+    pushes as much as the path allows. A source that reaches no column with demand is set aside.
+    Returns ``(status, augmentations, stuck)``: ``DONE``, or ``STUCK`` with ``stuck`` marking the rows
+    (``[:M]``) and columns (``[M:]``) reached from the sources set aside.
+    """
+    M = len(row_ptr) - 1
+    N = len(col_ptr) - 1
+    n = M + N
+    E = len(cost)
+    dist = np.full(n, np.inf)
+    settled = np.zeros(n, dtype=np.bool_)
+    pred = np.full(n, -1, dtype=np.int64)
+    touched = np.empty(n, dtype=np.int64)
+    hd = np.empty(E + n + 1)
+    hn = np.empty(E + n + 1, dtype=np.int64)
+    n_aug = 0
+    src = 0
+    stuck = np.zeros(n, dtype=np.bool_)  # what the sources that found no column with demand reached
+    while True:
+        src = _next_source(sr, stuck, src)
+        if src < 0:
+            return (STUCK if stuck.any() else DONE), n_aug, stuck
+        dist[src] = 0.0
+        touched[0] = src
+        nt = 1
+        size = _push(hd, hn, 0, 0.0, src)
+        sink = -1
+        D = 0.0
+        while size > 0:
+            d, x, size = _pop(hd, hn, size)
+            if settled[x] or d > dist[x]:
+                continue
+            settled[x] = True
+            if x >= M:
+                j = x - M
+                if dc[j] > 0.0:
+                    sink = x
+                    D = d
+                    break
+                for q in range(col_ptr[j], col_ptr[j + 1]):
+                    e = col_arc[q]
+                    if flow[e] > 0.0:
+                        i = arc_row[e]
+                        if settled[i]:
+                            continue
+                        nd = d + max(u[i] + v[j] - cost[e], 0.0)
+                        if nd < dist[i]:
+                            if dist[i] == np.inf:
+                                touched[nt] = i
+                                nt += 1
+                            dist[i] = nd
+                            pred[i] = e
+                            size = _push(hd, hn, size, nd, i)
+            else:
+                i = x
+                for e in range(row_ptr[i], row_ptr[i + 1]):
+                    y = M + arc_col[e]
+                    if settled[y]:
+                        continue
+                    nd = d + max(cost[e] - u[i] - v[y - M], 0.0)
+                    if nd < dist[y]:
+                        if dist[y] == np.inf:
+                            touched[nt] = y
+                            nt += 1
+                        dist[y] = nd
+                        pred[y] = e
+                        size = _push(hd, hn, size, nd, y)
+        if sink < 0:
+            stuck |= settled
+        else:
+            _augment_general(sink, M, pred, arc_row, arc_col, flow, sr, dc)
+            n_aug += 1
+            for t in range(nt):
+                x = touched[t]
+                if settled[x] and dist[x] < D:
+                    if x < M:
+                        u[x] += D - dist[x]
+                    else:
+                        v[x - M] -= D - dist[x]
+        for t in range(nt):
+            x = touched[t]
+            dist[x] = np.inf
+            settled[x] = False
+            pred[x] = -1
+
+
+@nb.njit(cache=True)
+def _next_source(sr, stuck, start):
+    """The first row from ``start`` on (cyclically) with supply that has not been found stuck, or -1."""
+    M = len(sr)
+    for t in range(M):
+        i = (start + t) % M
+        if sr[i] > 0.0 and not stuck[i]:
+            return i
+    return -1
+
+
+@nb.njit(cache=True)
+def _augment_general(sink, M, pred, arc_row, arc_col, flow, sr, dc):
+    """Push along the path ending at column node ``sink`` as much as its sink demand, source supply and
+    the flows it takes back allow."""
+    delta = dc[sink - M]
+    i = arc_row[pred[sink]]
+    while pred[i] >= 0:
+        delta = min(delta, flow[pred[i]])
+        i = arc_row[pred[M + arc_col[pred[i]]]]
+    delta = min(delta, sr[i])
+    dc[sink - M] -= delta
+    x = sink
+    while True:
+        e = pred[x]
+        flow[e] += delta
+        i = arc_row[e]
+        if pred[i] < 0:
+            sr[i] -= delta
+            break
+        b = pred[i]
+        flow[b] = flow[b] - delta if flow[b] > delta else 0.0
+        x = M + arc_col[b]
+
+
+@nb.njit(cache=True)
+def _owner_column(r, W, WF, WB, row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow):
+    """Recompute ``W[:, r]``: for every row ``i``, the cheapest way to take a column that ``r`` holds."""
+    W[:, r] = np.inf
+    for b in range(row_ptr[r], row_ptr[r + 1]):
+        if flow[b] > 0.0:
+            _gain(r, b, W, WF, WB, arc_col, arc_row, cost, col_ptr, col_arc)
+
+
+@nb.njit(cache=True)
+def _gain(r, b, W, WF, WB, arc_col, arc_row, cost, col_ptr, col_arc):
+    """Row ``r`` holds flow on arc ``b = (r, j)``: lower ``W[i, r]`` to ``c_ij - c_rj`` for every arc into j."""
+    j = arc_col[b]
+    for q in range(col_ptr[j], col_ptr[j + 1]):
+        e = col_arc[q]
+        i = arc_row[e]
+        w = cost[e] - cost[b]
+        if w < W[i, r]:
+            W[i, r] = w
+            WF[i, r] = e
+            WB[i, r] = b
+
+
+@nb.njit(cache=True)
+def _free_min(i, F, FA, row_ptr, arc_col, cost, v, dc):
+    """``F[i] = min c_ij - v_j`` over row ``i``'s arcs into columns with demand (arc in ``FA[i]``)."""
+    F[i] = np.inf
+    FA[i] = -1
+    for e in range(row_ptr[i], row_ptr[i + 1]):
+        j = arc_col[e]
+        if dc[j] > 0.0 and cost[e] - v[j] < F[i]:
+            F[i] = cost[e] - v[j]
+            FA[i] = e
+
+
+@nb.njit(cache=True)
+def ssp_few_rows(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc):
+    """:func:`ssp` for few rows and many columns (same arguments, invariants and result).
+
+    Columns are contracted away: a path row -> column -> row that takes a column held by row ``r`` from
+    row ``i`` costs ``W[i, r] - u_i + u_r`` with ``W[i, r] = min_{j held by r} (c_ij - c_rj)`` (it does not
+    depend on the potentials), and a path ending in a column with demand costs ``F[i] - u_i`` with
+    ``F[i] = min_{j with demand} (c_ij - v_j)`` (``v`` of such columns never changes: a row holding part
+    of one is never settled before it). Dijkstra then runs on the ``M`` rows with dense ``M x M``
+    weights, and an augmentation updates ``W`` and ``F`` only where its columns changed hands.
+    Column potentials are restored at the end as ``v_j = c_rj - u_r`` for a row ``r`` holding ``j``.
+    """
+    M = len(row_ptr) - 1
+    N = len(col_ptr) - 1
+    W = np.full((M, M), np.inf)
+    WF = np.full((M, M), -1, dtype=np.int64)
+    WB = np.full((M, M), -1, dtype=np.int64)
+    F = np.full(M, np.inf)
+    FA = np.full(M, -1, dtype=np.int64)
+    for r in range(M):
+        _owner_column(r, W, WF, WB, row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow)
+        _free_min(r, F, FA, row_ptr, arc_col, cost, v, dc)
+    dist = np.empty(M)
+    pred = np.empty(M, dtype=np.int64)
+    fw, bw = np.empty(M + 1, dtype=np.int64), np.empty(M + 1, dtype=np.int64)
+    sf, sb = np.empty(M + 1, dtype=np.int64), np.empty(M + 1, dtype=np.int64)
+    settled = np.zeros(M, dtype=np.bool_)
+    stuck = np.zeros(M + N, dtype=np.bool_)
+    n_aug = 0
+    src = 0
+    while True:
+        src = _next_source(sr, stuck, src)
+        if src < 0:
+            break
+        dist[:] = np.inf
+        settled[:] = False
+        dist[src] = 0.0
+        pred[src] = -1
+        best, sink_row = np.inf, -1
+        while True:
+            r, dr = -1, np.inf
+            for i in range(M):
+                if not settled[i] and dist[i] < dr:
+                    r, dr = i, dist[i]
+            if r < 0 or dr >= best:
+                break
+            settled[r] = True
+            s = dr + max(F[r] - u[r], 0.0)
+            if s < best:
+                best, sink_row = s, r
+            for i in range(M):
+                if not settled[i] and W[r, i] < np.inf:
+                    d = dr + max(W[r, i] - u[r] + u[i], 0.0)
+                    if d < dist[i]:
+                        dist[i] = d
+                        pred[i] = r
+        if sink_row < 0:  # remember the rows reached and their columns; try the other sources
+            for r in range(M):
+                if settled[r]:
+                    stuck[r] = True
+                    for e in range(row_ptr[r], row_ptr[r + 1]):
+                        stuck[M + arc_col[e]] = True
+            continue
+        D = best
+        for i in range(M):
+            if settled[i] and dist[i] < D:
+                u[i] += D - dist[i]
+        # the path from the source: forward arcs fw[0..L] (fw[L] into the sink), backward arcs bw[0..L-1]
+        L = 0
+        r = sink_row
+        while pred[r] >= 0:
+            L += 1
+            r = pred[r]
+        fw[L] = FA[sink_row]
+        r = sink_row
+        for t in range(L - 1, -1, -1):
+            fw[t], bw[t] = WF[pred[r], r], WB[pred[r], r]
+            r = pred[r]
+        # a column met twice (held by two rows of the path, or also the sink) closes a loop of length >= 0:
+        # cut it out, or the loop's small flow would cap every augmentation
+        n = 0
+        t = 0
+        while True:
+            c = arc_col[fw[t]]
+            m = L
+            while arc_col[fw[m]] != c:
+                m -= 1
+            sf[n] = fw[t]
+            n += 1
+            if m == L:
+                break
+            sb[n - 1] = bw[m]
+            t = m + 1
+        j_sink = arc_col[sf[n - 1]]
+        delta = min(dc[j_sink], sr[src])
+        for t in range(n - 1):
+            delta = min(delta, flow[sb[t]])
+        sr[src] -= delta
+        dc[j_sink] -= delta
+        for t in range(n - 1):
+            flow[sb[t]] = flow[sb[t]] - delta if flow[sb[t]] > delta else 0.0
+        for t in range(n):
+            if flow[sf[t]] == 0.0:
+                _gain(arc_row[sf[t]], sf[t], W, WF, WB, arc_col, arc_row, cost, col_ptr, col_arc)
+            flow[sf[t]] += delta
+        for t in range(n - 1):
+            if flow[sb[t]] == 0.0:
+                _owner_column(arc_row[sb[t]], W, WF, WB, row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow)
+        if dc[j_sink] <= 0.0:
+            for q in range(col_ptr[j_sink], col_ptr[j_sink + 1]):
+                i = arc_row[col_arc[q]]
+                if FA[i] >= 0 and arc_col[FA[i]] == j_sink:
+                    _free_min(i, F, FA, row_ptr, arc_col, cost, v, dc)
+        n_aug += 1
+    for e in range(len(cost)):
+        if flow[e] > 0.0:
+            j = arc_col[e]
+            if dc[j] <= 0.0:
+                v[j] = cost[e] - u[arc_row[e]]
+    return (STUCK if stuck.any() else DONE), n_aug, stuck
+
+
+@nb.njit(cache=True, fastmath=True)
+def _chunk_min(li, v, j0, j1):
+    m = np.inf
+    for j in range(j0, j1):
+        m = min(m, li[j] - v[j])
+    return m
+
+
+@nb.njit(cache=True)
+def below(lo, u, v, row0):
+    """``(rows, cols)`` of the entries with ``lo[i, j] < u[row0 + i] + v[j]`` (``lo``, ``u``, ``v``
+    float32; rows offset by ``row0``). Chunks of 256 columns are skipped on their vectorised minimum of
+    ``lo[i, j] - v[j]``, so only chunks with a hit are scanned entry by entry."""
+    B, N = lo.shape
+    n = 0
+    cap = 4 * (B + N)
+    rows = np.empty(cap, dtype=np.int64)
+    cols = np.empty(cap, dtype=np.int64)
+    for i in range(B):
+        ui = u[row0 + i]
+        li = lo[i]
+        for j0 in range(0, N, 256):
+            j1 = min(j0 + 256, N)
+            if _chunk_min(li, v, j0, j1) >= ui:
+                continue
+            for j in range(j0, j1):
+                if li[j] - v[j] < ui:
+                    if n == cap:
+                        cap *= 2
+                        rows2, cols2 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
+                        rows2[:n], cols2[:n] = rows[:n], cols[:n]
+                        rows, cols = rows2, cols2
+                    rows[n], cols[n] = row0 + i, j
+                    n += 1
+    return rows[:n], cols[:n]

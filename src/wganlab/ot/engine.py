@@ -1,0 +1,349 @@
+"""Certified exact OT for Euclidean costs without the dense cost matrix.
+
+``OT(a, b) = min_{P >= 0, P 1 = a, P^T 1 = b} sum_ij P_ij c(x_i, y_j)`` with ``c = ||x - y||`` (W1) or
+``||x - y||^2`` (W2^2), for point sets ``x (M, d)``, ``y (N, d)``. Memory is ``O((M + N) d)`` plus the
+active arc set and one block of float32 distances:
+
+1. **Prices and candidates.** Row prices ``u`` come from a warm start (e.g. the previous OT-Means
+   solve), or, for few rows, from a few steps of semi-dual ascent that balance the rows' loads, else 0.
+   Blocked float32 GEMMs ``||x||^2 + ||y||^2 - 2 x.y`` (on centred data) give each row its nearest
+   columns and each column the ``k`` rows of smallest ``c_ij - u_i``; their costs are recomputed exactly
+   in float64 from the differences.
+2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot._ssp`, Dijkstra on reduced costs) on
+   that arc set; with few rows the columns are contracted away and Dijkstra runs on the rows alone. If
+   the arc set admits no feasible flow, the stuck rows and the columns with demand left are linked by
+   distance (more links each time) and the solve resumes.
+3. **Pricing.** Every pair is checked, block by block, for a negative reduced cost
+   ``c_ij - u_i - v_j < 0``: a rigorous lower bound of ``c_ij`` from the float32 block (error at most
+   ``(d + 8) 2^-24 (||x_i||^2 + ||y_j||^2)`` on the squared distance) rules out almost every pair, and the
+   rest are recomputed in float64. Violating pairs join the arc set and the solve resumes (their
+   columns' potentials are lowered and those columns released). When no pair violates, ``(u, v')`` with
+   ``v'_j = min(v_j, min_i c_ij - u_i)`` is dual feasible for the FULL problem, and
+   ``gap = cost - (a.u + b.v')`` certifies the plan (0 up to float64 rounding).
+
+Masses are whole numbers held in float64, so the flow arithmetic is exact: uniform weights become ``N / g``
+per row and ``M / g`` per column (``g = gcd(M, N)``), other weights multiples of ``2^-50``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from wganlab.errors import InputError, NotOptimalError
+from wganlab.ot.result import OTResult
+
+try:
+    from wganlab.ot import _ssp
+except ImportError:  # numba missing or broken: the dense POT path remains
+    _ssp = None
+
+#: float32 elements in one block of distances (64 MB)
+BLOCK_ELEMENTS = 16 * 1024 * 1024
+#: keep all float32 distance blocks between the candidate pass and the pricing passes below this size
+CACHE_BYTES = 512 * 1024 * 1024
+#: nearest neighbours per row and per column in the first arc set (rows per column with few rows)
+K_NEAREST = 8
+K_FEW_ROWS = 3
+#: when the arc set admits no feasible flow, stuck rows and columns with demand left get this many links each
+#: (doubled at every further stuck round, up to 16 times as many)
+K_EXTEND = 4
+#: at most this many violating pairs per column join the arc set in one pricing round
+K_PRICE = 8
+MAX_ROUNDS = 200
+#: general weights are rounded to multiples of 1 / MASS_UNITS (marginals within ~1e-15 of the input)
+MASS_UNITS = 2.0**50
+#: up to this many rows (and at least 4 times as many columns), paths run on rows only (_ssp.ssp_few_rows)
+FEW_ROWS = 256
+
+
+class TooDense(NotOptimalError):
+    """The sparse engine stopped because its arc set outgrew the caller's limit."""
+
+
+def available() -> bool:
+    """Whether the sparse engine can run (it needs numba)."""
+    return _ssp is not None
+
+
+class _Distances:
+    """Float32 squared distances between centred ``x`` and ``y``, block by block, with a rigorous lower
+    bound of the exact costs; blocks are cached when the whole matrix is small."""
+
+    def __init__(self, X: np.ndarray, Y: np.ndarray, squared: bool):
+        mu = Y.mean(0)
+        self.x32, self.y32 = (torch.from_numpy(np.subtract(Z, mu, out=np.empty(Z.shape, np.float32),
+                                                           casting="same_kind")) for Z in (X, Y))
+        self.nx32, self.ny32 = (torch.linalg.vector_norm(Z, dim=1).square_() for Z in (self.x32, self.y32))
+        self.tau = (X.shape[1] + 8) * 2.0**-24 * 1.25
+        self.squared = squared
+        M, N = len(X), len(Y)
+        self.M = M
+        self.step = max(1, min(M, BLOCK_ELEMENTS // max(N, 1)))
+        self.cache: dict[int, torch.Tensor] | None = {} if 4 * M * N <= CACHE_BYTES else None
+
+    def blocks(self, rows: np.ndarray | None = None):
+        """``(start, lower bound of the costs of rows start:start+len)`` for every row block (of
+        ``rows[start:start+len]`` when an index array is given; those blocks are not cached)."""
+        if rows is None:
+            for s in range(0, self.M, self.step):
+                yield s, self.lower(s, slice(s, s + self.step))
+        else:
+            for s in range(0, len(rows), self.step):
+                yield s, self.lower(None, torch.from_numpy(rows[s:s + self.step]))
+
+    def lower(self, key, rows) -> torch.Tensor:
+        """Lower bound of ``c(x_rows, y)`` (float32, ``(len(rows), N)``); cached under ``key``."""
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
+        nx = self.nx32[rows]
+        d2 = (self.x32[rows] @ self.y32.T).mul_(-2.0)
+        d2 += ((1 - self.tau) * nx)[:, None]
+        d2 += ((1 - self.tau) * self.ny32)[None, :]
+        lo = d2.clamp_min_(0.0) if self.squared else d2.clamp_min_(0.0).sqrt_()
+        if self.cache is not None and isinstance(key, int):
+            self.cache[key] = lo
+        return lo
+
+
+class _Arcs:
+    """The active arc set with its flow, and the CSR/CSC indexes the kernels need."""
+
+    def __init__(self, M: int, N: int):
+        self.M, self.N = M, N
+        self.key = np.empty(0, dtype=np.int64)
+        self.cost = np.empty(0)
+        self.flow = np.empty(0)
+
+    def add(self, rows: np.ndarray, cols: np.ndarray, cost: np.ndarray) -> None:
+        key = rows.astype(np.int64) * self.N + cols
+        key, first = np.unique(key, return_index=True)
+        fresh = ~np.isin(key, self.key, assume_unique=True)
+        key = np.concatenate([self.key, key[fresh]])
+        order = np.argsort(key, kind="stable")
+        self.key = key[order]
+        self.cost = np.concatenate([self.cost, cost[first[fresh]]])[order]
+        self.flow = np.concatenate([self.flow, np.zeros(int(fresh.sum()))])[order]
+        self.row, self.col = self.key // self.N, self.key % self.N
+        self.row_ptr = np.searchsorted(self.row, np.arange(self.M + 1)).astype(np.int64)
+        self.col_arc = np.argsort(self.col, kind="stable").astype(np.int64)
+        self.col_ptr = np.searchsorted(self.col[self.col_arc], np.arange(self.N + 1)).astype(np.int64)
+
+
+def _units(w: np.ndarray, total: float) -> np.ndarray:
+    """Weights summing to 1 as whole numbers summing to ``total`` exactly (float64 holds them exactly, so
+    no flow is ever split into rounding dust); the largest weight absorbs the remainder."""
+    q = np.floor(w * total)
+    q[np.argmax(w)] += total - q.sum()
+    return q
+
+
+def _smallest(vals: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    return torch.topk(vals, min(k, vals.shape[dim]), dim=dim, largest=False, sorted=False).indices
+
+
+def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None, *,
+                 squared: bool = False, warm_start: OTResult | None = None, tol: float = 1e-7,
+                 k: int | None = None, max_arcs: int | None = None) -> OTResult:
+    """Exact OT between ``X (M, d)`` and ``Y (N, d)`` (float64 arrays) for the cost ``||x - y||``
+    (``squared``: ``||x - y||^2``), weights ``a (M,)``, ``b (N,)`` summing to 1 (uniform when None).
+
+    ``warm_start``: an earlier result between sets of the same sizes; its row potentials seed the solve
+    (each column starts on the rows that are cheapest at those prices, as in the earlier plan).
+    Returns an :class:`OTResult` whose ``plan`` is a ``scipy.sparse.csr_array (M, N)``, ``potentials``
+    are feasible for all pairs and ``gap`` is the certified duality gap. ``info``: ``rounds`` (solves
+    between pricing passes), ``augmentations``, ``arcs`` (final arc-set size), ``priced_in`` (arcs added by
+    pricing), ``extended`` (arcs added where the arc set admitted no feasible flow), ``checked`` (pairs
+    whose cost the last pricing pass recomputed in float64). Raises :class:`NotOptimalError` if it cannot
+    certify the result, and :class:`TooDense` once the arc set outgrows ``max_arcs`` (point sets whose
+    nearest neighbours say little about the plan, e.g. a collapsed set against a spread one, where the
+    dense solver is the better tool).
+    """
+    if _ssp is None:
+        raise InputError("engine 'sparse' needs numba (pip install numba); use engine='pot'")
+    M, N = len(X), len(Y)
+    if a is None and b is None:
+        g = math.gcd(M, N)
+        sa, sb, total = np.full(M, float(N // g)), np.full(N, float(M // g)), M * N / g
+    else:
+        total = MASS_UNITS
+        sa, sb = (_units(np.full(n, 1.0 / n) if w is None else np.asarray(w, dtype=np.float64), total)
+                  for w, n in ((a, M), (b, N)))
+    few_rows = M <= FEW_ROWS and N >= 4 * M
+    k = (K_FEW_ROWS if few_rows else K_NEAREST) if k is None else k
+    dist = _Distances(X, Y, squared)
+    arcs = _Arcs(M, N)
+
+    def exact(rows, cols):
+        """Float64 costs of pairs, looked up for arcs already in the set."""
+        key = rows.astype(np.int64) * N + cols
+        pos = np.minimum(np.searchsorted(arcs.key, key), max(len(arcs.key) - 1, 0))
+        known = arcs.key[pos] == key if len(arcs.key) else np.zeros(len(key), dtype=bool)
+        out = np.empty(len(key))
+        out[known] = arcs.cost[pos[known]]
+        out[~known] = _ssp.pair_costs(X, Y, rows[~known], cols[~known], squared)
+        return out
+
+    # 1. row prices: the warm start's, else (few rows, cached distances) balanced by dual ascent, else 0
+    if warm_start is not None:
+        pots = getattr(warm_start, "potentials", None)
+        if pots is None or len(pots[0]) != M or len(pots[1]) != N:
+            raise InputError(f"warm_start: expected an OTResult with potentials for {M} x {N} points")
+        u = np.array(pots[0], dtype=np.float64)
+    elif few_rows and dist.cache is not None:
+        u = _balanced_prices(dist, sa / sa.sum(), sb / sb.sum())
+    else:
+        u = np.zeros(M)
+    # 2. candidates: the nearest columns of every row, the k rows of smallest c_ij - u_i of every column
+    k_row = K_NEAREST if few_rows else max(k, math.ceil(2 * N / M))  # room for a row's mass
+    rows, cols = _candidates(dist, k_row, k, N, u=torch.from_numpy(u).float())
+    arcs.add(rows, cols, exact(rows, cols))
+
+    # 3. column potentials at their largest feasible value, and a greedy start on the tight arcs
+    v = np.empty(N)
+    sr, dc = sa.copy(), sb.copy()
+    scale = float(arcs.cost.max())
+    _ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc,
+                     1e-14 * max(scale, 1.0))
+
+    solver = _ssp.ssp_few_rows if few_rows else _ssp.ssp
+    rounds = n_aug = extended = priced_in = n_stuck = 0
+    while True:
+        rounds += 1
+        if rounds > MAX_ROUNDS:
+            raise NotOptimalError(f"sparse OT did not converge in {MAX_ROUNDS} pricing rounds")
+        status, aug, settled = solver(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr, arcs.col_arc,
+                                        arcs.flow, u, v, sr, dc)
+        n_aug += aug
+        if max_arcs is not None and len(arcs.cost) > max_arcs:
+            raise TooDense(f"the arc set grew to {len(arcs.cost)} arcs (limit {max_arcs})")
+        if status == _ssp.STUCK:  # Hall's condition fails on the arc set: link the stuck rows to free columns
+            k_link = K_EXTEND << min(n_stuck, 4)  # doubles while the flow stays stuck, up to 16x
+            new_r, new_c = _link_stuck(dist, np.flatnonzero(settled[:M]), np.flatnonzero(dc > 0), k_link)
+            extended += len(new_r)
+            n_stuck += 1
+            _insert(arcs, new_r, new_c, exact(new_r, new_c), u, v, sr, dc)
+            continue
+        # 3. pricing: every pair's reduced cost, exact where the float32 bound cannot decide
+        fr, fc, fcost = _price(dist, u, v, exact)
+        rc = fcost - u[fr] - v[fc]
+        bad = rc < -1e-12 * (np.abs(u[fr]) + np.abs(v[fc]) + fcost + 1e-300)
+        if bad.any():
+            br, bc, bcost = _worst_per_column(fr[bad], fc[bad], fcost[bad], rc[bad], K_PRICE)
+            _insert(arcs, br, bc, bcost, u, v, sr, dc)
+            priced_in += len(br)
+            continue
+        break
+
+    vf = v.copy()
+    np.minimum.at(vf, fc, fcost - u[fr])
+    keep = arcs.flow > 0
+    P = sp.csr_array((arcs.flow[keep] / total, (arcs.row[keep], arcs.col[keep])), shape=(M, N))
+    a_n, b_n = sa / sa.sum(), sb / sb.sum()
+    cost = float(arcs.flow[keep] @ arcs.cost[keep]) / total
+    gap = cost - float(a_n @ u + b_n @ vf)
+    info = {"n": M, "m": N, "rounds": rounds, "augmentations": n_aug, "arcs": len(arcs.cost),
+            "extended": extended, "priced_in": priced_in, "checked": len(fr), "warm": warm_start is not None}
+    res = OTResult(value=cost, cost=cost, gap=gap, solver="sparse-ssp", plan=P, potentials=(u, vf), info=info)
+    check_certificate(res, P.sum(1), P.sum(0), a_n, b_n, tol, scale)
+    return res
+
+
+def _balanced_prices(dist: _Distances, a: np.ndarray, b: np.ndarray, iters: int = 40) -> np.ndarray:
+    """Row prices ``u`` under which each column's cheapest row (smallest ``c_ij - u_i``) receives about
+    ``a_i`` of mass: steps of ascent on the semi-dual ``a.u + sum_j b_j min_i (c_ij - u_i)`` (gradient
+    ``a_i - load_i``) with a shrinking step. A heuristic start; exactness comes from the solver."""
+    lo_t = torch.cat([blk for _, blk in dist.blocks()]).T.contiguous()  # (N, M): rows' prices along a line
+    a_t, b_t = torch.from_numpy(a).float(), torch.from_numpy(b).float()
+    u = torch.zeros(len(a))
+    step = 0.05 * float(lo_t.mean()) / float(a_t.mean())
+    for _ in range(iters):
+        load = torch.zeros(len(a)).index_add_(0, (lo_t - u[None, :]).argmin(1), b_t)
+        u += step * (a_t - load)
+        step *= 0.85
+    return u.double().numpy()
+
+
+def _candidates(dist: _Distances, k_row: int, k_col: int, N: int, rows=None, cols=None, u=None):
+    """``(rows, cols)`` of the ``k_row`` nearest columns of every row and the ``k_col`` rows of every
+    column with the smallest ``lo_ij - u_i`` (float32 distances, ``u``: row prices or None for 0;
+    duplicates possible). ``rows``/``cols``: index arrays that restrict the search (the result then
+    indexes into them)."""
+    blocks = dist.blocks() if rows is None else dist.blocks(rows)
+    cols_t = None if cols is None else torch.from_numpy(cols)
+    rows, col_best, col_idx = [], None, None
+    out_c = []
+    for s, lo in blocks:
+        if cols_t is not None:
+            lo = lo[:, cols_t]
+        j = _smallest(lo, k_row, 1)
+        rows.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
+        out_c.append(j.reshape(-1).numpy())
+        if u is not None:
+            lo = lo - u[s:s + len(lo), None]
+        i = _smallest(lo, k_col, 0)
+        vals, i = lo.gather(0, i), i + s
+        if col_best is not None:  # merge with the best rows of the earlier blocks
+            vals, i = torch.cat([col_best, vals]), torch.cat([col_idx, i])
+            pick = _smallest(vals, k_col, 0)
+            vals, i = vals.gather(0, pick), i.gather(0, pick)
+        col_best, col_idx = vals, i
+    rows.append(col_idx.reshape(-1).numpy())
+    out_c.append(np.tile(np.arange(N), col_idx.shape[0]))
+    return np.concatenate(rows), np.concatenate(out_c)
+
+
+def _link_stuck(dist: _Distances, stuck: np.ndarray, free: np.ndarray, k: int):
+    """``(rows, cols)`` linking the ``stuck`` rows and the ``free`` columns (demand left) by distance: each
+    stuck row to its ``k`` nearest free columns, each free column to its ``k`` nearest stuck rows. (By
+    distance, not reduced cost: reduced costs would send every link to the same few rows.)"""
+    rows, cols = _candidates(dist, k, k, len(free), rows=stuck, cols=free)
+    return stuck[rows], free[cols]
+
+
+def _price(dist: _Distances, u: np.ndarray, v: np.ndarray, exact):
+    """All pairs ``(i, j)`` whose reduced cost the float32 lower bound cannot prove non-negative, with
+    their exact costs: ``(rows, cols, costs)``. ``slack`` covers the float32 rounding of ``u``, ``v`` and
+    of ``lo_ij - v_j`` (a few units in the last place of the largest of them)."""
+    slack = 8 * 2.0**-24 * float(np.abs(u).max() + np.abs(v).max() + 1.0)
+    u32, v32 = (u + slack).astype(np.float32), v.astype(np.float32)
+    found = [_ssp.below(lo.numpy(), u32, v32, s) for s, lo in dist.blocks()]
+    rows, cols = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+    return rows, cols, exact(rows, cols)
+
+
+def _worst_per_column(rows, cols, cost, rc, k):
+    """At most ``k`` pairs per column, the most negative reduced costs first."""
+    order = np.lexsort((rc, cols))
+    cols_sorted = cols[order]
+    start = np.searchsorted(cols_sorted, cols_sorted, side="left")
+    keep = order[np.arange(len(order)) - start < k]
+    return rows[keep], cols[keep], cost[keep]
+
+
+def _insert(arcs: _Arcs, rows, cols, cost, u, v, sr, dc) -> None:
+    """Add arcs; columns whose reduced cost would turn negative get a lower ``v_j`` and give back their
+    flow (to their rows' supply), so every invariant of the shortest-path solver holds again."""
+    lowered = v.copy()
+    np.minimum.at(lowered, cols, cost - u[rows])
+    drop = lowered < v
+    v[:] = lowered
+    arcs.add(rows, cols, cost)
+    back = drop[arcs.col] & (arcs.flow > 0)
+    np.add.at(sr, arcs.row[back], arcs.flow[back])
+    np.add.at(dc, arcs.col[back], arcs.flow[back])
+    arcs.flow[back] = 0.0
+
+
+def check_certificate(res: OTResult, row_sums, col_sums, a, b, tol: float, scale: float) -> None:
+    """Marginals within 1e-9 and duality gap within ``tol`` of the cost (plus float64 rounding of
+    ``scale``, the largest cost entry, so an optimum of 0 is accepted); raises :class:`NotOptimalError`."""
+    marg = max(np.abs(np.asarray(row_sums) - a).max(), np.abs(np.asarray(col_sums) - b).max())
+    if not marg <= 1e-9:
+        raise NotOptimalError(f"plan violates the marginals by {marg:.3g}")
+    slack = 1e-13 * max(scale, 1.0)
+    if res.gap > tol * abs(res.cost) + slack or res.gap < -slack - 1e-9 * abs(res.cost):
+        raise NotOptimalError(f"duality gap {res.gap:.3g} (relative {res.gap_rel:.3g}) exceeds {tol:g}")

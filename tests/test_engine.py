@@ -1,0 +1,210 @@
+"""The sparse exact OT engine against an LP solver, POT, closed forms and its own certificate."""
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from scipy.optimize import linprog
+from scipy.spatial.distance import cdist
+
+from wganlab.errors import InputError, NotOptimalError
+from wganlab.ot import engine, ot_means
+from wganlab.ot.exact import AUTO_MIN_PAIRS, transport, wasserstein
+
+pytestmark = pytest.mark.skipif(not engine.available(), reason="the sparse engine needs numba")
+
+
+def lp_value(C, a, b):
+    """OT by scipy's HiGHS LP: an oracle independent of both engines."""
+    n, m = C.shape
+    A_eq = np.vstack([np.kron(np.eye(n), np.ones(m)), np.kron(np.ones(n), np.eye(m))])
+    res = linprog(C.ravel(), A_eq=A_eq, b_eq=np.concatenate([a, b]), bounds=(0, None), method="highs")
+    assert res.status == 0
+    return res.fun
+
+
+def assert_certified(res, x, y, a, b, p=1):
+    """Plan marginals, potentials feasible for every pair, dual value = cost, tiny gap."""
+    C = cdist(x, y) ** p
+    u, v = res.potentials
+    assert (u[:, None] + v[None, :] <= C + 1e-12 * max(C.max(), 1)).all()
+    assert_allclose(a @ u + b @ v, res.cost, rtol=1e-10, atol=1e-12)
+    assert abs(res.gap) <= 1e-10 * max(res.cost, 1e-3)
+    if res.plan is not None:
+        P = res.plan.toarray()
+        assert (P >= 0).all()
+        assert_allclose(P.sum(1), a, atol=1e-12)
+        assert_allclose(P.sum(0), b, atol=1e-12)
+        assert_allclose((P * C).sum(), res.cost, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("weighted", [False, True])
+def test_matches_linprog(seed, weighted):
+    r = np.random.default_rng(seed)
+    n, m, d = (int(v) for v in r.integers([1, 2, 1], [12, 40, 6]))
+    x, y = r.normal(size=(n, d)), r.normal(size=(m, d)) + 0.5
+    a = r.dirichlet(np.ones(n)) if weighted else np.full(n, 1 / n)
+    b = r.dirichlet(np.ones(m)) if weighted else np.full(m, 1 / m)
+    for p in (1, 2):
+        res = wasserstein(x, y, p=p, a=a if weighted else None, b=b if weighted else None, plan=True,
+                          engine="sparse")
+        assert res.solver == "sparse-ssp"
+        assert_allclose(res.cost, lp_value(cdist(x, y) ** p, a, b), rtol=1e-8)
+        assert_allclose(res.value, res.cost ** (1 / p), rtol=1e-12)
+        assert_certified(res, x, y, a, b, p)
+
+
+@pytest.mark.parametrize(("n", "m"), [(40, 40), (30, 70), (70, 30), (5, 200), (200, 5), (1, 50), (50, 1)])
+def test_matches_pot_square_and_rectangular(n, m):
+    """Both path searches (few rows x many columns, general) and both orientations."""
+    r = np.random.default_rng(n * 1000 + m)
+    x, y = r.normal(size=(n, 8)), r.normal(size=(m, 8))
+    res = wasserstein(x, y, plan=True, engine="sparse")
+    ref = wasserstein(x, y, engine="pot")
+    assert_allclose(res.value, ref.value, rtol=1e-12)
+    assert_certified(res, x, y, np.full(n, 1 / n), np.full(m, 1 / m))
+
+
+def test_degenerate_ties_and_duplicates():
+    """Points on a small integer grid (many equal costs) with repeated points on both sides."""
+    r = np.random.default_rng(3)
+    x = r.integers(0, 3, size=(60, 2)).astype(float)
+    y = np.concatenate([x[:20], r.integers(0, 3, size=(30, 2))]).astype(float)
+    a, b = np.full(60, 1 / 60), np.full(50, 1 / 50)
+    for p in (1, 2):
+        res = wasserstein(x, y, p=p, plan=True, engine="sparse")
+        assert_allclose(res.cost, lp_value(cdist(x, y) ** p, a, b), rtol=1e-9, atol=1e-12)
+        assert_certified(res, x, y, a, b, p)
+
+
+def test_zero_weights_and_one_heavy_point():
+    r = np.random.default_rng(12)
+    x, y = r.normal(size=(9, 3)), r.normal(size=(30, 3))
+    a = np.array([0.0, 0.0, 0.9, 0.02, 0.02, 0.02, 0.02, 0.02, 0.0])
+    b = r.dirichlet(np.ones(30))
+    b[[3, 7]] = 0.0
+    b /= b.sum()
+    res = wasserstein(x, y, a=a, b=b, plan=True, engine="sparse")
+    assert_allclose(res.cost, lp_value(cdist(x, y), a, b), rtol=1e-9)
+    assert_certified(res, x, y, a, b)
+
+
+def test_identical_sets_cost_zero():
+    x = np.random.default_rng(0).normal(size=(80, 5))
+    res = wasserstein(x, x[::-1].copy(), plan=True, engine="sparse")
+    assert_allclose(res.value, 0.0, atol=1e-12)
+    assert_allclose(res.plan.toarray(), np.eye(80)[::-1] / 80, atol=1e-15)
+
+
+def test_single_point_is_mean_distance():
+    r = np.random.default_rng(4)
+    x, y = r.normal(size=(1, 6)), r.normal(size=(90, 6))
+    b = r.dirichlet(np.ones(90))
+    assert_allclose(wasserstein(x, y, b=b, engine="sparse").value, b @ np.linalg.norm(y - x, axis=1), rtol=1e-12)
+
+
+def test_pricing_adds_the_pairs_the_neighbours_miss():
+    """Two clusters swapped in size: most of x must travel to far columns that no nearest-neighbour list
+    holds, so only the all-pairs check can find them."""
+    r = np.random.default_rng(5)
+    x = np.concatenate([r.normal(size=(45, 3)), r.normal(size=(5, 3)) + 6])
+    y = np.concatenate([r.normal(size=(5, 3)), r.normal(size=(45, 3)) + 6])
+    res = engine.solve_points(x, y, k=1)
+    assert res.info["rounds"] > 1 and res.info["priced_in"] > 0
+    assert_allclose(res.cost, lp_value(cdist(x, y), np.full(50, 0.02), np.full(50, 0.02)), rtol=1e-9)
+    assert_certified(res, x, y, np.full(50, 0.02), np.full(50, 0.02))
+
+
+def test_arc_set_without_a_feasible_flow_is_extended():
+    """A far, heavy row whose nearest columns hold less than its mass: the stuck rows get more arcs."""
+    r = np.random.default_rng(6)
+    x = np.concatenate([r.normal(size=(3, 2)) * 0.1, [[30.0, 0.0]]])
+    y = r.normal(size=(40, 2))
+    a, b = np.array([0.1, 0.1, 0.1, 0.7]), np.full(40, 1 / 40)
+    res = engine.solve_points(x, y, a, b, k=1)
+    assert res.info["extended"] > 0
+    assert_allclose(res.cost, lp_value(cdist(x, y), a, b), rtol=1e-9)
+    assert_certified(res, x, y, a, b)
+
+
+def test_float32_screen_is_a_lower_bound_even_far_from_the_origin():
+    """The rigorous float32 bound on costs (the basis of the certificate) under heavy cancellation."""
+    r = np.random.default_rng(7)
+    for shift, squared in [(0.0, False), (1e3, False), (1e3, True)]:
+        x, y = r.normal(size=(50, 30)) + shift, r.normal(size=(70, 30)) + shift
+        x[:5] = y[:5]  # exact zeros
+        lo = engine._Distances(x, y, squared).lower(0, slice(0, 50)).double().numpy()
+        C = cdist(x, y, "sqeuclidean" if squared else "euclidean")
+        assert (lo <= C).all()
+        assert_allclose(lo, C, atol=1e-2 * (1 + shift) ** (2 if squared else 1))
+
+
+def test_warm_start_gives_the_same_answer_with_less_work():
+    r = np.random.default_rng(8)
+    x, y = r.normal(size=(16, 10)), r.normal(size=(400, 10))
+    first = wasserstein(x, y, engine="sparse")
+    moved = x + 0.01 * r.normal(size=x.shape)
+    cold = wasserstein(moved, y, plan=True, engine="sparse")
+    warm = wasserstein(moved, y, plan=True, engine="sparse", warm_start=first)
+    assert_allclose(warm.value, cold.value, rtol=1e-12)
+    assert warm.info["augmentations"] < cold.info["augmentations"]
+    assert_certified(warm, moved, y, np.full(16, 1 / 16), np.full(400, 1 / 400))
+
+
+def test_ot_means_trace_matches_the_pot_engine():
+    r = np.random.default_rng(9)
+    y = torch.as_tensor(np.concatenate([r.normal(size=(150, 4)), r.normal(size=(150, 4)) + 4]))
+    kw = {"n_iter": 2, "ot_steps": 3, "init": r.normal(size=(12, 4))}
+    sparse, pot = ot_means(y, 12, engine="sparse", **kw), ot_means(y, 12, engine="pot", **kw)
+    assert_allclose(sparse.w1_trace, pot.w1_trace, rtol=1e-10)
+    torch.testing.assert_close(sparse.centroids, pot.centroids, rtol=1e-8, atol=1e-10)
+
+
+def test_auto_engine_and_transport():
+    r = np.random.default_rng(10)
+    small_x, small_y = r.normal(size=(10, 3)), r.normal(size=(12, 3))
+    assert wasserstein(small_x, small_y).solver == "pot-network-simplex"
+    n = int(np.sqrt(AUTO_MIN_PAIRS)) + 1
+    x, y = r.normal(size=(n, 3)), r.normal(size=(n, 3))
+    res = transport(x, y, "sqeuclidean")
+    assert res.solver == "sparse-ssp" and res.plan is None
+    assert_allclose(res.value, transport(x, y, "sqeuclidean", engine="pot").value, rtol=1e-12)
+    assert wasserstein(x, y, p=3).solver == "pot-network-simplex"
+
+
+def test_collapsed_set_against_a_ring():
+    """Nearest neighbours say little here (every ring point is nearest to the blob's rim): the sparse
+    engine still certifies the optimum, and ``auto`` hands the problem to POT once the arcs pile up."""
+    r = np.random.default_rng(11)
+    x = 0.05 * r.normal(size=(300, 2))
+    t = r.uniform(0, 2 * np.pi, 300)
+    y = 2 * np.stack([np.cos(t), np.sin(t)], 1) + 0.02 * r.normal(size=(300, 2))
+    ref = wasserstein(x, y, engine="pot")
+    res = wasserstein(x, y, engine="sparse", plan=True)
+    assert_allclose(res.value, ref.value, rtol=1e-12)
+    assert_certified(res, x, y, np.full(300, 1 / 300), np.full(300, 1 / 300))
+    with pytest.raises(engine.TooDense):
+        engine.solve_points(x, y, max_arcs=20 * 600)
+    auto = wasserstein(x, y)
+    assert auto.solver in ("pot-network-simplex", "sparse-ssp")
+    assert_allclose(auto.value, ref.value, rtol=1e-12)
+
+
+def test_too_few_rounds_is_not_certified(monkeypatch):
+    r = np.random.default_rng(5)
+    x = np.concatenate([r.normal(size=(45, 3)), r.normal(size=(5, 3)) + 6])
+    y = np.concatenate([r.normal(size=(5, 3)), r.normal(size=(45, 3)) + 6])
+    monkeypatch.setattr(engine, "MAX_ROUNDS", 1)
+    with pytest.raises(NotOptimalError, match="pricing rounds"):
+        engine.solve_points(x, y, k=1)
+
+
+@pytest.mark.parametrize(("kw", "msg"), [
+    ({"engine": "fast"}, "unknown engine"),
+    ({"engine": "sparse", "p": 3}, "euclidean and sqeuclidean"),
+    ({"engine": "sparse", "warm_start": "x"}, "warm_start"),
+])
+def test_bad_engine_options(kw, msg):
+    with pytest.raises(InputError, match=msg):
+        wasserstein(np.zeros((3, 2)), np.ones((4, 2)), **kw)
