@@ -112,9 +112,10 @@ def run(cfg: Config, ctx: Context) -> dict:
 
 def _estimate(obj, critic, a, b) -> float:
     """The critic's estimate of W1(a, b) in its own objective's sense (``a`` real, ``b`` generated)."""
-    if obj.name == "ctransform":
-        return float(obj.value(critic, a, b))
-    return float(critic(a).mean() - critic(b).mean())
+    with torch.no_grad():
+        if obj.name == "ctransform":
+            return float(obj.value(critic, a, b))
+        return float(critic(a).mean() - critic(b).mean())
 
 
 def _ratio_claim(m):
