@@ -77,9 +77,16 @@ def run_task(task: dict) -> dict:
 
     set_threads(task.get("threads"))
     print(f"[{task['label']}] running ({task['preset']})", flush=True)
-    return run_experiment(task["experiment"], task["preset"], Path(task["folder"]), overrides=task["overrides"],
-                          data_root=task.get("data_root"), seed=task["seed"], device=task.get("device", "auto"),
-                          progress=task.get("progress", False))
+    r = run_experiment(task["experiment"], task["preset"], Path(task["folder"]), overrides=task["overrides"],
+                       data_root=task.get("data_root"), seed=task["seed"], device=task.get("device", "auto"),
+                       progress=task.get("progress", False))
+    _log_end(task, r, print)
+    return r
+
+
+def _log_end(task: dict, r: dict, log) -> None:
+    took = f" in {r['seconds']:.1f} s" if "seconds" in r else ""
+    log(f"[{task['label']}] {r['status']}{took}" + (f": {r.get('error')}" if r["status"] != "done" else ""))
 
 
 def run_tasks(tasks: list[dict], *, resume: bool = False, executor: str = "local", ray_address: str | None = None,
@@ -101,14 +108,12 @@ def run_tasks(tasks: list[dict], *, resume: bool = False, executor: str = "local
     outcomes = map_tasks(run_task, [tasks[i] for i in todo], executor, ray_address=ray_address, workers=workers)
     for i, out in zip(todo, outcomes, strict=True):
         t = tasks[i]
-        if out.ok:
+        if out.ok:  # its end was logged by the task itself, as it happened
             results[i] = out.value
         else:  # the task itself failed outside run_experiment's own error capture (e.g. a lost worker)
             results[i] = {"experiment": t["experiment"], "status": "failed", "error": out.error, "measurements": {}}
             write_json(Path(t["folder"]) / "result.json", results[i])
-        r = results[i]
-        took = f" in {r['seconds']:.1f} s" if "seconds" in r else ""
-        log(f"[{t['label']}] {r['status']}{took}" + (f": {r.get('error')}" if r["status"] != "done" else ""))
+            _log_end(t, results[i], log)
     return results
 
 
