@@ -126,3 +126,16 @@ def test_reproduce_shares_the_cores_out_among_worker_processes(monkeypatch):
     assert rp._parallelism("auto", None, None, 1, "cpu") == ("local", 1, None)
     assert rp._parallelism("auto", None, 3, 13, "cuda") == ("local", 1, 3)
     assert rp._parallelism("process", None, None, 2, "cpu") == ("process", 2, 2)
+
+
+def test_the_longest_experiments_start_first_and_results_keep_their_order(tmp_path, capsys):
+    from wganlab.sweep import run_tasks
+
+    names = ["mean-vs-real-dimension", "sample-complexity"]
+    tasks = [{"experiment": n, "preset": "quick", "overrides": {k: str(v) for k, v in TINY[n].items()}, "seed": None,
+              "label": n, "folder": str(tmp_path / n), "expected_seconds": s}
+             for n, s in zip(names, (1.0, 9.0), strict=True)]
+    results = run_tasks(tasks)
+    out = capsys.readouterr().out
+    assert out.index("[sample-complexity] running") < out.index("[mean-vs-real-dimension] running")
+    assert [r["experiment"] for r in results] == names and all(r["status"] == "done" for r in results)

@@ -106,7 +106,8 @@ def cmd_list(args) -> int:
     print("experiments (wganlab reproduce NAME --preset quick|paper):")
     for e in EXPERIMENTS.values():
         print(f"  {e.name:24s} {e.source:28s} {e.title}")
-        print(f"  {'':24s} paper preset on one GPU: {e.paper_time} (estimate, not measured)")
+        print(f"  {'':24s} quick: ~{e.quick_seconds:.0f} s on one CPU core; paper preset on one GPU: "
+              f"{e.paper_time} (estimate, not measured)")
     print("\ntraining presets (wganlab train --preset NAME):\n  " + ", ".join(PRESETS))
     print("\nmetrics (wganlab distance --metric NAME):")
     for m in METRICS.values():

@@ -94,6 +94,7 @@ def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str
             tasks.append({"experiment": name, "preset": preset, "overrides": overrides.get(name),
                           "seed": seed if k == 0 else s, "data_root": data_root, "device": device,
                           "progress": progress, "label": name if k == 0 else f"{name} seed {s}",
+                          "expected_seconds": exp.quick_seconds if preset == "quick" else 0.0,
                           "folder": str(folder / name if k == 0 else folder / name / "repeats" / f"seed-{s}")})
     executor, workers, threads = _parallelism(executor, workers, threads, len(tasks), device)
     for t in tasks:

@@ -91,7 +91,8 @@ def _log_end(task: dict, r: dict, log) -> None:
 
 def run_tasks(tasks: list[dict], *, resume: bool = False, executor: str = "local", ray_address: str | None = None,
               workers: int | None = None, log=print) -> list[dict]:
-    """Run ``tasks`` (dicts for :func:`run_task`) on ``executor``; returns one result per task. With
+    """Run ``tasks`` (dicts for :func:`run_task`) on ``executor``, those with the largest
+    ``"expected_seconds"`` first (a pool then ends sooner); returns one result per task, in ``tasks``' order. With
     ``resume``, a task whose ``result.json`` says ``done`` is kept, not rerun. A task that raised or whose
     worker died is returned as ``{"status": "failed", "error": ...}`` (also written to its folder)."""
     results: list[dict | None] = [None] * len(tasks)
@@ -103,6 +104,7 @@ def run_tasks(tasks: list[dict], *, resume: bool = False, executor: str = "local
             log(f"[{t['label']}] done earlier, kept")
         else:
             todo.append(i)
+    todo.sort(key=lambda i: -tasks[i].get("expected_seconds", 0.0))  # the longest start first
     if todo:
         log(f"running {len(todo)} task(s) on executor {executor!r}")
     outcomes = map_tasks(run_task, [tasks[i] for i in todo], executor, ray_address=ray_address, workers=workers)

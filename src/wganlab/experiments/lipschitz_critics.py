@@ -106,5 +106,6 @@ EXPERIMENT = register(Experiment(
               "001 Fig. 17-18", "qualitative (scatter plots)", _helps),
     ),
     description=__doc__,
+    quick_seconds=91,
     paper_time="~30 min (4 x 20k iterations, 2-D MLPs)",
 ))

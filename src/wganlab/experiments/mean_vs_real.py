@@ -84,5 +84,6 @@ EXPERIMENT = register(Experiment(
                                 f"(batch {m['batch']})", "holds when the crossover lies in [10, 20]")),
     ),
     description=__doc__,
+    quick_seconds=1,
     paper_time="~5 min, CPU",
 ))

@@ -90,5 +90,6 @@ EXPERIMENT = register(Experiment(
               "gives blurry, non-diverse samples", "001 Fig. 14-15", "qualitative", _blurry),
     ),
     description=__doc__,
+    quick_seconds=175,
     paper_time="~3 h (5 x 20k iterations at 64 px on CelebA)",
 ))
