@@ -4,23 +4,14 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose
-from scipy.optimize import linprog
 from scipy.spatial.distance import cdist
 
+from oracles import lp_value
 from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot import engine, ot_means
 from wganlab.ot.exact import AUTO_MIN_PAIRS, transport, wasserstein
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="the sparse engine needs numba")
-
-
-def lp_value(C, a, b):
-    """OT by scipy's HiGHS LP: an oracle independent of both engines."""
-    n, m = C.shape
-    A_eq = np.vstack([np.kron(np.eye(n), np.ones(m)), np.kron(np.ones(n), np.eye(m))])
-    res = linprog(C.ravel(), A_eq=A_eq, b_eq=np.concatenate([a, b]), bounds=(0, None), method="highs")
-    assert res.status == 0
-    return res.fun
 
 
 def assert_certified(res, x, y, a, b, p=1):

@@ -7,23 +7,14 @@ import ot as pot
 import pytest
 import torch
 from numpy.testing import assert_allclose
-from scipy.optimize import linprog
 from scipy.spatial.distance import cdist
 
+from oracles import lp_value
 from wganlab.errors import InputError
 from wganlab.ot import exact
 from wganlab.ot.exact import NotOptimalError, solve_exact, transport, wasserstein
 
 rng = np.random.default_rng(1)
-
-
-def lp_value(C, a, b):
-    """OT by scipy's HiGHS LP: an oracle independent of the network simplex."""
-    n, m = C.shape
-    A_eq = np.vstack([np.kron(np.eye(n), np.ones(m)), np.kron(np.ones(n), np.eye(m))])
-    res = linprog(C.ravel(), A_eq=A_eq, b_eq=np.concatenate([a, b]), bounds=(0, None), method="highs")
-    assert res.status == 0
-    return res.fun
 
 
 @pytest.mark.parametrize("seed", range(5))

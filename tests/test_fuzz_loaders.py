@@ -86,6 +86,15 @@ def test_random_idx_pairs_from_files(noise, gz):
         assert out is None or out[0].shape[0] == out[1].shape[0]
 
 
+def _damaged(blob: bytes, cut: int, flips: list[tuple[int, int]]) -> bytes:
+    """``blob`` truncated to ``cut`` bytes (modulo its length + 1), then bytes overwritten at ``flips``."""
+    data = bytearray(blob[:cut % (len(blob) + 1)])
+    for at, value in flips:
+        if data:
+            data[at % len(data)] = value
+    return bytes(data)
+
+
 def _image_bytes(fmt: str) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3)).save(buf, format=fmt)
@@ -96,14 +105,9 @@ def _image_bytes(fmt: str) -> bytes:
 @given(fmt=st.sampled_from(["PNG", "JPEG", "BMP", "GIF"]), cut=st.integers(0, 10_000),
        flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4))
 def test_truncated_or_damaged_images(fmt, cut, flips):
-    data = bytearray(_image_bytes(fmt))
-    data = data[:cut % (len(data) + 1)]
-    for at, value in flips:
-        if data:
-            data[at % len(data)] = value
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / f"im.{fmt.lower()}"
-        p.write_bytes(bytes(data))
+        p.write_bytes(_damaged(_image_bytes(fmt), cut, flips))
         t = _loads_or_dataset_error(lambda: read_image(p, 8))
         assert t is None or (tuple(t.shape) == (3, 8, 8) and bool(t.isfinite().all()))
 
@@ -134,12 +138,7 @@ def _read(blob: bytes):
 @given(protocol=st.integers(0, 5), cut=st.integers(0, 100_000),
        flips=st.lists(st.tuples(st.integers(0, 100_000), st.integers(0, 255)), max_size=6))
 def test_truncated_or_damaged_cifar_batches(protocol, cut, flips):
-    blob = bytearray(_valid_batch(protocol))
-    blob = blob[:cut % (len(blob) + 1)]
-    for at, value in flips:
-        if blob:
-            blob[at % len(blob)] = value
-    out = _read(bytes(blob))
+    out = _read(_damaged(_valid_batch(protocol), cut, flips))
     if out is not None:
         x, y = out
         assert x.dtype == np.uint8 and x.shape[1:] == (3, 32, 32) and len(x) == len(y)

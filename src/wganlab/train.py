@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
 from wganlab import checkpoint, data, metrics
@@ -26,7 +25,7 @@ from wganlab.config import replace, to_dict
 from wganlab.errors import ConfigError
 from wganlab.images import enlarge, save_image_grid
 from wganlab.models import build_critic, build_generator
-from wganlab.objectives import build_objective
+from wganlab.objectives import backward, build_objective
 from wganlab.runs import (
     append_jsonl,
     atomic_write_bytes,
@@ -213,19 +212,13 @@ class Trainer:
                 real = self.real_batch()
                 with torch.no_grad():
                     fake = self.fake_batch()
-                with parametrize.cached():  # a parametrized (e.g. orthonormalised) weight is computed once
-                    loss, s = self.objective.critic_loss(self.D, real, fake)
-                    self.opt_d.zero_grad(set_to_none=True)
-                    loss.backward()
+                loss, s = backward(self.opt_d, self.objective.critic_loss, self.D, real, fake)
                 self.opt_d.step()
                 self.objective.after_critic_step(self.D)
                 stats.update({f"critic_{k}": v for k, v in s.items()})
                 stats["critic_loss"] = float(loss.detach())
         real, fake = self.real_batch(), self.fake_batch()
-        with parametrize.cached():
-            loss, s = self.objective.generator_loss(self.D, real, fake)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss.backward()
+        loss, s = backward(self.opt_g, self.objective.generator_loss, self.D, real, fake)
         self.opt_g.step()
         self.last_batches = (real.detach(), fake.detach())
         stats.update(s)

@@ -6,12 +6,12 @@ import dataclasses
 from collections.abc import Callable
 
 import torch
-from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
 from wganlab import data
 from wganlab.errors import DatasetError, TrainingDiverged
 from wganlab.experiments.base import Context
+from wganlab.objectives import backward
 from wganlab.runs import read_jsonl
 
 
@@ -48,10 +48,7 @@ def fit_critic(objective, critic: torch.nn.Module, sample_p: Callable, sample_q:
     Returns the logged ``{"step", **stats}`` rows."""
     log = []
     for step in tqdm(range(1, steps + 1), desc=desc, disable=None if progress else True):
-        with parametrize.cached():  # a parametrized (e.g. orthonormalised) weight is computed once per step
-            loss, stats = objective.critic_loss(critic, sample_p(), sample_q())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+        _, stats = backward(optimizer, objective.critic_loss, critic, sample_p(), sample_q())
         optimizer.step()
         objective.after_critic_step(critic)
         if log_every and (step % log_every == 0 or step == steps):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from wganlab.errors import ConfigError
 from wganlab.objectives.assignment import Assignment, assign, assignment_stats
-from wganlab.objectives.base import Objective, gradient_norms, interpolates, lipschitz_stats
+from wganlab.objectives.base import Objective, backward, gradient_norms, interpolates, lipschitz_stats
 from wganlab.objectives.ctransform import CTransform, EntropicCTransform
 from wganlab.objectives.nsgan import NonSaturating
 from wganlab.objectives.sinkhorn import SinkhornGenerator
@@ -41,6 +41,7 @@ __all__ = [
     "WeightClipping",
     "assign",
     "assignment_stats",
+    "backward",
     "build_objective",
     "gradient_norms",
     "interpolates",

@@ -15,10 +15,24 @@ divergence, ...). Critics meant to be 1-Lipschitz also report ``lipschitz``, the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+
+
+def backward(optimizer: torch.optim.Optimizer, loss_fn: Callable[..., tuple[torch.Tensor, dict]], *args
+             ) -> tuple[torch.Tensor, dict]:
+    """``loss, stats = loss_fn(*args)`` (a ``critic_loss`` or ``generator_loss``), then zero ``optimizer``'s
+    gradients and back-propagate ``loss``, all inside ``parametrize.cached()``: a parametrized weight (e.g.
+    a GroupSort critic's orthonormalised one) is computed once per step, not once per forward pass."""
+    with parametrize.cached():
+        loss, stats = loss_fn(*args)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+    return loss, stats
 
 
 class Objective:

@@ -144,6 +144,12 @@ def transport(x, y, cost: str | CostFn = "euclidean", a=None, b=None, *, plan: b
     if xs.ndim == 1:
         xs, ys = xs[:, None], (ys[:, None] if ys.ndim == 1 else ys)
     same_dim(xs, ys)
+    return _transport(xs, ys, cost, a, b, plan, tol, engine, warm_start)
+
+
+def _transport(xs: torch.Tensor, ys: torch.Tensor, cost: str | CostFn, a, b, plan: bool, tol: float, engine: str,
+               warm_start: OTResult | None) -> OTResult:
+    """:func:`transport` on checked float64 point sets: the sparse engine where it applies, else POT."""
     power = _SPARSE_COSTS.get(cost) if isinstance(cost, str) else None
     res = None
     if _pick_engine(engine, power, len(xs), len(ys)):
@@ -173,16 +179,10 @@ def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: 
         raise InputError(f"p must be >= 1, got {p}")
     xs, ys = as_points(x, "x", torch.float64), as_points(y, "y", torch.float64)
     same_dim(xs, ys)
-    res = None
-    if _pick_engine(engine, p if p in (1, 2) else None, len(xs), len(ys)):
-        res = _sparse(xs, ys, a, b, int(p), warm_start, tol, engine)
-    if res is None:
-        if p == 1:
-            C = cost_matrix(xs, ys, "euclidean")
-        elif p == 2:
-            C = cost_matrix(xs, ys, "sqeuclidean")
-        else:
-            C = cost_matrix(xs, ys, "euclidean") ** p
-        res = solve_exact(C, a, b, plan=plan, tol=tol)
+    if p in (1, 2):
+        res = _transport(xs, ys, "euclidean" if p == 1 else "sqeuclidean", a, b, plan, tol, engine, warm_start)
+    else:
+        _pick_engine(engine, None, len(xs), len(ys))  # validates the engine's name (only POT covers this p)
+        res = solve_exact(cost_matrix(xs, ys, "euclidean") ** p, a, b, plan=plan, tol=tol)
     return OTResult(value=res.cost ** (1.0 / p), cost=res.cost, gap=res.gap, solver=res.solver,
-                    plan=res.plan if plan else None, potentials=res.potentials, info={**res.info, "p": p})
+                    plan=res.plan, potentials=res.potentials, info={**res.info, "p": p})
