@@ -8,7 +8,7 @@ from scipy.spatial.distance import cdist
 
 from oracles import lp_value
 from wganlab.errors import InputError, NotOptimalError
-from wganlab.ot import engine, ot_means
+from wganlab.ot import _auction, engine, ot_means
 from wganlab.ot.exact import AUTO_MIN_PAIRS, transport, wasserstein
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="the sparse engine needs numba")
@@ -110,9 +110,9 @@ def test_pricing_adds_the_pairs_the_neighbours_miss():
 def test_arc_set_without_a_feasible_flow_is_extended():
     """A far, heavy row whose nearest columns hold less than its mass: the stuck rows get more arcs."""
     r = np.random.default_rng(6)
-    x = np.concatenate([r.normal(size=(3, 2)) * 0.1, [[30.0, 0.0]]])
-    y = r.normal(size=(40, 2))
-    a, b = np.array([0.1, 0.1, 0.1, 0.7]), np.full(40, 1 / 40)
+    x = np.concatenate([r.normal(size=(8, 2)) * 0.1, [[30.0, 0.0]]])
+    y = r.normal(size=(12, 2))
+    a, b = np.concatenate([np.full(8, 0.5 / 8), [0.5]]), np.full(12, 1 / 12)
     res = engine.solve_points(x, y, a, b, k=1)
     assert res.info["extended"] > 0
     assert_allclose(res.cost, lp_value(cdist(x, y), a, b), rtol=1e-9)
@@ -131,16 +131,18 @@ def test_float32_screen_is_a_lower_bound_even_far_from_the_origin():
         assert_allclose(lo, C, atol=1e-2 * (1 + shift) ** (2 if squared else 1))
 
 
-def test_warm_start_gives_the_same_answer_with_less_work():
+@pytest.mark.parametrize(("m", "work"), [(16, "bids"), (200, "augmentations")])
+def test_warm_start_gives_the_same_answer_with_less_work(m, work):
+    """Few rows (the auction restarts from the warm prices) and general (the paths do)."""
     r = np.random.default_rng(8)
-    x, y = r.normal(size=(16, 10)), r.normal(size=(400, 10))
+    x, y = r.normal(size=(m, 10)), r.normal(size=(400, 10))
     first = wasserstein(x, y, engine="sparse")
     moved = x + 0.01 * r.normal(size=x.shape)
     cold = wasserstein(moved, y, plan=True, engine="sparse")
     warm = wasserstein(moved, y, plan=True, engine="sparse", warm_start=first)
     assert_allclose(warm.value, cold.value, rtol=1e-12)
-    assert warm.info["augmentations"] < cold.info["augmentations"]
-    assert_certified(warm, moved, y, np.full(16, 1 / 16), np.full(400, 1 / 400))
+    assert 0 < warm.info[work] < cold.info[work]
+    assert_certified(warm, moved, y, np.full(m, 1 / m), np.full(400, 1 / 400))
 
 
 def test_ot_means_trace_matches_the_pot_engine():
@@ -199,3 +201,21 @@ def test_too_few_rounds_is_not_certified(monkeypatch):
 def test_bad_engine_options(kw, msg):
     with pytest.raises(InputError, match=msg):
         wasserstein(np.zeros((3, 2)), np.ones((4, 2)), **kw)
+
+
+@pytest.mark.parametrize("eps", [1e-1, 1e-3])
+def test_auction_prices_are_an_eps_optimal_dual(eps):
+    """Auction theory: at the end, every column sits within ``eps`` of its best row, so the semi-dual
+    value ``(sum_i cap_i u_i + sum_j min_i (c_ij - u_i)) / N`` of ``u = -prices`` lies in
+    ``[OT - eps, OT]`` (weak duality gives the upper end)."""
+    r = np.random.default_rng(11)
+    x, y = r.normal(size=(5, 3)), r.normal(size=(40, 3))
+    C = cdist(x, y)
+    cap = np.array([4, 6, 8, 10, 12])
+    price = np.zeros(5)
+    bids = _auction.auction_prices(np.ascontiguousarray(C.T), cap, price, 1.0, eps, 4.0)
+    u = -price
+    dual = (cap @ u + (C - u[:, None]).min(0).sum()) / 40
+    ot = lp_value(C, cap / 40, np.full(40, 1 / 40))
+    assert bids >= 40
+    assert ot - eps - 1e-12 <= dual <= ot + 1e-12

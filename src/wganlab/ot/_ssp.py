@@ -19,7 +19,8 @@ DONE, STUCK = 0, 1
 
 @nb.njit(cache=True, fastmath=True)
 def pair_costs(X, Y, rows, cols, squared):
-    """``||X[rows[e]] - Y[cols[e]]||`` (squared if ``squared``) for every pair ``e``, in float64."""
+    """``||X[rows[e]] - Y[cols[e]]||`` (squared if ``squared``) for every pair ``e``, in float64 (also for
+    float32 points: their differences are exact in float64)."""
     out = np.empty(len(rows))
     d = X.shape[1]
     for e in range(len(rows)):
@@ -27,7 +28,7 @@ def pair_costs(X, Y, rows, cols, squared):
         yj = Y[cols[e]]
         s = 0.0
         for k in range(d):
-            t = xi[k] - yj[k]
+            t = np.float64(xi[k]) - np.float64(yj[k])
             s += t * t
         out[e] = s if squared else np.sqrt(s)
     return out
@@ -401,13 +402,33 @@ def below(lo, u, v, row0):
             j1 = min(j0 + 256, N)
             if _chunk_min(li, v, j0, j1) >= ui:
                 continue
-            for j in range(j0, j1):
-                if li[j] - v[j] < ui:
-                    if n == cap:
-                        cap *= 2
-                        rows2, cols2 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
-                        rows2[:n], cols2[:n] = rows[:n], cols[:n]
-                        rows, cols = rows2, cols2
-                    rows[n], cols[n] = row0 + i, j
-                    n += 1
+            if n + 256 > cap:
+                cap *= 2
+                rows2, cols2 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
+                rows2[:n], cols2[:n] = rows[:n], cols[:n]
+                rows, cols = rows2, cols2
+            for j in range(j0, j1):  # branch-free: write every entry, keep the hits
+                rows[n], cols[n] = row0 + i, j
+                n += li[j] - v[j] < ui
     return rows[:n], cols[:n]
+
+
+@nb.njit(cache=True)
+def keep_smallest(lo, u, row0, val, idx):
+    """Merge the rows of the block ``lo (B, N)`` into each column's ``k`` smallest values of ``lo[i, j] -
+    u[row0 + i]``: ``val (N, k)`` (ascending, ``inf`` where empty) and their rows ``idx (N, k)``, in place."""
+    B, N = lo.shape
+    k = val.shape[1]
+    worst = val[:, k - 1].copy()
+    for i in range(B):
+        ui = u[row0 + i]
+        li = lo[i]
+        for j in range(N):
+            w = li[j] - ui
+            if w < worst[j]:
+                t = k - 1
+                while t > 0 and val[j, t - 1] > w:
+                    val[j, t], idx[j, t] = val[j, t - 1], idx[j, t - 1]
+                    t -= 1
+                val[j, t], idx[j, t] = w, row0 + i
+                worst[j] = val[j, k - 1]

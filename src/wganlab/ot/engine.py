@@ -37,9 +37,9 @@ from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot.result import OTResult
 
 try:
-    from wganlab.ot import _ssp
+    from wganlab.ot import _auction, _ssp
 except ImportError:  # numba missing or broken: the dense POT path remains
-    _ssp = None
+    _auction = _ssp = None
 
 #: float32 elements in one block of distances (64 MB)
 BLOCK_ELEMENTS = 16 * 1024 * 1024
@@ -47,7 +47,7 @@ BLOCK_ELEMENTS = 16 * 1024 * 1024
 CACHE_BYTES = 512 * 1024 * 1024
 #: nearest neighbours per row and per column in the first arc set (rows per column with few rows)
 K_NEAREST = 8
-K_FEW_ROWS = 3
+K_FEW_ROWS = 2
 #: when the arc set admits no feasible flow, stuck rows and columns with demand left get this many links each
 #: (doubled at every further stuck round, up to 16 times as many)
 K_EXTEND = 4
@@ -58,6 +58,9 @@ MAX_ROUNDS = 200
 MASS_UNITS = 2.0**50
 #: up to this many rows (and at least 4 times as many columns), paths run on rows only (_ssp.ssp_few_rows)
 FEW_ROWS = 256
+#: auction for few rows: epsilon at the start, after the phases on every AUCTION_COARSE-th column, and at the
+#: end (times the mean distance), and the factor between phases
+AUCTION_EPS, AUCTION_FACTOR, AUCTION_COARSE = (0.2, 3e-3, 1e-4), 16.0, 4
 
 
 class TooDense(NotOptimalError):
@@ -74,7 +77,8 @@ class _Distances:
     bound of the exact costs; blocks are cached when the whole matrix is small."""
 
     def __init__(self, X: np.ndarray, Y: np.ndarray, squared: bool):
-        mu = Y.mean(0)
+        # any shift works (distances do not change); the mean of a sample keeps the norms small
+        mu = Y[::max(1, len(Y) // 1024)].mean(0, dtype=np.float64).astype(Y.dtype)
         self.x32, self.y32 = (torch.from_numpy(np.subtract(Z, mu, out=np.empty(Z.shape, np.float32),
                                                            casting="same_kind")) for Z in (X, Y))
         self.nx32, self.ny32 = (torch.linalg.vector_norm(Z, dim=1).square_() for Z in (self.x32, self.y32))
@@ -148,7 +152,8 @@ def _smallest(vals: torch.Tensor, k: int, dim: int) -> torch.Tensor:
 def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None, *,
                  squared: bool = False, warm_start: OTResult | None = None, tol: float = 1e-7,
                  k: int | None = None, max_arcs: int | None = None) -> OTResult:
-    """Exact OT between ``X (M, d)`` and ``Y (N, d)`` (float64 arrays) for the cost ``||x - y||``
+    """Exact OT between ``X (M, d)`` and ``Y (N, d)`` (float32 or float64 arrays of one dtype; costs are
+    computed in float64 either way) for the cost ``||x - y||``
     (``squared``: ``||x - y||^2``), weights ``a (M,)``, ``b (N,)`` summing to 1 (uniform when None).
 
     ``warm_start``: an earlier result between sets of the same sizes; its row potentials seed the solve
@@ -157,10 +162,10 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
     are feasible for all pairs and ``gap`` is the certified duality gap. ``info``: ``rounds`` (solves
     between pricing passes), ``augmentations``, ``arcs`` (final arc-set size), ``priced_in`` (arcs added by
     pricing), ``extended`` (arcs added where the arc set admitted no feasible flow), ``checked`` (pairs
-    whose cost the last pricing pass recomputed in float64). Raises :class:`NotOptimalError` if it cannot
-    certify the result, and :class:`TooDense` once the arc set outgrows ``max_arcs`` (point sets whose
-    nearest neighbours say little about the plan, e.g. a collapsed set against a spread one, where the
-    dense solver is the better tool).
+    whose cost the last pricing pass recomputed in float64), ``bids`` (of the few-rows auction, 0 without).
+    Raises :class:`NotOptimalError` if it cannot certify the result, and :class:`TooDense` once the arc set
+    outgrows ``max_arcs`` (point sets whose nearest neighbours say little about the plan, e.g. a collapsed
+    set against a spread one, where the dense solver is the better tool).
     """
     if _ssp is None:
         raise InputError("engine 'sparse' needs numba (pip install numba); use engine='pot'")
@@ -187,19 +192,21 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
         out[~known] = _ssp.pair_costs(X, Y, rows[~known], cols[~known], squared)
         return out
 
-    # 1. row prices: the warm start's, else (few rows, cached distances) balanced by dual ascent, else 0
+    # 1. row prices: the warm start's, refined (few rows, cached distances) or found by an auction, else 0
+    u = None
     if warm_start is not None:
         pots = getattr(warm_start, "potentials", None)
         if pots is None or len(pots[0]) != M or len(pots[1]) != N:
             raise InputError(f"warm_start: expected an OTResult with potentials for {M} x {N} points")
         u = np.array(pots[0], dtype=np.float64)
-    elif few_rows and dist.cache is not None:
-        u = _balanced_prices(dist, sa / sa.sum(), sb / sb.sum())
-    else:
+    bids = 0
+    if few_rows and dist.cache is not None:
+        u, bids = _auction_prices(dist, sa / sa.sum(), u)
+    elif u is None:
         u = np.zeros(M)
     # 2. candidates: the nearest columns of every row, the k rows of smallest c_ij - u_i of every column
     k_row = K_NEAREST if few_rows else max(k, math.ceil(2 * N / M))  # room for a row's mass
-    rows, cols = _candidates(dist, k_row, k, N, u=torch.from_numpy(u).float())
+    rows, cols = _candidates(dist, k_row, k, N, u=u)
     arcs.add(rows, cols, exact(rows, cols))
 
     # 3. column potentials at their largest feasible value, and a greedy start on the tight arcs
@@ -246,25 +253,34 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
     cost = float(arcs.flow[keep] @ arcs.cost[keep]) / total
     gap = cost - float(a_n @ u + b_n @ vf)
     info = {"n": M, "m": N, "rounds": rounds, "augmentations": n_aug, "arcs": len(arcs.cost),
-            "extended": extended, "priced_in": priced_in, "checked": len(fr), "warm": warm_start is not None}
+            "extended": extended, "priced_in": priced_in, "checked": len(fr), "warm": warm_start is not None,
+            "bids": bids}
     res = OTResult(value=cost, cost=cost, gap=gap, solver="sparse-ssp", plan=P, potentials=(u, vf), info=info)
     check_certificate(res, P.sum(1), P.sum(0), a_n, b_n, tol, scale)
     return res
 
 
-def _balanced_prices(dist: _Distances, a: np.ndarray, b: np.ndarray, iters: int = 40) -> np.ndarray:
-    """Row prices ``u`` under which each column's cheapest row (smallest ``c_ij - u_i``) receives about
-    ``a_i`` of mass: steps of ascent on the semi-dual ``a.u + sum_j b_j min_i (c_ij - u_i)`` (gradient
-    ``a_i - load_i``) with a shrinking step. A heuristic start; exactness comes from the solver."""
-    lo_t = torch.cat([blk for _, blk in dist.blocks()]).T.contiguous()  # (N, M): rows' prices along a line
-    a_t, b_t = torch.from_numpy(a).float(), torch.from_numpy(b).float()
-    u = torch.zeros(len(a))
-    step = 0.05 * float(lo_t.mean()) / float(a_t.mean())
-    for _ in range(iters):
-        load = torch.zeros(len(a)).index_add_(0, (lo_t - u[None, :]).argmin(1), b_t)
-        u += step * (a_t - load)
-        step *= 0.85
-    return u.double().numpy()
+def _auction_prices(dist: _Distances, a: np.ndarray, warm: np.ndarray | None) -> np.ndarray:
+    """Row prices ``u`` for few rows from the float32 distances by an epsilon-scaling auction
+    (:mod:`wganlab.ot._auction`; columns of unit demand, rows of capacity ``a_i N`` rounded to whole
+    units): near-optimal, so the candidates hold the optimal arcs and the greedy start routes almost all
+    mass. The large-epsilon phases run on every AUCTION_COARSE-th column; from ``warm`` (earlier
+    potentials) only the small-epsilon phases run. Returns ``(u, bids)``. A start; exactness comes from the
+    solver."""
+    lo_t = torch.cat([blk for _, blk in dist.blocks()]).T.contiguous().numpy()  # (N, M)
+    scale = float(lo_t.mean())
+    eps_start, eps_mid, eps_end = (scale * e for e in AUCTION_EPS)
+    bids = 0
+    if warm is None:
+        price = np.zeros(len(a))
+        coarse = np.ascontiguousarray(lo_t[::AUCTION_COARSE])
+        bids = _auction.auction_prices(coarse, _units(a, float(len(coarse))).astype(np.int64), price, eps_start,
+                                       eps_mid, AUCTION_FACTOR)
+    else:
+        price = -warm
+    bids += _auction.auction_prices(lo_t, _units(a, float(len(lo_t))).astype(np.int64), price, eps_mid, eps_end,
+                                    AUCTION_FACTOR)
+    return -price, bids
 
 
 def _candidates(dist: _Distances, k_row: int, k_col: int, N: int, rows=None, cols=None, u=None):
@@ -274,26 +290,20 @@ def _candidates(dist: _Distances, k_row: int, k_col: int, N: int, rows=None, col
     indexes into them)."""
     blocks = dist.blocks() if rows is None else dist.blocks(rows)
     cols_t = None if cols is None else torch.from_numpy(cols)
-    rows, col_best, col_idx = [], None, None
-    out_c = []
+    u32 = np.zeros(dist.M if rows is None else len(rows), np.float32) if u is None else u.astype(np.float32)
+    k_col = min(k_col, len(u32))
+    val, idx = np.full((N, k_col), np.inf, np.float32), np.zeros((N, k_col), np.int64)
+    out_r, out_c = [], []
     for s, lo in blocks:
         if cols_t is not None:
             lo = lo[:, cols_t]
         j = _smallest(lo, k_row, 1)
-        rows.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
+        out_r.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
         out_c.append(j.reshape(-1).numpy())
-        if u is not None:
-            lo = lo - u[s:s + len(lo), None]
-        i = _smallest(lo, k_col, 0)
-        vals, i = lo.gather(0, i), i + s
-        if col_best is not None:  # merge with the best rows of the earlier blocks
-            vals, i = torch.cat([col_best, vals]), torch.cat([col_idx, i])
-            pick = _smallest(vals, k_col, 0)
-            vals, i = vals.gather(0, pick), i.gather(0, pick)
-        col_best, col_idx = vals, i
-    rows.append(col_idx.reshape(-1).numpy())
-    out_c.append(np.tile(np.arange(N), col_idx.shape[0]))
-    return np.concatenate(rows), np.concatenate(out_c)
+        _ssp.keep_smallest(lo.numpy(), u32, s, val, idx)
+    out_r.append(idx.T.reshape(-1))
+    out_c.append(np.tile(np.arange(N), k_col))
+    return np.concatenate(out_r), np.concatenate(out_c)
 
 
 def _link_stuck(dist: _Distances, stuck: np.ndarray, free: np.ndarray, k: int):

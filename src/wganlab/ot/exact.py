@@ -128,8 +128,10 @@ def _sparse(xs: torch.Tensor, ys: torch.Tensor, a, b, power: int, warm_start, to
     b = None if b is None else as_weights(b, m, "weights of y")
     limit = AUTO_ARCS_PER_POINT * (n + m) if engine == "auto" and n * m <= AUTO_DENSE_MAX_PAIRS else None
     try:
-        return sparse_engine.solve_points(xs.reshape(n, -1).cpu().numpy(), ys.reshape(m, -1).cpu().numpy(), a, b,
-                                          squared=power == 2, warm_start=warm_start, tol=tol, max_arcs=limit)
+        dtype = torch.float32 if xs.dtype == ys.dtype == torch.float32 else torch.float64  # exact in float64
+        X, Y = (z.detach().reshape(len(z), -1).to("cpu", dtype).numpy() for z in (xs, ys))
+        return sparse_engine.solve_points(X, Y, a, b, squared=power == 2, warm_start=warm_start, tol=tol,
+                                          max_arcs=limit)
     except sparse_engine.TooDense:
         return None
 
@@ -140,7 +142,7 @@ def transport(x, y, cost: str | CostFn = "euclidean", a=None, b=None, *, plan: b
     :mod:`wganlab.ot.costs` (name or callable). Images stay images for image costs (SSIM, PSNR) and
     are flattened otherwise. ``value == cost`` (no root). ``engine`` and ``warm_start``: see
     :func:`wasserstein`."""
-    xs, ys = as_tensor(x, "x", torch.float64), as_tensor(y, "y", torch.float64)
+    xs, ys = as_tensor(x, "x"), as_tensor(y, "y")
     if xs.ndim == 1:
         xs, ys = xs[:, None], (ys[:, None] if ys.ndim == 1 else ys)
     same_dim(xs, ys)
@@ -177,7 +179,7 @@ def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: 
     """
     if not p >= 1:
         raise InputError(f"p must be >= 1, got {p}")
-    xs, ys = as_points(x, "x", torch.float64), as_points(y, "y", torch.float64)
+    xs, ys = as_points(x, "x"), as_points(y, "y")
     same_dim(xs, ys)
     if p in (1, 2):
         res = _transport(xs, ys, "euclidean" if p == 1 else "sqeuclidean", a, b, plan, tol, engine, warm_start)
