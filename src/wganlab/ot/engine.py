@@ -5,7 +5,8 @@
 active arc set and one block of float32 distances:
 
 1. **Prices and candidates.** Row prices ``u`` come from a warm start (e.g. the previous OT-Means
-   solve), or, for few rows, from a few steps of semi-dual ascent that balance the rows' loads, else 0.
+   solve), for few rows refined (or found) by an epsilon-scaling auction (:mod:`wganlab.ot._auction`),
+   else 0.
    Blocked float32 GEMMs ``||x||^2 + ||y||^2 - 2 x.y`` (on centred data) give each row its nearest
    columns and each column the ``k`` rows of smallest ``c_ij - u_i``; their costs are recomputed exactly
    in float64 from the differences.
