@@ -119,16 +119,21 @@ def test_arc_set_without_a_feasible_flow_is_extended():
     assert_certified(res, x, y, a, b)
 
 
-def test_float32_screen_is_a_lower_bound_even_far_from_the_origin():
-    """The rigorous float32 bound on costs (the basis of the certificate) under heavy cancellation."""
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("centred", [True, False])
+def test_float32_screen_is_a_lower_bound_even_far_from_the_origin(dtype, centred):
+    """The rigorous float32 bound on costs (the basis of the certificate) under heavy cancellation, also
+    for float32 points and without the centring that keeps the norms small."""
     r = np.random.default_rng(7)
     for shift, squared in [(0.0, False), (1e3, False), (1e3, True)]:
-        x, y = r.normal(size=(50, 30)) + shift, r.normal(size=(70, 30)) + shift
+        x, y = (r.normal(size=(50, 30)) + shift).astype(dtype), (r.normal(size=(70, 30)) + shift).astype(dtype)
         x[:5] = y[:5]  # exact zeros
-        lo = engine._Distances(x, y, squared).lower(0, slice(0, 50)).double().numpy()
-        C = cdist(x, y, "sqeuclidean" if squared else "euclidean")
+        yp = engine.Points(y, None if centred else np.zeros(30))
+        lo = engine._Distances(engine.Points(x, yp.mu), yp, squared).lower(0, slice(0, 50)).double().numpy()
+        C = cdist(x.astype(np.float64), y.astype(np.float64), "sqeuclidean" if squared else "euclidean")
         assert (lo <= C).all()
-        assert_allclose(lo, C, atol=1e-2 * (1 + shift) ** (2 if squared else 1))
+        scale = (1 + (shift if centred else 30 * shift)) ** (2 if squared else 1)
+        assert_allclose(lo, C, atol=1e-2 * scale)
 
 
 @pytest.mark.parametrize(("m", "work"), [(16, "bids"), (200, "augmentations")])

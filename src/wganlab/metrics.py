@@ -76,7 +76,8 @@ class Target:
 
 def target(name: str, y, **options) -> Target:
     """``y`` prepared for repeated ``compute(name, x, target)`` calls with these ``options``: the sliced and
-    patch metrics project and sort ``y`` once (same values as the plain calls); the others keep ``y``."""
+    patch metrics project and sort ``y`` once, the exact ones make its float32 copy for the solver once (same
+    values as the plain calls); the others keep ``y``."""
     metric = _checked(name, options)
     _need_images(metric, "y", y)
     opts = {**metric.options, **options}
@@ -99,7 +100,14 @@ def compute(name: str, x, y, **options) -> dict:
     return {"metric": name, **metric.fn(x, y, **opts)}
 
 
-@register_metric("w1", "exact Wasserstein-1 (Euclidean, certified optimal)", weights_a=None, weights_b=None)
+def _exact_target(y, weights_a, weights_b):
+    from wganlab.ot.exact import prepare_points
+
+    return prepare_points(y)
+
+
+@register_metric("w1", "exact Wasserstein-1 (Euclidean, certified optimal)", prepare=_exact_target, weights_a=None,
+                 weights_b=None)
 def _w1(x, y, weights_a, weights_b):
     from wganlab.ot.exact import wasserstein
 
@@ -107,7 +115,8 @@ def _w1(x, y, weights_a, weights_b):
     return {"value": r.value, "gap": r.gap, "solver": r.solver}
 
 
-@register_metric("w2", "exact Wasserstein-2 (Euclidean, certified optimal)", weights_a=None, weights_b=None)
+@register_metric("w2", "exact Wasserstein-2 (Euclidean, certified optimal)", prepare=_exact_target, weights_a=None,
+                 weights_b=None)
 def _w2(x, y, weights_a, weights_b):
     from wganlab.ot.exact import wasserstein
 

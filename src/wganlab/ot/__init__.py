@@ -5,7 +5,7 @@ Nothing here knows about GANs. Point sets are ``(n, ...)`` arrays or tensors; im
 """
 
 from wganlab.ot.costs import COSTS, cost_matrix, get_cost
-from wganlab.ot.exact import NotOptimalError, solve_exact, transport, wasserstein
+from wganlab.ot.exact import NotOptimalError, prepare_points, solve_exact, transport, wasserstein
 from wganlab.ot.medians import (
     KMediansResult,
     OTMeansResult,
@@ -27,6 +27,7 @@ __all__ = [
     "geometric_median",
     "get_cost",
     "ot_means",
+    "prepare_points",
     "solve_exact",
     "transport",
     "wasserstein",

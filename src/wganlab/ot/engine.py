@@ -73,17 +73,30 @@ def available() -> bool:
     return _ssp is not None
 
 
-class _Distances:
-    """Float32 squared distances between centred ``x`` and ``y``, block by block, with a rigorous lower
-    bound of the exact costs; blocks are cached when the whole matrix is small."""
+class Points:
+    """A point set ready for the engine: ``exact (n, d)`` (float32 or float64, the source of every cost) and
+    its float32 copy ``z32`` centred on ``mu`` with squared norms ``sq32``. Made once for a set that many
+    solves share (:func:`wganlab.ot.exact.prepare_points`); ``mu`` defaults to the mean of a sample (any
+    shift leaves the distances unchanged; the mean keeps the norms, hence the float32 error, small)."""
 
-    def __init__(self, X: np.ndarray, Y: np.ndarray, squared: bool):
-        # any shift works (distances do not change); the mean of a sample keeps the norms small
-        mu = Y[::max(1, len(Y) // 1024)].mean(0, dtype=np.float64).astype(Y.dtype)
-        self.x32, self.y32 = (torch.from_numpy(np.subtract(Z, mu, out=np.empty(Z.shape, np.float32),
-                                                           casting="same_kind")) for Z in (X, Y))
-        self.nx32, self.ny32 = (torch.linalg.vector_norm(Z, dim=1).square_() for Z in (self.x32, self.y32))
-        self.tau = (X.shape[1] + 8) * 2.0**-24 * 1.25
+    def __init__(self, Z: np.ndarray, mu: np.ndarray | None = None):
+        self.exact = Z
+        self.mu = Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if mu is None else mu
+        self.z32 = torch.from_numpy(np.subtract(Z, self.mu.astype(Z.dtype), out=np.empty(Z.shape, np.float32),
+                                                casting="same_kind"))
+        self.sq32 = torch.linalg.vector_norm(self.z32, dim=1).square_()
+
+    def __len__(self) -> int:
+        return len(self.exact)
+
+
+class _Distances:
+    """Float32 squared distances between ``x`` and ``y`` (centred on ``y``'s shift), block by block, with a
+    rigorous lower bound of the exact costs; blocks are cached when the whole matrix is small."""
+
+    def __init__(self, X: Points, Y: Points, squared: bool):
+        self.x32, self.y32, self.nx32, self.ny32 = X.z32, Y.z32, X.sq32, Y.sq32
+        self.tau = (X.exact.shape[1] + 8) * 2.0**-24 * 1.25
         self.squared = squared
         M, N = len(X), len(Y)
         self.M = M
@@ -150,11 +163,11 @@ def _smallest(vals: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     return torch.topk(vals, min(k, vals.shape[dim]), dim=dim, largest=False, sorted=False).indices
 
 
-def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None, *,
-                 squared: bool = False, warm_start: OTResult | None = None, tol: float = 1e-7,
+def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = None, b: np.ndarray | None = None,
+                 *, squared: bool = False, warm_start: OTResult | None = None, tol: float = 1e-7,
                  k: int | None = None, max_arcs: int | None = None) -> OTResult:
-    """Exact OT between ``X (M, d)`` and ``Y (N, d)`` (float32 or float64 arrays of one dtype; costs are
-    computed in float64 either way) for the cost ``||x - y||``
+    """Exact OT between ``X (M, d)`` and ``Y (N, d)`` (float32 or float64 arrays, or :class:`Points`
+    prepared for ``Y``; costs are computed in float64 either way) for the cost ``||x - y||``
     (``squared``: ``||x - y||^2``), weights ``a (M,)``, ``b (N,)`` summing to 1 (uniform when None).
 
     ``warm_start``: an earlier result between sets of the same sizes; its row potentials seed the solve
@@ -170,6 +183,9 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
     """
     if _ssp is None:
         raise InputError("engine 'sparse' needs numba (pip install numba); use engine='pot'")
+    Yp = Y if isinstance(Y, Points) else Points(Y)
+    dist = _Distances(Points(X, Yp.mu), Yp, squared)
+    Y = Yp.exact
     M, N = len(X), len(Y)
     if a is None and b is None:
         g = math.gcd(M, N)
@@ -180,7 +196,6 @@ def solve_points(X: np.ndarray, Y: np.ndarray, a: np.ndarray | None = None, b: n
                   for w, n in ((a, M), (b, N)))
     few_rows = M <= FEW_ROWS and N >= 4 * M
     k = (K_FEW_ROWS if few_rows else K_NEAREST) if k is None else k
-    dist = _Distances(X, Y, squared)
     arcs = _Arcs(M, N)
 
     def exact(rows, cols):

@@ -128,12 +128,25 @@ def _sparse(xs: torch.Tensor, ys: torch.Tensor, a, b, power: int, warm_start, to
     b = None if b is None else as_weights(b, m, "weights of y")
     limit = AUTO_ARCS_PER_POINT * (n + m) if engine == "auto" and n * m <= AUTO_DENSE_MAX_PAIRS else None
     try:
-        dtype = torch.float32 if xs.dtype == ys.dtype == torch.float32 else torch.float64  # exact in float64
-        X, Y = (z.detach().reshape(len(z), -1).to("cpu", dtype).numpy() for z in (xs, ys))
-        return sparse_engine.solve_points(X, Y, a, b, squared=power == 2, warm_start=warm_start, tol=tol,
-                                          max_arcs=limit)
+        Y = ys if isinstance(ys, sparse_engine.Points) else _engine_array(ys)
+        return sparse_engine.solve_points(_engine_array(xs), Y, a, b, squared=power == 2, warm_start=warm_start,
+                                          tol=tol, max_arcs=limit)
     except sparse_engine.TooDense:
         return None
+
+
+def _engine_array(z: torch.Tensor) -> np.ndarray:
+    """Points ``(n, d)`` as a CPU array for the sparse engine: float32 kept (the engine's costs are float64
+    either way, and float32 differences are exact in float64), anything else as float64."""
+    dtype = torch.float32 if z.dtype == torch.float32 else torch.float64
+    return z.detach().reshape(len(z), -1).to("cpu", dtype).numpy()
+
+
+def prepare_points(y) -> sparse_engine.Points:
+    """A fixed point set ``y (n, ...)`` (flattened) prepared once for many :func:`wasserstein` calls against
+    it (OT-Means, W1 tracking during training): checked, copied, and its centred float32 copy and norms
+    made once. Same results as passing ``y``."""
+    return sparse_engine.Points(np.array(_engine_array(as_points(y, "y")), copy=True))
 
 
 def transport(x, y, cost: str | CostFn = "euclidean", a=None, b=None, *, plan: bool = False,
@@ -150,14 +163,15 @@ def transport(x, y, cost: str | CostFn = "euclidean", a=None, b=None, *, plan: b
 
 
 def _transport(xs: torch.Tensor, ys: torch.Tensor, cost: str | CostFn, a, b, plan: bool, tol: float, engine: str,
-               warm_start: OTResult | None) -> OTResult:
-    """:func:`transport` on checked float64 point sets: the sparse engine where it applies, else POT."""
+               warm_start: OTResult | None, prepared: sparse_engine.Points | None = None) -> OTResult:
+    """:func:`transport` on checked point sets (``prepared``: ``ys`` made ready for the sparse engine): the
+    sparse engine where it applies, else POT."""
     power = _SPARSE_COSTS.get(cost) if isinstance(cost, str) else None
     res = None
     if _pick_engine(engine, power, len(xs), len(ys)):
-        res = _sparse(xs, ys, a, b, power, warm_start, tol, engine)
+        res = _sparse(xs, ys if prepared is None else prepared, a, b, power, warm_start, tol, engine)
     if res is None:
-        return solve_exact(cost_matrix(xs, ys, cost, dtype=torch.float64), a, b, plan=plan, tol=tol)
+        return solve_exact(cost_matrix(xs, ys.to(xs.device), cost, dtype=torch.float64), a, b, plan=plan, tol=tol)
     return res if plan else dataclasses.replace(res, plan=None)
 
 
@@ -166,7 +180,8 @@ def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: 
     """Exact ``W_p(x, y) = (min_P sum_ij P_ij ||x_i - y_j||^p)^(1/p)`` between weighted point sets.
 
     ``x (n, ...)`` and ``y (m, ...)`` are flattened (images ``N x C x H x W`` become ``N x CHW``); the
-    norm is Euclidean, in the pixel scale of the input. ``a``/``b`` are probability weights
+    norm is Euclidean, in the pixel scale of the input. ``y`` may be a set made ready once by
+    :func:`prepare_points` (for many calls against it). ``a``/``b`` are probability weights
     (uniform when None). The result's ``value`` is ``W_p`` and ``cost`` is ``W_p^p``.
 
     ``engine``: ``"auto"``, ``"pot"`` (dense network simplex) or ``"sparse"`` (p = 1 or 2 only; see the
@@ -179,10 +194,12 @@ def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: 
     """
     if not p >= 1:
         raise InputError(f"p must be >= 1, got {p}")
-    xs, ys = as_points(x, "x"), as_points(y, "y")
+    prepared = y if isinstance(y, sparse_engine.Points) else None
+    xs, ys = as_points(x, "x"), as_points(y, "y") if prepared is None else torch.from_numpy(prepared.exact)
     same_dim(xs, ys)
     if p in (1, 2):
-        res = _transport(xs, ys, "euclidean" if p == 1 else "sqeuclidean", a, b, plan, tol, engine, warm_start)
+        res = _transport(xs, ys, "euclidean" if p == 1 else "sqeuclidean", a, b, plan, tol, engine, warm_start,
+                         prepared)
     else:
         _pick_engine(engine, None, len(xs), len(ys))  # validates the engine's name (only POT covers this p)
         res = solve_exact(cost_matrix(xs, ys, "euclidean") ** p, a, b, plan=plan, tol=tol)
