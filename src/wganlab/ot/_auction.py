@@ -1,12 +1,14 @@
-"""Numba kernel: row prices for few rows and many columns by an epsilon-scaling auction.
+"""Numba kernel: row prices for the exact solver by an epsilon-scaling auction.
 
-Columns ``j`` (one unit of demand each) bid for rows ``i`` (``cap_i`` units each, ``sum cap = N``) on
-costs ``Ct (N, M)`` (Bertsekas' auction with similar objects): each row holds ``cap_i`` slots in a
-min-heap of prices; an unassigned column takes the cheapest slot of its best row ``i1 = argmin_i (c_ij +
-p_i)`` (``p_i`` the row's cheapest slot) and raises that slot by its margin over the second best option
-plus ``eps``, evicting the column that held it. Every phase ends with each column within ``eps`` of its
-best row (``eps``-complementary slackness); ``eps`` then shrinks by ``factor``. The prices ``-p`` are a
-near-optimal start for the exact solver's row potentials, not a certificate.
+Columns ``j`` (one unit of demand each) bid for rows ``i`` (``cap_i`` units each) over the arcs of a
+column-major graph (``col_ptr (N+1)``, ``arc_row (E)``, ``cost (E)``; a dense ``M x N`` problem is the
+graph with every arc). This is Bertsekas' auction with similar objects: each row holds ``cap_i`` slots in
+a min-heap of prices; an unassigned column takes the cheapest slot of its best row ``i1 = argmin_i (c_ij
++ p_i)`` (``p_i`` the row's cheapest slot) and raises that slot to the price at which the column's best
+other row would be as good, plus ``eps``, evicting the column that held it. Every phase ends with each
+column within ``eps`` of its best row (``eps``-complementary slackness); ``eps`` then shrinks by
+``factor``. The prices ``-p`` are a near-optimal start for the exact solver's row potentials, not a
+certificate.
 """
 
 from __future__ import annotations
@@ -31,69 +33,63 @@ def _sift_down(hp, hj, s0, n, x):
         x = c
 
 
-@nb.njit(cache=True, fastmath=True)
-def _two_smallest(c, top, w):
-    """``(b1, i1, b2)``: the smallest and second smallest of ``w = c + top`` (``w`` is scratch)."""
-    M = len(c)
-    for i in range(M):
-        w[i] = c[i] + top[i]
-    i1 = 0
-    b1 = w[0]
-    for i in range(1, M):
-        if w[i] < b1:
-            b1, i1 = w[i], i
-    w[i1] = np.inf
-    b2 = np.inf
-    for i in range(M):
-        b2 = min(b2, w[i])
-    return b1, i1, b2
-
-
 @nb.njit(cache=True)
-def auction_prices(Ct, cap, price, eps_start, eps_end, factor):
+def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, factor, max_bids):
     """Run the auction phases from ``eps_start`` down to ``eps_end`` (dividing by ``factor``), starting
-    from (and updating in place) the row prices ``price (M,)`` (rows with ``cap_i = 0`` are skipped);
-    returns the number of bids."""
-    N, M = Ct.shape
+    from (and updating in place) the row prices ``price (M,)``. Rows with ``cap_i = 0`` are not bid for;
+    a column with no other row to compare with raises by ``eps``. Stops early after ``max_bids`` bids in
+    one phase (a sparse graph may hold no assignment for every column). Returns the number of bids."""
+    N = len(col_ptr) - 1
+    M = len(cap)
     start = np.zeros(M + 1, dtype=np.int64)
     for i in range(M):
         start[i + 1] = start[i] + cap[i]
     hp = np.empty(start[M])
     hj = np.empty(start[M], dtype=np.int64)
-    top = np.empty(M, dtype=Ct.dtype)  # each row's cheapest slot (inf: no slots)
-    w = np.empty(M, dtype=Ct.dtype)
+    top = np.empty(M)  # each row's cheapest slot
     stack = np.empty(N, dtype=np.int64)
     bids = 0
     eps = eps_start
     while True:
         for i in range(M):  # a new phase: every slot free at its row's price
-            top[i] = price[i] if cap[i] > 0 else np.inf
+            top[i] = price[i]
             for s in range(start[i], start[i + 1]):
                 hp[s] = price[i]
                 hj[s] = -1
         for t in range(N):
             stack[t] = N - 1 - t
         n_free = N
-        while n_free > 0:
+        phase_bids = 0
+        while n_free > 0 and phase_bids < max_bids:
             n_free -= 1
             j = stack[n_free]
-            b1, i1, b2 = _two_smallest(Ct[j], top, w)
-            s0 = start[i1]
-            n = start[i1 + 1] - s0
+            b1, b2, i1 = np.inf, np.inf, -1
+            for e in range(col_ptr[j], col_ptr[j + 1]):
+                i = arc_row[e]
+                if cap[i] == 0:
+                    continue
+                w = cost[e] + top[i]
+                if w < b1:
+                    b2, b1, i1 = b1, w, i
+                elif w < b2 and i != i1:
+                    b2 = w
+            if i1 < 0:  # no row to bid for: the column stays out
+                continue
             if b2 == np.inf:
                 b2 = b1
+            s0 = start[i1]
             evicted = hj[s0]
-            hp[s0] += b2 - b1 + eps
+            hp[s0] = top[i1] + b2 - b1 + eps
             hj[s0] = j
-            _sift_down(hp, hj, s0, n, 0)
+            _sift_down(hp, hj, s0, start[i1 + 1] - s0, 0)
             top[i1] = hp[s0]
-            bids += 1
+            phase_bids += 1
             if evicted >= 0:
                 stack[n_free] = evicted
                 n_free += 1
+        bids += phase_bids
         for i in range(M):
-            if cap[i] > 0:
-                price[i] = hp[start[i]]
-        if eps <= eps_end:
+            price[i] = top[i]
+        if eps <= eps_end or phase_bids >= max_bids:
             return bids
         eps = max(eps / factor, eps_end)

@@ -59,9 +59,12 @@ MAX_ROUNDS = 200
 MASS_UNITS = 2.0**50
 #: up to this many rows (and at least 4 times as many columns), paths run on rows only (_ssp.ssp_few_rows)
 FEW_ROWS = 256
-#: auction for few rows: epsilon at the start, after the phases on every AUCTION_COARSE-th column, and at the
-#: end (times the mean distance), and the factor between phases
-AUCTION_EPS, AUCTION_FACTOR, AUCTION_COARSE = (0.2, 3e-3, 1e-4), 16.0, 4
+#: auction: epsilon at the start, after the phases on every AUCTION_COARSE-th column (few rows) and at the
+#: end (times the mean cost), the factor between phases, and the most bids per column in one phase
+AUCTION_EPS, AUCTION_FACTOR, AUCTION_COARSE, AUCTION_MAX_BIDS = (0.2, 3e-3, 1e-4), 16.0, 4, 50
+#: general case: at most this many auctions, each followed by the columns' best rows at its prices joining the
+#: arcs; stop when fewer than AUCTION_NEW_ARCS per column join
+AUCTION_ROUNDS, AUCTION_NEW_ARCS = 4, 0.3
 
 
 class TooDense(NotOptimalError):
@@ -224,6 +227,17 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     k_row = K_NEAREST if few_rows else max(k, math.ceil(2 * N / M))  # room for a row's mass
     rows, cols = _candidates(dist, k_row, k, N, u=u)
     arcs.add(rows, cols, exact(rows, cols))
+    if not few_rows and warm_start is None:  # prices: auctions on the arcs, each column's best rows at them joining
+        eps = AUCTION_EPS[0]
+        for _ in range(AUCTION_ROUNDS):
+            bids += _auction_run(arcs.col_ptr, arcs.row[arcs.col_arc], arcs.cost[arcs.col_arc], sa / sa.sum(), u,
+                                 float(arcs.cost.mean()), eps)
+            eps = AUCTION_EPS[1]
+            rows, cols = _candidates(dist, 0, k, N, u=u)
+            before = len(arcs.key)
+            arcs.add(rows, cols, exact(rows, cols))
+            if len(arcs.key) - before <= AUCTION_NEW_ARCS * N:
+                break
 
     # 3. column potentials at their largest feasible value, and a greedy start on the tight arcs
     v = np.empty(N)
@@ -276,27 +290,39 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     return res
 
 
-def _auction_prices(dist: _Distances, a: np.ndarray, warm: np.ndarray | None) -> np.ndarray:
-    """Row prices ``u`` for few rows from the float32 distances by an epsilon-scaling auction
-    (:mod:`wganlab.ot._auction`; columns of unit demand, rows of capacity ``a_i N`` rounded to whole
-    units): near-optimal, so the candidates hold the optimal arcs and the greedy start routes almost all
-    mass. The large-epsilon phases run on every AUCTION_COARSE-th column; from ``warm`` (earlier
-    potentials) only the small-epsilon phases run. Returns ``(u, bids)``. A start; exactness comes from the
-    solver."""
+def _auction_run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_start: float) -> int:
+    """The auction (:mod:`wganlab.ot._auction`) on a column-major graph for the row weights ``a`` (columns
+    of unit demand, rows of capacity ``a_i N`` rounded to whole units), from the row potentials ``u``
+    (updated in place) and ``eps_start`` down to AUCTION_EPS[-1] (times ``scale``). Returns the bids."""
+    N = len(col_ptr) - 1
+    price = -u
+    bids = _auction.auction_prices(col_ptr, arc_row, cost, _units(a, float(N)).astype(np.int64), price,
+                                   eps_start * scale, AUCTION_EPS[-1] * scale, AUCTION_FACTOR,
+                                   AUCTION_MAX_BIDS * N)
+    u[:] = -price
+    return bids
+
+
+def _auction_prices(dist: _Distances, a: np.ndarray, warm: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """Row prices ``u`` for few rows by the auction on all pairs' float32 distances: near-optimal, so the
+    candidates hold the optimal arcs and the greedy start routes almost all mass. The large-epsilon phases
+    run on every AUCTION_COARSE-th column; from ``warm`` (earlier potentials) only the small-epsilon
+    phases run. Returns ``(u, bids)``. A start; exactness comes from the solver."""
     lo_t = torch.cat([blk for _, blk in dist.blocks()]).T.contiguous().numpy()  # (N, M)
     scale = float(lo_t.mean())
-    eps_start, eps_mid, eps_end = (scale * e for e in AUCTION_EPS)
-    bids = 0
+    u, bids = np.zeros(len(a)), 0
     if warm is None:
-        price = np.zeros(len(a))
-        coarse = np.ascontiguousarray(lo_t[::AUCTION_COARSE])
-        bids = _auction.auction_prices(coarse, _units(a, float(len(coarse))).astype(np.int64), price, eps_start,
-                                       eps_mid, AUCTION_FACTOR)
+        bids = _auction_run(*_dense_graph(lo_t[::AUCTION_COARSE]), a, u, scale, AUCTION_EPS[0])
     else:
-        price = -warm
-    bids += _auction.auction_prices(lo_t, _units(a, float(len(lo_t))).astype(np.int64), price, eps_mid, eps_end,
-                                    AUCTION_FACTOR)
-    return -price, bids
+        u[:] = warm
+    return u, bids + _auction_run(*_dense_graph(lo_t), a, u, scale, AUCTION_EPS[1])
+
+
+def _dense_graph(lo_t: np.ndarray):
+    """``(col_ptr, arc_row, cost)`` of every pair of the ``(N, M)`` cost matrix ``lo_t``, column-major."""
+    N, M = lo_t.shape
+    return (np.arange(N + 1, dtype=np.int64) * M, np.tile(np.arange(M, dtype=np.int64), N),
+            np.ascontiguousarray(lo_t).reshape(-1))
 
 
 def _candidates(dist: _Distances, k_row: int, k_col: int, N: int, rows=None, cols=None, u=None):
@@ -313,9 +339,10 @@ def _candidates(dist: _Distances, k_row: int, k_col: int, N: int, rows=None, col
     for s, lo in blocks:
         if cols_t is not None:
             lo = lo[:, cols_t]
-        j = _smallest(lo, k_row, 1)
-        out_r.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
-        out_c.append(j.reshape(-1).numpy())
+        if k_row > 0:
+            j = _smallest(lo, k_row, 1)
+            out_r.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
+            out_c.append(j.reshape(-1).numpy())
         _ssp.keep_smallest(lo.numpy(), u32, s, val, idx)
     out_r.append(idx.T.reshape(-1))
     out_c.append(np.tile(np.arange(N), k_col))
