@@ -227,8 +227,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     k_row = K_NEAREST if few_rows else max(k, math.ceil(2 * N / M))  # room for a row's mass
     rows, cols = _candidates(dist, k_row, k, N, u=u)
     arcs.add(rows, cols, exact(rows, cols))
-    if not few_rows and warm_start is None:  # prices: auctions on the arcs, each column's best rows at them joining
-        eps = AUCTION_EPS[0]
+    if not few_rows:  # prices: auctions on the arcs, each column's best rows at their prices joining the arcs
+        eps = AUCTION_EPS[0 if warm_start is None else 1]
         for _ in range(AUCTION_ROUNDS):
             bids += _auction_run(arcs.col_ptr, arcs.row[arcs.col_arc], arcs.cost[arcs.col_arc], sa / sa.sum(), u,
                                  float(arcs.cost.mean()), eps)
