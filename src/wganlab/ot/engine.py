@@ -315,7 +315,7 @@ def _auction_prices(dist: _Distances, a: np.ndarray, warm: np.ndarray | None) ->
         bids = _auction_run(*_dense_graph(lo_t[::AUCTION_COARSE]), a, u, scale, AUCTION_EPS[0])
     else:
         u[:] = warm
-    return u, bids + _auction_run(*_dense_graph(lo_t), a, u, scale, AUCTION_EPS[1])
+    return u, bids + _auction_run(*_dense_graph(lo_t), a, u, scale, AUCTION_EPS[1 if warm is None else 2])
 
 
 def _dense_graph(lo_t: np.ndarray):

@@ -57,6 +57,11 @@ from wganlab.checks import as_points, as_tensor, positive_int
 from wganlab.errors import InputError
 from wganlab.ot.exact import prepare_points, wasserstein
 
+try:
+    from wganlab.ot import _vz
+except ImportError:  # numba missing or broken: the torch path runs everywhere
+    _vz = None
+
 #: two points closer than this times the sum of their norms are treated as the same point
 COINCIDE_RTOL = 1e-13
 #: elements of float64 scratch memory one chunk of (edge, coordinate) work uses (1 MB: small chunks stay in
@@ -136,7 +141,11 @@ def _vz_terms(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch
     """For every centroid ``x_j``: ``S_j = sum w/d`` and ``R_j = sum w (y - x_j)/d`` over the points not
     coinciding with ``x_j``, ``eta_j`` = the weight of the coinciding points and the objective
     ``f_j = sum w d``; optionally the per-edge distances. Works in chunks of edges so memory stays
-    ``O(chunk * d)``. Returns ``(S, R, eta, f, dist)``."""
+    ``O(chunk * d)`` (float64 on the CPU with numba: one pass, :mod:`wganlab.ot._vz`). Returns ``(S, R, eta,
+    f, dist)``."""
+    if _vz is not None and x.device.type == "cpu" and x.dtype == Y.dtype == torch.float64:
+        out = _vz.vz_terms(*(t.contiguous().numpy() for t in (x, Y, ynorm, rows, cols, w)), COINCIDE_RTOL)
+        return tuple(torch.from_numpy(t) for t in out)
     k, d = x.shape
     S = torch.zeros(k, dtype=x.dtype, device=x.device)
     eta = torch.zeros_like(S)
