@@ -136,9 +136,10 @@ def test_float32_screen_is_a_lower_bound_even_far_from_the_origin(dtype, centred
         assert_allclose(lo, C, atol=1e-2 * scale)
 
 
-@pytest.mark.parametrize("m", [16, 200])
+@pytest.mark.parametrize("m", [16, 200, 1000])
 def test_warm_start_gives_the_same_answer_with_less_work(m):
-    """Few rows and general: the auction restarts from the warm prices, with a small epsilon."""
+    """Few rows, general, and more rows than columns (solved transposed): the auction restarts from the
+    warm prices, with a small epsilon."""
     r = np.random.default_rng(8)
     x, y = r.normal(size=(m, 10)), r.normal(size=(400, 10))
     first = wasserstein(x, y, engine="sparse")

@@ -550,11 +550,13 @@ def test_cuda_matches_cpu():
 
 
 @pytest.mark.skipif(medians._vz is None, reason="the CPU kernel needs numba")
-def test_cpu_kernel_gives_the_torch_terms(monkeypatch):
-    """The numba pass over the edges and the chunked torch path agree on every term, coinciding edges included."""
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cpu_kernel_gives_the_torch_terms(monkeypatch, dtype):
+    """The numba pass over the edges and the chunked torch path agree on every term, coinciding edges included
+    (points in float32 or float64; centroids in float64)."""
     g = torch.Generator().manual_seed(0)
-    x, Y = torch.randn(5, 7, dtype=torch.float64, generator=g), torch.randn(30, 7, dtype=torch.float64, generator=g)
-    Y[3] = x[1]
+    x, Y = torch.randn(5, 7, dtype=torch.float64, generator=g), torch.randn(30, 7, generator=g).to(dtype)
+    x[1] = Y[3]
     rows, cols = (t.reshape(-1) for t in torch.meshgrid(torch.arange(5), torch.arange(30), indexing="ij"))
     w = torch.rand(150, dtype=torch.float64, generator=g)
     ynorm = torch.linalg.vector_norm(Y, dim=1)

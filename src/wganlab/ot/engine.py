@@ -4,12 +4,14 @@
 ``||x - y||^2`` (W2^2), for point sets ``x (M, d)``, ``y (N, d)``. Memory is ``O((M + N) d)`` plus the
 active arc set and one block of float32 distances:
 
-1. **Prices and candidates.** Row prices ``u`` come from a warm start (e.g. the previous OT-Means
-   solve), for few rows refined (or found) by an epsilon-scaling auction (:mod:`wganlab.ot._auction`),
-   else 0.
-   Blocked float32 GEMMs ``||x||^2 + ||y||^2 - 2 x.y`` (on centred data) give each row its nearest
-   columns and each column the ``k`` rows of smallest ``c_ij - u_i``; their costs are recomputed exactly
-   in float64 from the differences.
+1. **Prices and candidates.** Blocked float32 GEMMs ``||x||^2 + ||y||^2 - 2 x.y`` (on centred data) give
+   each row its nearest columns and each column the ``k`` rows of smallest ``c_ij - u_i``; their costs
+   are recomputed exactly in float64 from the differences. Row prices ``u`` come from an epsilon-scaling
+   auction (:mod:`wganlab.ot._auction`), started from a warm start's potentials (e.g. the previous
+   OT-Means solve) when there is one: with few rows on all pairs' float32 distances before the
+   candidates are chosen; otherwise on the candidate arcs, each auction followed by every column's best
+   rows at its prices joining the arcs, until few join. Good prices put the optimal arcs among the
+   candidates and let a greedy start route almost all the mass.
 2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot._ssp`, Dijkstra on reduced costs) on
    that arc set; with few rows the columns are contracted away and Dijkstra runs on the rows alone. If
    the arc set admits no feasible flow, the stuck rows and the columns with demand left are linked by
@@ -28,6 +30,7 @@ per row and ``M / g`` per column (``g = gcd(M, N)``), other weights multiples of
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -186,6 +189,9 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     """
     if _ssp is None:
         raise InputError("engine 'sparse' needs numba (pip install numba); use engine='pot'")
+    if len(X) > len(Y) and not isinstance(Y, Points):  # the auction and the paths work best with more columns
+        return _transposed(solve_points(Y, X, b, a, squared=squared, warm_start=_transposed(warm_start), tol=tol,
+                                        k=k, max_arcs=max_arcs))
     Yp = Y if isinstance(Y, Points) else Points(Y)
     dist = _Distances(Points(X, Yp.mu), Yp, squared)
     Y = Yp.exact
@@ -290,6 +296,15 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     return res
 
 
+def _transposed(res: OTResult | None) -> OTResult | None:
+    """The result of the problem with ``x`` and ``y`` swapped (plan transposed, potentials swapped)."""
+    if getattr(res, "potentials", None) is None:  # None, or not a result (solve_points names the problem)
+        return res
+    info = {**res.info, "n": res.info.get("m"), "m": res.info.get("n")}
+    plan = None if res.plan is None else sp.csr_array(res.plan.T)
+    return dataclasses.replace(res, plan=plan, potentials=res.potentials[::-1], info=info)
+
+
 def _auction_run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_start: float) -> int:
     """The auction (:mod:`wganlab.ot._auction`) on a column-major graph for the row weights ``a`` (columns
     of unit demand, rows of capacity ``a_i N`` rounded to whole units), from the row potentials ``u``
@@ -344,8 +359,8 @@ def _candidates(dist: _Distances, k_row: int, k_col: int, N: int, rows=None, col
             out_r.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
             out_c.append(j.reshape(-1).numpy())
         _ssp.keep_smallest(lo.numpy(), u32, s, val, idx)
-    out_r.append(idx.T.reshape(-1))
-    out_c.append(np.tile(np.arange(N), k_col))
+    out_r.append(idx.reshape(-1))  # column by column: each point of y is read once when the costs are computed
+    out_c.append(np.repeat(np.arange(N), k_col))
     return np.concatenate(out_r), np.concatenate(out_c)
 
 
