@@ -36,9 +36,10 @@ def _sift_down(hp, hj, s0, n, x):
 @nb.njit(cache=True)
 def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, factor, max_bids):
     """Run the auction phases from ``eps_start`` down to ``eps_end`` (dividing by ``factor``), starting
-    from (and updating in place) the row prices ``price (M,)``. Rows with ``cap_i = 0`` are not bid for;
-    a column with no other row to compare with raises by ``eps``. Stops early after ``max_bids`` bids in
-    one phase (a sparse graph may hold no assignment for every column). Returns the number of bids."""
+    from (and updating in place) the row prices ``price (M,)``. Rows with ``cap_i = 0`` are not bid for
+    (a column without another row raises by ``eps``, one without any row stays out). Stops early after
+    ``max_bids`` bids in one phase (a sparse graph may hold no assignment for every column). Returns the
+    number of bids."""
     N = len(col_ptr) - 1
     M = len(cap)
     start = np.zeros(M + 1, dtype=np.int64)
@@ -46,13 +47,14 @@ def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, facto
         start[i + 1] = start[i] + cap[i]
     hp = np.empty(start[M])
     hj = np.empty(start[M], dtype=np.int64)
-    top = np.empty(M)  # each row's cheapest slot
+    top = np.empty(M)  # each row's cheapest slot (inf: no slots)
     stack = np.empty(N, dtype=np.int64)
+    w = np.empty(max(1, np.max(col_ptr[1:] - col_ptr[:-1])) if N > 0 else 1)
     bids = 0
     eps = eps_start
     while True:
         for i in range(M):  # a new phase: every slot free at its row's price
-            top[i] = price[i]
+            top[i] = price[i] if cap[i] > 0 else np.inf
             for s in range(start[i], start[i + 1]):
                 hp[s] = price[i]
                 hj[s] = -1
@@ -63,20 +65,23 @@ def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, facto
         while n_free > 0 and phase_bids < max_bids:
             n_free -= 1
             j = stack[n_free]
-            b1, b2, i1 = np.inf, np.inf, -1
-            for e in range(col_ptr[j], col_ptr[j + 1]):
-                i = arc_row[e]
-                if cap[i] == 0:
-                    continue
-                w = cost[e] + top[i]
-                if w < b1:
-                    b2, b1, i1 = b1, w, i
-                elif w < b2 and i != i1:
-                    b2 = w
-            if i1 < 0:  # no row to bid for: the column stays out
+            e0, n_arcs = col_ptr[j], col_ptr[j + 1] - col_ptr[j]
+            b1 = np.inf  # the best value c_ij + p_i, then the second best (over other rows)
+            for q in range(n_arcs):
+                w[q] = cost[e0 + q] + top[arc_row[e0 + q]]
+                b1 = min(b1, w[q])
+            if b1 == np.inf:
                 continue
+            q1 = 0
+            while w[q1] != b1:
+                q1 += 1
+            w[q1] = np.inf
+            b2 = np.inf
+            for q in range(n_arcs):
+                b2 = min(b2, w[q])
             if b2 == np.inf:
                 b2 = b1
+            i1 = arc_row[e0 + q1]
             s0 = start[i1]
             evicted = hj[s0]
             hp[s0] = top[i1] + b2 - b1 + eps
@@ -89,7 +94,8 @@ def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, facto
                 n_free += 1
         bids += phase_bids
         for i in range(M):
-            price[i] = top[i]
+            if cap[i] > 0:
+                price[i] = top[i]
         if eps <= eps_end or phase_bids >= max_bids:
             return bids
         eps = max(eps / factor, eps_end)

@@ -305,15 +305,15 @@ def _transposed(res: OTResult | None) -> OTResult | None:
     return dataclasses.replace(res, plan=plan, potentials=res.potentials[::-1], info=info)
 
 
-def _auction_run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_start: float) -> int:
+def _auction_run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_start: float,
+                 eps_end: float = AUCTION_EPS[-1]) -> int:
     """The auction (:mod:`wganlab.ot._auction`) on a column-major graph for the row weights ``a`` (columns
     of unit demand, rows of capacity ``a_i N`` rounded to whole units), from the row potentials ``u``
-    (updated in place) and ``eps_start`` down to AUCTION_EPS[-1] (times ``scale``). Returns the bids."""
+    (updated in place) and ``eps_start`` down to ``eps_end`` (times ``scale``). Returns the bids."""
     N = len(col_ptr) - 1
     price = -u
     bids = _auction.auction_prices(col_ptr, arc_row, cost, _units(a, float(N)).astype(np.int64), price,
-                                   eps_start * scale, AUCTION_EPS[-1] * scale, AUCTION_FACTOR,
-                                   AUCTION_MAX_BIDS * N)
+                                   eps_start * scale, eps_end * scale, AUCTION_FACTOR, AUCTION_MAX_BIDS * N)
     u[:] = -price
     return bids
 
@@ -321,16 +321,16 @@ def _auction_run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: fl
 def _auction_prices(dist: _Distances, a: np.ndarray, warm: np.ndarray | None) -> tuple[np.ndarray, int]:
     """Row prices ``u`` for few rows by the auction on all pairs' float32 distances: near-optimal, so the
     candidates hold the optimal arcs and the greedy start routes almost all mass. The large-epsilon phases
-    run on every AUCTION_COARSE-th column; from ``warm`` (earlier potentials) only the small-epsilon
-    phases run. Returns ``(u, bids)``. A start; exactness comes from the solver."""
+    run on every AUCTION_COARSE-th column; from ``warm`` (earlier potentials) one phase at the middle
+    epsilon runs. Returns ``(u, bids)``. A start; exactness comes from the solver."""
     lo_t = torch.cat([blk for _, blk in dist.blocks()]).T.contiguous().numpy()  # (N, M)
     scale = float(lo_t.mean())
-    u, bids = np.zeros(len(a)), 0
     if warm is None:
-        bids = _auction_run(*_dense_graph(lo_t[::AUCTION_COARSE]), a, u, scale, AUCTION_EPS[0])
-    else:
-        u[:] = warm
-    return u, bids + _auction_run(*_dense_graph(lo_t), a, u, scale, AUCTION_EPS[1 if warm is None else 2])
+        u = np.zeros(len(a))
+        bids = _auction_run(*_dense_graph(lo_t[::AUCTION_COARSE]), a, u, scale, AUCTION_EPS[0], AUCTION_EPS[1])
+        return u, bids + _auction_run(*_dense_graph(lo_t), a, u, scale, AUCTION_EPS[1])
+    u = warm.copy()
+    return u, _auction_run(*_dense_graph(lo_t), a, u, scale, AUCTION_EPS[1], AUCTION_EPS[1])
 
 
 def _dense_graph(lo_t: np.ndarray):
