@@ -432,3 +432,20 @@ def keep_smallest(lo, u, row0, val, idx):
                     t -= 1
                 val[j, t], idx[j, t] = w, row0 + i
                 worst[j] = val[j, k - 1]
+
+
+@nb.njit(cache=True)
+def finish_lower(g, nx, ny, shrink, squared):
+    """In place, ``g[i, j] = x_i . y_j`` (float32) becomes ``max(0, shrink (nx_i + ny_j) - 2 g[i, j])`` (the
+    lower bound of the squared distance), or its square root unless ``squared``: one pass, float32 as the
+    separate operations would round it."""
+    B, N = g.shape
+    s = np.float32(shrink)
+    two = np.float32(2.0)
+    zero = np.float32(0.0)
+    for i in range(B):
+        a = s * nx[i]
+        gi = g[i]
+        for j in range(N):
+            t = max(zero, (a + s * ny[j]) - two * gi[j])
+            gi[j] = t if squared else np.sqrt(t)

@@ -123,11 +123,8 @@ class _Distances:
         """Lower bound of ``c(x_rows, y)`` (float32, ``(len(rows), N)``); cached under ``key``."""
         if self.cache is not None and key in self.cache:
             return self.cache[key]
-        nx = self.nx32[rows]
-        d2 = (self.x32[rows] @ self.y32.T).mul_(-2.0)
-        d2 += ((1 - self.tau) * nx)[:, None]
-        d2 += ((1 - self.tau) * self.ny32)[None, :]
-        lo = d2.clamp_min_(0.0) if self.squared else d2.clamp_min_(0.0).sqrt_()
+        lo = self.x32[rows] @ self.y32.T
+        _ssp.finish_lower(lo.numpy(), self.nx32[rows].numpy(), self.ny32.numpy(), 1 - self.tau, self.squared)
         if self.cache is not None and isinstance(key, int):
             self.cache[key] = lo
         return lo

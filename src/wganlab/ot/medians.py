@@ -610,7 +610,9 @@ def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps:
     Yt = as_tensor(y, "y")
     point_shape = Yt.shape[1:]
     dtype = _out_dtype(Yt)
-    Y = as_points(Yt, "y", torch.float64)
+    target = prepare_points(Yt)  # the solver's copy of y as given (float32 stays float32), made once
+    # the Weiszfeld work reads the same values from it on the CPU (float32 data: half the reading)
+    Y = torch.from_numpy(target.exact) if Yt.device.type == "cpu" else as_points(Yt, "y", torch.float64)
     N, D = Y.shape
     if init is None:
         m = positive_int(m, "m")
@@ -635,10 +637,7 @@ def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps:
         g = torch.Generator().manual_seed(int(seed))
         X = (init_std * torch.randn(m, D, generator=g, dtype=torch.float64)).to(Y.device)
 
-    ynorm = torch.linalg.vector_norm(Y, dim=1)
-    target = prepare_points(Yt)  # made once for all solves, from y as given (float32 stays float32: less to read)
-    if Y.device.type == "cpu":  # the same values, from the solver's copy (float32 data: half the reading)
-        Y = torch.from_numpy(target.exact)
+    ynorm = torch.linalg.vector_norm(Y, dim=1, dtype=torch.float64)
     trace: list[float] = []
     last = None
 
