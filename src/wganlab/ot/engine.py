@@ -62,8 +62,9 @@ MAX_ROUNDS = 200
 MASS_UNITS = 2.0**50
 #: up to this many rows (and at least 4 times as many columns), paths run on rows only (_ssp.ssp_few_rows)
 FEW_ROWS = 256
-#: auction: epsilon at the start, after the phases on every AUCTION_COARSE-th column (few rows) and at the
-#: end (times the mean cost), the factor between phases, and the most bids per column in one phase
+#: auction (times the mean cost): epsilon at the start, after the phases on every AUCTION_COARSE-th column
+#: (few rows; a warm start's one phase) and at the end; the factor between phases, and the most bids per
+#: column in one phase
 AUCTION_EPS, AUCTION_FACTOR, AUCTION_COARSE, AUCTION_MAX_BIDS = (0.2, 3e-3, 1e-4), 16.0, 4, 50
 #: general case: at most this many auctions, each followed by the columns' best rows at its prices joining the
 #: arcs; stop when fewer than AUCTION_NEW_ARCS per column join
@@ -234,7 +235,7 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
         eps = AUCTION_EPS[0 if warm_start is None else 1]
         for _ in range(AUCTION_ROUNDS):
             bids += _auction_run(arcs.col_ptr, arcs.row[arcs.col_arc], arcs.cost[arcs.col_arc], sa / sa.sum(), u,
-                                 float(arcs.cost.mean()), eps)
+                                 float(arcs.cost.mean()), eps, AUCTION_EPS[2])
             eps = AUCTION_EPS[1]
             rows, cols = _candidates(dist, 0, k, N, u=u)
             before = len(arcs.key)
@@ -303,7 +304,7 @@ def _transposed(res: OTResult | None) -> OTResult | None:
 
 
 def _auction_run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_start: float,
-                 eps_end: float = AUCTION_EPS[-1]) -> int:
+                 eps_end: float) -> int:
     """The auction (:mod:`wganlab.ot._auction`) on a column-major graph for the row weights ``a`` (columns
     of unit demand, rows of capacity ``a_i N`` rounded to whole units), from the row potentials ``u``
     (updated in place) and ``eps_start`` down to ``eps_end`` (times ``scale``). Returns the bids."""
@@ -318,16 +319,16 @@ def _auction_run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: fl
 def _auction_prices(dist: _Distances, a: np.ndarray, warm: np.ndarray | None) -> tuple[np.ndarray, int]:
     """Row prices ``u`` for few rows by the auction on all pairs' float32 distances: near-optimal, so the
     candidates hold the optimal arcs and the greedy start routes almost all mass. The large-epsilon phases
-    run on every AUCTION_COARSE-th column; from ``warm`` (earlier potentials) one phase at the middle
-    epsilon runs. Returns ``(u, bids)``. A start; exactness comes from the solver."""
+    run on every AUCTION_COARSE-th column, the small ones on all; from ``warm`` (earlier potentials) one
+    phase at the middle epsilon runs. Returns ``(u, bids)``. A start; exactness comes from the solver."""
     lo_t = torch.cat([blk for _, blk in dist.blocks()]).T.contiguous().numpy()  # (N, M)
     scale = float(lo_t.mean())
-    if warm is None:
-        u = np.zeros(len(a))
-        bids = _auction_run(*_dense_graph(lo_t[::AUCTION_COARSE]), a, u, scale, AUCTION_EPS[0], AUCTION_EPS[1])
-        return u, bids + _auction_run(*_dense_graph(lo_t), a, u, scale, AUCTION_EPS[1])
-    u = warm.copy()
-    return u, _auction_run(*_dense_graph(lo_t), a, u, scale, AUCTION_EPS[1], AUCTION_EPS[1])
+    if warm is not None:
+        u = warm.copy()
+        return u, _auction_run(*_dense_graph(lo_t), a, u, scale, AUCTION_EPS[1], AUCTION_EPS[1])
+    u = np.zeros(len(a))
+    bids = _auction_run(*_dense_graph(lo_t[::AUCTION_COARSE]), a, u, scale, AUCTION_EPS[0], AUCTION_EPS[1])
+    return u, bids + _auction_run(*_dense_graph(lo_t), a, u, scale, AUCTION_EPS[1], AUCTION_EPS[2])
 
 
 def _dense_graph(lo_t: np.ndarray):
