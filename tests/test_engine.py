@@ -129,7 +129,7 @@ def test_float32_screen_is_a_lower_bound_even_far_from_the_origin(dtype, centred
         x, y = (r.normal(size=(50, 30)) + shift).astype(dtype), (r.normal(size=(70, 30)) + shift).astype(dtype)
         x[:5] = y[:5]  # exact zeros
         yp = engine.Points(y, None if centred else np.zeros(30))
-        lo = engine._Distances(engine.Points(x, yp.mu), yp, squared).lower(0, slice(0, 50)).double().numpy()
+        lo = engine._Distances(engine.Points(x, yp.mu), yp, squared).lower(0, slice(0, 50)).astype(np.float64)
         C = cdist(x.astype(np.float64), y.astype(np.float64), "sqeuclidean" if squared else "euclidean")
         assert (lo <= C).all()
         scale = (1 + (shift if centred else 30 * shift)) ** (2 if squared else 1)

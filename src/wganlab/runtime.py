@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from wganlab.errors import ConfigError
 
@@ -21,8 +22,10 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def set_threads(n: int | None) -> None:
-    """Use ``n`` intra-op threads (None keeps torch's default). On shared 2-core machines 1 is safest."""
+    """Use ``n`` intra-op threads in torch and in numpy's BLAS (the exact-OT engine's GEMMs) (None keeps the
+    defaults). On shared 2-core machines 1 is safest."""
     if n is not None:
         if n < 1:
             raise ConfigError(f"threads must be >= 1, got {n}")
         torch.set_num_threads(n)
+        threadpool_limits(n, user_api="blas")

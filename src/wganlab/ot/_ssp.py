@@ -435,17 +435,18 @@ def keep_smallest(lo, u, row0, val, idx):
 
 
 @nb.njit(cache=True)
-def finish_lower(g, nx, ny, shrink, squared):
-    """In place, ``g[i, j] = x_i . y_j`` (float32) becomes ``max(0, shrink (nx_i + ny_j) - 2 g[i, j])`` (the
-    lower bound of the squared distance), or its square root unless ``squared``: one pass, float32 as the
-    separate operations would round it."""
+def finish_lower(g, n_rows, n_cols, shrink, squared):
+    """In place, the products ``g[i, j] = a_i . b_j`` (float32) of two centred sets with squared norms
+    ``n_rows``, ``n_cols`` become ``max(0, shrink (n_rows_i + n_cols_j) - 2 g[i, j])`` (the lower bound of
+    the squared distance), or its square root unless ``squared``: one vectorised pass, float32 as separate
+    operations round it (the sum of the norms is symmetric, so ``g`` may hold either orientation)."""
     B, N = g.shape
     s = np.float32(shrink)
     two = np.float32(2.0)
     zero = np.float32(0.0)
     for i in range(B):
-        a = s * nx[i]
+        a = s * n_rows[i]
         gi = g[i]
         for j in range(N):
-            t = max(zero, (a + s * ny[j]) - two * gi[j])
+            t = max(zero, (a + s * n_cols[j]) - two * gi[j])
             gi[j] = t if squared else np.sqrt(t)

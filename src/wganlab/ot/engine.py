@@ -47,6 +47,8 @@ except ImportError:  # numba missing or broken: the dense POT path remains
 
 #: float32 elements in one block of distances (64 MB)
 BLOCK_ELEMENTS = 16 * 1024 * 1024
+#: blocks of at most this many rows are computed transposed (faster GEMM for thin blocks)
+THIN_BLOCK = 128
 #: keep all float32 distance blocks between the candidate pass and the pricing passes below this size
 CACHE_BYTES = 512 * 1024 * 1024
 #: nearest neighbours per row and per column in the first arc set (rows per column with few rows)
@@ -89,9 +91,8 @@ class Points:
     def __init__(self, Z: np.ndarray, mu: np.ndarray | None = None):
         self.exact = Z
         self.mu = Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if mu is None else mu
-        self.z32 = torch.from_numpy(np.subtract(Z, self.mu.astype(Z.dtype), out=np.empty(Z.shape, np.float32),
-                                                casting="same_kind"))
-        self.sq32 = torch.linalg.vector_norm(self.z32, dim=1).square_()
+        self.z32 = np.subtract(Z, self.mu.astype(Z.dtype), out=np.empty(Z.shape, np.float32), casting="same_kind")
+        self.sq32 = torch.linalg.vector_norm(torch.from_numpy(self.z32), dim=1).square_().numpy()
 
     def __len__(self) -> int:
         return len(self.exact)
@@ -99,7 +100,8 @@ class Points:
 
 class _Distances:
     """Float32 squared distances between ``x`` and ``y`` (centred on ``y``'s shift), block by block, with a
-    rigorous lower bound of the exact costs; blocks are cached when the whole matrix is small."""
+    rigorous lower bound of the exact costs; blocks are cached when the whole matrix is small (and, when
+    one block holds every row, also its transpose)."""
 
     def __init__(self, X: Points, Y: Points, squared: bool):
         self.x32, self.y32, self.nx32, self.ny32 = X.z32, Y.z32, X.sq32, Y.sq32
@@ -108,7 +110,8 @@ class _Distances:
         M, N = len(X), len(Y)
         self.M = M
         self.step = max(1, min(M, BLOCK_ELEMENTS // max(N, 1)))
-        self.cache: dict[int, torch.Tensor] | None = {} if 4 * M * N <= CACHE_BYTES else None
+        self.cache: dict[int, np.ndarray] | None = {} if 4 * M * N <= CACHE_BYTES else None
+        self.all_t: np.ndarray | None = None
 
     def blocks(self, rows: np.ndarray | None = None):
         """``(start, lower bound of the costs of rows start:start+len)`` for every row block (of
@@ -118,17 +121,33 @@ class _Distances:
                 yield s, self.lower(s, slice(s, s + self.step))
         else:
             for s in range(0, len(rows), self.step):
-                yield s, self.lower(None, torch.from_numpy(rows[s:s + self.step]))
+                yield s, self.lower(None, rows[s:s + self.step])
 
-    def lower(self, key, rows) -> torch.Tensor:
-        """Lower bound of ``c(x_rows, y)`` (float32, ``(len(rows), N)``); cached under ``key``."""
+    def lower(self, key, rows) -> np.ndarray:
+        """Lower bound of ``c(x_rows, y)`` (float32, ``(len(rows), N)``); cached under ``key``. Up to
+        THIN_BLOCK rows the GEMM runs as ``y @ x_rows^T`` (numpy's BLAS was 20 % faster that way here) and
+        the result is transposed (few rows keep both orientations)."""
         if self.cache is not None and key in self.cache:
             return self.cache[key]
-        lo = self.x32[rows] @ self.y32.T
-        _ssp.finish_lower(lo.numpy(), self.nx32[rows].numpy(), self.ny32.numpy(), 1 - self.tau, self.squared)
+        xr, nx, g = self.x32[rows], self.nx32[rows], None
+        if len(xr) <= THIN_BLOCK:
+            g = self.y32 @ xr.T
+            _ssp.finish_lower(g, self.ny32, nx, 1 - self.tau, self.squared)
+            lo = np.ascontiguousarray(g.T)
+        else:
+            lo = xr @ self.y32.T
+            _ssp.finish_lower(lo, nx, self.ny32, 1 - self.tau, self.squared)
         if self.cache is not None and isinstance(key, int):
             self.cache[key] = lo
+            if len(lo) == self.M and g is not None:
+                self.all_t = g
         return lo
+
+    def transposed(self) -> np.ndarray:
+        """The lower bounds of all pairs as ``(N, M)`` (for few rows: one cached block)."""
+        if self.all_t is None:
+            self.all_t = np.ascontiguousarray(np.concatenate([blk for _, blk in self.blocks()]).T)
+        return self.all_t
 
 
 class _Arcs:
@@ -321,7 +340,7 @@ def _auction_prices(dist: _Distances, a: np.ndarray, warm: np.ndarray | None) ->
     candidates hold the optimal arcs and the greedy start routes almost all mass. The large-epsilon phases
     run on every AUCTION_COARSE-th column, the small ones on all; from ``warm`` (earlier potentials) one
     phase at the middle epsilon runs. Returns ``(u, bids)``. A start; exactness comes from the solver."""
-    lo_t = torch.cat([blk for _, blk in dist.blocks()]).T.contiguous().numpy()  # (N, M)
+    lo_t = dist.transposed()
     scale = float(lo_t.mean())
     if warm is not None:
         u = warm.copy()
@@ -344,19 +363,18 @@ def _candidates(dist: _Distances, k_row: int, k_col: int, N: int, rows=None, col
     duplicates possible). ``rows``/``cols``: index arrays that restrict the search (the result then
     indexes into them)."""
     blocks = dist.blocks() if rows is None else dist.blocks(rows)
-    cols_t = None if cols is None else torch.from_numpy(cols)
     u32 = np.zeros(dist.M if rows is None else len(rows), np.float32) if u is None else u.astype(np.float32)
     k_col = min(k_col, len(u32))
     val, idx = np.full((N, k_col), np.inf, np.float32), np.zeros((N, k_col), np.int64)
     out_r, out_c = [], []
     for s, lo in blocks:
-        if cols_t is not None:
-            lo = lo[:, cols_t]
+        if cols is not None:
+            lo = np.ascontiguousarray(lo[:, cols])
         if k_row > 0:
-            j = _smallest(lo, k_row, 1)
+            j = _smallest(torch.from_numpy(lo), k_row, 1)
             out_r.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
             out_c.append(j.reshape(-1).numpy())
-        _ssp.keep_smallest(lo.numpy(), u32, s, val, idx)
+        _ssp.keep_smallest(lo, u32, s, val, idx)
     out_r.append(idx.reshape(-1))  # column by column: each point of y is read once when the costs are computed
     out_c.append(np.repeat(np.arange(N), k_col))
     return np.concatenate(out_r), np.concatenate(out_c)
@@ -376,7 +394,7 @@ def _price(dist: _Distances, u: np.ndarray, v: np.ndarray, exact):
     of ``lo_ij - v_j`` (a few units in the last place of the largest of them)."""
     slack = 8 * 2.0**-24 * float(np.abs(u).max() + np.abs(v).max() + 1.0)
     u32, v32 = (u + slack).astype(np.float32), v.astype(np.float32)
-    found = [_ssp.below(lo.numpy(), u32, v32, s) for s, lo in dist.blocks()]
+    found = [_ssp.below(lo, u32, v32, s) for s, lo in dist.blocks()]
     rows, cols = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
     return rows, cols, exact(rows, cols)
 
