@@ -67,7 +67,7 @@ FEW_ROWS = 256
 #: auction (times the mean cost): epsilon at the start, after the phases on every AUCTION_COARSE-th column
 #: (few rows; a warm start's one phase) and at the end; the factor between phases, and the most bids per
 #: column in one phase
-AUCTION_EPS, AUCTION_FACTOR, AUCTION_COARSE, AUCTION_MAX_BIDS = (0.2, 3e-3, 1e-4), 16.0, 4, 50
+AUCTION_EPS, AUCTION_FACTOR, AUCTION_COARSE, AUCTION_MAX_BIDS = (0.2, 3e-3, 1e-4), 30.0, 4, 50
 #: general case: at most this many auctions, each followed by the columns' best rows at its prices joining the
 #: arcs; stop when fewer than AUCTION_NEW_ARCS per column join
 AUCTION_ROUNDS, AUCTION_NEW_ARCS = 4, 0.3
