@@ -9,7 +9,7 @@ from scipy.spatial.distance import cdist
 from oracles import lp_value
 from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot import _auction, engine, ot_means
-from wganlab.ot.exact import AUTO_MIN_PAIRS, transport, wasserstein
+from wganlab.ot.exact import AUTO_MIN_PAIRS, prepare_points, transport, wasserstein
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="the sparse engine needs numba")
 
@@ -235,3 +235,18 @@ def test_auction_stops_where_the_graph_holds_no_assignment():
     bids = _auction.auction_prices(col_ptr, arc_row, np.ones(3), np.array([1, 3]), price, 1.0, 0.1, 2.0, 100)
     assert bids == 100
     assert price[0] > 0 and price[1] == 0
+
+
+def test_prepared_points_give_the_plain_answer():
+    """A set prepared once gives the same W1/W2 on both engines, is a copy (later changes of the input do
+    not reach it), and is checked against x like a plain set."""
+    r = np.random.default_rng(12)
+    x, y = r.normal(size=(30, 5)).astype(np.float32), r.normal(size=(200, 5)).astype(np.float32)
+    t = prepare_points(y)
+    plain = [wasserstein(x, y, p=p, engine="pot").value for p in (1, 2)]
+    for engine_name in ("sparse", "pot"):
+        assert_allclose([wasserstein(x, t, p=p, engine=engine_name).value for p in (1, 2)], plain, rtol=1e-12)
+    y[:] = 0.0
+    assert_allclose(wasserstein(x, t, engine="sparse").value, plain[0], rtol=1e-12)
+    with pytest.raises(InputError, match="dimension mismatch"):
+        wasserstein(np.zeros((3, 4)), t)
