@@ -234,7 +234,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
         out[~known] = _ssp.pair_costs(X, Y, rows[~known], cols[~known], squared)
         return out
 
-    # 1. row prices: the warm start's, refined (few rows, cached distances) or found by an auction, else 0
+    # 1. row prices: with few rows, an auction on all pairs (from the warm start's, if any); otherwise the
+    #    warm start's or 0, refined after the candidates by auctions on the arcs
     u = None
     if warm_start is not None:
         pots = getattr(warm_start, "potentials", None)
