@@ -151,7 +151,9 @@ def test_kill_9_anywhere_then_resume_gives_the_uninterrupted_result(tmp_path):
             proc = _spawn(["train", "--resume", str(run_dir)])
         before = len(_rows(run_dir))
         if _wait_for(lambda b=before: len(_rows(run_dir)) > b + 1, proc, "training progress"):
-            time.sleep(rng.uniform(0.0, 0.3))  # a random moment: mid-step, mid-metrics-line or mid-checkpoint
+            # a random moment within about one checkpoint period (20 steps of a few ms): mid-step,
+            # mid-metrics-line or mid-checkpoint, and never so late that the run ends before the kills below
+            time.sleep(rng.uniform(0.0, 0.05))
             proc.send_signal(signal.SIGKILL)
         kills += proc.wait() == -signal.SIGKILL
     # once exactly inside a checkpoint write: the new checkpoint is a temporary file, checkpoint.pt is gone

@@ -62,6 +62,13 @@ def test_idx_sizes_whose_product_overflows_64_bits():
         parse_idx(buf)
 
 
+def test_empty_idx_whose_other_sizes_are_too_large_for_any_array():
+    """No element at all (a zero size), yet numpy would refuse the shape: a dataset error, not numpy's."""
+    buf = bytes([0, 0, 0x0D, 3]) + struct.pack(">3I", 0, 2**32 - 1, 2**32 - 1)
+    with pytest.raises(DatasetError, match="larger than any array"):
+        parse_idx(buf)
+
+
 @FUZZ
 @given(cut=st.integers(0, 10_000), gz=st.booleans())
 def test_truncated_idx_files(cut, gz):

@@ -99,6 +99,8 @@ def parse_idx(buf: bytes, path: str | os.PathLike = "<bytes>", magic: int | None
         raise DatasetError(f"{path}: truncated data: header says {shape} ({want} bytes), file holds {have}")
     if have > want:
         raise DatasetError(f"{path}: {have - want} unexpected bytes after the {shape} data")
+    if math.prod(max(d, 1) for d in dims) * dtype.itemsize >= 2**63:  # numpy refuses such a shape, even empty
+        raise DatasetError(f"{path}: header says {shape}, larger than any array")
     a = np.frombuffer(buf, dtype=dtype, count=count, offset=header).reshape(dims)
     return a.astype(dtype.newbyteorder("="), copy=False) if dtype.itemsize > 1 else a
 
