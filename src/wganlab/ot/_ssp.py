@@ -450,3 +450,19 @@ def finish_lower(g, n_rows, n_cols, shrink, squared):
         for j in range(N):
             t = max(zero, (a + s * n_cols[j]) - two * gi[j])
             gi[j] = t if squared else np.sqrt(t)
+
+
+@nb.njit(cache=True)
+def column_order(col, N):
+    """``(col_ptr (N+1), col_arc (E))``: the arcs of each column, in arc order (a counting sort of ``col``)."""
+    ptr = np.zeros(N + 1, dtype=np.int64)
+    for c in col:
+        ptr[c + 1] += 1
+    for j in range(N):
+        ptr[j + 1] += ptr[j]
+    fill = ptr[:N].copy()
+    order = np.empty(len(col), dtype=np.int64)
+    for e in range(len(col)):
+        order[fill[col[e]]] = e
+        fill[col[e]] += 1
+    return ptr, order

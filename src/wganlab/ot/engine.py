@@ -160,18 +160,18 @@ class _Arcs:
         self.flow = np.empty(0)
 
     def add(self, rows: np.ndarray, cols: np.ndarray, cost: np.ndarray) -> None:
+        """Add the pairs not yet in the set (duplicates allowed), merged into the sorted keys."""
         key = rows.astype(np.int64) * self.N + cols
         key, first = np.unique(key, return_index=True)
-        fresh = ~np.isin(key, self.key, assume_unique=True)
-        key = np.concatenate([self.key, key[fresh]])
-        order = np.argsort(key, kind="stable")
-        self.key = key[order]
-        self.cost = np.concatenate([self.cost, cost[first[fresh]]])[order]
-        self.flow = np.concatenate([self.flow, np.zeros(int(fresh.sum()))])[order]
+        at = np.searchsorted(self.key, key)
+        fresh = self.key[np.minimum(at, len(self.key) - 1)] != key if len(self.key) else np.ones(len(key), bool)
+        at = at[fresh]
+        self.key = np.insert(self.key, at, key[fresh])
+        self.cost = np.insert(self.cost, at, cost[first[fresh]])
+        self.flow = np.insert(self.flow, at, 0.0)
         self.row, self.col = self.key // self.N, self.key % self.N
         self.row_ptr = np.searchsorted(self.row, np.arange(self.M + 1)).astype(np.int64)
-        self.col_arc = np.argsort(self.col, kind="stable").astype(np.int64)
-        self.col_ptr = np.searchsorted(self.col[self.col_arc], np.arange(self.N + 1)).astype(np.int64)
+        self.col_ptr, self.col_arc = _ssp.column_order(self.col, self.N)
 
 
 def _units(w: np.ndarray, total: float) -> np.ndarray:
@@ -248,7 +248,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     elif u is None:
         u = np.zeros(M)
     # 2. candidates: the nearest columns of every row, the k rows of smallest c_ij - u_i of every column
-    k_row = K_NEAREST if few_rows else max(k, math.ceil(2 * N / M))  # room for a row's mass
+    # each row's nearest columns: room for a row's mass (a warm start's prices already give rows their columns)
+    k_row = (0 if warm_start is not None else K_NEAREST) if few_rows else max(k, math.ceil(2 * N / M))
     rows, cols = _candidates(dist, k_row, k, N, u=u)
     arcs.add(rows, cols, exact(rows, cols))
     if not few_rows:  # prices: auctions on the arcs, each column's best rows at their prices joining the arcs

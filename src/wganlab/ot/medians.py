@@ -637,7 +637,7 @@ def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps:
         g = torch.Generator().manual_seed(int(seed))
         X = (init_std * torch.randn(m, D, generator=g, dtype=torch.float64)).to(Y.device)
 
-    ynorm = torch.linalg.vector_norm(Y, dim=1, dtype=torch.float64)
+    ynorm = torch.linalg.vector_norm(Y, dim=1).to(torch.float64)  # in y's precision: only a tolerance's scale
     trace: list[float] = []
     last = None
 
