@@ -98,7 +98,7 @@ def _edges(weights, k: int, n: int, device) -> tuple[torch.Tensor, torch.Tensor,
     elif sp.issparse(weights):
         if weights.shape != (k, n):
             raise InputError(f"weights: expected shape {(k, n)}, got {tuple(weights.shape)}")
-        coo = sp.coo_array(weights)
+        coo = sp.coo_array(sp.csc_array(weights))  # point by point: the Weiszfeld pass then reads them in order
         rows = torch.as_tensor(np.asarray(coo.row, dtype=np.int64))
         cols = torch.as_tensor(np.asarray(coo.col, dtype=np.int64))
         vals = torch.as_tensor(np.asarray(coo.data, dtype=np.float64))
