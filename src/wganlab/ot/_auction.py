@@ -16,21 +16,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-
-@nb.njit(cache=True)
-def _sift_down(hp, hj, s0, n, x):
-    """Restore the min-heap ``hp[s0:s0+n]`` (with payload ``hj``) after its root changed."""
-    while True:
-        c = 2 * x + 1
-        if c >= n:
-            return
-        if c + 1 < n and hp[s0 + c + 1] < hp[s0 + c]:
-            c += 1
-        if hp[s0 + x] <= hp[s0 + c]:
-            return
-        hp[s0 + x], hp[s0 + c] = hp[s0 + c], hp[s0 + x]
-        hj[s0 + x], hj[s0 + c] = hj[s0 + c], hj[s0 + x]
-        x = c
+from wganlab.ot._ssp import sift_down
 
 
 @nb.njit(cache=True)
@@ -86,7 +72,7 @@ def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, facto
             evicted = hj[s0]
             hp[s0] = top[i1] + b2 - b1 + eps
             hj[s0] = j
-            _sift_down(hp, hj, s0, start[i1 + 1] - s0, 0)
+            sift_down(hp, hj, s0, start[i1 + 1] - s0, 0)
             top[i1] = hp[s0]
             phase_bids += 1
             if evicted >= 0:

@@ -50,22 +50,27 @@ def _push(hd, hn, size, d, x):
 
 
 @nb.njit(cache=True)
+def sift_down(hp, hj, s0, n, x):
+    """Restore the min-heap ``hp[s0:s0+n]`` (payload ``hj`` alongside) below position ``x`` after it grew."""
+    while True:
+        c = 2 * x + 1
+        if c >= n:
+            return
+        if c + 1 < n and hp[s0 + c + 1] < hp[s0 + c]:
+            c += 1
+        if hp[s0 + x] <= hp[s0 + c]:
+            return
+        hp[s0 + x], hp[s0 + c] = hp[s0 + c], hp[s0 + x]
+        hj[s0 + x], hj[s0 + c] = hj[s0 + c], hj[s0 + x]
+        x = c
+
+
+@nb.njit(cache=True)
 def _pop(hd, hn, size):
     d, x = hd[0], hn[0]
     size -= 1
     hd[0], hn[0] = hd[size], hn[size]
-    i = 0
-    while True:
-        c = 2 * i + 1
-        if c >= size:
-            break
-        if c + 1 < size and hd[c + 1] < hd[c]:
-            c += 1
-        if hd[i] <= hd[c]:
-            break
-        hd[c], hd[i] = hd[i], hd[c]
-        hn[c], hn[i] = hn[i], hn[c]
-        i = c
+    sift_down(hd, hn, 0, size, 0)
     return d, x, size
 
 

@@ -159,12 +159,19 @@ class _Arcs:
         self.cost = np.empty(0)
         self.flow = np.empty(0)
 
+    def locate(self, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(position, present)`` of each pair key ``row * N + col`` in the sorted keys (the insertion
+        position where absent)."""
+        at = np.searchsorted(self.key, key)
+        if not len(self.key):
+            return at, np.zeros(len(key), dtype=bool)
+        return at, self.key[np.minimum(at, len(self.key) - 1)] == key
+
     def add(self, rows: np.ndarray, cols: np.ndarray, cost: np.ndarray) -> None:
         """Add the pairs not yet in the set (duplicates allowed), merged into the sorted keys."""
-        key = rows.astype(np.int64) * self.N + cols
-        key, first = np.unique(key, return_index=True)
-        at = np.searchsorted(self.key, key)
-        fresh = self.key[np.minimum(at, len(self.key) - 1)] != key if len(self.key) else np.ones(len(key), bool)
+        key, first = np.unique(rows.astype(np.int64) * self.N + cols, return_index=True)
+        at, present = self.locate(key)
+        fresh = ~present
         at = at[fresh]
         self.key = np.insert(self.key, at, key[fresh])
         self.cost = np.insert(self.cost, at, cost[first[fresh]])
@@ -226,10 +233,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
 
     def exact(rows, cols):
         """Float64 costs of pairs, looked up for arcs already in the set."""
-        key = rows.astype(np.int64) * N + cols
-        pos = np.minimum(np.searchsorted(arcs.key, key), max(len(arcs.key) - 1, 0))
-        known = arcs.key[pos] == key if len(arcs.key) else np.zeros(len(key), dtype=bool)
-        out = np.empty(len(key))
+        pos, known = arcs.locate(rows.astype(np.int64) * N + cols)
+        out = np.empty(len(rows))
         out[known] = arcs.cost[pos[known]]
         out[~known] = _ssp.pair_costs(X, Y, rows[~known], cols[~known], squared)
         return out

@@ -38,14 +38,14 @@ _MAX_ITER_CAP = 10**10
 ENGINES = ("auto", "pot", "sparse")
 #: ``engine="auto"`` uses the sparse engine from AUTO_MIN_PAIRS pairs ``n * m`` when the larger set has at most
 #: AUTO_BALANCE times the points of the smaller, from AUTO_MIN_PAIRS_FEW_ROWS when the smaller has at most
-#: FEW_ROWS points and the larger at least AUTO_FEW_ROWS_RATIO times as many, and otherwise only beyond
+#: AUTO_FEW_ROWS points and the larger at least AUTO_FEW_ROWS_RATIO times as many, and otherwise only beyond
 #: AUTO_DENSE_MAX_PAIRS (measured on Fashion-MNIST, one thread, sparse / POT: 6 ms / 4 ms at 200 x 200,
 #: 0.10 s / 0.14 s at 1,000 x 1,000, 0.16 s / 0.73 s at 2,000 x 2,000, 0.19 s / 0.86 s at 1,000 x 4,000;
 #: 11 ms / 12 ms at 64 x 1,000, 13 ms / 30 ms at 64 x 2,000, 51 ms / 48 ms at 128 x 2,000, 45 ms / 80 ms at
 #: 128 x 3,000; but 1.1 s / 0.31 s at 300 x 5,000)
 AUTO_MIN_PAIRS = 1_000_000
 AUTO_MIN_PAIRS_FEW_ROWS = 100_000
-FEW_ROWS = 128
+AUTO_FEW_ROWS = 128
 AUTO_BALANCE = 4
 AUTO_FEW_ROWS_RATIO = 20
 #: ``engine="auto"`` hands a problem back to POT when the sparse engine needs more arcs than this per point
@@ -123,7 +123,7 @@ def _pick_engine(engine: str, power: int | None, n: int, m: int) -> bool:
             raise InputError("engine 'sparse' needs numba (pip install numba); use engine='pot'")
         return True
     small, large = sorted((n, m))
-    if small <= FEW_ROWS and large >= AUTO_FEW_ROWS_RATIO * small:
+    if small <= AUTO_FEW_ROWS and large >= AUTO_FEW_ROWS_RATIO * small:
         big = n * m >= AUTO_MIN_PAIRS_FEW_ROWS
     else:
         big = n * m >= (AUTO_MIN_PAIRS if large <= AUTO_BALANCE * small else AUTO_DENSE_MAX_PAIRS)
