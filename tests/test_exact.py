@@ -157,3 +157,103 @@ def test_transport_with_image_costs_and_callable():
 def test_bad_input_names_the_problem(x, y, kw, msg):
     with pytest.raises(InputError, match=msg):
         wasserstein(x, y, **kw)
+
+
+# --- issue 14: right at every scale, closed form on a line, the trivial problem ----------------------------
+
+SCALES = (1e-300, 1e-200, 1e-15, 1e-3, 1e5, 1e100, 1e150)
+
+
+@pytest.mark.parametrize("engine,ps", [("auto", (1, 2, 3)), ("pot", (1, 2, 3)), ("sparse", (1, 2))])
+def test_value_scales_with_the_data_at_every_representable_scale(engine, ps):
+    """W_p(s x, s y) = s W_p(x, y) to 1e-9, the oracle being the unscaled solve checked against an LP."""
+    r = np.random.default_rng(3)
+    x, y = r.normal(size=(30, 3)), r.normal(size=(45, 3)) + 0.5
+    for p in ps:
+        base = wasserstein(x, y, p=p, engine=engine)
+        assert_allclose(base.cost, lp_value(cdist(x, y) ** p, np.full(30, 1 / 30), np.full(45, 1 / 45)), rtol=1e-8)
+        for s in SCALES:
+            res = wasserstein(x * s, y * s, p=p, engine=engine)
+            assert res.value == pytest.approx(s * base.value, rel=1e-9), (p, s)
+            assert abs(res.gap) <= 1e-7 * res.cost  # the certificate scales too (both 0 where s^p underflows)
+
+
+def test_cost_matrix_scale_does_not_change_the_plan():
+    r = np.random.default_rng(4)
+    C = r.uniform(size=(7, 9))
+    base = solve_exact(C)
+    for s in (1e-300, 1e-20, 1e30, 1e300):
+        res = solve_exact(C * s)
+        assert res.value == pytest.approx(s * base.value, rel=1e-12)
+        u, v = res.potentials
+        assert (u[:, None] + v[None, :] <= C * s * (1 + 1e-12)).all()
+
+
+def test_prepared_set_far_from_unit_scale():
+    r = np.random.default_rng(5)
+    x, y = r.normal(size=(20, 4)), r.normal(size=(60, 4))
+    base = wasserstein(x, y).value
+    for s in (1e-250, 1e120):
+        assert wasserstein(x * s, exact.prepare_points(y * s)).value == pytest.approx(s * base, rel=1e-9)
+    # x far outside the prepared frame: solved afresh, still right
+    assert wasserstein(x * 1e30, exact.prepare_points(y)).value == pytest.approx(
+        wasserstein(x * 1e30, y).value, rel=1e-9)
+
+
+def test_one_point_on_one_side_with_negative_costs_is_trivial():
+    C = np.array([[-1.0, 2.0, -3.0]])
+    b = np.array([0.5, 0.25, 0.25])
+    res = solve_exact(C, b=b, plan=True)
+    assert res.value == pytest.approx(-0.5 + 0.5 - 0.75)
+    assert_allclose(res.plan, b[None])
+    assert solve_exact(C.T, a=b).value == pytest.approx(res.value)
+
+
+@pytest.mark.parametrize("p", [1, 2, 1.5])
+def test_weighted_one_dimensional_closed_form_matches_linprog(p):
+    r = np.random.default_rng(6)
+    u, v = r.normal(size=17), r.exponential(size=23)
+    a, b = r.dirichlet(np.ones(17)), r.dirichlet(np.ones(23))
+    a[3] = 0.0
+    a /= a.sum()
+    res = wasserstein(u, v, p=p, a=a, b=b, plan=True)
+    assert res.solver == "closed-form-line"
+    assert_allclose(res.cost, lp_value(np.abs(u[:, None] - v[None, :]) ** p, a, b), rtol=1e-9)
+    assert_allclose(res.plan.sum(1), a, atol=1e-12)
+    assert_allclose(res.plan.sum(0), b, atol=1e-12)
+
+
+def test_collinear_points_in_higher_dimension_use_the_line():
+    r = np.random.default_rng(7)
+    d, o = r.normal(size=5), r.normal(size=5)
+    t, s = r.normal(size=(300, 1)), r.normal(size=(200, 1)) + 1
+    for p in (1, 2):
+        res = wasserstein(t * d + o, s * d + o, p=p)
+        assert res.solver == "closed-form-line"
+        assert res.value == pytest.approx(wasserstein(t, s, p=p).value * np.linalg.norm(d), rel=1e-9)
+        assert res.value == pytest.approx(wasserstein(t * d + o, s * d + o, p=p, engine="pot").value, rel=1e-9)
+
+
+def test_points_off_the_line_go_to_the_general_solver():
+    r = np.random.default_rng(8)
+    x = np.c_[r.normal(size=40), np.zeros(40)]
+    y = np.c_[r.normal(size=30), np.zeros(30)]
+    y[5, 1] = 0.3  # one point off the line
+    res = wasserstein(x, y, p=2)
+    assert res.solver != "closed-form-line"
+    assert res.value == pytest.approx(np.sqrt(lp_value(cdist(x, y, "sqeuclidean"), np.full(40, 1 / 40),
+                                                       np.full(30, 1 / 30))), rel=1e-9)
+
+
+def test_large_one_dimensional_and_collinear_sets_take_the_closed_form():
+    """11,000 x 11,000 1-D points and 2,000 x 2,000 collinear points in R^5 hung in the sparse engine."""
+    r = np.random.default_rng(9)
+    u, v = r.normal(size=11_000), r.normal(size=11_000) + 0.1
+    for p in (1, 2):
+        res = wasserstein(u, v, p=p)
+        assert res.solver == "closed-form-line"
+        expected = np.mean(np.abs(np.sort(u) - np.sort(v)) ** p) ** (1 / p)
+        assert res.value == pytest.approx(expected, rel=1e-10)
+    d = r.normal(size=5)
+    res = wasserstein(r.normal(size=(2000, 1)) * d, r.normal(size=(2000, 1)) * d, p=2)
+    assert res.solver == "closed-form-line" and res.gap <= 1e-7 * res.cost + 1e-12

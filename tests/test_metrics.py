@@ -32,3 +32,22 @@ def test_target_used_with_other_options_is_an_error():
         metrics.compute("patch-swd-local", y[:2], t, patch_size=3)
     with pytest.raises(InputError, match="needs images"):
         metrics.target("patch-swd", torch.rand(10, 64))
+
+
+@pytest.mark.parametrize("name,opts", [
+    ("swd", {"projections": 16, "seed": 3}),
+    ("patch-swd", {"patch_size": 3, "stride": 2, "projections": 8, "seed": 1}),
+    ("patch-swd-local", {"patch_size": 3, "stride": 2, "projections": 8, "seed": 1}),
+])
+def test_sliced_metrics_report_their_projections(name, opts):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(3, 1, 8, 8, generator=g), torch.rand(4, 1, 8, 8, generator=g)
+    out = metrics.compute(name, x, y, **opts)
+    assert out["projections"] == opts["projections"] and out["seed"] == opts["seed"]
+
+
+def test_exact_metrics_report_their_certificate():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(5, 3, generator=g), torch.randn(6, 3, generator=g)
+    out = metrics.compute("w1", x, y)
+    assert 0 <= out["gap"] <= 1e-7 * out["value"] and out["solver"]

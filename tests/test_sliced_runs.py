@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from wganlab.bench import plain_patch_swd
+from wganlab.errors import InputError
 from wganlab.ot import sliced
 from wganlab.ot.patches import patch_swd, patch_target
 from wganlab.ot.sliced import _gather_runs, _sum_runs, _UniformPlan, random_projections, wasserstein_1d
@@ -94,3 +95,9 @@ def test_patch_swd_reuse_matches_the_plain_formula_and_the_direct_gradient():
     xb = x.detach().clone().requires_grad_(True)
     plain_patch_swd(xb, y, theta, 3, chunk=5)
     assert_close(xb.grad, g_ref.float(), rtol=1e-4, atol=1e-7)
+
+
+def test_absurd_number_of_projections_is_refused_before_allocation():
+    x = torch.zeros(4, 784)
+    with pytest.raises(InputError, match="100,000,000 projections"):
+        sliced.sliced_wasserstein(x, x, n_projections=100_000_000)

@@ -51,7 +51,7 @@ def cmd_distance(args) -> int:
     x, y = _load_set(args.a, args.data_root), _load_set(args.b, args.data_root)
     given = {k: getattr(args, k) for k in ("projections", "patch_size", "stride", "eps", "seed")
              if getattr(args, k) is not None}
-    for k, path in (("weights_a", args.weights_a), ("weights_b", args.weights_b)):
+    for k, path in (("a", args.weights_a), ("b", args.weights_b)):
         if path is not None:
             given[k] = _load_weights(path)
     out = metrics.compute(args.metric, x, y, **given)

@@ -5,8 +5,11 @@ number called ``w1`` means the same thing everywhere. Each metric takes ``(x, y,
 returns a dict with at least ``value``; :func:`compute` validates the options and adds ``metric``.
 
 Conventions: ``w1``/``w2`` are exact (certified) Wasserstein distances between the flattened sets in
-the input's pixel scale; ``swd`` is the sliced W1 (mean over projections); the patch metrics work on
-images ``N x C x H x W``; ``sinkhorn`` is the debiased Sinkhorn divergence with Euclidean ground cost.
+the input's pixel scale (with ``gap`` and ``solver``); ``swd`` is the sliced W1 (mean over projections); the
+patch metrics work on images ``N x C x H x W``; ``sinkhorn`` is the debiased Sinkhorn divergence with
+Euclidean ground cost. Weights are ``a`` (of ``x``) and ``b`` (of ``y``). An approximate metric says what it
+is: the sliced ones their ``projections`` and ``seed``, ``sinkhorn`` its ``eps``, ``iterations``,
+``marginal_error`` and ``converged``.
 """
 
 from __future__ import annotations
@@ -100,27 +103,27 @@ def compute(name: str, x, y, **options) -> dict:
     return {"metric": name, **metric.fn(x, y, **opts)}
 
 
-def _exact_target(y, weights_a, weights_b):
+def _exact_target(y, a, b):
     from wganlab.ot.exact import prepare_points
 
     return prepare_points(y)
 
 
-@register_metric("w1", "exact Wasserstein-1 (Euclidean, certified optimal)", prepare=_exact_target, weights_a=None,
-                 weights_b=None)
-def _w1(x, y, weights_a, weights_b):
+@register_metric("w1", "exact Wasserstein-1 (Euclidean, certified optimal)", prepare=_exact_target, a=None,
+                 b=None)
+def _w1(x, y, a, b):
     from wganlab.ot.exact import wasserstein
 
-    r = wasserstein(x, y, p=1, a=weights_a, b=weights_b)
+    r = wasserstein(x, y, p=1, a=a, b=b)
     return {"value": r.value, "gap": r.gap, "solver": r.solver}
 
 
-@register_metric("w2", "exact Wasserstein-2 (Euclidean, certified optimal)", prepare=_exact_target, weights_a=None,
-                 weights_b=None)
-def _w2(x, y, weights_a, weights_b):
+@register_metric("w2", "exact Wasserstein-2 (Euclidean, certified optimal)", prepare=_exact_target, a=None,
+                 b=None)
+def _w2(x, y, a, b):
     from wganlab.ot.exact import wasserstein
 
-    r = wasserstein(x, y, p=2, a=weights_a, b=weights_b)
+    r = wasserstein(x, y, p=2, a=a, b=b)
     return {"value": r.value, "gap": r.gap, "solver": r.solver}
 
 
@@ -144,7 +147,8 @@ def _patch_target(local: bool):
 def _swd(x, y, projections, seed):
     from wganlab.ot.sliced import sliced_wasserstein
 
-    return {"value": float(sliced_wasserstein(x, y, n_projections=projections, seed=seed))}
+    return {"value": float(sliced_wasserstein(x, y, n_projections=projections, seed=seed)),
+            "projections": projections, "seed": seed}
 
 
 @register_metric("patch-swd", "SWD between all patches of the two image sets", needs_images=True,
@@ -152,7 +156,8 @@ def _swd(x, y, projections, seed):
 def _patch_swd(x, y, patch_size, stride, projections, seed):
     from wganlab.ot.patches import patch_swd
 
-    return {"value": float(patch_swd(x, y, patch_size, stride, n_projections=projections, seed=seed))}
+    return {"value": float(patch_swd(x, y, patch_size, stride, n_projections=projections, seed=seed)),
+            "projections": projections, "seed": seed}
 
 
 @register_metric("patch-swd-local", "mean over patch locations of the per-location patch SWD",
@@ -161,12 +166,14 @@ def _patch_swd(x, y, patch_size, stride, projections, seed):
 def _patch_swd_local(x, y, patch_size, stride, projections, seed):
     from wganlab.ot.patches import patch_swd_local
 
-    return {"value": float(patch_swd_local(x, y, patch_size, stride, n_projections=projections, seed=seed))}
+    return {"value": float(patch_swd_local(x, y, patch_size, stride, n_projections=projections, seed=seed)),
+            "projections": projections, "seed": seed}
 
 
 @register_metric("sinkhorn", "debiased Sinkhorn divergence S_eps, Euclidean cost", eps=1.0,
-                 weights_a=None, weights_b=None)
-def _sinkhorn(x, y, eps, weights_a, weights_b):
-    from wganlab.ot.sinkhorn import sinkhorn_divergence
+                 a=None, b=None)
+def _sinkhorn(x, y, eps, a, b):
+    from wganlab.ot.sinkhorn import sinkhorn_divergence_terms
 
-    return {"value": float(sinkhorn_divergence(x, y, eps, a=weights_a, b=weights_b))}
+    terms = sinkhorn_divergence_terms(x, y, eps, a=a, b=b)
+    return {"value": float(terms.value), **terms.report()}

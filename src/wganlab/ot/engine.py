@@ -38,6 +38,7 @@ import scipy.sparse as sp
 import torch
 
 from wganlab.errors import InputError, NotOptimalError
+from wganlab.ot.certificate import ROUNDING, check_certificate
 from wganlab.ot.result import OTResult
 
 try:
@@ -88,14 +89,25 @@ class Points:
     solves share (:func:`wganlab.ot.exact.prepare_points`); ``mu`` defaults to the mean of a sample (any
     shift leaves the distances unchanged; the mean keeps the norms, hence the float32 error, small)."""
 
-    def __init__(self, Z: np.ndarray, mu: np.ndarray | None = None):
+    def __init__(self, Z: np.ndarray, mu: np.ndarray | None = None, exponent: int = 0):
         self.exact = Z
+        #: the set as given is ``exact * 2^exponent`` (:func:`wganlab.ot.exact.prepare_points` rescales sets
+        #: far from unit spread)
+        self.exponent = exponent
+        self._bounds: torch.Tensor | None = None
         self.mu = Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if mu is None else mu
         self.z32 = np.subtract(Z, self.mu.astype(Z.dtype), out=np.empty(Z.shape, np.float32), casting="same_kind")
         self.sq32 = torch.linalg.vector_norm(torch.from_numpy(self.z32), dim=1).square_().numpy()
 
     def __len__(self) -> int:
         return len(self.exact)
+
+    @property
+    def bounds(self) -> torch.Tensor:
+        """``(2, d)``: the largest and the smallest value of each coordinate (made once, when first asked)."""
+        if self._bounds is None:
+            self._bounds = torch.from_numpy(np.stack([self.exact.max(0), self.exact.min(0)]))
+        return self._bounds
 
 
 class _Distances:
@@ -274,7 +286,7 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     sr, dc = sa.copy(), sb.copy()
     scale = float(arcs.cost.max())
     _ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc,
-                     1e-14 * max(scale, 1.0))
+                     0.1 * ROUNDING * scale)
 
     solver = _ssp.ssp_few_rows if few_rows else _ssp.ssp
     rounds = n_aug = extended = priced_in = n_stuck = 0
@@ -427,14 +439,3 @@ def _insert(arcs: _Arcs, rows, cols, cost, u, v, sr, dc) -> None:
     np.add.at(sr, arcs.row[back], arcs.flow[back])
     np.add.at(dc, arcs.col[back], arcs.flow[back])
     arcs.flow[back] = 0.0
-
-
-def check_certificate(res: OTResult, row_sums, col_sums, a, b, tol: float, scale: float) -> None:
-    """Marginals within 1e-9 and duality gap within ``tol`` of the cost (plus float64 rounding of
-    ``scale``, the largest cost entry, so an optimum of 0 is accepted); raises :class:`NotOptimalError`."""
-    marg = max(np.abs(np.asarray(row_sums) - a).max(), np.abs(np.asarray(col_sums) - b).max())
-    if not marg <= 1e-9:
-        raise NotOptimalError(f"plan violates the marginals by {marg:.3g}")
-    slack = 1e-13 * max(scale, 1.0)
-    if res.gap > tol * abs(res.cost) + slack or res.gap < -slack - 1e-9 * abs(res.cost):
-        raise NotOptimalError(f"duality gap {res.gap:.3g} (relative {res.gap_rel:.3g}) exceeds {tol:g}")

@@ -29,7 +29,10 @@ import torch
 from wganlab.checks import as_points, as_tensor, as_weights, same_dim
 from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot import engine as sparse_engine
+from wganlab.ot.certificate import (check_certificate, dual_gap, exponent, needs_rescaling, spread_exponent,
+                                    times_pow2)
 from wganlab.ot.costs import CostFn, cost_matrix
+from wganlab.ot.onedim import line_coordinates, monotone_plan, plan_matrix
 from wganlab.ot.result import OTResult
 
 #: relative duality gap above which a solution is rejected
@@ -56,17 +59,6 @@ AUTO_DENSE_MAX_PAIRS = 120_000_000
 _SPARSE_COSTS = {"euclidean": 1, "sqeuclidean": 2}
 
 
-def dual_gap(C: np.ndarray, a: np.ndarray, b: np.ndarray, u: np.ndarray, cost: float):
-    """Feasible potentials from ``u`` and the duality gap they certify.
-
-    ``v_j = min_i (C_ij - u_i)`` makes ``(u, v)`` dual feasible, so ``a.u + b.v <= OT`` and
-    ``gap = cost - (a.u + b.v) >= OT - OT = 0`` bounds how far ``cost`` is above the optimum.
-    Returns ``(v, gap)``.
-    """
-    v = (C - u[:, None]).min(axis=0)
-    return v, float(cost - (a @ u + b @ v))
-
-
 def solve_exact(C, a=None, b=None, *, plan: bool = False, tol: float = GAP_TOL) -> OTResult:
     """Exact OT for a cost matrix ``C (n, m)`` and weights ``a (n,)``, ``b (m,)`` (uniform if None).
 
@@ -83,6 +75,26 @@ def solve_exact(C, a=None, b=None, *, plan: bool = False, tol: float = GAP_TOL) 
     n, m = C.shape
     a = as_weights(a, n, "weights of x")
     b = as_weights(b, m, "weights of y")
+    e = exponent(float(np.abs(C).max()))
+    e = e if needs_rescaling(e) else 0
+    if e:  # costs near 1 for the simplex's tolerances; exact (a power of two), undone on the result
+        C = times_pow2(C, -e)
+    res = _trivial(C, a, b) if min(n, m) == 1 else _network_simplex(C, a, b, tol)
+    return rescaled(res if plan else dataclasses.replace(res, plan=None), e)
+
+
+def _trivial(C: np.ndarray, a: np.ndarray, b: np.ndarray) -> OTResult:
+    """One point on one side: the only plan is ``a b^T``; potentials ``u = 0, v = C`` (or transposed)."""
+    P = np.outer(a, b)
+    cost = float((P * C).sum())
+    pots = (np.zeros(1), C[0].copy()) if len(a) == 1 else (C[:, 0].copy(), np.zeros(1))
+    return OTResult(value=cost, cost=cost, gap=0.0, solver="trivial", plan=P, potentials=pots,
+                    info={"n": len(a), "m": len(b)})
+
+
+def _network_simplex(C: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float) -> OTResult:
+    """POT's network simplex with a growing iteration budget, then the certificate."""
+    n, m = C.shape
     max_iter = max(1_000_000, 100 * (n + m))
     tries = 0
     while True:
@@ -97,19 +109,22 @@ def solve_exact(C, a=None, b=None, *, plan: bool = False, tol: float = GAP_TOL) 
         max_iter *= 10
     cost = float((P * C).sum())
     v, gap = dual_gap(C, a, b, np.asarray(log["u"], dtype=np.float64), cost)
-    res = OTResult(value=cost, cost=cost, gap=gap, solver="pot-network-simplex",
-                   plan=P if plan else None, potentials=(np.asarray(log["u"]), v),
-                   info={"n": n, "m": m, "tries": tries, "max_iter": max_iter})
-    _check(res, P, a, b, tol, float(np.abs(C).max()))
+    res = OTResult(value=cost, cost=cost, gap=gap, solver="pot-network-simplex", plan=P,
+                   potentials=(np.asarray(log["u"]), v), info={"n": n, "m": m, "tries": tries, "max_iter": max_iter})
+    if (P < -1e-15).any():
+        raise NotOptimalError(f"plan has negative entries (min {P.min():.3g})")
+    check_certificate(res, P.sum(1), P.sum(0), a, b, tol, float(np.abs(C).max()))
     return res
 
 
-def _check(res: OTResult, P: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float, scale: float) -> None:
-    """Non-negative plan, marginals within 1e-9 and duality gap within ``tol`` (see
-    :func:`wganlab.ot.engine.check_certificate`)."""
-    if (P < -1e-15).any():
-        raise NotOptimalError(f"plan has negative entries (min {P.min():.3g})")
-    sparse_engine.check_certificate(res, P.sum(1), P.sum(0), a, b, tol, scale)
+def rescaled(res: OTResult | None, e: int) -> OTResult | None:
+    """A result for costs ``2^e`` times those ``res`` was computed for (value, cost, gap and potentials
+    times ``2^e``; the plan is unchanged). Values beyond float64's range become ``inf`` (or 0)."""
+    if res is None or e == 0:
+        return res
+    pots = None if res.potentials is None else tuple(times_pow2(np.asarray(p), e) for p in res.potentials)
+    return dataclasses.replace(res, value=times_pow2(res.value, e), cost=times_pow2(res.cost, e),
+                               gap=times_pow2(res.gap, e), potentials=pots, info={**res.info, "rescaled_exponent": e})
 
 
 def _pick_engine(engine: str, power: int | None, n: int, m: int) -> bool:
@@ -130,8 +145,7 @@ def _pick_engine(engine: str, power: int | None, n: int, m: int) -> bool:
     return engine == "auto" and power is not None and big and sparse_engine.available()
 
 
-def _sparse(xs: torch.Tensor, ys: torch.Tensor, a, b, power: int, warm_start, tol: float,
-            engine: str) -> OTResult | None:
+def _sparse(xs: torch.Tensor, ys, a, b, power: int, warm_start, tol: float, engine: str) -> OTResult | None:
     """The sparse engine's result, or None when ``engine="auto"`` and its arc set outgrows
     ``AUTO_ARCS_PER_POINT * (n + m)`` on a problem whose dense cost matrix fits (the caller then runs POT)."""
     n, m = len(xs), len(ys)
@@ -155,9 +169,14 @@ def _engine_array(z: torch.Tensor) -> np.ndarray:
 
 def prepare_points(y) -> sparse_engine.Points:
     """A fixed point set ``y (n, ...)`` (flattened) prepared once for many :func:`wasserstein` calls against
-    it (OT-Means, W1 tracking during training): checked, copied, and its centred float32 copy and norms
-    made once. Same results as passing ``y``."""
-    return sparse_engine.Points(np.array(_engine_array(as_points(y, "y")), copy=True))
+    it (OT-Means, W1 tracking during training): checked, copied (rescaled by a power of two when its spread
+    is far from 1), and its centred float32 copy and norms made once. Same results as passing ``y``."""
+    ys = as_points(y, "y")
+    e = spread_exponent(ys)
+    e = e if needs_rescaling(e) else 0
+    if e:
+        ys = times_pow2(ys.double(), -e)
+    return sparse_engine.Points(np.array(_engine_array(ys), copy=True), exponent=e)
 
 
 def transport(x, y, cost: str | CostFn = "euclidean", a=None, b=None, *, plan: bool = False,
@@ -170,20 +189,13 @@ def transport(x, y, cost: str | CostFn = "euclidean", a=None, b=None, *, plan: b
     if xs.ndim == 1:
         xs, ys = xs[:, None], (ys[:, None] if ys.ndim == 1 else ys)
     same_dim(xs, ys)
-    return _transport(xs, ys, cost, a, b, plan, tol, engine, warm_start)
-
-
-def _transport(xs: torch.Tensor, ys: torch.Tensor, cost: str | CostFn, a, b, plan: bool, tol: float, engine: str,
-               warm_start: OTResult | None, prepared: sparse_engine.Points | None = None) -> OTResult:
-    """:func:`transport` on checked point sets (``prepared``: ``ys`` made ready for the sparse engine): the
-    sparse engine where it applies, else POT."""
     power = _SPARSE_COSTS.get(cost) if isinstance(cost, str) else None
-    res = None
-    if _pick_engine(engine, power, len(xs), len(ys)):
-        res = _sparse(xs, ys if prepared is None else prepared, a, b, power, warm_start, tol, engine)
-    if res is None:
+    if power is None:
+        _pick_engine(engine, None, len(xs), len(ys))  # validates the engine's name (only POT covers this cost)
         return solve_exact(cost_matrix(xs, ys.to(xs.device), cost, dtype=torch.float64), a, b, plan=plan, tol=tol)
-    return res if plan else dataclasses.replace(res, plan=None)
+    res, e = _euclidean_power(xs.reshape(len(xs), -1), ys.reshape(len(ys), -1), power, a, b, plan, tol, engine,
+                              warm_start, None)
+    return rescaled(res, power * e)
 
 
 def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: float = GAP_TOL,
@@ -193,12 +205,14 @@ def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: 
     ``x (n, ...)`` and ``y (m, ...)`` are flattened (images ``N x C x H x W`` become ``N x CHW``); the
     norm is Euclidean, in the pixel scale of the input. ``y`` may be a set made ready once by
     :func:`prepare_points` (for many calls against it). ``a``/``b`` are probability weights
-    (uniform when None). The result's ``value`` is ``W_p`` and ``cost`` is ``W_p^p``.
+    (uniform when None). The result's ``value`` is ``W_p`` and ``cost`` is ``W_p^p`` (``inf`` or 0 where
+    that power leaves float64's range; ``value`` is right at any scale: ``W_p(s x, s y) = s W_p(x, y)``).
 
     ``engine``: ``"auto"``, ``"pot"`` (dense network simplex) or ``"sparse"`` (p = 1 or 2 only; see the
-    module docstring); ``result.solver`` names the one that ran. The sparse engine returns the plan as
-    a ``scipy.sparse.csr_array`` and accepts ``warm_start``, an earlier result between sets of the same
-    sizes whose potentials seed the solve (the POT engine ignores it).
+    module docstring); ``result.solver`` names the one that ran. ``"auto"`` solves sets on one line (1-D
+    data included) by the closed form (:mod:`wganlab.ot.onedim`; no potentials). The sparse engine returns
+    the plan as a ``scipy.sparse.csr_array`` and accepts ``warm_start``, an earlier result between sets of
+    the same sizes whose potentials seed the solve (the POT engine ignores it).
 
     >>> round(wasserstein([[0.0], [1.0]], [[3.0], [4.0]]).value, 9)  # translation by 3
     3.0
@@ -208,11 +222,72 @@ def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: 
     prepared = y if isinstance(y, sparse_engine.Points) else None
     xs, ys = as_points(x, "x"), as_points(y, "y") if prepared is None else torch.from_numpy(prepared.exact)
     same_dim(xs, ys)
-    if p in (1, 2):
-        res = _transport(xs, ys, "euclidean" if p == 1 else "sqeuclidean", a, b, plan, tol, engine, warm_start,
-                         prepared)
-    else:
-        _pick_engine(engine, None, len(xs), len(ys))  # validates the engine's name (only POT covers this p)
-        res = solve_exact(cost_matrix(xs, ys, "euclidean") ** p, a, b, plan=plan, tol=tol)
-    return OTResult(value=res.cost ** (1.0 / p), cost=res.cost, gap=res.gap, solver=res.solver,
-                    plan=res.plan, potentials=res.potentials, info={**res.info, "p": p})
+    res, e = _euclidean_power(xs, ys, p, a, b, plan, tol, engine, warm_start, prepared)
+    value = times_pow2(res.cost ** (1.0 / p), e)
+    return dataclasses.replace(rescaled(res, p * e), value=value, info={**res.info, "p": p})
+
+
+def _euclidean_power(xs: torch.Tensor, ys: torch.Tensor, p: float, a, b, plan: bool, tol: float, engine: str,
+                     warm_start: OTResult | None, prepared: sparse_engine.Points | None) -> tuple[OTResult, int]:
+    """OT for the cost ``||x - y||^p`` between ``xs (n, d)`` and ``ys (m, d)`` (``ys`` in ``prepared``'s frame
+    when given), solved on the sets multiplied by ``2^-e`` (a spread near 1; ``e = 0`` for ordinary data).
+    Returns ``(result for the rescaled sets, e)``: the true costs are ``2^(p e)`` times its."""
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}; choose one of {list(ENGINES)}")
+    e = 0 if prepared is None else prepared.exponent
+    if e:
+        xs = times_pow2(xs.double(), -e)
+    if prepared is not None and needs_rescaling(spread_exponent(xs, prepared.bounds)):
+        ys, prepared = times_pow2(ys.double(), e), None  # x far from the prepared frame: start again
+        xs = times_pow2(xs, e) if e else xs
+        e = 0
+    if prepared is None:
+        e = spread_exponent(xs, ys)
+        e = e if needs_rescaling(e) else 0
+        if e:
+            xs, ys = times_pow2(xs.double(), -e), times_pow2(ys.double(), -e)
+    if warm_start is not None and e:
+        warm_start = rescaled(warm_start, -p * e)
+    res = _on_line(xs, ys, p, a, b, tol) if engine == "auto" else None
+    if res is None:
+        res = _general(xs, ys, p, a, b, tol, engine, warm_start, prepared)
+    return (res if plan else dataclasses.replace(res, plan=None)), e
+
+
+def _general(xs, ys, p, a, b, tol, engine, warm_start, prepared) -> OTResult:
+    """The sparse engine where it applies (p = 1, 2), else POT on the dense cost matrix."""
+    power = p if p in (1, 2) else None
+    if _pick_engine(engine, power, len(xs), len(ys)):
+        if isinstance(warm_start, OTResult) and warm_start.potentials is None:
+            warm_start = None  # a closed-form result has no potentials to start from
+        res = _sparse(xs, ys if prepared is None else prepared, a, b, power, warm_start, tol, engine)
+        if res is not None:
+            return res
+    ys = ys.to(xs.device)
+    C = cost_matrix(xs, ys, "sqeuclidean") if p == 2 else cost_matrix(xs, ys, "euclidean") ** p
+    return solve_exact(C, a, b, plan=True, tol=tol)
+
+
+def _on_line(xs: torch.Tensor, ys: torch.Tensor, p: float, a, b, tol: float) -> OTResult | None:
+    """The closed form for sets on one line (:mod:`wganlab.ot.onedim`), certified by the gap between the
+    monotone plan's true cost and the optimum along the line; None when the sets are not on one line."""
+    coords = line_coordinates(xs, ys)
+    if coords is None:
+        return None
+    n, m = len(xs), len(ys)
+    a, b = as_weights(a, n, "weights of x"), as_weights(b, m, "weights of y")
+    rows, cols, mass = monotone_plan(*coords, a, b)
+    along = np.abs(coords[0][rows] - coords[1][cols]) ** p
+    pair = along
+    if xs.shape[1] > 1:
+        diff = xs[torch.from_numpy(rows).to(xs.device)].double() - ys[torch.from_numpy(cols).to(ys.device)].double()
+        pair = torch.linalg.vector_norm(diff, dim=1).cpu().numpy() ** p
+    cost = float(mass @ pair)
+    P = plan_matrix(rows, cols, mass, n, m)
+    res = OTResult(value=cost, cost=cost, gap=cost - float(mass @ along), solver="closed-form-line", plan=P,
+                   info={"n": n, "m": m, "d": xs.shape[1]})
+    try:
+        check_certificate(res, P.sum(1), P.sum(0), a, b, tol, float(pair.max()))
+    except NotOptimalError:
+        return None  # nearly, not exactly, on one line: the general solver decides
+    return res

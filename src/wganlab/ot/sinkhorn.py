@@ -50,14 +50,17 @@ import torch
 
 from wganlab.checks import as_tensor, as_weights, positive_int, same_dim
 from wganlab.errors import InputError, WganlabError
+from wganlab.ot.certificate import needs_rescaling, spread_exponent, times_pow2
 from wganlab.ot.costs import CostFn, cost_matrix, get_cost, sqeuclidean
 
 __all__ = [
+    "DivergenceTerms",
     "SinkhornNotConverged",
     "SinkhornResult",
     "sinkhorn",
     "sinkhorn_cost",
     "sinkhorn_divergence",
+    "sinkhorn_divergence_terms",
     "soft_c_transform",
     "solve_sinkhorn",
 ]
@@ -71,6 +74,11 @@ STAGE_NEWTON = 20
 STAGE_TOL = 1e-2
 #: the named costs that vanish on the diagonal (c(x, x) = 0): the self terms set it to exactly 0
 _ZERO_DIAGONAL = ("euclidean", "sqeuclidean", "l1", "ssim", "psnr")
+#: the named costs invariant under translation and homogeneous of this degree (``c(s x, s y) = s^k c(x, y)``):
+#: computed on the sets moved to the origin and rescaled to unit spread (see :func:`_frame`)
+_HOMOGENEOUS = {"euclidean": 1, "sqeuclidean": 2, "l1": 1}
+#: sets whose centre is farther than this many spreads from the origin are first moved to it
+_FAR = 16.0
 
 
 class SinkhornNotConverged(WganlabError):
@@ -371,17 +379,60 @@ def _prepare(x, y, a, b, cost, dtype):
     return xt, xw, yw, la, lb
 
 
+def _frame(xw: torch.Tensor, yw: torch.Tensor, cost, eps: float):
+    """The sets in the frame where their costs are computed: for a cost of :data:`_HOMOGENEOUS` degree ``k``,
+    moved by a common shift to the origin when their centre is far from it (``||x||^2 + ||y||^2 - 2 x.y``
+    would cancel) and multiplied by ``2^-e`` when their spread ``2^e`` is far from 1 (costs would leave
+    float64's range). ``W_eps(C) = s W_{eps/s}(C / s)`` for ``s = 2^(k e)``, so the divergence is
+    computed, not approximated, there. Returns ``(xw, yw, eps in the frame, k e)``."""
+    degree = _HOMOGENEOUS.get(cost) if isinstance(cost, str) else None
+    if degree is None:
+        return xw, yw, eps, 0
+    flat = [z.reshape(len(z), -1) for z in (xw, yw)]
+    e = spread_exponent(*flat)
+    with torch.no_grad():
+        hi = torch.maximum(flat[0].amax(0), flat[1].amax(0))
+        lo = torch.minimum(flat[0].amin(0), flat[1].amin(0))
+        centre = 0.5 * hi + 0.5 * lo
+    if float(centre.abs().max()) > _FAR * 2.0**e:
+        xw, yw = xw - centre.reshape(xw.shape[1:]), yw - centre.reshape(yw.shape[1:])
+    if not needs_rescaling(e):
+        return xw, yw, eps, 0
+    k = degree * e
+    eps_frame = times_pow2(eps, -k)
+    if not (0 < eps_frame < float("inf")) or not 0 < times_pow2(1.0, k) < float("inf"):
+        raise InputError(f"eps={eps:g} and costs of size 2^{k} cannot be represented together in float64")
+    return times_pow2(xw, -e), times_pow2(yw, -e), eps_frame, k
+
+
+def _unframed(res: SinkhornResult, k: int, eps: float) -> SinkhornResult:
+    """A result computed in :func:`_frame`'s frame (costs ``2^-k`` times the true ones), in true units."""
+    if k == 0:
+        return res
+    value = times_pow2(res.value, k)
+    if not bool(torch.isfinite(value)):
+        raise InputError(f"W_eps is of size 2^{k}, beyond float64's range")
+    return res._replace(value=value, f=times_pow2(res.f, k), g=times_pow2(res.g, k), eps=eps)
+
+
+def _finite(C: torch.Tensor) -> torch.Tensor:
+    """``C``, unless an entry overflowed (a custom cost at an extreme scale of the data)."""
+    if not bool(torch.isfinite(C.detach()).all()):
+        raise InputError("the cost matrix has infinite or NaN entries at this scale of the data")
+    return C
+
+
 def _entropic(xw, yw, la, lb, eps, cost, *, self_term: bool, max_iter, tol, scaling) -> SinkhornResult:
     """``W_eps`` between the (already converted) point sets, with the envelope-theorem gradient."""
     grad = torch.is_grad_enabled()
     if self_term:
-        C_x = _cost(xw, xw.detach(), cost, True)  # gradient through the first argument only
+        C_x = _finite(_cost(xw, xw.detach(), cost, True))  # gradient through the first argument only
         f, _, ok, it, err = _solve(C_x.detach(), la, la, eps, symmetric=True, max_iter=max_iter, tol=tol,
                                    scaling=scaling)
         ft = _softmin(eps, C_x, (la + f / eps).detach())
         value = 2 * (la.exp() * ft).sum()
         return SinkhornResult(value, f, f, ok, it, err, eps)
-    C_xy = _cost(xw, yw.detach(), cost, False)
+    C_xy = _finite(_cost(xw, yw.detach(), cost, False))
     need_y = grad and yw.requires_grad
     C_yx = _cost(yw, xw.detach(), cost, False) if need_y else C_xy.detach().T
     f, g, ok, it, err = _solve(C_xy.detach(), la, lb, eps, symmetric=False, max_iter=max_iter, tol=tol,
@@ -400,8 +451,10 @@ def sinkhorn(x, y, eps: float, a=None, b=None, *, cost: str | CostFn = "euclidea
     the working dtype."""
     eps = _check_eps(eps)
     _, xw, yw, la, lb = _prepare(x, y, a, b, cost, dtype)
-    return _entropic(xw, yw, la, lb, eps, cost, self_term=False, max_iter=positive_int(max_iter, "max_iter"),
-                     tol=_default_tol(tol, xw.dtype), scaling=_check_scaling(scaling))
+    xf, yf, eps_f, k = _frame(xw, yw, cost, eps)
+    res = _entropic(xf, yf, la, lb, eps_f, cost, self_term=False, max_iter=positive_int(max_iter, "max_iter"),
+                    tol=_default_tol(tol, xw.dtype), scaling=_check_scaling(scaling))
+    return _unframed(res, k, eps)
 
 
 def _raise_unless(res: SinkhornResult, what: str, tol: float, max_iter: int) -> None:
@@ -462,13 +515,50 @@ def sinkhorn_cost(x, y, eps: float, a=None, b=None, cost: str | CostFn = "euclid
     eps = _check_eps(eps)
     backend = _check_backend(backend)
     xt, xw, yw, la, lb = _prepare(x, y, a, b, cost, dtype)
+    xf, yf, eps_f, k = _frame(xw, yw, cost, eps)
     if backend == "geomloss":
-        return _geomloss(xw, yw, la, lb, eps, cost, False, _check_scaling(scaling)).to(xt.dtype)
+        return times_pow2(_geomloss(xf, yf, la, lb, eps_f, cost, False, _check_scaling(scaling)), k).to(xt.dtype)
     max_iter, tol = positive_int(max_iter, "max_iter"), _default_tol(tol, xw.dtype)
-    res = _entropic(xw, yw, la, lb, eps, cost, self_term=False, max_iter=max_iter, tol=tol,
-                    scaling=_check_scaling(scaling))
+    res = _unframed(_entropic(xf, yf, la, lb, eps_f, cost, self_term=False, max_iter=max_iter, tol=tol,
+                              scaling=_check_scaling(scaling)), k, eps)
     _raise_unless(res, "W_eps(x, y)", tol, max_iter)
     return res.value.to(xt.dtype)
+
+
+class DivergenceTerms(NamedTuple):
+    """The Sinkhorn divergence ``value = xy.value - (xx.value + yy.value) / 2`` (0-d tensor) with its three
+    entropic solves (:class:`SinkhornResult`: iterations, marginal error, convergence of each)."""
+
+    value: torch.Tensor
+    xy: SinkhornResult
+    xx: SinkhornResult
+    yy: SinkhornResult
+
+    def report(self) -> dict:
+        """What the number is: ``eps``, the most iterations and the largest marginal error of the three solves."""
+        terms = (self.xy, self.xx, self.yy)
+        return {"eps": self.xy.eps, "iterations": max(t.n_iter for t in terms),
+                "marginal_error": max(t.error for t in terms), "converged": all(t.converged for t in terms)}
+
+
+def sinkhorn_divergence_terms(x, y, eps: float, a=None, b=None, cost: str | CostFn = "euclidean",
+                              max_iter: int = DEFAULT_MAX_ITER, tol: float | None = None, *, scaling: float = 0.5,
+                              dtype: torch.dtype | None = torch.float64) -> DivergenceTerms:
+    """:func:`sinkhorn_divergence` (this module's solver) with the report of its three solves. Raises
+    :class:`SinkhornNotConverged` when one of them misses ``tol``."""
+    eps = _check_eps(eps)
+    xt, xw, yw, la, lb = _prepare(x, y, a, b, cost, dtype)
+    xf, yf, eps_f, k = _frame(xw, yw, cost, eps)
+    max_iter, tol = positive_int(max_iter, "max_iter"), _default_tol(tol, xw.dtype)
+    opts = {"max_iter": max_iter, "tol": tol, "scaling": _check_scaling(scaling)}
+    terms = []
+    for what, u, v, lu, lv, self_term in (("W_eps(x, y)", xf, yf, la, lb, False), ("W_eps(x, x)", xf, xf, la, la, True),
+                                          ("W_eps(y, y)", yf, yf, lb, lb, True)):
+        res = _unframed(_entropic(u, v, lu, lv, eps_f, cost, self_term=self_term, **opts), k, eps)
+        _raise_unless(res, what, tol, max_iter)
+        terms.append(res)
+    value = terms[0].value - 0.5 * (terms[1].value + terms[2].value)
+    return DivergenceTerms(value.to(xt.dtype), *terms)
 
 
 def sinkhorn_divergence(x, y, eps: float, a=None, b=None, cost: str | CostFn = "euclidean",
@@ -485,17 +575,10 @@ def sinkhorn_divergence(x, y, eps: float, a=None, b=None, cost: str | CostFn = "
     >>> round(float(sinkhorn_divergence(x, x + 3, 0.01)), 3)  # ~ W1 = 3
     3.0
     """
-    eps = _check_eps(eps)
     backend = _check_backend(backend)
-    xt, xw, yw, la, lb = _prepare(x, y, a, b, cost, dtype)
     if backend == "geomloss":
-        return _geomloss(xw, yw, la, lb, eps, cost, True, _check_scaling(scaling)).to(xt.dtype)
-    max_iter, tol = positive_int(max_iter, "max_iter"), _default_tol(tol, xw.dtype)
-    opts = {"max_iter": max_iter, "tol": tol, "scaling": _check_scaling(scaling)}
-    w_xy = _entropic(xw, yw, la, lb, eps, cost, self_term=False, **opts)
-    _raise_unless(w_xy, "W_eps(x, y)", tol, max_iter)
-    w_xx = _entropic(xw, xw, la, la, eps, cost, self_term=True, **opts)
-    _raise_unless(w_xx, "W_eps(x, x)", tol, max_iter)
-    w_yy = _entropic(yw, yw, lb, lb, eps, cost, self_term=True, **opts)
-    _raise_unless(w_yy, "W_eps(y, y)", tol, max_iter)
-    return (w_xy.value - 0.5 * (w_xx.value + w_yy.value)).to(xt.dtype)
+        eps = _check_eps(eps)
+        xt, xw, yw, la, lb = _prepare(x, y, a, b, cost, dtype)
+        xf, yf, eps_f, k = _frame(xw, yw, cost, eps)
+        return times_pow2(_geomloss(xf, yf, la, lb, eps_f, cost, True, _check_scaling(scaling)), k).to(xt.dtype)
+    return sinkhorn_divergence_terms(x, y, eps, a, b, cost, max_iter, tol, scaling=scaling, dtype=dtype).value

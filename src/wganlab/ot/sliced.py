@@ -45,6 +45,8 @@ from wganlab.errors import InputError
 #: projected values (summed over both sets) one chunk of projections may hold: 64 M values, i.e. about
 #: 0.5-0.8 GB of scratch memory in float32 once the sorted copy and one gathered temporary are counted
 MAX_ELEMENTS = 1 << 26
+#: the most entries ``n_projections * d`` a set of random projections may have (1 GB in float64)
+MAX_PROJECTION_ELEMENTS = 1 << 27
 #: projected values (times rows) one block of the uniform 1-D kernel works on: ~1 MB in float32, so its
 #: temporaries stay in the CPU cache (5x faster than passes over whole rows of millions of patches)
 BLOCK_ELEMENTS = 1 << 18
@@ -415,6 +417,9 @@ def random_projections(d: int, n_projections: int, *, seed: int | None = None,
     """
     d = positive_int(d, "d")
     n_projections = positive_int(n_projections, "n_projections")
+    if n_projections * d > MAX_PROJECTION_ELEMENTS:
+        raise InputError(f"{n_projections:,} projections of {d:,}-dimensional points would need "
+                         f"{n_projections * d:,} float64 entries, over the limit of {MAX_PROJECTION_ELEMENTS:,}")
     if generator is None and seed is not None:
         generator = torch.Generator().manual_seed(int(seed))
     gdev = generator.device if generator is not None else "cpu"
