@@ -90,3 +90,15 @@ def test_coincident_points_are_at_distance_exactly_zero():
     assert (c == 0).sum() == 50
     near = x + 1e-9
     assert_allclose(cost_matrix(x, near).diagonal().numpy(), np.full(50, 1e-9 * np.sqrt(784)), rtol=1e-6)
+
+
+def test_absurd_dense_cost_matrix_is_refused_before_allocation():
+    from wganlab.ot.costs import MAX_COST_ENTRIES
+    from wganlab.ot.sinkhorn import sinkhorn_divergence
+
+    x = torch.zeros(1, 2).expand(40_000, 2)  # a view: no memory behind the 40,000 points
+    assert 40_000**2 > MAX_COST_ENTRIES
+    with pytest.raises(InputError, match="40,000 x 40,000 cost matrix"):
+        cost_matrix(x, x)
+    with pytest.raises(InputError, match="40,000 x 40,000 cost matrix"):
+        sinkhorn_divergence(x, x, 1.0)

@@ -35,7 +35,7 @@ def test_multiscale_descent_sharpens_ot_means():
     assert res.images.shape == (6, 1, 16, 16)
     levels = sorted({t["size"] for t in res.trace})
     assert levels[0] < levels[-1] == 16  # coarse to fine
-    from wganlab.ot.medians import ot_means
+    from wganlab.ot.otmeans import ot_means
 
     start = ot_means(Y, 6, n_iter=2, ot_steps=2).centroids
     assert float(patch_swd(res.images, Y, 5, 1)) < float(patch_swd(start, Y, 5, 1))

@@ -8,8 +8,9 @@ from scipy.spatial.distance import cdist
 
 from oracles import lp_value
 from wganlab.errors import InputError, NotOptimalError
-from wganlab.ot import _auction, engine, ot_means
-from wganlab.ot.exact import AUTO_MIN_PAIRS, prepare_points, transport, wasserstein
+from wganlab.ot import ot_means
+from wganlab.ot.exact import AUTO_MIN_PAIRS, auction, prepare_points, transport, wasserstein
+from wganlab.ot.exact import sparse as engine
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="the sparse engine needs numba")
 
@@ -219,7 +220,7 @@ def test_auction_prices_are_an_eps_optimal_dual(eps):
     C = cdist(x, y)
     cap = np.array([4, 6, 8, 10, 12])
     price = np.zeros(5)
-    bids = _auction.auction_prices(*engine._dense_graph(C.T), cap, price, 1.0, eps, 4.0, 10**6)
+    bids = auction.auction_prices(*engine._dense_graph(C.T), cap, price, 1.0, eps, 4.0, 10**6)
     u = -price
     dual = (cap @ u + (C - u[:, None]).min(0).sum()) / 40
     ot = lp_value(C, cap / 40, np.full(40, 1 / 40))
@@ -232,7 +233,7 @@ def test_auction_stops_where_the_graph_holds_no_assignment():
     phase stops at ``max_bids``; a column without any arc to a row with capacity stays out."""
     col_ptr, arc_row = np.array([0, 1, 2, 3, 3]), np.array([0, 0, 0])
     price = np.zeros(2)
-    bids = _auction.auction_prices(col_ptr, arc_row, np.ones(3), np.array([1, 3]), price, 1.0, 0.1, 2.0, 100)
+    bids = auction.auction_prices(col_ptr, arc_row, np.ones(3), np.array([1, 3]), price, 1.0, 0.1, 2.0, 100)
     assert bids == 100
     assert price[0] > 0 and price[1] == 0
 

@@ -12,7 +12,8 @@ from scipy.spatial.distance import cdist
 from oracles import lp_value
 from wganlab.errors import InputError
 from wganlab.ot import exact
-from wganlab.ot.exact import NotOptimalError, solve_exact, transport, wasserstein
+from wganlab.ot.costs import cost_matrix
+from wganlab.ot.exact import NotOptimalError, dense, solve_exact, transport, wasserstein
 
 rng = np.random.default_rng(1)
 
@@ -88,7 +89,7 @@ def test_certificate_rejects_a_truncated_solve(monkeypatch):
         log["result_code"] = 1
         return P, log
 
-    monkeypatch.setattr(exact.pot, "emd", truncated)
+    monkeypatch.setattr(dense.pot, "emd", truncated)
     x, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 3))
     with pytest.raises(NotOptimalError, match=r"duality gap|marginals"):
         wasserstein(x, y)
@@ -98,7 +99,7 @@ def test_certificate_rejects_a_feasible_but_suboptimal_plan(monkeypatch):
     def identity_plan(a, b, C, **kw):
         return np.diag(a), {"result_code": 1, "u": np.zeros(len(a)), "v": np.zeros(len(b))}
 
-    monkeypatch.setattr(exact.pot, "emd", identity_plan)
+    monkeypatch.setattr(dense.pot, "emd", identity_plan)
     x, y = rng.normal(size=(10, 2)), rng.normal(size=(10, 2))
     with pytest.raises(NotOptimalError, match="duality gap"):
         wasserstein(x, y)
@@ -112,7 +113,7 @@ def test_iteration_budget_grows_until_optimal(monkeypatch):
         calls.append(numItermax)
         return real_emd(a, b, C, numItermax=numItermax // 100_000, **kw)
 
-    monkeypatch.setattr(exact.pot, "emd", tiny_budget)
+    monkeypatch.setattr(dense.pot, "emd", tiny_budget)
     x, y = rng.normal(size=(60, 3)), rng.normal(size=(60, 3))
     res = wasserstein(x, y)
     assert len(calls) >= 2 and calls[1] == 10 * calls[0]
@@ -139,7 +140,7 @@ def test_transport_with_image_costs_and_callable():
     x, y = torch.rand(6, 1, 12, 12) * 2 - 1, torch.rand(5, 1, 12, 12) * 2 - 1
     a, b = np.full(6, 1 / 6), np.full(5, 1 / 5)
     for cost in ("ssim", "psnr", "sqeuclidean"):
-        C = exact.cost_matrix(x.double(), y.double(), cost).numpy()
+        C = cost_matrix(x.double(), y.double(), cost).numpy()
         assert_allclose(transport(x, y, cost).value, lp_value(C, a, b), rtol=1e-8)
     res = transport(x, y, lambda p, q: torch.cdist(p.flatten(1), q.flatten(1), p=1))
     assert_allclose(res.value, transport(x, y, "l1").value, rtol=1e-10)

@@ -22,9 +22,9 @@ from wganlab.ot import (
     OTMeansResult,
     geometric_kmedians,
     geometric_median,
-    medians,
     ot_means,
     wasserstein,
+    weiszfeld,
     weiszfeld_step,
 )
 from wganlab.ot.medians import ConvergenceWarning
@@ -549,7 +549,7 @@ def test_cuda_matches_cpu():
     assert_allclose(k.objective, geometric_kmedians(Y, 3, n_init=2).objective, rtol=1e-9)
 
 
-@pytest.mark.skipif(medians._vz is None, reason="the CPU kernel needs numba")
+@pytest.mark.skipif(weiszfeld.weiszfeld_kernel is None, reason="the CPU kernel needs numba")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_cpu_kernel_gives_the_torch_terms(monkeypatch, dtype):
     """The numba pass over the edges and the chunked torch path agree on every term, coinciding edges included
@@ -560,9 +560,21 @@ def test_cpu_kernel_gives_the_torch_terms(monkeypatch, dtype):
     rows, cols = (t.reshape(-1) for t in torch.meshgrid(torch.arange(5), torch.arange(30), indexing="ij"))
     w = torch.rand(150, dtype=torch.float64, generator=g)
     ynorm = torch.linalg.vector_norm(Y, dim=1)
-    kernel = medians._vz_terms(x, Y, ynorm, rows, cols, w, want_dist=True)
-    monkeypatch.setattr(medians, "_vz", None)
-    plain = medians._vz_terms(x, Y, ynorm, rows, cols, w, want_dist=True)
+    kernel = weiszfeld.vz_terms(x, Y, ynorm, rows, cols, w, want_dist=True)
+    monkeypatch.setattr(weiszfeld, "weiszfeld_kernel", None)
+    plain = weiszfeld.vz_terms(x, Y, ynorm, rows, cols, w, want_dist=True)
     assert float(kernel[2][1]) == float(w[1 * 30 + 3])  # the coinciding edge's weight
     for a, b in zip(kernel, plain, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_ot_means_is_equivariant_under_scaling_of_the_data():
+    """Data far from unit scale is rescaled inside the solver; the centroids and W1 scale with it."""
+    r = np.random.default_rng(11)
+    Y = r.normal(size=(40, 3))
+    init = r.normal(size=(5, 3))
+    base = ot_means(Y, 5, n_iter=2, ot_steps=2, init=init)
+    for s in (1e-200, 1e120):
+        res = ot_means(Y * s, 5, n_iter=2, ot_steps=2, init=init * s)
+        assert_allclose(np.asarray(res.w1_trace) / s, base.w1_trace, rtol=1e-9)
+        assert_allclose(res.centroids.numpy() / s, base.centroids.numpy(), rtol=1e-7, atol=1e-9)

@@ -11,7 +11,8 @@ from wganlab.bench import plain_patch_swd
 from wganlab.errors import InputError
 from wganlab.ot import sliced
 from wganlab.ot.patches import patch_swd, patch_target
-from wganlab.ot.sliced import _gather_runs, _sum_runs, _UniformPlan, random_projections, wasserstein_1d
+from wganlab.ot.sliced import kernels, random_projections, wasserstein_1d
+from wganlab.ot.sliced.kernels import UniformPlan, gather_runs, sum_runs
 
 
 def merged_w_pp(u: torch.Tensor, v: torch.Tensor, p: float) -> torch.Tensor:
@@ -40,7 +41,7 @@ def test_unequal_sizes_match_scipy(n, m):
 @pytest.mark.parametrize(("n", "m"), [(7, 30), (30, 7), (13, 200)])
 def test_gradients_match_autograd_of_the_merged_integral(n, m, p, v_grad, monkeypatch):
     # small blocks: the blocked kernel (used for a fixed target) crosses many block boundaries
-    monkeypatch.setattr(sliced, "BLOCK_ELEMENTS", 16)
+    monkeypatch.setattr(kernels, "BLOCK_ELEMENTS", 16)
     g = torch.Generator().manual_seed(3)
     u = torch.randn(3, n, generator=g, dtype=torch.float64, requires_grad=True)
     v = torch.randn(3, m, generator=g, dtype=torch.float64, requires_grad=v_grad)
@@ -56,7 +57,7 @@ def test_gradients_match_autograd_of_the_merged_integral(n, m, p, v_grad, monkey
 
 @pytest.mark.parametrize("block", [16, 1 << 18])
 def test_blocked_float32_sum_matches_float64(block, monkeypatch):
-    monkeypatch.setattr(sliced, "BLOCK_ELEMENTS", block)
+    monkeypatch.setattr(kernels, "BLOCK_ELEMENTS", block)
     g = torch.Generator().manual_seed(5)
     u = torch.randn(2, 64, generator=g, dtype=torch.float64)
     v = torch.randn(2, 100_003, generator=g, dtype=torch.float64)
@@ -66,12 +67,12 @@ def test_blocked_float32_sum_matches_float64(block, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_run_gather_and_its_adjoint_equal_index_select_and_index_add(dtype):
-    plan = _UniformPlan(9, 40, "cpu")
+    plan = UniformPlan(9, 40, "cpu")
     us = torch.randn(2, 1, 9).to(dtype).expand(2, 3, 9)  # an expanded (0-stride) view, as the kernel sees
-    assert torch.equal(_gather_runs(us, plan), us.index_select(-1, plan.a))
+    assert torch.equal(gather_runs(us, plan), us.index_select(-1, plan.a))
     gm = torch.randn(2, 3, 40, dtype=torch.float64).to(dtype)
     want = torch.zeros(2, 3, 9, dtype=torch.float64).index_add_(-1, plan.a, gm.double())
-    assert_close(_sum_runs(gm, plan).double(), want, rtol=1e-2 if dtype == torch.bfloat16 else 1e-6, atol=1e-2)
+    assert_close(sum_runs(gm, plan).double(), want, rtol=1e-2 if dtype == torch.bfloat16 else 1e-6, atol=1e-2)
 
 
 def test_patch_swd_reuse_matches_the_plain_formula_and_the_direct_gradient():

@@ -1,6 +1,6 @@
 """Discriminator-free optimisation: move M free images straight down a Wasserstein distance.
 
-* :func:`wganlab.ot.medians.ot_means` minimises the exact image W1 (re-exported here);
+* :func:`wganlab.ot.otmeans.ot_means` minimises the exact image W1 (re-exported here);
 * :func:`patch_swd_descent` minimises the patch SWD (or the location-specific patch SWD) by gradient
   descent on the pixels (Elnekave & Weiss section 3, third column of Fig. 3);
 * :func:`multiscale_descent` runs OT-Means for the global structure, then patch-SWD descent over an image
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from wganlab.checks import as_tensor
 from wganlab.errors import InputError
-from wganlab.ot.medians import ot_means
+from wganlab.ot.otmeans import ot_means
 from wganlab.ot.patches import image_pyramid, patch_swd, patch_swd_local
 
 

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import heldout_spec, load_data
 from wganlab.ot.exact import wasserstein
-from wganlab.ot.medians import geometric_kmedians, ot_means
+from wganlab.ot.medians import geometric_kmedians
+from wganlab.ot.otmeans import ot_means
 from wganlab.ot.patches import patch_swd
 from wganlab.report.plots import bar_plot, line_plot
 

@@ -16,7 +16,7 @@ from wganlab.direct import multiscale_descent
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import heldout_spec, load_data
 from wganlab.ot.exact import wasserstein
-from wganlab.ot.medians import ot_means
+from wganlab.ot.otmeans import ot_means
 from wganlab.ot.patches import patch_swd
 from wganlab.report.plots import line_plot
 from wganlab.train import save_nearest_grid

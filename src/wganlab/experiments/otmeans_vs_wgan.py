@@ -16,7 +16,7 @@ import torch
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import heldout_spec, load_data, train_gan
 from wganlab.ot.exact import wasserstein
-from wganlab.ot.medians import ot_means
+from wganlab.ot.otmeans import ot_means
 from wganlab.report.plots import line_plot
 from wganlab.train import TrainConfig, save_nearest_grid
 

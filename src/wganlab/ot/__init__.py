@@ -6,15 +6,10 @@ Nothing here knows about GANs. Point sets are ``(n, ...)`` arrays or tensors; im
 
 from wganlab.ot.costs import COSTS, cost_matrix, get_cost
 from wganlab.ot.exact import NotOptimalError, prepare_points, solve_exact, transport, wasserstein
-from wganlab.ot.medians import (
-    KMediansResult,
-    OTMeansResult,
-    geometric_kmedians,
-    geometric_median,
-    ot_means,
-    weiszfeld_step,
-)
+from wganlab.ot.medians import KMediansResult, geometric_kmedians, geometric_median
+from wganlab.ot.otmeans import OTMeansResult, ot_means
 from wganlab.ot.result import OTResult
+from wganlab.ot.weiszfeld import weiszfeld_step
 
 __all__ = [
     "COSTS",

@@ -33,6 +33,8 @@ CostFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: elements of float scratch memory a block may use (about 256 MB in float32)
 BLOCK_ELEMENTS = 64 * 1024 * 1024
+#: the most entries a dense cost matrix may have (8 GB in float64); larger requests are refused up front
+MAX_COST_ENTRIES = 1 << 30
 PSNR_CAP_DB = 100.0
 
 
@@ -176,6 +178,13 @@ def paired_cost(x: torch.Tensor, y: torch.Tensor, cost: str | CostFn = "euclidea
     return torch.cat([fn(x[i:i + 1], y[i:i + 1]).reshape(1) for i in range(len(x))])
 
 
+def check_dense_size(n: int, m: int) -> None:
+    """Raise :class:`InputError` before an ``n x m`` dense cost matrix over :data:`MAX_COST_ENTRIES` is built."""
+    if n * m > MAX_COST_ENTRIES:
+        raise InputError(f"a dense {n:,} x {m:,} cost matrix ({n * m:,} entries) exceeds the limit of "
+                         f"{MAX_COST_ENTRIES:,}; use fewer points (or the sparse engine for W1 / W2)")
+
+
 def cost_matrix(x: torch.Tensor, y: torch.Tensor, cost: str | CostFn = "euclidean", *,
                 dtype: torch.dtype | None = torch.float64, block_rows: int | None = None) -> torch.Tensor:
     """The ``(n, m)`` matrix ``C_ij = c(x_i, y_j)``, computed in row blocks of ``x``.
@@ -185,9 +194,10 @@ def cost_matrix(x: torch.Tensor, y: torch.Tensor, cost: str | CostFn = "euclidea
     inputs' device.
     """
     fn = get_cost(cost)
+    n, m = x.shape[0], y.shape[0]
+    check_dense_size(n, m)
     if dtype is not None:
         x, y = x.to(dtype), y.to(dtype)
-    n, m = x.shape[0], y.shape[0]
     if block_rows is None:
         per_row = max(m, 1) * max(1, math.prod(x.shape[1:]) // 64 + 1)
         block_rows = max(1, min(n, BLOCK_ELEMENTS // per_row))

@@ -1,38 +1,30 @@
-"""Geometric medians, geometric k-medians clustering and OT-Means.
+"""Geometric medians and geometric k-medians clustering.
 
 * :func:`geometric_median` — ``argmin_z sum_i w_i ||y_i - z||`` (Weiszfeld 1937 with the Vardi & Zhang
   2000 safeguard at data points).
-* :func:`weiszfeld_step` — one batched reweighting step for ``k`` centroids at once, each weighted by a
-  row of a ``(k, n)`` weight matrix (dense, or sparse such as an OT plan).
+* :func:`~wganlab.ot.weiszfeld.weiszfeld_step` (:mod:`wganlab.ot.weiszfeld`, shared with OT-Means) — one
+  batched, safeguarded reweighting step for ``k`` centroids at once.
 * :func:`geometric_kmedians` — Lloyd's algorithm with geometric-median centroids, initialised by
   scikit-learn's k-means (Stanczuk et al. 2021, section 5.4 and appendix A). Its objective, the mean
   distance from a point to its nearest centroid, equals ``W1(data, sum_j counts_j / n delta_{c_j})``
   (their Theorem A.1.3).
-* :func:`ot_means` — Elnekave & Weiss, Algorithm 1: alternate an exact OT plan between ``m`` centroids
-  (mass ``1/m`` each) and the data (mass ``1/N`` each) with Weiszfeld steps for each centroid weighted by
-  its row of the plan. The exact W1 never increases (their Theorem 1).
+(OT-Means, Elnekave & Weiss' Algorithm 1, is :mod:`wganlab.ot.otmeans`.)
 
 Distances are Euclidean on flattened points (images ``N x C x H x W`` become ``N x CHW``), in the pixel
-scale of the input. The vector work runs in float64 with torch on the input's device; exact OT runs on
-the CPU through :mod:`wganlab.ot.exact`.
+scale of the input. The vector work runs in float64 with torch on the input's device.
 
-**The data-point safeguard.** Weiszfeld's map ``T(z) = sum_i (w_i / d_i) y_i / sum_i (w_i / d_i)``,
-``d_i = ||y_i - z||``, is undefined when ``z`` sits on a data point. At such a point (here: a point whose
-distance to ``z`` is at most ``1e-13 (||y_i|| + ||z||)``, the float64 resolution) let ``eta`` be the weight
-sitting there, ``R = sum_{i: d_i > 0} w_i (y_i - z) / d_i`` and ``r = ||R||``. Then ``z`` is the median iff
-``r <= eta``; otherwise the step is ``z + (1 - eta / r) (T~(z) - z)`` where ``T~`` is Weiszfeld's map over
-the other points. This is Vardi & Zhang's modification; it never increases the weighted objective and
-reduces to the plain step when ``eta = 0``. The iterative solvers (:func:`geometric_median`, k-medians)
+**The data-point safeguard** (Vardi & Zhang; :mod:`wganlab.ot.weiszfeld`). The iterative solvers
 additionally test, whenever the nearest data point of an iterate changes, whether that point satisfies
 ``r <= eta``, and jump to it when it does: Weiszfeld's iterates only approach a median lying on a data
 point (linearly, at a rate ``r / eta`` that can be close to 1), while the test finds it exactly.
+
 
 **Acceleration.** Weiszfeld's map is a majorise-minimise step and converges linearly, slowly when the
 objective is badly conditioned (a median near, but not on, a data point: 1,600 steps for ``r / eta =
 0.99`` in a test case). The iterative solvers wrap it in SQUAREM (Varadhan & Roland 2008) with a
 monotone guard (an extrapolated point is kept only if its objective is no larger than after the plain
 step), which cut that case to 50 map evaluations and never increases the objective.
-:func:`weiszfeld_step` and :func:`ot_means` use the plain safeguarded step, as the paper does.
+:func:`~wganlab.ot.weiszfeld.weiszfeld_step` and OT-Means use the plain safeguarded step, as the paper does.
 
 References: E. Weiszfeld, Tohoku Math. J. 43 (1937); Y. Vardi and C.-H. Zhang, PNAS 97 (2000);
 A. Beck and S. Sabach, JOTA 164 (2015); R. Varadhan and C. Roland, Scand. J. Stat. 35 (2008);
@@ -46,74 +38,18 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from wganlab.checks import as_points, as_tensor, positive_int
 from wganlab.errors import InputError
-from wganlab.ot.exact import prepare_points, wasserstein
-
-try:
-    from wganlab.ot import _vz
-except ImportError:  # numba missing or broken: the torch path runs everywhere
-    _vz = None
-
-#: two points closer than this times the sum of their norms are treated as the same point
-COINCIDE_RTOL = 1e-13
-#: elements of float64 scratch memory one chunk of (edge, coordinate) work uses (1 MB: small chunks stay in
-#: cache and avoid page-faulting fresh allocations, 2x faster than 32 MB chunks on one CPU thread)
-_CHUNK_ELEMENTS = 128 * 1024
-
-#: Reference OT-Means schedule (Elnekave & Weiss' public code): 10 outer iterations of 5 x (exact OT
-#: plan + one Weiszfeld step), centroids starting as 0.5 * N(0, I).
-OT_MEANS_DEFAULTS = {"n_iter": 10, "ot_steps": 5, "weiszfeld_steps": 1, "init_std": 0.5}
-#: Stanczuk et al. used 100 k-means initialisations; the default here is 10 (cheaper), pass n_init=100.
-KMEDIANS_PAPER_N_INIT = 100
+from wganlab.ot.weiszfeld import CHUNK_ELEMENTS, float_dtype, is_median, vz_terms, vz_update
 
 
 class ConvergenceWarning(UserWarning):
     """An iterative solver stopped at its iteration limit before meeting its tolerance."""
-
-
-# --------------------------------------------------------------------------------------------------
-# weights as edges (row = centroid, col = point, positive weight)
-# --------------------------------------------------------------------------------------------------
-
-
-def _edges(weights, k: int, n: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The positive entries of a ``(k, n)`` weight matrix as ``(rows, cols, values)`` on ``device``.
-
-    Accepts a dense array/tensor, a torch sparse tensor (any layout) or a ``scipy.sparse`` matrix/array.
-    """
-    if isinstance(weights, torch.Tensor) and weights.layout != torch.strided:
-        if weights.shape != (k, n):
-            raise InputError(f"weights: expected shape {(k, n)}, got {tuple(weights.shape)}")
-        coo = weights.to_sparse_coo().coalesce() if weights.layout != torch.sparse_coo else weights.coalesce()
-        rows, cols = coo.indices()
-        vals = coo.values().to(torch.float64)
-    elif sp.issparse(weights):
-        if weights.shape != (k, n):
-            raise InputError(f"weights: expected shape {(k, n)}, got {tuple(weights.shape)}")
-        coo = sp.coo_array(sp.csc_array(weights))  # point by point: the Weiszfeld pass then reads them in order
-        rows = torch.as_tensor(np.asarray(coo.row, dtype=np.int64))
-        cols = torch.as_tensor(np.asarray(coo.col, dtype=np.int64))
-        vals = torch.as_tensor(np.asarray(coo.data, dtype=np.float64))
-    else:
-        W = as_tensor(weights, "weights", torch.float64)
-        if W.shape != (k, n):
-            raise InputError(f"weights: expected shape {(k, n)} (centroids x points), got {tuple(W.shape)}")
-        rows, cols = torch.nonzero(W, as_tuple=True)
-        vals = W[rows, cols]
-    if not bool(torch.isfinite(vals).all()):
-        raise InputError("weights contain NaN or infinite values")
-    if bool((vals < 0).any()):
-        raise InputError(f"weights must be non-negative (min {float(vals.min()):.3g})")
-    keep = vals > 0
-    return rows[keep].to(device), cols[keep].to(device), vals[keep].to(device)
 
 
 def _point_weights(weights, n: int, device) -> torch.Tensor:
@@ -129,85 +65,6 @@ def _point_weights(weights, n: int, device) -> torch.Tensor:
     if not s > 0:
         raise InputError("weights: all weights are zero")
     return w / s
-
-
-# --------------------------------------------------------------------------------------------------
-# the Vardi-Zhang step
-# --------------------------------------------------------------------------------------------------
-
-
-def _vz_terms(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch.Tensor,
-              cols: torch.Tensor, w: torch.Tensor, want_dist: bool = False):
-    """For every centroid ``x_j``: ``S_j = sum w/d`` and ``R_j = sum w (y - x_j)/d`` over the points not
-    coinciding with ``x_j``, ``eta_j`` = the weight of the coinciding points and the objective
-    ``f_j = sum w d``; optionally the per-edge distances. Works in chunks of edges so memory stays
-    ``O(chunk * d)`` (float64 on the CPU with numba: one pass, :mod:`wganlab.ot._vz`). Returns ``(S, R, eta,
-    f, dist)``."""
-    if _vz is not None and x.device.type == Y.device.type == "cpu" and x.dtype == torch.float64 and \
-            Y.dtype in (torch.float32, torch.float64):  # float32 points: read at half the cost, same values
-        out = _vz.vz_terms(*(t.contiguous().numpy() for t in (x, Y, ynorm, rows, cols, w)), COINCIDE_RTOL)
-        return tuple(torch.from_numpy(t) for t in out)
-    k, d = x.shape
-    S = torch.zeros(k, dtype=x.dtype, device=x.device)
-    eta = torch.zeros_like(S)
-    f = torch.zeros_like(S)
-    R = torch.zeros_like(x)
-    dist_all = torch.empty(len(rows), dtype=x.dtype, device=x.device) if want_dist else None
-    xnorm = torch.linalg.vector_norm(x, dim=1)
-    step = max(1, _CHUNK_ELEMENTS // max(d, 1))
-    for s in range(0, len(rows), step):
-        r, c, ww = rows[s:s + step], cols[s:s + step], w[s:s + step]
-        diff = Y.index_select(0, c) - x.index_select(0, r)
-        dist = torch.linalg.vector_norm(diff, dim=1)
-        same = dist <= COINCIDE_RTOL * (ynorm.index_select(0, c) + xnorm.index_select(0, r))
-        inv = torch.where(same, torch.zeros_like(dist), ww / torch.where(same, torch.ones_like(dist), dist))
-        S.index_add_(0, r, inv)
-        eta.index_add_(0, r, torch.where(same, ww, torch.zeros_like(ww)))
-        f.index_add_(0, r, ww * dist)
-        R.index_add_(0, r, diff * inv[:, None])
-        if want_dist:
-            dist_all[s:s + step] = dist
-    return S, R, eta, f, dist_all
-
-
-def _vz_update(x: torch.Tensor, S: torch.Tensor, R: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
-    """``x + max(0, 1 - eta/r) R / S`` (plain Weiszfeld when ``eta = 0``; no move when ``S = 0``)."""
-    r = torch.linalg.vector_norm(R, dim=1)
-    tiny = torch.finfo(x.dtype).tiny
-    factor = torch.where(eta > 0, (1.0 - eta / r.clamp_min(tiny)).clamp_min(0.0), torch.ones_like(eta))
-    scale = torch.where(S > 0, factor / torch.where(S > 0, S, torch.ones_like(S)), torch.zeros_like(S))
-    return x + scale[:, None] * R
-
-
-def _is_median(S: torch.Tensor, R: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
-    """Whether a centroid sitting on data points (``eta > 0``) is the median: ``||R|| <= eta``."""
-    return (eta > 0) & (torch.linalg.vector_norm(R, dim=1) <= eta)
-
-
-def weiszfeld_step(centroids, points, weights) -> torch.Tensor:
-    """One Weiszfeld step for ``k`` weighted geometric-median problems at once.
-
-    ``x_j <- sum_i (w_ji / ||y_i - x_j||) y_i / sum_i (w_ji / ||y_i - x_j||)`` for every centroid
-    ``x_j`` (row ``j`` of ``centroids (k, d)``), with the Vardi-Zhang rule when ``x_j`` sits on a data
-    point (see the module docstring), so that for every ``j`` the objective
-    ``f_j(x) = sum_i w_ji ||y_i - x||`` never increases. A centroid with no weight does not move.
-
-    ``points (n, d)``; ``weights (k, n)`` non-negative: a dense array/tensor, a torch sparse tensor or a
-    ``scipy.sparse`` matrix. Only the non-zero entries are visited (an OT plan between 64 centroids and
-    10,000 points has at most 10,063), in chunks, with no Python loop over points. Points and centroids
-    may be images (flattened). Computed in float64 on the device of ``points``; returns ``(k, d)`` in
-    float64.
-
-    >>> weiszfeld_step([[0.0, 0.0]], [[0.0, 1.0], [0.0, 3.0]], [[1.0, 1.0]]).tolist()  # 1/1, 1/3 weights
-    [[0.0, 1.5]]
-    """
-    Y = as_points(points, "points", torch.float64)
-    x = as_points(centroids, "centroids", torch.float64).to(Y.device)
-    if x.shape[1] != Y.shape[1]:
-        raise InputError(f"dimension mismatch: centroids have {x.shape[1]} coordinates, points {Y.shape[1]}")
-    rows, cols, w = _edges(weights, x.shape[0], Y.shape[0], Y.device)
-    S, R, eta, _, _ = _vz_terms(x, Y, torch.linalg.vector_norm(Y, dim=1), rows, cols, w)
-    return _vz_update(x, S, R, eta)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -228,8 +85,8 @@ def _map_with_test(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: 
     remembers the last nearest point that failed, so the test costs a pass only when it changes."""
     k = x.shape[0]
     nnz = len(rows)
-    S, R, eta, f, dist = _vz_terms(x, Y, ynorm, rows, cols, w, want_dist=True)
-    g = _vz_update(x, S, R, eta)
+    S, R, eta, f, dist = vz_terms(x, Y, ynorm, rows, cols, w, want_dist=True)
+    g = vz_update(x, S, R, eta)
     if nnz == 0:
         return f, g, torch.zeros(k, dtype=torch.bool, device=x.device)
     mind = torch.full((k,), math.inf, dtype=x.dtype, device=x.device).scatter_reduce(
@@ -239,13 +96,13 @@ def _map_with_test(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: 
         include_self=True)
     has = first < nnz
     near = torch.where(has, cols[first.clamp_max(nnz - 1)], 0)  # nearest data point of each row
-    opt = has & _is_median(S, R, eta)  # on (within rounding) a data point that is optimal
+    opt = has & is_median(S, R, eta)  # on (within rounding) a data point that is optimal
     check = has & ~opt & (near != rejected)
     if bool(check.any()):
         q = torch.where(check[:, None], Y[near], x)
         sel = check[rows]
-        Sq, Rq, etaq, _, _ = _vz_terms(q, Y, ynorm, rows[sel], cols[sel], w[sel])
-        ok = check & _is_median(Sq, Rq, etaq)
+        Sq, Rq, etaq, _, _ = vz_terms(q, Y, ynorm, rows[sel], cols[sel], w[sel])
+        ok = check & is_median(Sq, Rq, etaq)
         opt |= ok
         rejected.copy_(torch.where(check & ~ok, near, rejected))
     g = torch.where(opt[:, None], Y[near], g)  # return an optimal data point exactly
@@ -311,10 +168,6 @@ def _medians(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch.
             opt = torch.where(bad, opt3, opt)
 
 
-def _out_dtype(t: torch.Tensor) -> torch.dtype:
-    return t.dtype if t.is_floating_point() else torch.float32
-
-
 def geometric_median(points, weights=None, *, init=None, max_iter: int = 1000, tol: float = 1e-10
                      ) -> torch.Tensor:
     """The weighted geometric median ``argmin_z sum_i w_i ||y_i - z||`` of ``points (n, d)``.
@@ -335,7 +188,7 @@ def geometric_median(points, weights=None, *, init=None, max_iter: int = 1000, t
     [0.0, 0.0]
     """
     P = as_points(points, "points")
-    dtype = _out_dtype(P)
+    dtype = float_dtype(P)
     Y = P.to(torch.float64)
     n, d = Y.shape
     max_iter = positive_int(max_iter, "max_iter")
@@ -403,7 +256,7 @@ class KMediansResult:
 def _row_dist(X: torch.Tensor, c: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """``||x_i - c_{labels_i}||`` computed from differences (no cancellation)."""
     out = torch.empty(len(X), dtype=X.dtype, device=X.device)
-    step = max(1, _CHUNK_ELEMENTS // max(X.shape[1], 1))
+    step = max(1, CHUNK_ELEMENTS // max(X.shape[1], 1))
     for s in range(0, len(X), step):
         out[s:s + step] = torch.linalg.vector_norm(X[s:s + step] - c[labels[s:s + step]], dim=1)
     return out
@@ -551,126 +404,4 @@ def _kmeans_starts(X: torch.Tensor, k: int, n_init: int, seed: int, how: str) ->
     return out
 
 
-# --------------------------------------------------------------------------------------------------
-# OT-Means
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OTMeansResult:
-    """OT-Means output.
-
-    Attributes:
-        centroids: ``(m, ...)`` in the per-point shape and floating dtype of the input (float64 inside).
-        w1_trace: the exact W1 of every OT solve, in order: one before each Weiszfeld update, then the
-            final W1 after the last update (``n_iter * ot_steps + 1`` values). Non-increasing.
-        n_solves: the number of exact OT solves (``len(w1_trace)``).
-        plan: the final solve's optimal plan, ``(m, N)`` ``scipy.sparse.csr_array``.
-    """
-
-    centroids: torch.Tensor
-    w1_trace: list[float]
-    n_solves: int
-    plan: sp.csr_array | None = None
-
-    @property
-    def w1(self) -> float:
-        """The final exact W1 between the centroids (mass 1/m each) and the data (1/N each)."""
-        return self.w1_trace[-1]
-
-
-def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps: int = 1, init=None,
-             init_std: float = 0.5, seed: int = 0,
-             callback: Callable[[int, torch.Tensor, list[float]], object] | None = None,
-             engine: str = "auto") -> OTMeansResult:
-    """OT-Means (Elnekave & Weiss, Algorithm 1): ``m`` points minimising the exact W1 to ``y``.
-
-    The centroids ``x_1..x_m`` carry mass ``1/m`` and the data ``y_1..y_N`` mass ``1/N``. Each of the
-    ``n_iter * ot_steps`` updates solves the exact OT problem (:func:`wganlab.ot.exact.wasserstein`,
-    cost ``||x_j - y_i||`` on flattened points) for the plan ``P (m, N)``, then moves every centroid by
-    ``weiszfeld_steps`` Weiszfeld steps (:func:`weiszfeld_step`) on ``argmin_z sum_i P_ji ||y_i - z||``.
-    Since ``P`` stays feasible and each step lowers its centroid's weighted sum,
-    ``W1`` never increases (their Theorem 1); with ``m = N`` the centroids become copies of the data.
-
-    Defaults are the reference schedule (:data:`OT_MEANS_DEFAULTS`): ``n_iter=10`` outer iterations of
-    ``ot_steps=5`` x (exact plan + ``weiszfeld_steps=1`` step) = 50 updates, then a final solve for the
-    last W1 (51 solves); centroids start as ``init_std * N(0, I)`` drawn with ``torch.Generator``
-    seeded by ``seed`` (in float64), unless ``init (m, ...)`` is given. ``callback(outer, centroids,
-    w1_trace)`` is called after each outer iteration (``centroids`` is a copy in the input's shape).
-
-    ``y (N, ...)``: points or images ``(N, C, H, W)`` (flattened inside; centroids come back in the
-    input's per-point shape, dtype and device). The Weiszfeld work runs in float64 on ``y``'s device,
-    the OT solve on the CPU with ``engine`` (see :func:`wganlab.ot.exact.wasserstein`); each solve is
-    warm-started from the previous one's potentials (the plan changes little between updates).
-
-    >>> r = ot_means([[0.0], [2.0], [10.0], [12.0]], 2, n_iter=3, ot_steps=2, init=[[1.0], [5.0]])
-    >>> r.n_solves, round(r.w1, 9), r.w1_trace[0]  # any point of [10, 12] is a median of {10, 12}
-    (7, 1.0, 3.5)
-    """
-    Yt = as_tensor(y, "y")
-    point_shape = Yt.shape[1:]
-    dtype = _out_dtype(Yt)
-    target = prepare_points(Yt)  # the solver's copy of y as given (float32 stays float32), made once
-    # the Weiszfeld work reads the same values from it on the CPU (float32 data: half the reading)
-    Y = torch.from_numpy(target.exact) if Yt.device.type == "cpu" else as_points(Yt, "y", torch.float64)
-    N, D = Y.shape
-    if init is None:
-        m = positive_int(m, "m")
-    else:
-        X = as_tensor(init, "init", torch.float64).to(Y.device)
-        if X.shape[1:] != point_shape and not (X.ndim == 2 and X.shape[1] == D):
-            raise InputError(f"init: points of shape {tuple(X.shape[1:])} do not match y's "
-                             f"{tuple(point_shape)}")
-        X = X.reshape(len(X), D).clone()
-        if m is None:
-            m = len(X)
-        m = positive_int(m, "m")
-        if len(X) != m:
-            raise InputError(f"init has {len(X)} centroids but m={m}")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 0:
-        raise InputError(f"n_iter: expected a non-negative integer, got {n_iter!r}")
-    ot_steps = positive_int(ot_steps, "ot_steps")
-    weiszfeld_steps = positive_int(weiszfeld_steps, "weiszfeld_steps")
-    if init is None:
-        if not (math.isfinite(init_std) and init_std >= 0):
-            raise InputError(f"init_std must be finite and >= 0, got {init_std!r}")
-        g = torch.Generator().manual_seed(int(seed))
-        X = (init_std * torch.randn(m, D, generator=g, dtype=torch.float64)).to(Y.device)
-
-    ynorm = torch.linalg.vector_norm(Y, dim=1).to(torch.float64)  # in y's precision: only a tolerance's scale
-    trace: list[float] = []
-    last = None
-
-    def solve():
-        nonlocal last
-        last = wasserstein(X, target, plan=True, engine=engine, warm_start=last)
-        trace.append(float(last.value))
-        return last.plan
-
-    def shaped(t: torch.Tensor) -> torch.Tensor:
-        return t.reshape(m, *point_shape) if point_shape else t.reshape(m)
-
-    for outer in range(int(n_iter)):
-        for _ in range(ot_steps):
-            rows, cols, w = _edges(solve(), m, N, Y.device)
-            for _ in range(weiszfeld_steps):
-                S, R, eta, _, _ = _vz_terms(X, Y, ynorm, rows, cols, w)
-                X = _vz_update(X, S, R, eta)
-        if callback is not None:
-            callback(outer, shaped(X.clone()).to(dtype), list(trace))
-    plan = sp.csr_array(solve())
-    return OTMeansResult(centroids=shaped(X).to(dtype), w1_trace=trace, n_solves=len(trace), plan=plan)
-
-
-__all__ = [
-    "COINCIDE_RTOL",
-    "KMEDIANS_PAPER_N_INIT",
-    "OT_MEANS_DEFAULTS",
-    "ConvergenceWarning",
-    "KMediansResult",
-    "OTMeansResult",
-    "geometric_kmedians",
-    "geometric_median",
-    "ot_means",
-    "weiszfeld_step",
-]
+__all__ = ["ConvergenceWarning", "KMediansResult", "geometric_kmedians", "geometric_median"]

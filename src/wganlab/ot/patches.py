@@ -32,14 +32,7 @@ import torch.nn.functional as F
 
 from wganlab.checks import as_tensor, positive_int
 from wganlab.errors import InputError
-from wganlab.ot.sliced import (
-    SortedProjections,
-    _check_p,
-    _check_target_tensor,
-    _get_projections,
-    _Side,
-    _sliced,
-)
+from wganlab.ot.sliced import Side, SortedProjections, check_p, check_target_tensor, get_projections, sliced_distance
 
 #: projections per convolution call (one call per group keeps every projection bit-identical however the
 #: projections are chunked; CPU convolutions also slow down past ~16 output channels)
@@ -160,14 +153,14 @@ def _project(images: torch.Tensor, theta: torch.Tensor, size: int, stride: int, 
     return buf if local else buf.view(k, n * L)
 
 
-def _patch_side(images: torch.Tensor, size: int, stride: int, padding: int, local: bool) -> _Side:
+def _patch_side(images: torch.Tensor, size: int, stride: int, padding: int, local: bool) -> Side:
     n = images.shape[0]
     rows, cols = patch_grid(images.shape[2], images.shape[3], size, stride, padding)
     L = rows * cols
 
     def project(data, theta):
         return _project(data, theta, size, stride, padding, local)
-    return _Side(images, project, n, (L,)) if local else _Side(images, project, n * L)
+    return Side(images, project, n, (L,)) if local else Side(images, project, n * L)
 
 
 def _meta(images: torch.Tensor, size, stride, padding, local) -> dict:
@@ -193,7 +186,7 @@ def patch_target(y, size: int, stride: int = 1, n_projections: int = 128, *, pad
         y = y.to(device)
     y = y.detach()
     d = y.shape[1] * size * size
-    theta = _get_projections(d, n_projections, seed, generator, projections, y.device, y.dtype)
+    theta = get_projections(d, n_projections, seed, generator, projections, y.device, y.dtype)
     side = _patch_side(y, size, stride, padding, local)
     return SortedProjections._from_side(side, theta, max_elements, _meta(y, size, stride, padding, local))
 
@@ -206,7 +199,7 @@ def _prepare(x, y, size, stride, padding, local, n_projections, seed, generator,
             raise InputError("y is a precomputed target: its own projections are used")
         if y.meta != want:
             raise InputError(f"the target was built for {y.meta}, but this call needs {want}")
-        _check_target_tensor(y, x)
+        check_target_tensor(y, x)
         return _patch_side(x, size, stride, padding, local), y, y.projections
     y = _as_images(y, "y").to(device=x.device, dtype=x.dtype)
     if x.shape[1] != y.shape[1]:
@@ -215,7 +208,7 @@ def _prepare(x, y, size, stride, padding, local, n_projections, seed, generator,
         raise InputError("location-specific patch SWD needs images of the same size, got "
                          f"{tuple(x.shape[2:])} and {tuple(y.shape[2:])}")
     d = x.shape[1] * size * size
-    theta = _get_projections(d, n_projections, seed, generator, projections, x.device, x.dtype)
+    theta = get_projections(d, n_projections, seed, generator, projections, x.device, x.dtype)
     return (_patch_side(x, size, stride, padding, local), _patch_side(y, size, stride, padding, local), theta)
 
 
@@ -238,9 +231,9 @@ def patch_swd(x, y, size: int, stride: int = 1, n_projections: int = 128, p: flo
     Returns:
         a 0-d tensor in ``x``'s dtype and on its device.
     """
-    p = _check_p(p)
+    p = check_p(p)
     xs, ys, theta = _prepare(x, y, size, stride, padding, False, n_projections, seed, generator, projections)
-    return _sliced(xs, ys, theta, p, max_elements)
+    return sliced_distance(xs, ys, theta, p, max_elements)
 
 
 def patch_swd_local(x, y, size: int, stride: int = 1, n_projections: int = 128, p: float = 1, *,
@@ -253,9 +246,9 @@ def patch_swd_local(x, y, size: int, stride: int = 1, n_projections: int = 128, 
     projections serve every location. ``x`` and ``y`` must have the same image size. Arguments and result
     as in :func:`patch_swd` (a target from ``patch_target(..., local=True)`` may replace ``y``).
     """
-    p = _check_p(p)
+    p = check_p(p)
     xs, ys, theta = _prepare(x, y, size, stride, padding, True, n_projections, seed, generator, projections)
-    return _sliced(xs, ys, theta, p, max_elements)
+    return sliced_distance(xs, ys, theta, p, max_elements)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -317,7 +310,7 @@ def multiscale_patch_target(y, size: int, stride: int = 1, n_projections: int = 
     ``min_size`` defaults to ``2 * size``)."""
     y = _as_images(y, "y").detach()
     pyr = image_pyramid(y, scale, levels=levels, min_size=min_size or 2 * size)
-    theta = _get_projections(y.shape[1] * size * size, n_projections, seed, generator, projections,
+    theta = get_projections(y.shape[1] * size * size, n_projections, seed, generator, projections,
                              y.device, y.dtype)
     return [patch_target(yk, size, stride, padding=padding, local=local, projections=theta,
                          max_elements=max_elements) for yk in pyr]
@@ -343,7 +336,7 @@ def multiscale_patch_swd(x, y, size: int, stride: int = 1, n_projections: int = 
     """
     if reduction not in ("mean", "sum"):
         raise InputError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    p = _check_p(p)
+    p = check_p(p)
     x = _as_images(x, "x")
     metric = patch_swd_local if local else patch_swd
     opts = {"padding": padding, "max_elements": max_elements}
@@ -361,7 +354,7 @@ def multiscale_patch_swd(x, y, size: int, stride: int = 1, n_projections: int = 
                              positive_int(min_size or 2 * size, "min_size"))
         ratio = [(y.shape[2] * s[0] / x.shape[2], y.shape[3] * s[1] / x.shape[3]) for s in sizes]
         targets = [_resize(y, (max(1, round(a)), max(1, round(b)))) for a, b in ratio]
-        opts["projections"] = _get_projections(x.shape[1] * size * size, n_projections, seed, generator,
+        opts["projections"] = get_projections(x.shape[1] * size * size, n_projections, seed, generator,
                                                projections, x.device, x.dtype)
     per_level = [metric(_resize(x, s), t, size, stride, p=p, **opts)
                  for s, t in zip(sizes, targets, strict=True)]

@@ -38,8 +38,3 @@ class OTResult:
 
     def __float__(self) -> float:
         return float(self.value)
-
-    def summary(self) -> dict:
-        """JSON-ready facts (no arrays)."""
-        return {"value": self.value, "cost": self.cost, "gap": self.gap, "gap_rel": self.gap_rel,
-                "solver": self.solver, **self.info}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from wganlab.ot._ssp import sift_down
+from wganlab.ot.exact.ssp import sift_down
 
 
 @nb.njit(cache=True)

@@ -7,12 +7,12 @@ active arc set and one block of float32 distances:
 1. **Prices and candidates.** Blocked float32 GEMMs ``||x||^2 + ||y||^2 - 2 x.y`` (on centred data) give
    each row its nearest columns and each column the ``k`` rows of smallest ``c_ij - u_i``; their costs
    are recomputed exactly in float64 from the differences. Row prices ``u`` come from an epsilon-scaling
-   auction (:mod:`wganlab.ot._auction`), started from a warm start's potentials (e.g. the previous
+   auction (:mod:`wganlab.ot.exact.auction`), started from a warm start's potentials (e.g. the previous
    OT-Means solve) when there is one: with few rows on all pairs' float32 distances before the
    candidates are chosen; otherwise on the candidate arcs, each auction followed by every column's best
    rows at its prices joining the arcs, until few join. Good prices put the optimal arcs among the
    candidates and let a greedy start route almost all the mass.
-2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot._ssp`, Dijkstra on reduced costs) on
+2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot.exact.ssp`, Dijkstra on reduced costs) on
    that arc set; with few rows the columns are contracted away and Dijkstra runs on the rows alone. If
    the arc set admits no feasible flow, the stuck rows and the columns with demand left are linked by
    distance (more links each time) and the solve resumes.
@@ -38,13 +38,13 @@ import scipy.sparse as sp
 import torch
 
 from wganlab.errors import InputError, NotOptimalError
-from wganlab.ot.certificate import ROUNDING, check_certificate
+from wganlab.ot.exact.certificate import ROUNDING, check_certificate
 from wganlab.ot.result import OTResult
 
 try:
-    from wganlab.ot import _auction, _ssp
+    from wganlab.ot.exact import auction, ssp
 except ImportError:  # numba missing or broken: the dense POT path remains
-    _auction = _ssp = None
+    auction = ssp = None
 
 #: float32 elements in one block of distances (64 MB)
 BLOCK_ELEMENTS = 16 * 1024 * 1024
@@ -63,7 +63,7 @@ K_PRICE = 8
 MAX_ROUNDS = 200
 #: general weights are rounded to multiples of 1 / MASS_UNITS (marginals within ~1e-15 of the input)
 MASS_UNITS = 2.0**50
-#: up to this many rows (and at least 4 times as many columns), paths run on rows only (_ssp.ssp_few_rows)
+#: up to this many rows (and at least 4 times as many columns), paths run on rows only (:func:`ssp.ssp_few_rows`)
 FEW_ROWS = 256
 #: auction (times the mean cost): epsilon at the start, after the phases on every AUCTION_COARSE-th column
 #: (few rows; a warm start's one phase) and at the end; the factor between phases, and the most bids per
@@ -80,7 +80,7 @@ class TooDense(NotOptimalError):
 
 def available() -> bool:
     """Whether the sparse engine can run (it needs numba)."""
-    return _ssp is not None
+    return ssp is not None
 
 
 class Points:
@@ -144,11 +144,11 @@ class _Distances:
         xr, nx, g = self.x32[rows], self.nx32[rows], None
         if len(xr) <= THIN_BLOCK:
             g = self.y32 @ xr.T
-            _ssp.finish_lower(g, self.ny32, nx, 1 - self.tau, self.squared)
+            ssp.finish_lower(g, self.ny32, nx, 1 - self.tau, self.squared)
             lo = np.ascontiguousarray(g.T)
         else:
             lo = xr @ self.y32.T
-            _ssp.finish_lower(lo, nx, self.ny32, 1 - self.tau, self.squared)
+            ssp.finish_lower(lo, nx, self.ny32, 1 - self.tau, self.squared)
         if self.cache is not None and isinstance(key, int):
             self.cache[key] = lo
             if len(lo) == self.M and g is not None:
@@ -190,7 +190,7 @@ class _Arcs:
         self.flow = np.insert(self.flow, at, 0.0)
         self.row, self.col = self.key // self.N, self.key % self.N
         self.row_ptr = np.searchsorted(self.row, np.arange(self.M + 1)).astype(np.int64)
-        self.col_ptr, self.col_arc = _ssp.column_order(self.col, self.N)
+        self.col_ptr, self.col_arc = ssp.column_order(self.col, self.N)
 
 
 def _units(w: np.ndarray, total: float) -> np.ndarray:
@@ -223,36 +223,53 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     outgrows ``max_arcs`` (point sets whose nearest neighbours say little about the plan, e.g. a collapsed
     set against a spread one, where the dense solver is the better tool).
     """
-    if _ssp is None:
+    if ssp is None:
         raise InputError("engine 'sparse' needs numba (pip install numba); use engine='pot'")
     if len(X) > len(Y) and not isinstance(Y, Points):  # the auction and the paths work best with more columns
         return _transposed(solve_points(Y, X, b, a, squared=squared, warm_start=_transposed(warm_start), tol=tol,
                                         k=k, max_arcs=max_arcs))
-    Yp = Y if isinstance(Y, Points) else Points(Y)
-    dist = _Distances(Points(X, Yp.mu), Yp, squared)
-    Y = Yp.exact
-    M, N = len(X), len(Y)
-    if a is None and b is None:
-        g = math.gcd(M, N)
-        sa, sb, total = np.full(M, float(N // g)), np.full(N, float(M // g)), M * N / g
-    else:
-        total = MASS_UNITS
-        sa, sb = (_units(np.full(n, 1.0 / n) if w is None else np.asarray(w, dtype=np.float64), total)
-                  for w, n in ((a, M), (b, N)))
-    few_rows = M <= FEW_ROWS and N >= 4 * M
-    k = (K_FEW_ROWS if few_rows else K_NEAREST) if k is None else k
-    arcs = _Arcs(M, N)
+    prob = _Problem(X, Y if isinstance(Y, Points) else Points(Y), a, b, squared, k)
+    u, bids = _start(prob, warm_start)
+    v, fr, fc, fcost, stats = _route_and_price(prob, u, max_arcs)
+    return _certified(prob, u, v, fr, fc, fcost, tol, {**stats, "warm": warm_start is not None, "bids": bids})
 
-    def exact(rows, cols):
+
+class _Problem:
+    """One solve's data: the point sets (``X (M, d)``, ``Y`` prepared), their float32 distances, the whole-number
+    masses ``sa (M,)``, ``sb (N,)`` summing to ``total``, the arc set and the candidate count ``k``."""
+
+    def __init__(self, X: np.ndarray, Yp: Points, a, b, squared: bool, k: int | None):
+        self.X, self.Y, self.squared = X, Yp.exact, squared
+        self.dist = _Distances(Points(X, Yp.mu), Yp, squared)
+        M, N = self.M, self.N = len(X), len(Yp)
+        if a is None and b is None:
+            g = math.gcd(M, N)
+            self.sa, self.sb, self.total = np.full(M, float(N // g)), np.full(N, float(M // g)), M * N / g
+        else:
+            self.total = MASS_UNITS
+            self.sa, self.sb = (_units(np.full(n, 1.0 / n) if w is None else np.asarray(w, dtype=np.float64),
+                                       self.total) for w, n in ((a, M), (b, N)))
+        self.few_rows = M <= FEW_ROWS and N >= 4 * M
+        self.k = (K_FEW_ROWS if self.few_rows else K_NEAREST) if k is None else k
+        self.arcs = _Arcs(M, N)
+
+    def costs(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Float64 costs of pairs, looked up for arcs already in the set."""
-        pos, known = arcs.locate(rows.astype(np.int64) * N + cols)
+        pos, known = self.arcs.locate(rows.astype(np.int64) * self.N + cols)
         out = np.empty(len(rows))
-        out[known] = arcs.cost[pos[known]]
-        out[~known] = _ssp.pair_costs(X, Y, rows[~known], cols[~known], squared)
+        out[known] = self.arcs.cost[pos[known]]
+        out[~known] = ssp.pair_costs(self.X, self.Y, rows[~known], cols[~known], self.squared)
         return out
 
-    # 1. row prices: with few rows, an auction on all pairs (from the warm start's, if any); otherwise the
-    #    warm start's or 0, refined after the candidates by auctions on the arcs
+
+def _start(prob: _Problem, warm_start: OTResult | None) -> tuple[np.ndarray, int]:
+    """Phases 1-2: row prices ``u (M,)`` and the first arc set; returns ``(u, auction bids)``.
+
+    With few rows, an auction on all pairs (from the warm start's prices, if any); otherwise the warm start's
+    prices or 0, refined after the candidates by auctions on the arcs. Candidates: the nearest columns of
+    every row (room for a row's mass) and the ``k`` rows of smallest ``c_ij - u_i`` of every column."""
+    M, N, dist, arcs = prob.M, prob.N, prob.dist, prob.arcs
+    a = prob.sa / prob.sa.sum()
     u = None
     if warm_start is not None:
         pots = getattr(warm_start, "potentials", None)
@@ -260,75 +277,83 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
             raise InputError(f"warm_start: expected an OTResult with potentials for {M} x {N} points")
         u = np.array(pots[0], dtype=np.float64)
     bids = 0
-    if few_rows and dist.cache is not None:
-        u, bids = _auction_prices(dist, sa / sa.sum(), u)
+    if prob.few_rows and dist.cache is not None:
+        u, bids = _auction_prices(dist, a, u)
     elif u is None:
         u = np.zeros(M)
-    # 2. candidates: the nearest columns of every row, the k rows of smallest c_ij - u_i of every column
-    # each row's nearest columns: room for a row's mass (a warm start's prices already give rows their columns)
-    k_row = (0 if warm_start is not None else K_NEAREST) if few_rows else max(k, math.ceil(2 * N / M))
-    rows, cols = _candidates(dist, k_row, k, N, u=u)
-    arcs.add(rows, cols, exact(rows, cols))
-    if not few_rows:  # prices: auctions on the arcs, each column's best rows at their prices joining the arcs
+    # a warm start's prices already give the rows their columns
+    k_row = (0 if warm_start is not None else K_NEAREST) if prob.few_rows else max(prob.k, math.ceil(2 * N / M))
+    rows, cols = _candidates(dist, k_row, prob.k, N, u=u)
+    arcs.add(rows, cols, prob.costs(rows, cols))
+    if not prob.few_rows:  # prices: auctions on the arcs, each column's best rows at their prices joining the arcs
         eps = AUCTION_EPS[0 if warm_start is None else 1]
         for _ in range(AUCTION_ROUNDS):
-            bids += _auction_run(arcs.col_ptr, arcs.row[arcs.col_arc], arcs.cost[arcs.col_arc], sa / sa.sum(), u,
+            bids += _auction_run(arcs.col_ptr, arcs.row[arcs.col_arc], arcs.cost[arcs.col_arc], a, u,
                                  float(arcs.cost.mean()), eps, AUCTION_EPS[2])
             eps = AUCTION_EPS[1]
-            rows, cols = _candidates(dist, 0, k, N, u=u)
+            rows, cols = _candidates(dist, 0, prob.k, N, u=u)
             before = len(arcs.key)
-            arcs.add(rows, cols, exact(rows, cols))
+            arcs.add(rows, cols, prob.costs(rows, cols))
             if len(arcs.key) - before <= AUCTION_NEW_ARCS * N:
                 break
+    return u, bids
 
-    # 3. column potentials at their largest feasible value, and a greedy start on the tight arcs
+
+def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None):
+    """Phase 3: column potentials at their largest feasible value and a greedy start on the tight arcs, then
+    shortest paths on the arc set, linking stuck rows where it admits no feasible flow, and pricing of every
+    pair (exact where the float32 bound cannot decide) until none has a negative reduced cost. Returns
+    ``(v, rows, cols, costs of the last pricing pass's pairs, stats)``; ``u``, the arcs' flow are updated."""
+    M, N, dist, arcs = prob.M, prob.N, prob.dist, prob.arcs
     v = np.empty(N)
-    sr, dc = sa.copy(), sb.copy()
-    scale = float(arcs.cost.max())
-    _ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc,
-                     0.1 * ROUNDING * scale)
-
-    solver = _ssp.ssp_few_rows if few_rows else _ssp.ssp
+    sr, dc = prob.sa.copy(), prob.sb.copy()
+    ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc,
+                    0.1 * ROUNDING * float(arcs.cost.max()))
+    solver = ssp.ssp_few_rows if prob.few_rows else ssp.ssp
     rounds = n_aug = extended = priced_in = n_stuck = 0
     while True:
         rounds += 1
         if rounds > MAX_ROUNDS:
             raise NotOptimalError(f"sparse OT did not converge in {MAX_ROUNDS} pricing rounds")
         status, aug, settled = solver(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr, arcs.col_arc,
-                                        arcs.flow, u, v, sr, dc)
+                                      arcs.flow, u, v, sr, dc)
         n_aug += aug
         if max_arcs is not None and len(arcs.cost) > max_arcs:
             raise TooDense(f"the arc set grew to {len(arcs.cost)} arcs (limit {max_arcs})")
-        if status == _ssp.STUCK:  # Hall's condition fails on the arc set: link the stuck rows to free columns
+        if status == ssp.STUCK:  # Hall's condition fails on the arc set: link the stuck rows to free columns
             k_link = K_EXTEND << min(n_stuck, 4)  # doubles while the flow stays stuck, up to 16x
             new_r, new_c = _link_stuck(dist, np.flatnonzero(settled[:M]), np.flatnonzero(dc > 0), k_link)
             extended += len(new_r)
             n_stuck += 1
-            _insert(arcs, new_r, new_c, exact(new_r, new_c), u, v, sr, dc)
+            _insert(arcs, new_r, new_c, prob.costs(new_r, new_c), u, v, sr, dc)
             continue
-        # 3. pricing: every pair's reduced cost, exact where the float32 bound cannot decide
-        fr, fc, fcost = _price(dist, u, v, exact)
+        fr, fc, fcost = _price(dist, u, v, prob.costs)
         rc = fcost - u[fr] - v[fc]
         bad = rc < -1e-12 * (np.abs(u[fr]) + np.abs(v[fc]) + fcost + 1e-300)
-        if bad.any():
-            br, bc, bcost = _worst_per_column(fr[bad], fc[bad], fcost[bad], rc[bad], K_PRICE)
-            _insert(arcs, br, bc, bcost, u, v, sr, dc)
-            priced_in += len(br)
-            continue
-        break
+        if not bad.any():
+            break
+        br, bc, bcost = _worst_per_column(fr[bad], fc[bad], fcost[bad], rc[bad], K_PRICE)
+        _insert(arcs, br, bc, bcost, u, v, sr, dc)
+        priced_in += len(br)
+    stats = {"rounds": rounds, "augmentations": n_aug, "arcs": len(arcs.cost), "extended": extended,
+             "priced_in": priced_in, "checked": len(fr)}
+    return v, fr, fc, fcost, stats
 
+
+def _certified(prob: _Problem, u, v, fr, fc, fcost, tol: float, stats: dict) -> OTResult:
+    """The plan on the arcs with flow, potentials ``(u, v')`` with ``v'_j = min(v_j, min_i c_ij - u_i)`` over
+    the last pricing pass's pairs (dual feasible for every pair), and the checked duality gap."""
+    arcs, total = prob.arcs, prob.total
     vf = v.copy()
     np.minimum.at(vf, fc, fcost - u[fr])
     keep = arcs.flow > 0
-    P = sp.csr_array((arcs.flow[keep] / total, (arcs.row[keep], arcs.col[keep])), shape=(M, N))
-    a_n, b_n = sa / sa.sum(), sb / sb.sum()
+    P = sp.csr_array((arcs.flow[keep] / total, (arcs.row[keep], arcs.col[keep])), shape=(prob.M, prob.N))
+    a_n, b_n = prob.sa / prob.sa.sum(), prob.sb / prob.sb.sum()
     cost = float(arcs.flow[keep] @ arcs.cost[keep]) / total
     gap = cost - float(a_n @ u + b_n @ vf)
-    info = {"n": M, "m": N, "rounds": rounds, "augmentations": n_aug, "arcs": len(arcs.cost),
-            "extended": extended, "priced_in": priced_in, "checked": len(fr), "warm": warm_start is not None,
-            "bids": bids}
-    res = OTResult(value=cost, cost=cost, gap=gap, solver="sparse-ssp", plan=P, potentials=(u, vf), info=info)
-    check_certificate(res, P.sum(1), P.sum(0), a_n, b_n, tol, scale)
+    res = OTResult(value=cost, cost=cost, gap=gap, solver="sparse-ssp", plan=P, potentials=(u, vf),
+                   info={"n": prob.M, "m": prob.N, **stats})
+    check_certificate(res, P.sum(1), P.sum(0), a_n, b_n, tol, float(arcs.cost.max()))
     return res
 
 
@@ -343,12 +368,12 @@ def _transposed(res: OTResult | None) -> OTResult | None:
 
 def _auction_run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_start: float,
                  eps_end: float) -> int:
-    """The auction (:mod:`wganlab.ot._auction`) on a column-major graph for the row weights ``a`` (columns
+    """The auction (:mod:`wganlab.ot.exact.auction`) on a column-major graph for the row weights ``a`` (columns
     of unit demand, rows of capacity ``a_i N`` rounded to whole units), from the row potentials ``u``
     (updated in place) and ``eps_start`` down to ``eps_end`` (times ``scale``). Returns the bids."""
     N = len(col_ptr) - 1
     price = -u
-    bids = _auction.auction_prices(col_ptr, arc_row, cost, _units(a, float(N)).astype(np.int64), price,
+    bids = auction.auction_prices(col_ptr, arc_row, cost, _units(a, float(N)).astype(np.int64), price,
                                    eps_start * scale, eps_end * scale, AUCTION_FACTOR, AUCTION_MAX_BIDS * N)
     u[:] = -price
     return bids
@@ -393,7 +418,7 @@ def _candidates(dist: _Distances, k_row: int, k_col: int, N: int, rows=None, col
             j = _smallest(torch.from_numpy(lo), k_row, 1)
             out_r.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
             out_c.append(j.reshape(-1).numpy())
-        _ssp.keep_smallest(lo, u32, s, val, idx)
+        ssp.keep_smallest(lo, u32, s, val, idx)
     out_r.append(idx.reshape(-1))  # column by column: each point of y is read once when the costs are computed
     out_c.append(np.repeat(np.arange(N), k_col))
     return np.concatenate(out_r), np.concatenate(out_c)
@@ -413,7 +438,7 @@ def _price(dist: _Distances, u: np.ndarray, v: np.ndarray, exact):
     of ``lo_ij - v_j`` (a few units in the last place of the largest of them)."""
     slack = 8 * 2.0**-24 * float(np.abs(u).max() + np.abs(v).max() + 1.0)
     u32, v32 = (u + slack).astype(np.float32), v.astype(np.float32)
-    found = [_ssp.below(lo, u32, v32, s) for s, lo in dist.blocks()]
+    found = [ssp.below(lo, u32, v32, s) for s, lo in dist.blocks()]
     rows, cols = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
     return rows, cols, exact(rows, cols)
 

@@ -1,6 +1,6 @@
 """Numba kernel: the terms of the Vardi-Zhang (Weiszfeld) step on the CPU, in one pass over the edges.
 
-Same quantities as :func:`wganlab.ot.medians._vz_terms` (which runs them with torch on any device), without
+Same quantities as :func:`wganlab.ot.weiszfeld.vz_terms` (which runs them with torch on any device), without
 the per-edge difference vectors in memory: for edges ``e = (r_e, c_e, w_e)`` between centroids ``x (k, d)``
 and points ``Y (n, d)``, ``d_e = ||Y[c_e] - x[r_e]||``; an edge with ``d_e <= rtol (||Y[c_e]|| +
 ||x[r_e]||)`` counts as coinciding.

@@ -1,43 +1,24 @@
-"""Exact optimal transport between weighted point sets, certified optimal.
-
-``OT_c(a, b) = min_{P >= 0, P 1 = a, P^T 1 = b} sum_ij P_ij C_ij`` solved as a linear program.
-Every solution is checked before it is returned: the plan's marginals, and the duality gap
-``cost - (a.u + b.v)`` for potentials made feasible by ``v_j = min_i (C_ij - u_i)``. A solver that
-stopped early (POT's default ``numItermax`` does from n ~ 2,000, silently returning a value ~0.2 % too
-high) is rerun with a larger budget; a solution that still fails the check raises
-:class:`NotOptimalError` rather than returning a wrong number.
-
-Engines (``engine=``): ``"pot"`` builds the dense float64 cost matrix and runs POT's network simplex;
-``"sparse"`` (:mod:`wganlab.ot.engine`, Euclidean and squared Euclidean costs, needs numba) never builds
-it: auction prices, an arc set of each point's cheapest partners, successive shortest paths, and pricing
-of every pair until none has a negative reduced cost, with the same certificate. ``"auto"`` picks
-``"sparse"`` for those costs from :data:`AUTO_MIN_PAIRS` pairs between sets of similar sizes
-(:data:`AUTO_MIN_PAIRS_FEW_ROWS` when one side is small and the other far larger) when numba is
-importable, else ``"pot"``; it falls back to ``"pot"`` when the sparse arc set outgrows
-:data:`AUTO_ARCS_PER_POINT` arcs per point and the dense matrix is affordable.
-"""
+"""The exact solver's entry points for point sets: :func:`wasserstein`, :func:`transport`, :func:`prepare_points`,
+and the choice among the closed form on a line, the sparse engine and the dense network simplex (see the
+package docstring, :mod:`wganlab.ot.exact`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import numpy as np
-import ot as pot
 import torch
 
 from wganlab.checks import as_points, as_tensor, as_weights, same_dim
 from wganlab.errors import InputError, NotOptimalError
-from wganlab.ot import engine as sparse_engine
-from wganlab.ot.certificate import (check_certificate, dual_gap, exponent, needs_rescaling, spread_exponent,
-                                    times_pow2)
 from wganlab.ot.costs import CostFn, cost_matrix
-from wganlab.ot.onedim import line_coordinates, monotone_plan, plan_matrix
+from wganlab.ot.exact import sparse as sparse_engine
+from wganlab.ot.exact.certificate import check_certificate
+from wganlab.ot.exact.dense import GAP_TOL, rescaled, solve_exact
+from wganlab.ot.exact.line import line_coordinates, monotone_plan, plan_matrix
 from wganlab.ot.result import OTResult
+from wganlab.ot.scale import needs_rescaling, spread_exponent, times_pow2
 
-#: relative duality gap above which a solution is rejected
-GAP_TOL = 1e-7
-_MAX_ITER_CAP = 10**10
 ENGINES = ("auto", "pot", "sparse")
 #: ``engine="auto"`` uses the sparse engine from AUTO_MIN_PAIRS pairs ``n * m`` when the larger set has at most
 #: AUTO_BALANCE times the points of the smaller, from AUTO_MIN_PAIRS_FEW_ROWS when the smaller has at most
@@ -57,74 +38,6 @@ AUTO_ARCS_PER_POINT = 24
 AUTO_DENSE_MAX_PAIRS = 120_000_000
 #: the costs the sparse engine covers, by the exponent of the Euclidean distance
 _SPARSE_COSTS = {"euclidean": 1, "sqeuclidean": 2}
-
-
-def solve_exact(C, a=None, b=None, *, plan: bool = False, tol: float = GAP_TOL) -> OTResult:
-    """Exact OT for a cost matrix ``C (n, m)`` and weights ``a (n,)``, ``b (m,)`` (uniform if None).
-
-    Network simplex (POT ``emd``) in float64 with an iteration budget that grows until the solver
-    reports optimality, then the duality-gap certificate (relative gap <= ``tol``).
-
-    >>> round(solve_exact([[0.0, 1.0], [1.0, 0.0]]).value, 12)
-    0.0
-    """
-    C = as_tensor(C, "cost matrix", torch.float64)
-    if C.ndim != 2:
-        raise InputError(f"cost matrix must be 2-D, got shape {tuple(C.shape)}")
-    C = np.ascontiguousarray(C.detach().cpu().numpy())
-    n, m = C.shape
-    a = as_weights(a, n, "weights of x")
-    b = as_weights(b, m, "weights of y")
-    e = exponent(float(np.abs(C).max()))
-    e = e if needs_rescaling(e) else 0
-    if e:  # costs near 1 for the simplex's tolerances; exact (a power of two), undone on the result
-        C = times_pow2(C, -e)
-    res = _trivial(C, a, b) if min(n, m) == 1 else _network_simplex(C, a, b, tol)
-    return rescaled(res if plan else dataclasses.replace(res, plan=None), e)
-
-
-def _trivial(C: np.ndarray, a: np.ndarray, b: np.ndarray) -> OTResult:
-    """One point on one side: the only plan is ``a b^T``; potentials ``u = 0, v = C`` (or transposed)."""
-    P = np.outer(a, b)
-    cost = float((P * C).sum())
-    pots = (np.zeros(1), C[0].copy()) if len(a) == 1 else (C[:, 0].copy(), np.zeros(1))
-    return OTResult(value=cost, cost=cost, gap=0.0, solver="trivial", plan=P, potentials=pots,
-                    info={"n": len(a), "m": len(b)})
-
-
-def _network_simplex(C: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float) -> OTResult:
-    """POT's network simplex with a growing iteration budget, then the certificate."""
-    n, m = C.shape
-    max_iter = max(1_000_000, 100 * (n + m))
-    tries = 0
-    while True:
-        tries += 1
-        with warnings.catch_warnings():  # an exhausted budget is handled here, not left as a warning
-            warnings.filterwarnings("ignore", message="numItermax reached")
-            P, log = pot.emd(a, b, C, numItermax=max_iter, log=True, center_dual=False)
-        if log["result_code"] == 1:
-            break
-        if log["result_code"] != 3 or max_iter >= _MAX_ITER_CAP:  # 3 = iteration budget reached
-            raise NotOptimalError(f"network simplex failed: {log.get('warning')}")
-        max_iter *= 10
-    cost = float((P * C).sum())
-    v, gap = dual_gap(C, a, b, np.asarray(log["u"], dtype=np.float64), cost)
-    res = OTResult(value=cost, cost=cost, gap=gap, solver="pot-network-simplex", plan=P,
-                   potentials=(np.asarray(log["u"]), v), info={"n": n, "m": m, "tries": tries, "max_iter": max_iter})
-    if (P < -1e-15).any():
-        raise NotOptimalError(f"plan has negative entries (min {P.min():.3g})")
-    check_certificate(res, P.sum(1), P.sum(0), a, b, tol, float(np.abs(C).max()))
-    return res
-
-
-def rescaled(res: OTResult | None, e: int) -> OTResult | None:
-    """A result for costs ``2^e`` times those ``res`` was computed for (value, cost, gap and potentials
-    times ``2^e``; the plan is unchanged). Values beyond float64's range become ``inf`` (or 0)."""
-    if res is None or e == 0:
-        return res
-    pots = None if res.potentials is None else tuple(times_pow2(np.asarray(p), e) for p in res.potentials)
-    return dataclasses.replace(res, value=times_pow2(res.value, e), cost=times_pow2(res.cost, e),
-                               gap=times_pow2(res.gap, e), potentials=pots, info={**res.info, "rescaled_exponent": e})
 
 
 def _pick_engine(engine: str, power: int | None, n: int, m: int) -> bool:
@@ -210,7 +123,7 @@ def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: 
 
     ``engine``: ``"auto"``, ``"pot"`` (dense network simplex) or ``"sparse"`` (p = 1 or 2 only; see the
     module docstring); ``result.solver`` names the one that ran. ``"auto"`` solves sets on one line (1-D
-    data included) by the closed form (:mod:`wganlab.ot.onedim`; no potentials). The sparse engine returns
+    data included) by the closed form (:mod:`wganlab.ot.exact.line`; no potentials). The sparse engine returns
     the plan as a ``scipy.sparse.csr_array`` and accepts ``warm_start``, an earlier result between sets of
     the same sizes whose potentials seed the solve (the POT engine ignores it).
 
@@ -269,7 +182,7 @@ def _general(xs, ys, p, a, b, tol, engine, warm_start, prepared) -> OTResult:
 
 
 def _on_line(xs: torch.Tensor, ys: torch.Tensor, p: float, a, b, tol: float) -> OTResult | None:
-    """The closed form for sets on one line (:mod:`wganlab.ot.onedim`), certified by the gap between the
+    """The closed form for sets on one line (:mod:`wganlab.ot.exact.line`), certified by the gap between the
     monotone plan's true cost and the optimum along the line; None when the sets are not on one line."""
     coords = line_coordinates(xs, ys)
     if coords is None:

@@ -1,0 +1,45 @@
+"""Power-of-two rescaling: problems whose costs or coordinates are far from 1 are solved on data multiplied by
+``2^-e`` (exact in floating point while the numbers stay normal) and their results multiplied back, so every
+solver's tolerances and float32 copies work at any representable scale (exact OT, Sinkhorn)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+#: costs (or coordinate spreads) ``2^e`` with ``e`` in this range are solved as given; others are first
+#: multiplied by a power of two (exact in floating point) to bring them near 1
+UNSCALED_EXPONENTS = (-7, 16)
+
+
+def exponent(size: float) -> int:
+    """``e`` with ``size`` in ``[2^(e-1), 2^e)`` (0 for ``size == 0``)."""
+    return math.frexp(size)[1] if size > 0 else 0
+
+
+def needs_rescaling(e: int) -> bool:
+    """Whether a problem whose costs or spread are about ``2^e`` is rescaled before it is solved."""
+    return e != 0 and not UNSCALED_EXPONENTS[0] <= e <= UNSCALED_EXPONENTS[1]
+
+
+def spread_exponent(*sets: torch.Tensor) -> int:
+    """``e`` with the largest coordinate range ``max_k (max z_k - min z_k)`` over the union of the point
+    sets ``(n, d)`` in about ``[2^(e-1), 2^e)`` (0 when every point is the same); computed without overflow."""
+    hi = torch.stack([z.detach().amax(0).double().cpu() for z in sets]).amax(0)
+    lo = torch.stack([z.detach().amin(0).double().cpu() for z in sets]).amin(0)
+    half = float((0.5 * hi - 0.5 * lo).max())
+    return exponent(half) + 1 if half > 0 else exponent(float((hi - lo).max()))
+
+
+def times_pow2(z, e: float):
+    """``z * 2^e`` for a tensor, array or float, in steps that stay inside float64's range (so ``2^e``
+    itself may lie outside it); exact for an integer ``e`` while the result is a normal number. Results
+    beyond the range become ``inf`` (or underflow towards 0), as a float64 product would."""
+    while e:
+        step = max(-1000, min(1000, e))
+        with np.errstate(over="ignore", under="ignore"):
+            z = z * 2.0**step
+        e -= step
+    return z

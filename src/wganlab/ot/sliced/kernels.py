@@ -1,0 +1,166 @@
+"""The 1-D kernels of the sliced distances: sorting (numpy's vectorised sort), the run-based merge of two
+uniform quantile functions (:class:`UniformPlan`) and ``W_p^p`` between sorted samples, block by block.
+See :mod:`wganlab.ot.sliced` for the formulas."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import torch
+
+#: projected values (times rows) one block of the uniform 1-D kernel works on: ~1 MB in float32, so its
+#: temporaries stay in the CPU cache (5x faster than passes over whole rows of millions of patches)
+BLOCK_ELEMENTS = 1 << 18
+
+
+def sort_values(v: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """``v`` sorted along the last dimension, without gradient. ``inplace``: ``v`` is a temporary that
+    may be overwritten (no copy on the CPU)."""
+    if v.device.type == "cpu" and v.dtype in (torch.float32, torch.float64):
+        a = v.detach().numpy()
+        if not (inplace and a.flags.c_contiguous and a.flags.writeable):
+            a = np.array(a, order="C")
+        a.sort(axis=-1)
+        return torch.from_numpy(a)
+    return torch.sort(v.detach(), dim=-1).values
+
+
+def argsort_values(v: torch.Tensor) -> torch.Tensor:
+    if v.device.type == "cpu" and v.dtype in (torch.float32, torch.float64):
+        return torch.from_numpy(np.argsort(v.detach().numpy(), axis=-1))
+    return torch.argsort(v.detach(), dim=-1)
+
+
+def sort_side(v: torch.Tensor, w: torch.Tensor | None, inplace: bool = False):
+    """Sorted values (differentiable when ``v`` is) and cumulative weights (float64, or None if uniform).
+
+    ``w`` is ``(n,)`` or broadcastable to ``v``; the last cumulative weight is set to exactly 1.
+    """
+    if w is None:
+        if v.requires_grad:
+            return v.gather(-1, argsort_values(v)), None
+        return sort_values(v, inplace), None
+    idx = argsort_values(v)
+    vs = v.gather(-1, idx)
+    cw = torch.cumsum(w.expand(v.shape).gather(-1, idx), dim=-1)
+    cw[..., -1] = 1.0
+    return vs, cw
+
+
+def uniform_cum(n: int, shape, device) -> torch.Tensor:
+    c = torch.arange(1, n + 1, device=device, dtype=torch.float64) / n
+    c[-1] = 1.0
+    return c.expand(*shape, n)
+
+
+
+
+def abs_pow(d: torch.Tensor, p: float) -> torch.Tensor:
+    if p == 1:
+        return d.abs()
+    if p == 2:
+        return d * d
+    return d.abs() ** p
+
+
+class UniformPlan:
+    """Merged breakpoints of two uniform measures with ``n`` and ``m`` atoms (integer arithmetic).
+
+    After ordering so that ``n <= m`` (``swap``), the ``y`` piece ``j`` (quantile levels ``(j/m, (j+1)/m]``)
+    starts in ``x`` piece ``a_j = floor(j n / m)``; it is split by an ``x`` breakpoint iff
+    ``(a_j + 1) m < (j + 1) n``, and then its last ``((j+1) n - (a_j+1) m) / (n m)`` of mass meets
+    ``x`` piece ``a_j + 1``.
+    """
+
+    def __init__(self, n: int, m: int, device):
+        self.swap = n > m
+        if self.swap:
+            n, m = m, n
+        self.n, self.m = n, m
+        self.equal = n == m
+        if self.equal:
+            return
+        j = torch.arange(m, device=device)
+        a = torch.div(j * n, m, rounding_mode="floor")
+        split = ((a + 1) * m < (j + 1) * n).nonzero().squeeze(1)
+        self.a = a
+        # a is non-decreasing and (n < m) takes every value 0..n-1: runs of equal values
+        self.runs = np.bincount(a.cpu().numpy(), minlength=n)
+        self.starts = np.cumsum(self.runs) - self.runs
+        self.blocks: dict[int, list] = {}
+        self.js = split
+        self.ja = a[split]
+        self.len_b = ((split + 1) * n - (self.ja + 1) * m).to(torch.float64) / (n * m)
+
+
+def numpy_ok(t: torch.Tensor) -> bool:
+    return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+
+
+def gather_runs(us: torch.Tensor, plan: UniformPlan) -> torch.Tensor:
+    """``us[..., plan.a]`` as a new tensor (no gradient). ``plan.a`` repeats each ``x`` atom over its run
+    of ``y`` pieces, so on the CPU this is ``numpy.repeat`` (6x faster than ``index_select`` over
+    millions of pieces)."""
+    if numpy_ok(us):
+        return torch.from_numpy(np.repeat(us.detach().numpy(), plan.runs, axis=-1))
+    return us.detach().index_select(-1, plan.a)
+
+
+def sum_runs(g: torch.Tensor, plan: UniformPlan) -> torch.Tensor:
+    """``out[..., i] = sum_{j: a_j = i} g[..., j]``, the adjoint of :func:`gather_runs` (``(..., n)``)."""
+    if numpy_ok(g):
+        return torch.from_numpy(np.add.reduceat(g.numpy(), plan.starts, axis=-1))
+    out = torch.zeros((*g.shape[:-1], plan.n), dtype=g.dtype, device=g.device)
+    return out.index_add_(-1, plan.a, g)
+
+
+def dabs_pow(d: torch.Tensor, p: float) -> torch.Tensor:
+    """``d/dd |d|^p``, in place on ``d`` (0 at 0 for p = 1, the subgradient the sort's gradient uses)."""
+    if p == 1:
+        return d.sign_()
+    if p == 2:
+        return d.mul_(2.0)
+    return d.sign().mul_(d.abs_().pow_(p - 1.0)).mul_(p)
+
+
+def sum_abs_pow(d: torch.Tensor, p: float, inplace: bool) -> torch.Tensor:
+    """``sum |d|^p`` over the last dimension (torch's cascade summation: float32 sums of millions of terms
+    stay accurate to ~1e-7, unlike ``linalg.vector_norm``'s), overwriting ``d`` when ``inplace``."""
+    if not inplace:
+        return abs_pow(d, p).sum(-1)
+    if p == 1:
+        return d.abs_().sum(-1)
+    if p == 2:
+        return d.square_().sum(-1)
+    return d.abs_().pow_(p).sum(-1)
+
+
+def run_blocks(plan: UniformPlan, rows: int) -> list[tuple[int, int, int, int]]:
+    """``(i0, i1, j0, j1)``: blocks of whole runs, ``x`` atoms ``i0:i1`` and their ``y`` pieces ``j0:j1``,
+    about ``BLOCK_ELEMENTS / rows`` pieces each."""
+    width = max(1, BLOCK_ELEMENTS // max(rows, 1))
+    if width not in plan.blocks:
+        cuts = np.unique(np.append(np.searchsorted(plan.starts, np.arange(0, plan.m, width)), plan.n))
+        ends = np.append(plan.starts, plan.m)
+        plan.blocks = {width: [(int(i0), int(i1), int(ends[i0]), int(ends[i1]))
+                               for i0, i1 in itertools.pairwise(cuts)]}
+    return plan.blocks[width]
+
+
+def blocked_main(us: torch.Tensor, vs: torch.Tensor, p: float, plan: UniformPlan, want_du: bool):
+    """The main term ``(1/m) sum_j |u_{a_j} - v_j|^p`` over CPU float arrays, block by block (no
+    ``(..., m)`` temporary), and with ``want_du`` the per-run sums ``sum_{j: a_j = i} d/du |u_i - v_j|^p``
+    (``(..., n)``) that the gradient with respect to ``us`` needs. Block sums are added in float64."""
+    u, v = us.detach().numpy(), vs.detach().numpy()
+    total = torch.zeros(u.shape[:-1], dtype=torch.float64)
+    du = np.empty(u.shape, dtype=u.dtype) if want_du else None
+    for i0, i1, j0, j1 in run_blocks(plan, math.prod(u.shape[:-1])):
+        d = np.repeat(u[..., i0:i1], plan.runs[i0:i1], axis=-1)
+        d -= v[..., j0:j1]
+        dt = torch.from_numpy(d)
+        if want_du:
+            du[..., i0:i1] = np.add.reduceat(dabs_pow(dt.clone(), p).numpy(), plan.starts[i0:i1] - j0, axis=-1)
+        total += sum_abs_pow(dt, p, inplace=True)
+    return (total / plan.m).to(us.dtype), (None if du is None else torch.from_numpy(du))
