@@ -27,8 +27,9 @@ def needs_rescaling(e: int) -> bool:
 def spread_exponent(*sets: torch.Tensor) -> int:
     """``e`` with the largest coordinate range ``max_k (max z_k - min z_k)`` over the union of the point
     sets ``(n, d)`` in about ``[2^(e-1), 2^e)`` (0 when every point is the same); computed without overflow."""
-    hi = torch.stack([z.detach().amax(0).double().cpu() for z in sets]).amax(0)
-    lo = torch.stack([z.detach().amin(0).double().cpu() for z in sets]).amin(0)
+    dev = sets[0].device  # the per-coordinate bounds meet there (no host copy of the data)
+    hi = torch.stack([z.detach().amax(0).to(dev, torch.float64) for z in sets]).amax(0)
+    lo = torch.stack([z.detach().amin(0).to(dev, torch.float64) for z in sets]).amin(0)
     half = float((0.5 * hi - 0.5 * lo).max())
     return exponent(half) + 1 if half > 0 else exponent(float((hi - lo).max()))
 
