@@ -12,7 +12,7 @@ Engines (``engine=``): ``"pot"`` builds the dense float64 cost matrix and runs P
 it: auction prices, an arc set of each point's cheapest partners, successive shortest paths, and pricing
 of every pair until none has a negative reduced cost, with the same certificate. ``"auto"`` picks
 ``"sparse"`` for those costs from :data:`AUTO_MIN_PAIRS` pairs between sets of similar sizes
-(:data:`AUTO_MIN_PAIRS_FEW_ROWS` when one side is small and the other far larger) when numba is
+(:data:`AUTO_MIN_PAIRS_SMALL_SIDE` when one side is small and the other far larger) when numba is
 importable, else ``"pot"``; it falls back to ``"pot"`` when the sparse arc set outgrows
 :data:`AUTO_ARCS_PER_POINT` arcs per point and the dense matrix is affordable; for sets on one line (1-D
 data included) it uses the closed form.
@@ -28,7 +28,7 @@ form on a line) and :mod:`~wganlab.ot.exact.certificate` (the duality-gap check 
 from wganlab.errors import NotOptimalError
 from wganlab.ot.exact.api import (
                                   AUTO_MIN_PAIRS,
-                                  AUTO_MIN_PAIRS_FEW_ROWS,
+                                  AUTO_MIN_PAIRS_SMALL_SIDE,
                                   ENGINES,
                                   prepare_points,
                                   transport,
@@ -37,5 +37,5 @@ from wganlab.ot.exact.api import (
 from wganlab.ot.exact.dense import GAP_TOL, solve_exact
 from wganlab.ot.result import OTResult
 
-__all__ = ["AUTO_MIN_PAIRS", "AUTO_MIN_PAIRS_FEW_ROWS", "ENGINES", "GAP_TOL", "NotOptimalError", "OTResult",
+__all__ = ["AUTO_MIN_PAIRS", "AUTO_MIN_PAIRS_SMALL_SIDE", "ENGINES", "GAP_TOL", "NotOptimalError", "OTResult",
            "prepare_points", "solve_exact", "transport", "wasserstein"]

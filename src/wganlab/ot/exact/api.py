@@ -12,7 +12,7 @@ import torch
 from wganlab.checks import as_points, as_tensor, as_weights, same_dim
 from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot.costs import CostFn, cost_matrix
-from wganlab.ot.exact import sparse as sparse_engine
+from wganlab.ot.exact import sparse
 from wganlab.ot.exact.certificate import check_certificate
 from wganlab.ot.exact.dense import GAP_TOL, rescaled, solve_exact
 from wganlab.ot.exact.line import line_coordinates, monotone_plan, plan_matrix
@@ -21,17 +21,17 @@ from wganlab.ot.scale import needs_rescaling, spread_exponent, times_pow2
 
 ENGINES = ("auto", "pot", "sparse")
 #: ``engine="auto"`` uses the sparse engine from AUTO_MIN_PAIRS pairs ``n * m`` when the larger set has at most
-#: AUTO_BALANCE times the points of the smaller, from AUTO_MIN_PAIRS_FEW_ROWS when the smaller has at most
-#: AUTO_FEW_ROWS points and the larger at least AUTO_FEW_ROWS_RATIO times as many, and otherwise only beyond
+#: AUTO_BALANCE times the points of the smaller, from AUTO_MIN_PAIRS_SMALL_SIDE when the smaller has at most
+#: AUTO_SMALL_SIDE points and the larger at least AUTO_SMALL_SIDE_RATIO times as many, and otherwise only beyond
 #: AUTO_DENSE_MAX_PAIRS (measured on Fashion-MNIST, one thread, sparse / POT: 6 ms / 4 ms at 200 x 200,
 #: 0.10 s / 0.14 s at 1,000 x 1,000, 0.16 s / 0.73 s at 2,000 x 2,000, 0.19 s / 0.86 s at 1,000 x 4,000;
 #: 11 ms / 12 ms at 64 x 1,000, 13 ms / 30 ms at 64 x 2,000, 51 ms / 48 ms at 128 x 2,000, 45 ms / 80 ms at
 #: 128 x 3,000; but 1.1 s / 0.31 s at 300 x 5,000)
 AUTO_MIN_PAIRS = 1_000_000
-AUTO_MIN_PAIRS_FEW_ROWS = 100_000
-AUTO_FEW_ROWS = 128
+AUTO_MIN_PAIRS_SMALL_SIDE = 100_000
+AUTO_SMALL_SIDE = 128
 AUTO_BALANCE = 4
-AUTO_FEW_ROWS_RATIO = 20
+AUTO_SMALL_SIDE_RATIO = 20
 #: ``engine="auto"`` hands a problem back to POT when the sparse engine needs more arcs than this per point
 #: and the dense problem has at most AUTO_DENSE_MAX_PAIRS pairs (16 bytes each in POT)
 AUTO_ARCS_PER_POINT = 24
@@ -47,15 +47,15 @@ def _pick_engine(engine: str, power: int | None, n: int, m: int) -> bool:
     if engine == "sparse":
         if power is None:
             raise InputError("engine 'sparse' covers the euclidean and sqeuclidean costs (W1, W2) only")
-        if not sparse_engine.available():
+        if not sparse.available():
             raise InputError("engine 'sparse' needs numba (pip install numba); use engine='pot'")
         return True
     small, large = sorted((n, m))
-    if small <= AUTO_FEW_ROWS and large >= AUTO_FEW_ROWS_RATIO * small:
-        big = n * m >= AUTO_MIN_PAIRS_FEW_ROWS
+    if small <= AUTO_SMALL_SIDE and large >= AUTO_SMALL_SIDE_RATIO * small:
+        big = n * m >= AUTO_MIN_PAIRS_SMALL_SIDE
     else:
         big = n * m >= (AUTO_MIN_PAIRS if large <= AUTO_BALANCE * small else AUTO_DENSE_MAX_PAIRS)
-    return engine == "auto" and power is not None and big and sparse_engine.available()
+    return engine == "auto" and power is not None and big and sparse.available()
 
 
 def _sparse(xs: torch.Tensor, ys, a, b, power: int, warm_start, tol: float, engine: str) -> OTResult | None:
@@ -66,10 +66,10 @@ def _sparse(xs: torch.Tensor, ys, a, b, power: int, warm_start, tol: float, engi
     b = None if b is None else as_weights(b, m, "weights of y")
     limit = AUTO_ARCS_PER_POINT * (n + m) if engine == "auto" and n * m <= AUTO_DENSE_MAX_PAIRS else None
     try:
-        Y = ys if isinstance(ys, sparse_engine.Points) else _engine_array(ys)
-        return sparse_engine.solve_points(_engine_array(xs), Y, a, b, squared=power == 2, warm_start=warm_start,
+        Y = ys if isinstance(ys, sparse.Points) else _engine_array(ys)
+        return sparse.solve_points(_engine_array(xs), Y, a, b, squared=power == 2, warm_start=warm_start,
                                           tol=tol, max_arcs=limit)
-    except sparse_engine.TooDense:
+    except sparse.TooDense:
         return None
 
 
@@ -80,7 +80,7 @@ def _engine_array(z: torch.Tensor) -> np.ndarray:
     return z.detach().reshape(len(z), -1).to("cpu", dtype).numpy()
 
 
-def prepare_points(y) -> sparse_engine.Points:
+def prepare_points(y) -> sparse.Points:
     """A fixed point set ``y (n, ...)`` (flattened) prepared once for many :func:`wasserstein` calls against
     it (OT-Means, W1 tracking during training): checked, copied (rescaled by a power of two when its spread
     is far from 1), and its centred float32 copy and norms made once. Same results as passing ``y``."""
@@ -89,7 +89,7 @@ def prepare_points(y) -> sparse_engine.Points:
     e = e if needs_rescaling(e) else 0
     if e:
         ys = times_pow2(ys.double(), -e)
-    return sparse_engine.Points(np.array(_engine_array(ys), copy=True), exponent=e)
+    return sparse.Points(np.array(_engine_array(ys), copy=True), exponent=e)
 
 
 def transport(x, y, cost: str | CostFn = "euclidean", a=None, b=None, *, plan: bool = False,
@@ -132,7 +132,7 @@ def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: 
     """
     if not p >= 1:
         raise InputError(f"p must be >= 1, got {p}")
-    prepared = y if isinstance(y, sparse_engine.Points) else None
+    prepared = y if isinstance(y, sparse.Points) else None
     xs, ys = as_points(x, "x"), as_points(y, "y") if prepared is None else torch.from_numpy(prepared.exact)
     same_dim(xs, ys)
     res, e = _euclidean_power(xs, ys, p, a, b, plan, tol, engine, warm_start, prepared)
@@ -141,7 +141,7 @@ def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: 
 
 
 def _euclidean_power(xs: torch.Tensor, ys: torch.Tensor, p: float, a, b, plan: bool, tol: float, engine: str,
-                     warm_start: OTResult | None, prepared: sparse_engine.Points | None) -> tuple[OTResult, int]:
+                     warm_start: OTResult | None, prepared: sparse.Points | None) -> tuple[OTResult, int]:
     """OT for the cost ``||x - y||^p`` between ``xs (n, d)`` and ``ys (m, d)`` (``ys`` in ``prepared``'s frame
     when given), solved on the sets multiplied by ``2^-e`` (a spread near 1; ``e = 0`` for ordinary data).
     Returns ``(result for the rescaled sets, e)``: the true costs are ``2^(p e)`` times its."""

@@ -64,7 +64,7 @@ MAX_ROUNDS = 200
 #: general weights are rounded to multiples of 1 / MASS_UNITS (marginals within ~1e-15 of the input)
 MASS_UNITS = 2.0**50
 #: up to this many rows (and at least 4 times as many columns), paths run on rows only (:func:`ssp.ssp_few_rows`)
-FEW_ROWS = 256
+ROWS_ONLY_MAX = 256
 #: auction (times the mean cost): epsilon at the start, after the phases on every AUCTION_COARSE-th column
 #: (few rows; a warm start's one phase) and at the end; the factor between phases, and the most bids per
 #: column in one phase
@@ -249,7 +249,7 @@ class _Problem:
             self.total = MASS_UNITS
             self.sa, self.sb = (_units(np.full(n, 1.0 / n) if w is None else np.asarray(w, dtype=np.float64),
                                        self.total) for w, n in ((a, M), (b, N)))
-        self.few_rows = M <= FEW_ROWS and N >= 4 * M
+        self.few_rows = M <= ROWS_ONLY_MAX and N >= 4 * M
         self.k = (K_FEW_ROWS if self.few_rows else K_NEAREST) if k is None else k
         self.arcs = _Arcs(M, N)
 
