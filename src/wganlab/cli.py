@@ -1,6 +1,9 @@
 """The ``wganlab`` command line: a thin layer over the library API.
 
-Every command reports bad input as one line ``wganlab: error: ...`` and exit status 2.
+Exit statuses: 0 success; 1 the command ran to its end but part of it failed (a diverged training run,
+a failed experiment, sweep task or bench case: see its report); 2 bad input; 3 a computation that could
+not give a trustworthy answer (an uncertified exact solve, a diverged run, an unconverged Sinkhorn);
+4 the system refused (a full disk, a permission). Errors are one line ``wganlab: error: ...``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from wganlab.errors import InputError, WganlabError
+from wganlab.errors import ComputationFailed, InputError, WganlabError
+
+EXIT_PARTLY_FAILED, EXIT_BAD_INPUT, EXIT_COMPUTATION_FAILED, EXIT_SYSTEM = 1, 2, 3, 4
 
 
 def _load_set(arg: str, data_root: str | None):
@@ -94,7 +99,7 @@ def cmd_train(args) -> int:
             return 0
         result = train.train(cfg)
     print((result.run_dir / "summary.txt").read_text(), end="")
-    return 0 if result.status == "done" else 1
+    return 0 if result.status == "done" else EXIT_PARTLY_FAILED
 
 
 def cmd_list(args) -> int:
@@ -170,7 +175,7 @@ def cmd_bench(args) -> int:
                      progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(table(rows), end="")
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
-    return 1 if any(r["status"] == "error" for r in rows) else 0
+    return EXIT_PARTLY_FAILED if any(r["status"] != "ok" for r in rows) else 0
 
 
 def cmd_report(args) -> int:
@@ -289,16 +294,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; a :class:`WganlabError` becomes a one-line message and exit status 2."""
+    """Run the CLI; an error becomes a one-line message and its exit status (see the module docs)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, or a usage error already printed on one line
         return int(e.code or 0)
     try:
         return int(args.func(args) or 0)
-    except WganlabError as e:
-        print(f"wganlab: error: {e}", file=sys.stderr)
-        return 2
+    except ComputationFailed as e:
+        return _fail(f"{type(e).__name__}: {e}", EXIT_COMPUTATION_FAILED)
+    except WganlabError as e:  # BadInput, or a bare WganlabError (treated as bad input)
+        return _fail(str(e), EXIT_BAD_INPUT)
     except BrokenPipeError:  # the reader of our output went away (e.g. `wganlab list | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
+    except OSError as e:  # a full disk, a permission, a vanished folder: the system's answer, on one line
+        where = f"{e.filename}: " if e.filename else ""
+        return _fail(f"{where}{e.strerror or e}", EXIT_SYSTEM)
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"wganlab: error: {' '.join(message.split())}", file=sys.stderr)
+    return status

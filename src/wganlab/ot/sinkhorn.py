@@ -49,7 +49,7 @@ from typing import NamedTuple
 import torch
 
 from wganlab.checks import as_tensor, as_weights, positive_int, same_dim
-from wganlab.errors import InputError, WganlabError
+from wganlab.errors import ComputationFailed, InputError
 from wganlab.ot.costs import CostFn, cost_matrix, get_cost, sqeuclidean
 
 __all__ = [
@@ -73,7 +73,7 @@ STAGE_TOL = 1e-2
 _ZERO_DIAGONAL = ("euclidean", "sqeuclidean", "l1", "ssim", "psnr")
 
 
-class SinkhornNotConverged(WganlabError):
+class SinkhornNotConverged(ComputationFailed):
     """Sinkhorn iterations did not reach the marginal tolerance within ``max_iter`` iterations."""
 
 
