@@ -77,6 +77,27 @@ def cmd_data_show(args) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def _device(text: str) -> str:
+    """An argparse type: auto, cpu, cuda or cuda:N (whether the GPU exists is checked when it is used)."""
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown device {text!r}; choose auto, cpu, cuda or cuda:N")
+
+
+PRESETS = ("quick", "medium", "paper")  # the experiments' presets (an experiment may lack medium or paper)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with usage errors on one line (``wganlab: error: ...``), exit status 2."""
 
@@ -88,12 +109,15 @@ def cmd_train(args) -> int:
     from wganlab import train
     from wganlab.config import resolve, to_dict
 
+    if not (args.resume or args.preset or args.config or args.set):  # a bare `wganlab train`
+        args.parser.print_usage(sys.stderr)
+        raise InputError("train needs --preset, --config, --set or --resume (see 'wganlab train --help')")
     if args.resume:
-        if args.preset or args.config or args.set:
-            raise InputError("--resume continues a run with its own config; drop --preset/--config/--set")
+        if args.preset or args.config or args.set or args.dry_run:
+            raise InputError("--resume continues a run with its own config; drop --preset/--config/--set/--dry-run")
         result = train.resume(args.resume)
     else:
-        cfg = resolve(train.TrainConfig, train.PRESETS, args.preset, args.config, args.set)
+        cfg = train.validate(resolve(train.TrainConfig, train.PRESETS, args.preset, args.config, args.set))
         if args.dry_run:
             print(json.dumps(to_dict(cfg), indent=2))
             return 0
@@ -108,7 +132,7 @@ def cmd_list(args) -> int:
     from wganlab.metrics import METRICS
     from wganlab.train import PRESETS
 
-    print("experiments (wganlab reproduce NAME --preset quick|paper):")
+    print(f"experiments (wganlab reproduce NAME --preset {'|'.join(PRESETS)}):")
     for e in EXPERIMENTS.values():
         print(f"  {e.name:24s} {e.source:28s} {e.title}")
         print(f"  {'':24s} quick: ~{e.quick_seconds:.0f} s on one CPU core; paper preset on one GPU: "
@@ -129,15 +153,28 @@ def cmd_list(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from wganlab.reproduce import reproduce
+    from wganlab.reproduce import reproduce, unfinished
     from wganlab.runtime import set_threads
 
+    if args.ray_address and args.executor != "ray":
+        raise InputError("--ray-address needs --executor ray")
+
     set_threads(args.threads)
+    if args.resume and not args.out:
+        raise InputError("--resume needs --out: the folder of the run to continue")
+    twice = sorted({n for n in args.names if args.names.count(n) > 1})
+    if twice:
+        raise InputError(f"experiment(s) named more than once: {', '.join(twice)}")
     folder = reproduce(args.names or None, args.preset, out=args.out, resume=args.resume,
                        data_root=args.data_root, seed=args.seed, device=args.device,
                        overrides=_experiment_overrides(args.set), repeats=args.repeats, executor=args.executor,
                        ray_address=args.ray_address, workers=args.workers, threads=args.threads)
     print(f"report: {folder / 'report.html'}")
+    failed = unfinished(folder)
+    if failed:
+        print(f"wganlab: {len(failed)} experiment(s) did not finish: {', '.join(failed)} (see the report)",
+              file=sys.stderr)
+        return EXIT_PARTLY_FAILED
     return 0
 
 
@@ -157,12 +194,20 @@ def cmd_sweep(args) -> int:
     from wganlab.config import parse_overrides
     from wganlab.sweep import parse_grid, sweep
 
+    if args.ray_address and args.executor != "ray":
+        raise InputError("--ray-address needs --executor ray")
+
     fixed = parse_overrides(args.set)
     grid = parse_grid(args.experiment, args.preset, args.grid or [], fixed)
-    sweep(args.experiment, args.preset, grid=grid, seeds=args.seeds, seed=args.seed, out=args.out, fixed=fixed,
-          resume=args.resume, executor=args.executor, ray_address=args.ray_address, workers=args.workers,
-          threads=args.threads, data_root=args.data_root, device=args.device, metric=args.metric)
+    summary = sweep(args.experiment, args.preset, grid=grid, seeds=args.seeds, seed=args.seed, out=args.out,
+                    fixed=fixed, resume=args.resume, executor=args.executor, ray_address=args.ray_address,
+                    workers=args.workers, threads=args.threads, data_root=args.data_root, device=args.device,
+                    metric=args.metric)
     print(f"summary: {Path(args.out) / 'summary.md'}")
+    failed = sum(len(c["failed"]) for c in summary["cells"])
+    if failed:
+        print(f"wganlab: {failed} task(s) failed (listed in summary.md)", file=sys.stderr)
+        return EXIT_PARTLY_FAILED
     return 0
 
 
@@ -212,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = dsub.add_parser("show", help="save an image grid (or a scatter plot) of a dataset")
     q.add_argument("spec", help="dataset spec, e.g. fashion-mnist:train:n=64:size=32")
     q.add_argument("--out", required=True, help="output .png")
-    q.add_argument("--n", type=int, default=64, help="how many points to show (default 64)")
+    q.add_argument("--n", type=_at_least_one, default=64, help="how many points to show (default 64)")
     q.add_argument("--data-root", help="folder holding datasets that are not installed system-wide")
     q.set_defaults(func=cmd_data_show)
 
@@ -224,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, parser=p)
 
     p = sub.add_parser("list", help="experiments, presets, metrics and the datasets available here")
     p.add_argument("--data-root", help="folder holding datasets that are not installed system-wide")
@@ -234,39 +279,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="run the papers' experiments by name and write the HTML report")
     p.add_argument("names", nargs="*", help="experiment names (default: all; see 'wganlab list')")
-    p.add_argument("--preset", default="quick", choices=["quick", "paper"], help="default: quick")
+    p.add_argument("--preset", default="quick", choices=PRESETS, help="default: quick")
     p.add_argument("--out", help="run folder (default: runs/NNNNN-reproduce-PRESET)")
     p.add_argument("--resume", action="store_true", help="keep the experiments already done in --out")
     p.add_argument("--data-root", help="folder holding MNIST / CIFAR-10 / FFHQ / CelebA for paper presets")
     p.add_argument("--seed", type=int, help="seed for every experiment (default: each preset's)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
-    p.add_argument("--threads", type=int, help="torch threads per experiment (default: the cores shared out among "
-                   "the workers; torch's default in-process)")
+    p.add_argument("--device", default="auto", type=_device, help="auto | cpu | cuda (default: auto)")
+    p.add_argument("--threads", type=_at_least_one, help="torch threads per experiment (default: the cores shared "
+                   "out among the workers; torch's default in-process)")
     p.add_argument("--set", action="append", metavar="NAME.KEY=VALUE", help="override an experiment's config")
-    p.add_argument("--repeats", type=int, default=1, help="seeds per experiment; the report gives mean ± std")
+    p.add_argument("--repeats", type=_at_least_one, default=1, help="seeds per experiment; the report gives mean ± std")
     p.add_argument("--executor", default="auto", choices=["auto", *EXECUTORS],
                    help="default: auto (a process per core on the CPU, in-process on a GPU)")
     p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local Ray)")
-    p.add_argument("--workers", type=int, help="parallel experiments (process pool size / local Ray CPUs)")
+    p.add_argument("--workers", type=_at_least_one, help="parallel experiments (process pool size / local Ray CPUs)")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("sweep", help="an experiment over a grid of config values and seeds, aggregated")
     p.add_argument("experiment", help="experiment name (see 'wganlab list')")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2",
                    help="values of a config key (repeatable; cross product; tuple items joined by '|')")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per cell: SEED .. SEED+N-1 (default 1)")
+    p.add_argument("--seeds", type=_at_least_one, default=1, help="seeds per cell: SEED .. SEED+N-1 (default 1)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a config value fixed for every cell")
-    p.add_argument("--preset", default="quick", choices=["quick", "paper"], help="default: quick")
+    p.add_argument("--preset", default="quick", choices=PRESETS, help="default: quick")
     p.add_argument("--out", required=True, help="sweep folder (cells/ and the summary go here)")
     p.add_argument("--resume", action="store_true", help="run only the tasks not done in --out")
     p.add_argument("--executor", default="local", choices=list(EXECUTORS), help="default: local")
     p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local Ray)")
-    p.add_argument("--workers", type=int, help="parallel tasks (process pool size / local Ray CPUs)")
-    p.add_argument("--threads", type=int, help="torch threads per task (default: torch's)")
+    p.add_argument("--workers", type=_at_least_one, help="parallel tasks (process pool size / local Ray CPUs)")
+    p.add_argument("--threads", type=_at_least_one, help="torch threads per task (default: torch's)")
     p.add_argument("--metric", help="measurement to plot (default: the first numeric one)")
     p.add_argument("--data-root", help="folder holding datasets that are not installed system-wide")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    p.add_argument("--device", default="auto", type=_device, help="auto | cpu | cuda (default: auto)")
     p.set_defaults(func=cmd_sweep)
 
     from wganlab.bench import CASES
@@ -277,10 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "up to ~5 GB per case)")
     p.add_argument("--set", action="append", metavar="CASE.KEY=VALUE", help="a case's size (repeatable), "
                    "e.g. w1-square.n=5000 or w1-batch.ns=10000,60000")
-    p.add_argument("--repeat", type=int, default=1, help="runs of each side, best time kept (default 1)")
+    p.add_argument("--repeat", type=_at_least_one, default=1, help="runs of each side, best time kept (default 1)")
     p.add_argument("--out", default="runs/bench.json", help="JSON output; the markdown table goes beside it "
                    "(.md) (default: runs/bench.json)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=_at_least_one, default=1, help="torch threads (default 1)")
     p.add_argument("--mem-limit-gib", type=float, help="memory limit of each case's process "
                    "(default: 85%% of the memory available at the start)")
     p.add_argument("--in-process", action="store_true", help="run the cases in this process (no memory limit)")
