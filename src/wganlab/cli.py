@@ -20,34 +20,31 @@ EXIT_PARTLY_FAILED, EXIT_BAD_INPUT, EXIT_COMPUTATION_FAILED, EXIT_SYSTEM = 1, 2,
 
 
 def _load_set(arg: str, data_root: str | None):
-    """A point set from a ``.npy`` file (never unpickled) or a dataset spec string."""
-    import numpy as np
+    """A point set from a ``.npy`` file (never unpickled, its header checked first) or a dataset spec."""
     import torch
 
-    if arg.endswith(".npy"):
-        path = Path(arg)
-        if not path.is_file():
-            raise InputError(f"{arg}: no such file")
-        try:
-            return torch.from_numpy(np.load(path, allow_pickle=False))
-        except ValueError as e:
-            raise InputError(f"{arg}: not a readable numeric .npy file ({e})") from None
+    from wganlab.data.common import read_npy
+
+    if arg.endswith((".npy", ".npz")):
+        return torch.from_numpy(read_npy(arg, "point set"))
     from wganlab import data
 
     return data.load(arg, data_root).x
 
 
 def _load_weights(path: str | None):
-    if path is None:
-        return None
-    import numpy as np
+    from wganlab.data.common import read_npy
 
-    if not Path(path).is_file():
-        raise InputError(f"{path}: no such weights file")
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise InputError(f"{path}: not a readable numeric .npy file ({e})") from None
+    return None if path is None else read_npy(path, "weights")
+
+
+def _check_output_file(path: str, suffix: str) -> None:
+    """Refuse, before any work, an output file of another type or in a folder that cannot be written."""
+    from wganlab.runs import check_output_folder
+
+    if Path(path).suffix.lower() != suffix:
+        raise InputError(f"{path}: the output must be a {suffix} file")
+    check_output_folder(Path(path).parent, min_free_mb=0)
 
 
 def cmd_distance(args) -> int:
@@ -71,6 +68,7 @@ def cmd_distance(args) -> int:
 def cmd_data_show(args) -> int:
     from wganlab import data
 
+    _check_output_file(args.out, ".png")
     ds = data.load(args.spec, args.data_root)
     data.save_preview(ds, args.out, n=args.n)
     print(f"{ds.spec}: {tuple(ds.x.shape)} -> {args.out}")
@@ -85,6 +83,16 @@ def _at_least_one(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def _projections(text: str) -> int:
+    """An argparse type: a number of random projections, 1 .. :data:`wganlab.config.MAX_PROJECTIONS`."""
+    from wganlab.config import MAX_PROJECTIONS
+
+    n = _at_least_one(text)
+    if n > MAX_PROJECTIONS:
+        raise argparse.ArgumentTypeError(f"{n:,} projections is too many (at most {MAX_PROJECTIONS:,})")
     return n
 
 
@@ -214,6 +222,7 @@ def cmd_sweep(args) -> int:
 def cmd_bench(args) -> int:
     from wganlab.bench import run_bench, table
 
+    _check_output_file(args.out, ".json")
     rows = run_bench(args.cases or None, full=args.full, overrides=_experiment_overrides(args.set),
                      repeat=args.repeat, out=args.out, threads=args.threads, isolate=not args.in_process,
                      mem_limit_gib=args.mem_limit_gib, data_root=args.data_root,
@@ -243,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default="w1", choices=list(METRICS), help="default: w1")
     p.add_argument("--weights-a", help=".npy file of probability weights for A")
     p.add_argument("--weights-b", help=".npy file of probability weights for B")
-    p.add_argument("--projections", type=int, help="number of random projections (sliced metrics)")
+    p.add_argument("--projections", type=_projections, help="number of random projections (sliced metrics)")
     p.add_argument("--patch-size", type=int, help="patch side in pixels (patch metrics)")
     p.add_argument("--stride", type=int, help="patch stride (patch metrics)")
     p.add_argument("--eps", type=float, help="entropic regularisation (sinkhorn)")

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from wganlab import checkpoint, data, metrics
-from wganlab.config import replace, to_dict
+from wganlab.config import MAX_PROJECTIONS, replace, to_dict
 from wganlab.errors import ConfigError
 from wganlab.images import enlarge, save_image_grid
 from wganlab.models import build_critic, build_generator
@@ -127,8 +127,6 @@ _IMAGE_METRICS = {"patch-swd", "patch-swd-local"}
 
 #: the largest batch a run may ask for: each critic step holds two batches and their activations
 MAX_BATCH = 32_768
-#: the most random projections a sliced tracking metric may use (each projects every tracked point)
-MAX_PROJECTIONS = 65_536
 #: the most generated points tracked for a continuous generator (an exact OT problem against the data)
 MAX_TRACK_SAMPLES = 100_000
 
