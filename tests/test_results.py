@@ -54,7 +54,7 @@ def test_a_checkpoint_beyond_the_configured_steps_is_refused(tmp_path, capsys):
     res = train(small(tmp_path), progress=False)
     state = checkpoint.load_latest(res.run_dir / "checkpoint.pt")
     checkpoint.save(res.run_dir / "checkpoint.pt", {**state, "step": 10**6})
-    with pytest.raises(ConfigError, match="at step 1000000, outside the run's 0..6 steps"):
+    with pytest.raises(ConfigError, match=r"at step 1000000, outside the run's 0\.\.6 steps"):
         resume(res.run_dir, progress=False)
     assert main(["train", "--resume", str(res.run_dir)]) == 2
     one_line_error(capsys)
@@ -86,8 +86,8 @@ def test_both_checkpoints_damaged_says_the_run_restarts(tmp_path, capsys):
 
 
 def test_distinct_sweep_cells_get_distinct_folders():
-    long_a = {"dims": list(range(1, 40)) + [1]}
-    long_b = {"dims": list(range(1, 40)) + [2]}  # equal in their first 80 slugged characters
+    long_a = {"dims": [*range(1, 40), 1]}
+    long_b = {"dims": [*range(1, 40), 2]}  # equal in their first 80 slugged characters
     pairs = [(long_a, long_b), ({"name": "a b"}, {"name": "a/b"}), ({"x": [1, 5]}, {"x": "1-5"})]
     for p, q in pairs:
         assert cell_id(p) != cell_id(q) and max(len(cell_id(p)), len(cell_id(q))) <= runs.SLUG_MAX
