@@ -54,7 +54,7 @@ def read_npy(path: str | os.PathLike, what: str = "array") -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such {what} file")
+        raise InputError(f"{path}: no such file (the {what})")
     try:
         with open(path, "rb") as f:
             start = f.read(6)
