@@ -87,3 +87,21 @@ def test_matplotlib_is_a_core_dependency():
     """The report's plots are the main job: a plain `pip install .` must bring matplotlib."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert any(dep.split(">")[0].split("=")[0].strip() == "matplotlib" for dep in project["dependencies"])
+
+
+def test_bench_rows_a_failed_computation_and_raises_bad_input(monkeypatch):
+    from wganlab import bench
+
+    def uncertified(ctx, n):
+        raise NotOptimalError("duality gap 0.5 exceeds 1e-09")
+
+    def bad(ctx, n):
+        raise InputError("n must be even")
+
+    monkeypatch.setattr(bench, "_warm_up", lambda: None)
+    monkeypatch.setitem(bench.CASES, "nopt", bench.Case("nopt", "", "none", uncertified, {"n": 1}, {"n": 1}))
+    monkeypatch.setitem(bench.CASES, "bad", bench.Case("bad", "", "none", bad, {"n": 1}, {"n": 1}))
+    (row,) = bench.run_case("nopt", {"n": 1})  # one uncertified solve no longer aborts the whole bench
+    assert row["status"] == "error" and "NotOptimalError: duality gap 0.5" in row["note"]
+    with pytest.raises(InputError, match="n must be even"):
+        bench.run_case("bad", {"n": 1})

@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "up to ~5 GB per case)")
     p.add_argument("--set", action="append", metavar="CASE.KEY=VALUE", help="a case's size (repeatable), "
                    "e.g. w1-square.n=5000 or w1-batch.ns=10000,60000")
-    p.add_argument("--repeat", type=_at_least_one, default=1, help="runs of each side, best time kept (default 1)")
+    p.add_argument("--repeat", type=int, default=1, help="runs of each side, best time kept (default 1)")
     p.add_argument("--out", default="runs/bench.json", help="JSON output; the markdown table goes beside it "
                    "(.md) (default: runs/bench.json)")
     p.add_argument("--threads", type=_at_least_one, default=1, help="torch threads (default 1)")
