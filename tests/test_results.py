@@ -252,3 +252,14 @@ def test_files_follow_the_umask(tmp_path, umask):
         os.umask(old)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask
     assert json.loads(Path(tmp_path / "x.json").read_text()) == {"a": 1}
+
+
+def test_reproduce_checks_every_setting_before_making_its_run_folder(tmp_path):
+    from wganlab.reproduce import reproduce
+
+    for kwargs, named in [({"overrides": {EXP: {"repeats": "many"}}}, "repeats: expected an integer"),
+                          ({"device": "tpu"}, "unknown device 'tpu'"),
+                          ({"names": [EXP, EXP]}, "named more than once")]:
+        with pytest.raises(ConfigError, match=named):
+            reproduce(**{"names": [EXP], **kwargs}, runs_root=tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())

@@ -170,9 +170,6 @@ def cmd_reproduce(args) -> int:
     set_threads(args.threads)
     if args.resume and not args.out:
         raise InputError("--resume needs --out: the folder of the run to continue")
-    twice = sorted({n for n in args.names if args.names.count(n) > 1})
-    if twice:
-        raise InputError(f"experiment(s) named more than once: {', '.join(twice)}")
     folder = reproduce(args.names or None, args.preset, out=args.out, resume=args.resume,
                        data_root=args.data_root, seed=args.seed, device=args.device,
                        overrides=_experiment_overrides(args.set), repeats=args.repeats, executor=args.executor,

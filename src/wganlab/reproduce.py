@@ -18,6 +18,7 @@ from wganlab.errors import ConfigError
 from wganlab.experiments import EXPERIMENTS, get_experiment
 from wganlab.runner import aggregate, run_tasks
 from wganlab.runs import check_output_folder, new_run_dir, read_json, write_json
+from wganlab.runtime import resolve_device
 
 
 def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str | Path | None = None,
@@ -33,15 +34,18 @@ def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str
     ``<name>/repeats.json`` and a note in the report.
     """
     names = list(names or EXPERIMENTS)
-    for n in names:
-        get_experiment(n)
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"experiment(s) named more than once: {', '.join(twice)}")
     overrides = overrides or {}
     unknown = set(overrides) - set(names)
     if unknown:
         raise ConfigError(f"overrides given for experiments not being run: {', '.join(sorted(unknown))}")
     if repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
-    if out is None:
+    resolve_device(device)
+    configs = {name: get_experiment(name).make_config(preset, overrides.get(name)) for name in names}
+    if out is None:  # every setting is checked: only now is a run folder made
         if resume:
             raise ConfigError("resume needs out: the folder of the run to continue")
         folder = new_run_dir(runs_root, f"reproduce-{preset}")
@@ -51,9 +55,8 @@ def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str
         write_json(folder / "config.json", {"experiments": names, "preset": preset, "seed": seed,
                                             "device": device, "data_root": data_root, "repeats": repeats})
     tasks, seeds = [], {}
-    for name in names:
+    for name, cfg in configs.items():
         exp = get_experiment(name)
-        cfg = exp.make_config(preset, overrides.get(name))
         first = seed if seed is not None else getattr(cfg, "seed", 0)
         seeds[name] = [first] + (list(range(first + 1, first + repeats)) if hasattr(cfg, "seed") else [])
         for k, s in enumerate(seeds[name]):
