@@ -61,11 +61,10 @@ def _write_run(folder: Path) -> None:
 
 _REBUILD = """
 import sys
-from wganlab.report.html import build_report
-path = build_report(sys.argv[1])
+from wganlab.cli import main
+assert main(["report", sys.argv[1]]) == 0
 heavy = sorted(m for m in sys.modules if m == "torch" or m.startswith(("torch.", "wganlab.experiments",
                                                                        "matplotlib")))
-print(path)
 assert not heavy, f"rebuilding the report imported {heavy[:5]}"
 """
 

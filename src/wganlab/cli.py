@@ -236,12 +236,16 @@ def cmd_report(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from wganlab.metrics import METRICS
-
+def build_parser(only_report: bool = False) -> argparse.ArgumentParser:
+    """The CLI's parser; ``only_report``: just the ``report`` command, whose parser needs no torch (a report
+    is rebuilt from a run folder's files alone)."""
     parser = _Parser(prog="wganlab", description="Which Wasserstein distance does a GAN really minimise? "
                      "Exact OT metrics, discrete GANs, the papers' experiments.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if only_report:
+        _add_report(sub)
+        return parser
+    from wganlab.metrics import METRICS
 
     p = sub.add_parser("distance", help="a distance between two sets (.npy files or dataset specs)")
     p.add_argument("a", help="a .npy file (N x D or N x C x H x W) or a dataset spec")
@@ -338,16 +342,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder holding Fashion-MNIST if it is not installed system-wide")
     p.set_defaults(func=cmd_bench)
 
+    _add_report(sub)
+    return parser
+
+
+def _add_report(sub) -> None:
     p = sub.add_parser("report", help="rebuild the HTML report of a (finished or interrupted) reproduce run")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; an error becomes a one-line message and its exit status (see the module docs)."""
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(only_report=argv[:1] == ["report"]).parse_args(argv)
     except SystemExit as e:  # --help, or a usage error already printed on one line
         return int(e.code or 0)
     try:
