@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Set up wganlab on a fresh machine: a virtual environment in .venv, torch (the CPU wheel 2.13.0 when
 # torch is missing), wganlab itself, and, when run as root with apt, Fashion-MNIST from Debian.
-#   bash scripts/setup.sh          # runtime (with plots)
+#   bash scripts/setup.sh          # runtime (matplotlib, for the report's plots, is a core dependency)
 #   bash scripts/setup.sh --dev    # plus the test and lint tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="[plots]"
-[[ "${1:-}" == "--dev" ]] && extras="[plots,dev]"
+extras=""
+[[ "${1:-}" == "--dev" ]] && extras="[dev]"
 
 if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wganlab.data import Dataset, DataSpec, available, dataset_names, describe, load, parse_spec
-from wganlab.data.common import HOLDOUT_SEED, pick_indices, resize, split_indices
+from wganlab.data.common import HOLDOUT_SEED, MAX_VALUES, pick_indices, resize, split_indices
 from wganlab.errors import DatasetError, WganlabError
 
 
@@ -54,7 +54,7 @@ def test_parse_values_are_typed():
 
 
 @settings(max_examples=40, deadline=None)
-@given(d=st.integers(1, 10_000), n=st.integers(1, 10**9), seed=st.integers(0, 2**63),
+@given(d=st.integers(1, 10_000), n=st.integers(1, MAX_VALUES), seed=st.integers(0, 2**63),
        shift=st.floats(allow_nan=False, allow_infinity=False, width=64),
        std=st.floats(min_value=0, max_value=1e300, allow_nan=False))
 def test_round_trip_property(d, n, seed, shift, std):
@@ -62,6 +62,12 @@ def test_round_trip_property(d, n, seed, shift, std):
     q = parse_spec(str(p))
     assert q == p
     assert q.options["shift"] == shift and q.options["std"] == std  # floats survive exactly
+
+
+def test_an_absurd_n_is_refused_when_the_spec_is_read():
+    msg = _err(f"gauss:n={MAX_VALUES + 1}")
+    assert "key 'n' must be <=" in msg and str(MAX_VALUES + 1) in msg
+    assert str(MAX_VALUES) in _err("gauss8:n=99999999999999999999")
 
 
 def test_unknown_dataset_lists_names_and_suggests():

@@ -10,7 +10,8 @@ import pytest
 from wganlab.cli import main
 from wganlab.experiments import CATALOGUE, EXPERIMENTS
 from wganlab.report.html import build_report
-from wganlab.reproduce import reproduce, run_experiment
+from wganlab.reproduce import reproduce
+from wganlab.runner import run_experiment
 
 SQ16 = "squares:size=16:square=4"
 TINY = {
@@ -129,7 +130,7 @@ def test_reproduce_shares_the_cores_out_among_worker_processes(monkeypatch):
 
 
 def test_the_longest_experiments_start_first_and_results_keep_their_order(tmp_path, capsys):
-    from wganlab.sweep import run_tasks
+    from wganlab.runner import run_tasks
 
     names = ["mean-vs-real-dimension", "sample-complexity"]
     tasks = [{"experiment": n, "preset": "quick", "overrides": {k: str(v) for k, v in TINY[n].items()}, "seed": None,

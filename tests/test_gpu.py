@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from wganlab import metrics
-from wganlab.reproduce import run_experiment
+from wganlab.runner import run_experiment
 from wganlab.train import TrainConfig, Trainer
 
 OBJECTIVES = [("wgan-wc", {}), ("wgan-gp", {}), ("ctransform", {}), ("ceps-transform", {"eps": 0.5}),

@@ -11,7 +11,8 @@ from wganlab.cli import main
 from wganlab.errors import ConfigError
 from wganlab.executors import map_tasks
 from wganlab.reproduce import reproduce
-from wganlab.sweep import aggregate, cell_id, parse_grid, sweep
+from wganlab.runner import aggregate
+from wganlab.sweep import cell_id, parse_grid, sweep
 
 EXP = "mean-vs-real-dimension"  # no training: a cell takes well under a second
 FIXED = {"repeats": "2", "dims": "1,5,50"}
@@ -29,7 +30,7 @@ def test_map_tasks_captures_each_failure_and_keeps_order():
     assert out[1].error == "ValueError: three is bad" and "Traceback" in out[1].traceback
     with pytest.raises(ConfigError, match="unknown executor 'dask'"):
         map_tasks(_fail_on_three, [1], "dask")
-    with pytest.raises(ConfigError, match="--ray-address needs --executor ray"):
+    with pytest.raises(ConfigError, match="ray_address needs executor 'ray'"):
         map_tasks(_fail_on_three, [1], ray_address="127.0.0.1:6379")
 
 
@@ -42,10 +43,11 @@ def test_ray_executor_without_ray_says_how_to_install(monkeypatch):
 def test_parse_grid_types_values_by_the_config():
     grid = parse_grid(EXP, "quick", ["batch=8,16", "dims=1|5,2|3|4"], {"repeats": "2"})
     assert grid == {"batch": [8, 16], "dims": [[1, 5], [2, 3, 4]]}
-    assert cell_id({"batch": 8, "dims": [1, 5]}) == "batch-8-dims-1-5" and cell_id({}) == "base"
+    assert cell_id({"batch": 8, "dims": [1, 5]}).startswith("batch-8-dims-1-5-") and cell_id({}) == "base"
+    assert cell_id({"batch": 8}) == "batch-8"
     for pairs, match in [(["batch=eight"], "batch: expected an integer"), (["nope=1"], "unknown config key"),
                          (["batch"], "expected key=value1,value2"), (["batch=1", "batch=2"], "given twice"),
-                         (["repeats=3"], "both in --grid and in --set")]:
+                         (["repeats=3"], "both a grid key and a fixed value")]:
         with pytest.raises(ConfigError, match=match):
             parse_grid(EXP, "quick", pairs, {"repeats": "2"})
 
@@ -119,9 +121,9 @@ def test_cli_sweep_and_its_errors(tmp_path, capsys):
     assert code == 0 and "summary:" in capsys.readouterr().out
     assert len(json.loads((tmp_path / "summary.json").read_text())["cells"]) == 2
     for argv, msg in [(["--grid", "batch=x"], "batch: expected an integer"),
-                      (["--executor", "process", "--workers", "0"], "workers must be >= 1"),
+                      (["--executor", "process", "--workers", "0"], "--workers: must be >= 1"),
                       (["--ray-address", "1.2.3.4:6379"], "--ray-address needs --executor ray"),
-                      (["--seeds", "0"], "seeds must be >= 1")]:
+                      (["--seeds", "0"], "--seeds: must be >= 1")]:
         assert main(["sweep", EXP, "--out", str(tmp_path / "e"), "--set", "repeats=2", *argv]) == 2
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1
@@ -138,5 +140,6 @@ def test_reproduce_repeats_gives_the_spread_over_seeds(tmp_path):
     runs += [json.loads((out / EXP / "repeats" / f"seed-{k}" / "result.json").read_text()) for k in (2, 3)]
     crossings = [r["measurements"]["crossover_d"] for r in runs]
     assert rep["stats"]["crossover_d"]["mean"] == pytest.approx(statistics.fmean(crossings), rel=1e-12)
-    assert any(n.startswith("over 3 of 3 seeds") for n in runs[0]["notes"])
+    repeats = [n["text"] for n in runs[0]["notes"] if n["kind"] == "repeats"]
+    assert len(repeats) == 1 and repeats[0].startswith("over 3 of 3 seeds")
     assert "over 3 of 3 seeds" in (out / "report.html").read_text()

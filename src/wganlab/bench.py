@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wganlab.errors import ConfigError, WganlabError
+from wganlab.errors import BadInput, ConfigError, WganlabError
 
 #: (key, header) of every row, in table order
 COLUMNS = [
@@ -434,9 +434,9 @@ def run_case(name: str, sizes: dict, repeat: int = 1, data_root: str | None = No
     try:
         _warm_up()
         rows = CASES[name].run(Context(repeat, data_root), **sizes)
-    except WganlabError:
+    except BadInput:
         raise
-    except Exception as e:  # reported in the table, the other cases still run
+    except Exception as e:  # a failed computation (an uncertified solve, ...): a row; the other cases still run
         status = "out of memory" if _out_of_memory(e) else "error"
         return [_failed_row(name, sizes, status, f"{type(e).__name__}: {e}".splitlines()[0])]
     return [_full_row(name, sizes, {"status": "ok", **r}) for r in rows]

@@ -49,9 +49,18 @@ def load(path: str | Path) -> dict | None:
 
 
 def load_latest(path: str | Path) -> dict | None:
-    """The newest valid checkpoint at ``path`` or ``path.prev`` (None when neither is valid)."""
+    """The newest valid checkpoint at ``path`` or ``path.prev`` (None when neither is valid), saying on
+    stderr which one is used when the newest is torn, corrupt or missing."""
     path = Path(path)
+    prev = path.with_name(path.name + ".prev")
     state = load(path)
-    if state is None and path.exists():
-        print(f"wganlab: checkpoint {path} is torn or corrupt; using the previous one", file=sys.stderr)
-    return state if state is not None else load(path.with_name(path.name + ".prev"))
+    if state is not None:
+        return state
+    state = load(prev)
+    if state is not None:
+        print(f"wganlab: checkpoint {path} is {'torn or corrupt' if path.exists() else 'missing'}; using the "
+              f"previous one ({prev.name}, step {state.get('step')})", file=sys.stderr)
+    elif path.exists() or prev.exists():
+        print(f"wganlab: checkpoints {path.name} and {prev.name} in {path.parent} are both torn, corrupt or "
+              "missing; the run restarts from step 0", file=sys.stderr)
+    return state

@@ -16,6 +16,10 @@ from typing import Any
 
 from wganlab.errors import ConfigError
 
+#: the most random projections a sliced metric may be asked for (CLI and training configs): each projects
+#: every point, so work and memory grow with it; larger requests are refused before any allocation
+MAX_PROJECTIONS = 65_536
+
 
 def _field_types(cls) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)

@@ -56,7 +56,7 @@ def map_tasks(fn: Callable, tasks: Sequence, executor: str = "local", *, ray_add
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     if ray_address is not None and executor != "ray":
-        raise ConfigError("--ray-address needs --executor ray")
+        raise ConfigError("ray_address needs executor 'ray'")
     tasks = list(tasks)
     if not tasks:
         return []

@@ -9,47 +9,16 @@ is recorded as ``failed`` with its error and the others go on.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import time
-import traceback
 from pathlib import Path
 
 import torch
 
-from wganlab.config import to_dict
 from wganlab.errors import ConfigError
-from wganlab.experiments import EXPERIMENTS, Context, get_experiment
+from wganlab.experiments import EXPERIMENTS, get_experiment
+from wganlab.runner import aggregate, run_tasks
 from wganlab.runs import check_output_folder, new_run_dir, read_json, write_json
-
-
-def run_experiment(name: str, preset: str, folder: Path, *, overrides: dict | None = None,
-                   data_root: str | None = None, seed: int | None = None, device: str = "auto",
-                   progress: bool = True) -> dict:
-    """Run one experiment into ``folder``; returns (and writes) its ``result.json`` content."""
-    exp = get_experiment(name)
-    over = dict(overrides or {})
-    fields = {f.name for f in dataclasses.fields(exp.config)}
-    if seed is not None and "seed" in fields:
-        over["seed"] = str(seed)
-    if "device" in fields:
-        over.setdefault("device", device)
-    cfg = exp.make_config(preset, over)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "result.json").unlink(missing_ok=True)  # a rerun is not done until it writes a new one
-    write_json(folder / "config.json", {"experiment": name, "preset": preset, "config": to_dict(cfg)})
-    ctx = Context(folder, data_root=data_root, device=device, seed=seed or 0, progress=progress)
-    t0 = time.time()
-    result = {"experiment": name, "title": exp.title, "source": exp.source, "preset": preset}
-    try:
-        measurements = exp.run(cfg, ctx)
-        result.update(status="done", measurements=measurements, claims=exp.evaluate(measurements))
-    except Exception as e:  # recorded, shown in the report; the other experiments go on
-        (folder / "error.txt").write_text(traceback.format_exc())
-        result.update(status="failed", error=f"{type(e).__name__}: {e}", measurements={}, claims=[])
-    result.update(seconds=time.time() - t0, notes=ctx.notes, figures=ctx.figures)
-    write_json(folder / "result.json", result)
-    return result
+from wganlab.runtime import resolve_device
 
 
 def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str | Path | None = None,
@@ -59,25 +28,26 @@ def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str
               workers: int | None = None, threads: int | None = None) -> Path:
     """Run ``names`` (all experiments when None) with ``preset`` and write ``report.html``; returns the folder.
 
-    Experiments are tasks of :func:`wganlab.sweep.run_tasks` on ``executor``. With ``repeats`` > 1 every
+    Experiments are tasks of :func:`wganlab.runner.run_tasks` on ``executor``. With ``repeats`` > 1 every
     experiment that has a seed also runs with the next ``repeats - 1`` seeds into
     ``<name>/repeats/seed-<s>/``; the mean, std and n of its numeric measurements over all its seeds go to
     ``<name>/repeats.json`` and a note in the report.
     """
-    from wganlab.sweep import aggregate, run_tasks
-
     names = list(names or EXPERIMENTS)
-    for n in names:
-        get_experiment(n)
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"experiment(s) named more than once: {', '.join(twice)}")
     overrides = overrides or {}
     unknown = set(overrides) - set(names)
     if unknown:
         raise ConfigError(f"overrides given for experiments not being run: {', '.join(sorted(unknown))}")
     if repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
-    if out is None:
+    resolve_device(device)
+    configs = {name: get_experiment(name).make_config(preset, overrides.get(name)) for name in names}
+    if out is None:  # every setting is checked: only now is a run folder made
         if resume:
-            raise ConfigError("--resume needs --out: the folder of the run to continue")
+            raise ConfigError("resume needs out: the folder of the run to continue")
         folder = new_run_dir(runs_root, f"reproduce-{preset}")
     else:
         folder = check_output_folder(out)
@@ -85,9 +55,8 @@ def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str
         write_json(folder / "config.json", {"experiments": names, "preset": preset, "seed": seed,
                                             "device": device, "data_root": data_root, "repeats": repeats})
     tasks, seeds = [], {}
-    for name in names:
+    for name, cfg in configs.items():
         exp = get_experiment(name)
-        cfg = exp.make_config(preset, overrides.get(name))
         first = seed if seed is not None else getattr(cfg, "seed", 0)
         seeds[name] = [first] + (list(range(first + 1, first + repeats)) if hasattr(cfg, "seed") else [])
         for k, s in enumerate(seeds[name]):
@@ -109,6 +78,22 @@ def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str
 
     build_report(folder)
     return folder
+
+
+def unfinished(folder: str | Path) -> list[str]:
+    """The experiments of the reproduce run in ``folder`` that did not end ``done`` (failed, interrupted or
+    never run), from its files."""
+    asked = read_json(Path(folder) / "config.json").get("experiments", [])
+    out = []
+    for name in asked:
+        path = Path(folder) / name / "result.json"
+        try:
+            ok = path.is_file() and read_json(path).get("status") == "done"
+        except (OSError, ValueError, AttributeError):
+            ok = False
+        if not ok:
+            out.append(name)
+    return out
 
 
 def _parallelism(executor: str, workers: int | None, threads: int | None, n_tasks: int,
@@ -139,5 +124,6 @@ def _write_repeats(folder: Path, seeds: list[int], results: list[dict], stats: d
                           for k, v in list(stats.items())[:6] if v["mean"] is not None)
         note = (f"over {done} of {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}), mean ± sample std: {shown} "
                 f"(all measurements in repeats.json)")
-    main["notes"] = [n for n in main.get("notes", []) if not n.startswith(("over ", "no repeats"))] + [note]
+    kept = [n for n in main.get("notes", []) if not (isinstance(n, dict) and n.get("kind") == "repeats")]
+    main["notes"] = [*kept, {"kind": "repeats", "text": note}]
     write_json(folder / "result.json", main)

@@ -8,13 +8,17 @@ leaves a half-written file under the final name.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import math
 import os
 import re
+import secrets
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from wganlab.errors import InputError
@@ -22,11 +26,17 @@ from wganlab.errors import InputError
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file in ``path``'s folder, fsync it, then ``os.replace`` it onto
-    ``path``: readers never see a half-written file; on error the temporary file is removed."""
+    ``path``: readers never see a half-written file; on error the temporary file is removed. The file's
+    permissions follow the user's umask (``0o666 & ~umask``), like any file the user creates."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         write(Path(tmp))
         with open(tmp, "rb+") as f:
@@ -58,7 +68,11 @@ def write_json(path: str | Path, obj) -> None:
 
 
 def read_json(path: str | Path):
-    return json.loads(Path(path).read_text())
+    """The JSON value in ``path``; a file that is not JSON raises a one-line :class:`InputError`."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not a readable JSON file ({e})") from None
 
 
 def append_jsonl(path: str | Path, row: dict) -> None:
@@ -89,8 +103,22 @@ def truncate_jsonl(path: str | Path, keep) -> None:
     atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
 
+SLUG_MAX = 80
+
+
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "run"
+    """``text`` as a file name: runs of other characters than ``A-Za-z0-9._-`` become ``-``; at most
+    :data:`SLUG_MAX` characters. Different texts may share a slug: see :func:`unique_slug`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:SLUG_MAX] or "run"
+
+
+def unique_slug(text: str) -> str:
+    """``slug(text)`` when it spells ``text`` exactly, else the slug shortened and followed by ``-`` and 10 hex
+    digits of ``text``'s SHA-256, so that different texts never share a folder."""
+    s = slug(text)
+    if s == text:
+        return s
+    return f"{s[:SLUG_MAX - 11]}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
 #: free space (MiB) an output folder needs before work starts; ``WGANLAB_MIN_FREE_MB`` overrides it
@@ -127,12 +155,35 @@ def check_output_folder(path: str | Path, min_free_mb: float | None = None) -> P
 
 def new_run_dir(out: str | Path, description: str) -> Path:
     """Create ``out/NNNNN-description`` with the next free number; check the folder first
-    (:func:`check_output_folder`)."""
+    (:func:`check_output_folder`). Numbers are allocated under an advisory lock on ``out`` itself, so
+    processes creating run folders at once each get their own number."""
     out = check_output_folder(out)
     try:
-        numbers = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
-        run = out / f"{max(numbers, default=-1) + 1:05d}-{slug(description)}"
-        run.mkdir()
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held for a directory listing and one mkdir
+            numbers = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
+            run = out / f"{max(numbers, default=-1) + 1:05d}-{slug(description)}"
+            run.mkdir()
+        finally:
+            os.close(fd)
     except OSError as e:
         raise InputError(f"cannot write run folder under {out}: {e.strerror or e}") from None
     return run
+
+
+@contextlib.contextmanager
+def lock_run_dir(run_dir: str | Path) -> Iterator[Path]:
+    """Hold an advisory lock (``flock``) on the folder ``run_dir`` for the duration of the block: one writer
+    per run folder. A second process gets a one-line :class:`InputError` at once instead of waiting."""
+    run_dir = Path(run_dir)
+    fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"{run_dir} is in use by another wganlab process (one writer per run folder); "
+                             f"wait for it to end") from None
+        yield run_dir
+    finally:
+        os.close(fd)

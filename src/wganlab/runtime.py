@@ -16,7 +16,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' asked for but no CUDA device is available (use --device cpu)")
+            raise ConfigError("device 'cuda' asked for but no CUDA device is available (use device 'cpu')")
         return torch.device(name)
     raise ConfigError(f"unknown device {name!r}; choose auto, cpu or cuda")
 

@@ -6,7 +6,7 @@ tuple-valued key separates a value's items with ``|``: ``channels=16|16,32|32`` 
 ``(16, 16)`` and ``(32, 32)``.
 
 Layout of ``<out>``: ``sweep.json`` (what was asked), ``cells/<cell-id>/seed-<s>/`` (one
-:func:`wganlab.reproduce.run_experiment` folder per task, its ``result.json`` written last), and the
+:func:`wganlab.runner.run_experiment` folder per task, its ``result.json`` written last), and the
 aggregate: ``summary.json``, ``summary.csv``, ``summary.md`` and ``sweep-<metric>.png``. For every cell,
 every numeric scalar measurement (nested keys joined with ``.``) gets its mean, sample standard deviation
 (None with fewer than two seeds) and count over the seeds that finished. A failed task is listed with its
@@ -18,16 +18,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import itertools
-import math
-import statistics
 import typing
 from pathlib import Path
 
 from wganlab.config import to_dict
 from wganlab.errors import ConfigError
-from wganlab.executors import map_tasks
 from wganlab.experiments import get_experiment
-from wganlab.runs import atomic_write, atomic_write_bytes, check_output_folder, read_json, slug, write_json
+from wganlab.runner import aggregate, run_tasks
+from wganlab.runs import atomic_write, atomic_write_bytes, check_output_folder, read_json, slug, unique_slug, write_json
 
 
 def parse_grid(name: str, preset: str, pairs: list[str], fixed: dict[str, str] | None = None) -> dict[str, list]:
@@ -40,11 +38,11 @@ def parse_grid(name: str, preset: str, pairs: list[str], fixed: dict[str, str] |
         key, eq, text = pair.partition("=")
         key = key.strip()
         if not eq or not key or not text.strip():
-            raise ConfigError(f"--grid {pair!r}: expected key=value1,value2,...")
+            raise ConfigError(f"grid entry {pair!r}: expected key=value1,value2,...")
         if key in grid:
-            raise ConfigError(f"--grid {key} given twice")
+            raise ConfigError(f"grid key {key!r} given twice")
         if key in (fixed or {}):
-            raise ConfigError(f"{key} is both in --grid and in --set")
+            raise ConfigError(f"{key!r} is both a grid key and a fixed value")
         is_tuple = typing.get_origin(hints.get(key)) is tuple
         values = []
         for item in text.split(","):
@@ -61,87 +59,14 @@ def value_text(value) -> str:
 
 
 def cell_id(params: dict) -> str:
-    """The folder name of a cell, e.g. ``steps-20-hidden-16`` (``base`` for an empty grid)."""
-    return slug("-".join(f"{k}-{value_text(v)}" for k, v in params.items())) if params else "base"
+    """The folder name of a cell, e.g. ``steps-20-hidden-16`` (``base`` for an empty grid); a name that had to
+    be shortened or changed to be a file name gets a hash suffix, so different cells never share a folder."""
+    return unique_slug("-".join(f"{k}-{value_text(v)}" for k, v in params.items())) if params else "base"
 
 
 def cells(grid: dict[str, list]) -> list[dict]:
     """The cross product of the grid, in the order the keys and values were given."""
     return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
-
-
-def run_task(task: dict) -> dict:
-    """One (cell, seed): the experiment's result (also written to ``task["folder"]/result.json``)."""
-    from wganlab.reproduce import run_experiment
-    from wganlab.runtime import set_threads
-
-    set_threads(task.get("threads"))
-    print(f"[{task['label']}] running ({task['preset']})", flush=True)
-    r = run_experiment(task["experiment"], task["preset"], Path(task["folder"]), overrides=task["overrides"],
-                       data_root=task.get("data_root"), seed=task["seed"], device=task.get("device", "auto"),
-                       progress=task.get("progress", False))
-    _log_end(task, r, print)
-    return r
-
-
-def _log_end(task: dict, r: dict, log) -> None:
-    took = f" in {r['seconds']:.1f} s" if "seconds" in r else ""
-    log(f"[{task['label']}] {r['status']}{took}" + (f": {r.get('error')}" if r["status"] != "done" else ""))
-
-
-def run_tasks(tasks: list[dict], *, resume: bool = False, executor: str = "local", ray_address: str | None = None,
-              workers: int | None = None, log=print) -> list[dict]:
-    """Run ``tasks`` (dicts for :func:`run_task`) on ``executor``, those with the largest
-    ``"expected_seconds"`` first (a pool then ends sooner); returns one result per task, in ``tasks``' order. With
-    ``resume``, a task whose ``result.json`` says ``done`` is kept, not rerun. A task that raised or whose
-    worker died is returned as ``{"status": "failed", "error": ...}`` (also written to its folder)."""
-    results: list[dict | None] = [None] * len(tasks)
-    todo = []
-    for i, t in enumerate(tasks):
-        done = Path(t["folder"]) / "result.json"
-        if resume and done.is_file() and read_json(done).get("status") == "done":
-            results[i] = read_json(done)
-            log(f"[{t['label']}] done earlier, kept")
-        else:
-            todo.append(i)
-    todo.sort(key=lambda i: -tasks[i].get("expected_seconds", 0.0))  # the longest start first
-    if todo:
-        log(f"running {len(todo)} task(s) on executor {executor!r}")
-    outcomes = map_tasks(run_task, [tasks[i] for i in todo], executor, ray_address=ray_address, workers=workers)
-    for i, out in zip(todo, outcomes, strict=True):
-        t = tasks[i]
-        if out.ok:  # its end was logged by the task itself, as it happened
-            results[i] = out.value
-        else:  # the task itself failed outside run_experiment's own error capture (e.g. a lost worker)
-            results[i] = {"experiment": t["experiment"], "status": "failed", "error": out.error, "measurements": {}}
-            write_json(Path(t["folder"]) / "result.json", results[i])
-            _log_end(t, results[i], log)
-    return results
-
-
-def numeric_leaves(obj, prefix: str = "") -> dict[str, float]:
-    """Every int/float scalar in a nested dict as ``{"a.b": value}`` (lists, strings and booleans skipped)."""
-    out: dict[str, float] = {}
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out.update(numeric_leaves(v, f"{prefix}{k}."))
-    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
-        out[prefix[:-1]] = float(obj)
-    return out
-
-
-def aggregate(results: list[dict]) -> dict[str, dict]:
-    """Mean, sample standard deviation (None for n < 2) and n of every numeric scalar measurement over the
-    ``done`` results; non-finite values are left out of the statistics."""
-    values: dict[str, list[float]] = {}
-    for r in results:
-        if r.get("status") == "done":
-            for k, v in numeric_leaves(r.get("measurements", {})).items():
-                values.setdefault(k, [])
-                if math.isfinite(v):
-                    values[k].append(v)
-    return {k: {"mean": statistics.fmean(v) if v else None, "std": statistics.stdev(v) if len(v) > 1 else None,
-                "n": len(v)} for k, v in values.items()}
 
 
 def sweep(name: str, preset: str = "quick", *, grid: dict[str, list] | None = None, seeds: int = 1,
@@ -157,7 +82,7 @@ def sweep(name: str, preset: str = "quick", *, grid: dict[str, list] | None = No
         raise ConfigError(f"seeds must be >= 1, got {seeds}")
     has_seed = "seed" in {f.name for f in dataclasses.fields(exp.config)}
     if seeds > 1 and not has_seed:
-        raise ConfigError(f"experiment {name!r} has no seed setting; use --seeds 1")
+        raise ConfigError(f"experiment {name!r} has no seed setting; seeds must be 1")
     out = check_output_folder(out)
     asked = {"experiment": name, "preset": preset, "grid": grid, "fixed": dict(fixed or {}), "seeds": seeds,
              "seed": seed, "device": device, "data_root": data_root}
@@ -165,7 +90,7 @@ def sweep(name: str, preset: str = "quick", *, grid: dict[str, list] | None = No
         before = read_json(out / "sweep.json")
         if before != asked:
             raise ConfigError(f"{out} holds a different sweep (see its sweep.json); resume it with the same "
-                              f"experiment, preset, grid, --set, seeds and seed")
+                              f"experiment, preset, grid, fixed values, seeds and seed")
     write_json(out / "sweep.json", asked)
     tasks, cell_rows = [], []
     for params in cells(grid):
@@ -197,7 +122,9 @@ def _fmt(x) -> str:
 
 
 def write_summary(out: Path, summary: dict, metric: str | None = None) -> None:
-    """``summary.json``, ``summary.csv`` (one row per cell), ``summary.md`` and ``sweep-<metric>.png``."""
+    """``summary.json``, ``summary.csv`` (one row per cell), ``summary.md`` and ``sweep-<metric>.png``
+    (``metric`` None: the first numeric measurement); an unknown ``metric`` raises after the tables are
+    written (its names are known only once tasks have finished)."""
     write_json(out / "summary.json", summary)
     keys, names = list(summary["grid"]), _metrics(summary)
     def write_csv(tmp: Path) -> None:
@@ -225,10 +152,9 @@ def write_summary(out: Path, summary: dict, metric: str | None = None) -> None:
     if failures:
         lines += ["", "## failed tasks", "", *failures]
     atomic_write_bytes(out / "summary.md", ("\n".join(lines) + "\n").encode())
-    if metric is not None and metric not in names:
-        print(f"wganlab: --metric {metric!r} is not a numeric measurement of this sweep; plotting {names[0]!r} "
-              f"(choose from {', '.join(names)})" if names else "wganlab: no numeric measurement to plot")
-        metric = None
+    if metric is not None and names and metric not in names:  # the tables above are kept; rerun with resume
+        raise ConfigError(f"metric {metric!r} is not a numeric measurement of this sweep; choose from "
+                          f"{', '.join(names)}")
     if names:
         _plot(out, summary, metric or names[0])
 

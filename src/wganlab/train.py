@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from wganlab import checkpoint, data, metrics
-from wganlab.config import replace, to_dict
+from wganlab.config import MAX_PROJECTIONS, replace, to_dict
 from wganlab.errors import ConfigError
 from wganlab.images import enlarge, save_image_grid
 from wganlab.models import build_critic, build_generator
@@ -30,8 +31,10 @@ from wganlab.runs import (
     append_jsonl,
     atomic_write_bytes,
     check_output_folder,
+    lock_run_dir,
     new_run_dir,
     read_json,
+    read_jsonl,
     truncate_jsonl,
     write_json,
 )
@@ -120,6 +123,59 @@ PRESETS: dict[str, dict] = {
 
 #: metrics that need image data (skipped, with a note, on vector data)
 _IMAGE_METRICS = {"patch-swd", "patch-swd-local"}
+
+
+#: the largest batch a run may ask for: each critic step holds two batches and their activations
+MAX_BATCH = 32_768
+#: the most generated points tracked for a continuous generator (an exact OT problem against the data)
+MAX_TRACK_SAMPLES = 100_000
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` when every value is usable, else a one-line :class:`ConfigError` naming the key; the same
+    checks for a real run, ``--dry-run`` and a resumed run's config, before any folder is created."""
+    from wganlab.objectives import OBJECTIVES
+    from wganlab.ot.costs import COSTS
+
+    def need(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key} must be {what}, got {getattr(cfg, key)!r}")
+
+    for key in ("steps", "z_dim", "track_every", "track_samples", "g_hidden", "g_depth", "g_width", "c_hidden",
+                "c_depth", "c_kernel", "c_stride", "patch_size", "patch_stride", "projections"):
+        need(getattr(cfg, key) >= 1, key, ">= 1")
+    for key in ("ckpt_every", "grid_every"):
+        need(getattr(cfg, key) >= 0, key, ">= 0 (0: never)")
+    need(1 <= cfg.batch <= MAX_BATCH, "batch", f"between 1 and {MAX_BATCH:,}")
+    need(cfg.projections <= MAX_PROJECTIONS, "projections", f"at most {MAX_PROJECTIONS:,}")
+    need(cfg.track_samples <= MAX_TRACK_SAMPLES, "track_samples", f"at most {MAX_TRACK_SAMPLES:,}")
+    need(cfg.m is None or cfg.m >= 1, "m", ">= 1 or none (a continuous latent)")
+    need(cfg.track_data is None or cfg.track_data >= 1, "track_data", ">= 1 or none (all)")
+    need(cfg.threads is None or cfg.threads >= 1, "threads", ">= 1 or none")
+    need(all(c >= 1 for c in cfg.c_channels) and len(cfg.c_channels) >= 1, "c_channels", "positive integers")
+    for key in ("lr_g", "lr_c", "eps", "clip", "cost_scale"):
+        need(math.isfinite(getattr(cfg, key)) and getattr(cfg, key) > 0, key, "a finite number > 0")
+    need(math.isfinite(cfg.gp_lambda) and cfg.gp_lambda >= 0, "gp_lambda", "a finite number >= 0")
+    need(math.isfinite(cfg.latent_noise) and cfg.latent_noise >= 0, "latent_noise", "a finite number >= 0")
+    for key in ("beta1", "beta2"):
+        need(0 <= getattr(cfg, key) < 1, key, "in [0, 1)")
+    need(cfg.objective in OBJECTIVES, "objective", f"one of {', '.join(OBJECTIVES)}")
+    if OBJECTIVES[cfg.objective].needs_critic:
+        need(cfg.n_critic >= 1, "n_critic", f">= 1 for objective {cfg.objective!r}")
+    for key in ("cost", "generator_cost"):
+        need(getattr(cfg, key) in COSTS or (key == "generator_cost" and cfg.generator_cost is None), key,
+             f"one of {', '.join(COSTS)}")
+    need(cfg.generator in ("fc", "conv"), "generator", "fc or conv")
+    need(cfg.critic in ("fc", "cnn-gap", "cnn-fc", "groupsort"), "critic", "fc, cnn-gap, cnn-fc or groupsort")
+    need(cfg.lipschitz in ("bjorck", "spectral"), "lipschitz", "bjorck or spectral")
+    need(cfg.optimizer in ("adam", "rmsprop"), "optimizer", "adam or rmsprop")
+    need(cfg.device in ("auto", "cpu", "cuda") or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit()),
+         "device", "auto, cpu, cuda or cuda:N")
+    unknown = [t for t in cfg.track if t != "batch-w1" and t not in metrics.METRICS]
+    if unknown:
+        raise ConfigError(f"track: unknown metric(s) {', '.join(unknown)}; choose from batch-w1, "
+                          f"{', '.join(metrics.METRICS)}")
+    return cfg
 
 
 @dataclass
@@ -255,12 +311,16 @@ class Trainer:
                 "opt_d": self.opt_d.state_dict() if self.opt_d else None, "rng": rng}
 
     def load_state(self, st: dict) -> None:
+        try:
+            self.G.load_state_dict(st["generator"])
+            self.opt_g.load_state_dict(st["opt_g"])
+            if self.D is not None:
+                self.D.load_state_dict(st["critic"])
+                self.opt_d.load_state_dict(st["opt_d"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"{self.run_dir}: the checkpoint does not fit the run's config ({first})") from None
         self.step = int(st["step"])
-        self.G.load_state_dict(st["generator"])
-        self.opt_g.load_state_dict(st["opt_g"])
-        if self.D is not None:
-            self.D.load_state_dict(st["critic"])
-            self.opt_d.load_state_dict(st["opt_d"])
         torch.set_rng_state(st["rng"]["torch"])
         self.rng_data.set_state(st["rng"]["data"])
         self.rng_latent.set_state(st["rng"]["latent"])
@@ -282,6 +342,8 @@ class Trainer:
             row = {"step": 0, "time": 0.0, **self.measure()}
             append_jsonl(metrics_path, row)
             last = row
+        else:  # resumed: the last row logged up to the checkpoint stands until a newer one is measured
+            last = next((r for r in reversed(read_jsonl(metrics_path)) if r.get("step") == self.step), {})
         while self.step < cfg.steps:
             stats = self.iteration()
             self.step += 1
@@ -351,11 +413,19 @@ def save_nearest_grid(gen: torch.Tensor, train_x: torch.Tensor, path: Path) -> N
 
 
 def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
-    """Train from scratch in a new run folder under ``cfg.out``; returns the run's result."""
+    """Train from scratch in a new run folder under ``cfg.out``; returns the run's result. A config or
+    data set that fails its checks leaves no run folder behind."""
+    validate(cfg)
     description = cfg.description or f"{cfg.objective}-{cfg.critic}-{cfg.data.split(':')[0]}"
     run_dir = new_run_dir(cfg.out, description)
-    write_json(run_dir / "config.json", to_dict(cfg))
-    return Trainer(cfg, run_dir).run(progress)
+    with lock_run_dir(run_dir):
+        try:
+            write_json(run_dir / "config.json", to_dict(cfg))
+            trainer = Trainer(cfg, run_dir)
+        except BaseException:  # nothing ran: the folder would only hold a config
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        return trainer.run(progress)
 
 
 def resume(run_dir: str | Path, *, steps: int | None = None, progress: bool = True) -> TrainResult:
@@ -368,12 +438,21 @@ def resume(run_dir: str | Path, *, steps: int | None = None, progress: bool = Tr
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no config.json)")
     check_output_folder(run_dir)
-    cfg = replace(TrainConfig(), read_json(run_dir / "config.json"))
+    saved = read_json(run_dir / "config.json")
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{run_dir / 'config.json'}: expected a table of config keys")
+    cfg = replace(TrainConfig(), saved)
     if steps is not None:
         cfg = dataclasses.replace(cfg, steps=steps)
-    trainer = Trainer(cfg, run_dir)
-    st = checkpoint.load_latest(run_dir / "checkpoint.pt")
-    if st is not None:
-        trainer.load_state(st)
-    truncate_jsonl(run_dir / "metrics.jsonl", lambda r: 0 < trainer.step and r.get("step", 0) <= trainer.step)
-    return trainer.run(progress)
+    validate(cfg)
+    with lock_run_dir(run_dir):
+        trainer = Trainer(cfg, run_dir)
+        st = checkpoint.load_latest(run_dir / "checkpoint.pt")
+        if st is not None:
+            at = st.get("step")
+            if not isinstance(at, int) or not 0 <= at <= cfg.steps:
+                raise ConfigError(f"{run_dir}: the checkpoint is at step {at!r}, outside the run's 0..{cfg.steps} "
+                                  f"steps (a stale or forged checkpoint)")
+            trainer.load_state(st)
+        truncate_jsonl(run_dir / "metrics.jsonl", lambda r: 0 < trainer.step and r.get("step", 0) <= trainer.step)
+        return trainer.run(progress)

@@ -15,12 +15,20 @@ Conventions
 
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from wganlab.data.spec import Dataset, DataSpec, Key
 from wganlab.errors import DatasetError
+
+#: the most values (points x coordinates, or images x pixels) a generated or loaded data set may hold:
+#: 2 GB as float32. Larger requests are refused before anything is allocated.
+MAX_VALUES = 500_000_000
 
 HOLDOUT_SEED = 20240601
 DEFAULT_HOLDOUT = 1.0 / 6.0
@@ -31,9 +39,58 @@ def seed_key() -> Key:
     return Key(int, None, "random seed (default: the seed given to load, else 0)", min=0)
 
 
+def check_values(name: str, count: int, what: str) -> None:
+    """Refuse (one-line :class:`DatasetError` naming the size) a data set of more than :data:`MAX_VALUES`."""
+    if count > MAX_VALUES:
+        raise DatasetError(f"{name}: {what} = {count:,} values is too many (at most {MAX_VALUES:,})")
+
+
+def read_npy(path: str | os.PathLike, what: str = "array") -> np.ndarray:
+    """A numeric ``.npy`` file (bool, integer or float; never unpickled) as a numpy array, its header checked
+    before anything is allocated: a file that is not ``.npy`` (e.g. a ``.npz`` archive), a non-numeric dtype,
+    a header whose size disagrees with the file or exceeds :data:`MAX_VALUES` raise one-line
+    :class:`InputError` naming the problem."""
+    from wganlab.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (the {what})")
+    try:
+        with open(path, "rb") as f:
+            start = f.read(6)
+            if start[:2] == b"PK":
+                raise InputError(f"{path}: a .npz archive, not a .npy file (save one array with numpy.save)")
+            if start != b"\x93NUMPY":
+                raise InputError(f"{path}: not a .npy file (no NUMPY header)")
+            f.seek(0)
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(f)
+            offset = f.tell()
+    except (ValueError, OSError, SyntaxError) as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError(f"{path}: unreadable .npy header ({e})") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biuf":
+        raise InputError(f"{path}: dtype {dtype} is not numeric (expected bool, integer or float values)")
+    count = math.prod(shape)
+    if count > MAX_VALUES:
+        raise InputError(f"{path}: header claims shape {shape} = {count:,} values, more than the {MAX_VALUES:,} "
+                         "allowed")
+    have = path.stat().st_size - offset
+    if have != count * dtype.itemsize:
+        raise InputError(f"{path}: header claims shape {shape} ({count * dtype.itemsize:,} bytes) but the file "
+                         f"holds {have:,} bytes of data")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise InputError(f"{path}: not a readable numeric .npy file ({e})") from None
+
+
 def n_key(default: int | None = None, doc: str | None = None) -> Key:
     doc = doc or "number of items: a seeded subset of the split, without replacement (default: all)"
-    return Key(int, default, doc, min=1)
+    return Key(int, default, doc, min=1, max=MAX_VALUES)
 
 
 def size_key(native: int) -> Key:

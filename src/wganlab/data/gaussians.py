@@ -23,12 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wganlab.data.common import n_key, seed_key
+from wganlab.data.common import check_values, n_key, seed_key
 from wganlab.data.spec import Dataset, DatasetInfo, DataSpec, Key, register
-from wganlab.errors import DatasetError
 
 DEFAULT_N = 1000
-MAX_VALUES = 500_000_000  # n*d bound for gauss: 2 GB as float32
 
 
 def _rng(spec: DataSpec) -> np.random.Generator:
@@ -49,8 +47,7 @@ def ring_centres(modes: int, radius: float) -> np.ndarray:
 
 def _load_gauss(spec: DataSpec, data_root: Path | None) -> Dataset:
     n, d, shift, std = spec.get("n"), spec.get("d"), spec.get("shift"), spec.get("std")
-    if n * d > MAX_VALUES:
-        raise DatasetError(f"gauss: n*d = {n * d:,} values is too many (at most {MAX_VALUES:,})")
+    check_values("gauss", n * d, "n*d")
     x = shift + std * _rng(spec).standard_normal((n, d))
     return _vector_dataset(x, None, {"shift": shift, "std": std, "d": d})
 

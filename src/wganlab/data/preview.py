@@ -43,7 +43,7 @@ def save_preview(ds: Dataset, path: str | os.PathLike, n: int = 64) -> Path:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise InputError("a scatter preview needs matplotlib: pip install 'wganlab[plots]'") from None
+        raise InputError("a scatter preview needs matplotlib (a wganlab dependency): pip install matplotlib") from None
     x = ds.x.detach().cpu().numpy()
     if x.shape[1] >= 2:
         px, py, xl, yl = x[:, 0], x[:, 1], "x[0]", "x[1]"

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wganlab.data.common import holdout_key, image_dataset, n_key, seed_key, split_indices
+from wganlab.data.common import check_values, holdout_key, image_dataset, n_key, seed_key, split_indices
 from wganlab.data.spec import DatasetInfo, DataSpec, Key, register
 from wganlab.errors import DatasetError
 
@@ -70,6 +70,7 @@ def _load(spec: DataSpec, data_root: Path | None):
     idx = split_indices(len(all_pos), spec.split, spec.get("holdout"), spec.name)
     pos = all_pos[idx]
     n = spec.get("n")
+    check_values("squares", (len(pos) if n is None else n) * size * size, "images x pixels")
     if n is not None:
         pos = pos[np.random.default_rng(spec.get("seed")).integers(0, len(pos), size=n)]
     x = render_squares(pos, size, square)

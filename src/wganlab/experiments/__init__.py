@@ -1,30 +1,22 @@
 """Every figure and table of the papers as a named experiment (see ``wganlab list``).
 
-Importing this package registers all experiments in :data:`EXPERIMENTS`, in the catalogue's order.
+:data:`CATALOGUE` is the one list of the experiments, in the order ``wganlab list``, ``reproduce`` and the
+report show them: importing this package imports each module in that order, and each module registers its
+experiment in :data:`EXPERIMENTS`.
 """
 
-from wganlab.experiments import (  # noqa: F401  (importing a module registers its experiment)
-    assignment,
-    batch_estimate,
-    blur_vs_real,
-    critic_architecture,
-    estimator_error,
-    gmm8_tracking,
-    lipschitz_critics,
-    mean_vs_real,
-    multiscale_patch,
-    oracle_estimate,
-    otmeans_vs_wgan,
-    sample_complexity,
-    sinkhorn_generator,
-)
+import importlib
+
 from wganlab.experiments.base import EXPERIMENTS, Claim, Context, Experiment, Verdict, get_experiment, register
 
-CATALOGUE = ("blur-vs-real", "otmeans-vs-fc-wgan", "critic-architecture", "multiscale-patch", "oracle-estimate",
-             "gmm8-tracking", "batch-estimate", "sample-complexity", "mean-vs-real-dimension", "sinkhorn-generator",
-             "lipschitz-critics", "assignment", "estimator-error")
-_registered = dict(EXPERIMENTS)
-EXPERIMENTS.clear()
-EXPERIMENTS.update({**{name: _registered[name] for name in CATALOGUE}, **_registered})
+#: the experiment modules, in catalogue order (each registers one experiment)
+_MODULES = ("blur_vs_real", "otmeans_vs_wgan", "critic_architecture", "multiscale_patch", "oracle_estimate",
+            "gmm8_tracking", "batch_estimate", "sample_complexity", "mean_vs_real", "sinkhorn_generator",
+            "lipschitz_critics", "assignment", "estimator_error")
+for _module in _MODULES:
+    importlib.import_module(f"wganlab.experiments.{_module}")
+
+#: the experiments' names in catalogue order
+CATALOGUE = tuple(EXPERIMENTS)
 
 __all__ = ["CATALOGUE", "EXPERIMENTS", "Claim", "Context", "Experiment", "Verdict", "get_experiment", "register"]

@@ -47,7 +47,7 @@ class Context:
     device: str = "auto"
     seed: int = 0
     progress: bool = True
-    notes: list[str] = field(default_factory=list)
+    notes: list[dict] = field(default_factory=list)  # {"kind", "text"}: kind "remark", or "repeats" (reproduce's)
     figures: list[dict] = field(default_factory=list)  # {"file", "caption"} in report order
 
     def figure(self, file: str, caption: str) -> str:
@@ -55,9 +55,9 @@ class Context:
         self.figures.append({"file": file, "caption": caption})
         return file
 
-    def note(self, text: str) -> None:
+    def note(self, text: str, kind: str = "remark") -> None:
         """A visible remark for the report (e.g. a dataset fallback)."""
-        self.notes.append(text)
+        self.notes.append({"kind": kind, "text": text})
 
     def path(self, name: str) -> Path:
         return self.dir / name

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 
 from wganlab.checks import as_tensor, as_weights, positive_int
-from wganlab.errors import InputError, WganlabError
+from wganlab.errors import ComputationFailed, InputError
 
 __all__ = ["DEFAULT_MAX_ITER", "SinkhornNotConverged", "SinkhornResult", "soft_c_transform", "solve_sinkhorn"]
 
@@ -23,7 +23,7 @@ STAGE_NEWTON = 20
 STAGE_TOL = 1e-2
 
 
-class SinkhornNotConverged(WganlabError):
+class SinkhornNotConverged(ComputationFailed):
     """Sinkhorn iterations did not reach the marginal tolerance within ``max_iter`` iterations."""
 
 

@@ -1,14 +1,16 @@
 """The HTML report of a ``reproduce`` run: one self-contained page (images beside it, no network).
 
 First a table of every claim (experiment, paper, claim, paper's number, our number, verdict), then one
-section per experiment with its figures, notes, run time and resolved config. Rebuilt from the files
-alone, so it works for finished and interrupted runs alike (``wganlab report RUN_DIR``).
+section per experiment with its figures, notes, run time and resolved config, and a legend naming each
+paper cited by number. Rebuilt from the run folder's files alone (no experiment module, no torch), so it
+works for finished and interrupted runs alike (``wganlab report RUN_DIR``).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 from wganlab.errors import InputError
@@ -26,29 +28,62 @@ pre{background:#f7f7f7;padding:0.5em;overflow:auto;font-size:0.8em} .note{color:
 
 _CLASS = {"holds": "holds", "does not hold": "fails", "not comparable": "na"}
 
+#: the papers' numbers (the files under shared/papers) as the claims cite them
+PAPERS = {
+    "000": "Elnekave & Weiss, Do WGANs succeed because they minimize the Wasserstein distance? Lessons from "
+           "discrete generators, ICLR 2025",
+    "001": "Stanczuk, Etmann, Kreusser & Schönlieb, Wasserstein GANs work because they fail (to approximate the "
+           "Wasserstein distance)",
+    "002": "Laschos, Tinapp & Obermayer, Training generative networks with arbitrary optimal transport costs",
+    "003": "Elnekave & Weiss, ICLR 2025 (the published abstract of 000)",
+    "004": "Mallasto, Montúfar & Gerolin, How well do WGANs estimate the Wasserstein metric?",
+}
+
 
 def _e(x) -> str:
     return html.escape(str(x))
 
 
-def _results(folder: Path) -> list[dict]:
-    """Every experiment the run asked for or holds a folder of, in catalogue order."""
-    from wganlab.experiments import EXPERIMENTS
+def _read_result(path: Path, name: str) -> dict:
+    """An experiment's ``result.json``, or a ``failed`` row saying why it cannot be read."""
+    try:
+        r = read_json(path)
+    except (OSError, InputError) as e:
+        return {"experiment": name, "status": "failed", "error": f"unreadable result.json: {e}", "claims": []}
+    if not isinstance(r, dict) or not isinstance(r.get("status"), str):
+        return {"experiment": name, "status": "failed", "error": f"{path}: not a result.json of wganlab",
+                "claims": []}
+    return {**r, "experiment": name}
 
-    cfg = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
-    present = {p.parent.name for p in folder.glob("*/config.json")}
-    wanted = set(cfg.get("experiments") or []) | present
-    names = [n for n in EXPERIMENTS if n in wanted] + sorted(wanted - set(EXPERIMENTS))
+
+def _results(folder: Path, asked: list[str]) -> list[dict]:
+    """Every experiment the run asked for (in the order asked) or holds a folder of (after, by name)."""
+    present = sorted(p.parent.name for p in folder.glob("*/config.json"))
     out = []
-    for name in names:
+    for name in dict.fromkeys([*asked, *present]):
         sub = folder / name
         if (sub / "result.json").is_file():
-            out.append(read_json(sub / "result.json"))
+            out.append(_read_result(sub / "result.json", name))
         elif sub.is_dir():
             out.append({"experiment": name, "status": "interrupted", "claims": [], "figures": []})
         else:
             out.append({"experiment": name, "status": "not run", "claims": [], "figures": []})
     return out
+
+
+def _note_text(note) -> str:
+    """A note's text: ``{"kind", "text"}``, or a plain string in run folders written before notes had kinds."""
+    return note.get("text", "") if isinstance(note, dict) else str(note)
+
+
+def _legend(results: list[dict]) -> str:
+    """The papers cited by number in this report, named."""
+    cited = set()
+    for r in results:
+        for text in [r.get("source", ""), *(c.get("source", "") for c in r.get("claims", []))]:
+            cited.update(re.findall(r"\b(\d{3})\b", str(text)))
+    items = [f"<li><b>{_e(k)}</b> = {_e(v)}</li>" for k, v in PAPERS.items() if k in cited]
+    return "<h2>Papers</h2><ul>" + "".join(items) + "</ul>" if items else ""
 
 
 def build_report(folder: str | Path) -> Path:
@@ -57,7 +92,12 @@ def build_report(folder: str | Path) -> Path:
     if not folder.is_dir():
         raise InputError(f"{folder}: no such run folder")
     top = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
-    results = _results(folder)
+    if not isinstance(top, dict):
+        raise InputError(f"{folder / 'config.json'}: not the config.json of a reproduce run")
+    asked = top.get("experiments") or []
+    if not isinstance(asked, list) or not all(isinstance(n, str) for n in asked):
+        raise InputError(f"{folder / 'config.json'}: 'experiments' is not a list of names")
+    results = _results(folder, asked)
     if not results:
         raise InputError(f"{folder}: no experiment results found (is this a reproduce run folder?)")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>wganlab report: {_e(folder.name)}</title>"
@@ -69,6 +109,7 @@ def build_report(folder: str | Path) -> Path:
     rows = []
     for r in results:
         for c in r.get("claims", []):
+            c = {**dict.fromkeys(("status", "source", "statement", "paper_value", "ours"), "?"), "note": "", **c}
             counts[c["status"]] = counts.get(c["status"], 0) + 1
             rows.append(f"<tr class='{_CLASS.get(c['status'], 'na')}'><td><a href='#{_e(r['experiment'])}'>"
                         f"{_e(r['experiment'])}</a></td><td>{_e(c['source'])}</td><td>{_e(c['statement'])}</td>"
@@ -81,6 +122,7 @@ def build_report(folder: str | Path) -> Path:
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     parts.append(f"<h2>Claims ({_e(summary)})</h2><table><tr><th>experiment</th><th>paper</th><th>claim</th>"
                  "<th>paper's number</th><th>our number</th><th>verdict</th></tr>" + "".join(rows) + "</table>")
+    parts.append(_legend(results))
     for r in results:
         name = r["experiment"]
         parts.append(f"<h2 id='{_e(name)}'>{_e(name)}: {_e(r.get('title', ''))}</h2>"
@@ -90,7 +132,7 @@ def build_report(folder: str | Path) -> Path:
         if r.get("error"):
             parts.append(f"<pre class='failed'>{_e(r['error'])}</pre>")
         for note in r.get("notes", []):
-            parts.append(f"<p class='note'>Note: {_e(note)}</p>")
+            parts.append(f"<p class='note'>Note: {_e(_note_text(note))}</p>")
         for f in r.get("figures", []):
             src = f"{name}/{f['file']}"
             parts.append(f"<figure><a href='{_e(src)}'><img src='{_e(src)}' alt='{_e(f['caption'])}'></a>"

@@ -1,22 +1,31 @@
 """Plots for experiments (matplotlib, Agg backend, PNG). Each function writes one figure and returns its
-file name; the numbers behind a plot are written beside it by the experiment (CSV/JSON)."""
+file name; the numbers behind a plot are written beside it by the experiment (CSV/JSON).
+
+matplotlib is a core dependency, but it is imported only when a plot is drawn, so ``wganlab list``,
+``distance`` and ``train`` neither load it nor need it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from wganlab.runs import atomic_write_bytes
+
+
+def _pyplot():
+    """``matplotlib.pyplot`` on the Agg (file-only) backend, imported on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig, path: Path) -> str:
     import io
 
+    plt = _pyplot()
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)
@@ -29,7 +38,7 @@ def line_plot(path: Path, series: dict[str, tuple[Sequence, Sequence]], *, xlabe
               title: str = "", logx: bool = False, logy: bool = False, hlines: dict[str, float] | None = None,
               errors: dict[str, Sequence] | None = None, markers: bool = True) -> str:
     """Curves ``label -> (x, y)``, optional error bars ``label -> yerr`` and horizontal reference lines."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _pyplot().subplots(figsize=(6, 4))
     for label, (x, y) in series.items():
         if errors and label in errors:
             ax.errorbar(x, y, yerr=errors[label], label=label, marker="o" if markers else None, ms=3,
@@ -51,7 +60,7 @@ def line_plot(path: Path, series: dict[str, tuple[Sequence, Sequence]], *, xlabe
 def bar_plot(path: Path, groups: Sequence[str], bars: dict[str, Sequence[float]], *, ylabel: str,
              title: str = "", errors: dict[str, Sequence[float]] | None = None) -> str:
     """Grouped bars: for every group (x tick), one bar per ``bars`` entry."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _pyplot().subplots(figsize=(6, 4))
     width = 0.8 / max(1, len(bars))
     for i, (label, values) in enumerate(bars.items()):
         xs = [g + (i - (len(bars) - 1) / 2) * width for g in range(len(groups))]
@@ -65,7 +74,7 @@ def bar_plot(path: Path, groups: Sequence[str], bars: dict[str, Sequence[float]]
 
 def scatter_plot(path: Path, sets: dict[str, Sequence], *, title: str = "", limits: float | None = None) -> str:
     """2-D point clouds ``label -> (n, 2) array``, one colour each."""
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig, ax = _pyplot().subplots(figsize=(4.5, 4.5))
     for label, pts in sets.items():
         pts = pts[:, :2]
         ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.6, label=label)
