@@ -15,7 +15,7 @@ geometric k-medians from 100 k-means initialisations, as 001 section 5.4 says. 0
 sets are the paper preset with a ``data`` override: ``--set blur-vs-real.data=squares:size=64:square=10``
 (the reference's squares less the held-out sixth that supplies the real batch), ``ffhq:n=10000:size=64``
 or ``celeba:n=10000:size=64`` with ``--data-root``. ``medium`` is Fashion-MNIST (standing in for MNIST) at
-its own 28 px, N = 5,000, 7x7 patches at stride 3 (the paper's 16/64 of the side), 10 k-means
+its own 28 px, N = 2,000, 7x7 patches at stride 3 (the paper's 16/64 of the side), 10 k-means
 initialisations and 50 batch-level repeats: those cuts are ours, to fit about 10 minutes on one core.
 """
 
@@ -58,7 +58,7 @@ PRESETS = {
     "paper": {"data": "mnist:train:n=10000:size=64", "fallback": None, "batch_sizes": (10, 64, 100, 300, 1000),
               "patch_size": 16, "patch_stride": 8, "otmeans_iters": 10, "otmeans_ot_steps": 5, "kmedians_init": 100,
               "batch_level_repeats": 100},
-    "medium": {"data": "fashion-mnist:train:n=5000", "batch_sizes": (10, 64, 100, 300), "patch_size": 7,
+    "medium": {"data": "fashion-mnist:train:n=2000", "batch_sizes": (10, 64, 100, 300), "patch_size": 7,
                "patch_stride": 3, "projections": 128, "otmeans_iters": 10, "otmeans_ot_steps": 5,
                "kmedians_init": 10, "batch_level_repeats": 50},
 }
