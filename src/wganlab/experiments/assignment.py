@@ -25,7 +25,7 @@ preset with a ``data`` override: ``--set assignment.data=mnist:train:n=5000:size
 
 Ours, for one CPU core: ``quick`` and ``medium`` use an FC generator (2 x 256 units; the deconvolutional
 one at 10x the data set per update is a GPU workload), a short run at generator lr 1e-3, 3 x 256-unit
-assigners and fewer images: quick 200 at 16x16 with WGAN-GP, L2, L2^2 and SSIM; medium 500 at the paper's
+assigners and fewer images: quick 200 at 16x16 with WGAN-GP, L2, L2^2 and SSIM; medium 200 at the paper's
 32x32 with all seven models, the paper's latent and 10 assigner loops. A 2-D run on the ring of 10
 Gaussians (Fig. 2) shows the generated points and where they are assigned.
 """
@@ -90,7 +90,7 @@ PRESETS = {
     "paper": {"data": "fashion-mnist:train:n=5000:size=32", "fallback": None, "steps": 20_000, "generator": "conv",
               "z_dim": 250, "latent_centres": 10_000, "hidden": 1024, "depth": 4, "lr_g": 5e-5, "n_critic": 10,
               "models": PAPER_MODELS},
-    "medium": {"data": "fashion-mnist:train:n=500:size=32", "steps": 150, "z_dim": 250, "latent_centres": 10_000,
+    "medium": {"data": "fashion-mnist:train:n=200:size=32", "steps": 120, "z_dim": 250, "latent_centres": 10_000,
                "n_critic": 10, "ring_steps": 300,
                "models": PAPER_MODELS},
 }
