@@ -124,6 +124,25 @@ def ssim_matrix(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> to
     return out
 
 
+def ssim_paired(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, block: int = 256) -> torch.Tensor:
+    """Mean SSIM of matched pairs ``(x_i, y_i)``, ``(n,)``: the diagonal of :func:`ssim_matrix` without the
+    matrix, in blocks of ``block`` pairs; differentiable."""
+    x = _as_images(x, "x")
+    y = _as_images(y, "y")
+    win = _gaussian_window(x.shape[2], x.shape[3])
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    out = []
+    for i in range(0, len(x), block):
+        xs, mux, m2x = _local_stats(x[i:i + block], win)
+        ys, muy, m2y = _local_stats(y[i:i + block], win)
+        mxy = mux * muy
+        num = (2 * mxy + c1) * (2 * ((xs * ys).sum(-1) - mxy) + c2)
+        den = (mux**2 + muy**2 + c1) * (m2x - mux**2 + m2y - muy**2 + c2)
+        out.append((num / den).mean(0))
+    return torch.cat(out)
+
+
 def ssim_cost(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
     """``1 - SSIM(x_i, y_j)``, ``(n, m)``."""
     return 1.0 - ssim_matrix(x, y, data_range)
@@ -172,6 +191,8 @@ def paired_cost(x: torch.Tensor, y: torch.Tensor, cost: str | CostFn = "euclidea
         if cost == "euclidean":
             return d2.sqrt()
         return _psnr_cost_from_mse(d2 / diff.shape[1])
+    if cost == "ssim":
+        return 1.0 - ssim_paired(x, y)
     fn = get_cost(cost)
     return torch.cat([fn(x[i:i + 1], y[i:i + 1]).reshape(1) for i in range(len(x))])
 
