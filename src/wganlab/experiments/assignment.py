@@ -24,10 +24,11 @@ LeakyReLU at lr 1e-4, 10 assigner loops per generator step, all seven models. Ta
 preset with a ``data`` override: ``--set assignment.data=mnist:train:n=5000:size=32 --data-root DIR``.
 
 Ours, for one CPU core: ``quick`` and ``medium`` use an FC generator (2 x 256 units; the deconvolutional
-one at 10x the data set per update is a GPU workload), a short run at generator lr 1e-3, 3 x 256-unit
-assigners and fewer images: quick 200 at 16x16 with WGAN-GP, L2, L2^2 and SSIM; medium 200 at the paper's
-32x32 with all seven models, the paper's latent and 10 assigner loops. A 2-D run on the ring of 10
-Gaussians (Fig. 2) shows the generated points and where they are assigned.
+one at 10x the data set per update is a GPU workload), a short run (quick 120 steps, medium 100) at
+generator lr 1e-3, 3 x 256-unit assigners and fewer images: quick 200 at 16x16 with WGAN-GP, L2, L2^2 and
+SSIM; medium 200 at the paper's 32x32 with all seven models, the paper's latent and 10 assigner loops. A 2-D
+run on the ring of 10 Gaussians (200 points, the assigner seeing 10x as many; Fig. 2) shows the generated
+points and where they are assigned.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Config:
     data: str = "fashion-mnist:train:n=200:size=16"
     fallback: str | None = "digits:train:n=200:size=16"  # None: a missing data set is an error
     models: tuple[str, ...] = ("WGAN-GP", "L2", "L2^2", "SSIM")
-    steps: int = 200
+    steps: int = 120
     n_critic: int = 5  # critic / assigner steps per generator step (the reference: 10)
     generator: str = "fc"  # fc | conv (the reference's deconvolutional generator)
     g_width: int = 64  # the conv generator's base channels
@@ -90,7 +91,9 @@ PRESETS = {
     "paper": {"data": "fashion-mnist:train:n=5000:size=32", "fallback": None, "steps": 20_000, "generator": "conv",
               "z_dim": 250, "latent_centres": 10_000, "hidden": 1024, "depth": 4, "lr_g": 5e-5, "n_critic": 10,
               "models": PAPER_MODELS},
-    "medium": {"data": "fashion-mnist:train:n=200:size=32", "steps": 120, "z_dim": 250, "latent_centres": 10_000,
+    # medium_seconds: a run with 10 steps took ~1.2 s of CPU a step for each whole-set assignment model (the
+    # machine shared); at 100 steps ~3 x 125 s, the four other models, the ring and the evaluation ~190 s
+    "medium": {"data": "fashion-mnist:train:n=200:size=32", "steps": 100, "z_dim": 250, "latent_centres": 10_000,
                "n_critic": 10, "ring_steps": 300,
                "models": PAPER_MODELS},
 }
@@ -148,7 +151,7 @@ def run(cfg: Config, ctx: Context) -> dict:
 
 def _ring(cfg: Config, ctx: Context) -> dict:
     """Fig. 2: squared-Euclidean assignment on a ring of 10 Gaussians, the assigner seeing 10x the data."""
-    ring = load_data(ctx, "ring10:n=500")
+    ring = load_data(ctx, "ring10:n=200")
     tcfg = TrainConfig(data=ring.spec, m=None, z_dim=2, g_hidden=128, g_depth=2, critic="fc", c_hidden=128,
                        c_depth=2, objective="assignment", cost="sqeuclidean",
                        cost_scale=cfg.cost_scale or unit_diameter_scale("sqeuclidean", ring.x),
@@ -160,7 +163,7 @@ def _ring(cfg: Config, ctx: Context) -> dict:
         fake = result.generator.sample(1000, torch.Generator().manual_seed(0)).numpy()
     ctx.figure(scatter_plot(ctx.path("ring.png"), {"real": result.train_x.numpy(), "generated": fake},
                             title="Fig. 2: ring of 10 Gaussians"), "Assignment method (squared Euclidean) on a ring "
-               "of 10 Gaussians: 500 real and 1,000 generated points.")
+               "of 10 Gaussians: 200 real and 1,000 generated points.")
     return {"w1_start": rows[0].get("w1"), "w1_end": rows[-1].get("w1")}
 
 
@@ -218,6 +221,7 @@ EXPERIMENT = register(Experiment(
     ),
     description=__doc__,
     quick_seconds=173,
+    medium_seconds=560,
     # 3 whole-set assignment models x 20k steps x 13 generator passes of 50,000 32 px images (0.8 GFLOP each)
     # ~ 520 TFLOP a step, at ~100 TFLOP/s: ~30 h each
     paper_time="~4 days (estimate: each of the 3 whole-set assignment models' 20k steps passes 10 x 50,000 "
