@@ -68,7 +68,7 @@ class TrainConfig:
     c_stride: int = 2
     lipschitz: str = "bjorck"  # groupsort weights: bjorck | spectral
     # objective
-    # wgan-gp | wgan-wc | ctransform | ceps-transform | nsgan | sinkhorn | assignment
+    # wgan-gp | wgan-wc | ctransform | ceps-transform | nsgan | sinkhorn | assignment | assignment-lse
     objective: str = "wgan-gp"
     gp_lambda: float = 10.0
     clip: float = 0.01
@@ -198,6 +198,7 @@ def objective_params(cfg: TrainConfig) -> dict:
         "nsgan": {},
         "sinkhorn": {"eps": cfg.eps, "cost": cfg.cost},
         "assignment": {"cost": cfg.cost, "generator_cost": cfg.generator_cost, "cost_scale": cfg.cost_scale},
+        "assignment-lse": {"cost": cfg.cost, "eps": cfg.eps, "cost_scale": cfg.cost_scale},
     }.get(cfg.objective, {})
 
 

@@ -6,7 +6,17 @@ the exact image W1 and the patch SWD. Image W1 prefers the blurred batches (Theo
 are averages of training images); patch SWD prefers the real batch (Theorem 3).
 
 Also Stanczuk et al.'s batch-level version (Fig. 10): the expected batch W1 between a random real batch
-of B = 64 and (a) another real batch, (b) the mean batch, (c) the k-medians batch.
+of B = 64 and (a) another real batch, (b) the mean batch, (c) the k-medians batch. Its ordering real >
+mean > k-medians is judged as two claims, each on its own: real > mean (a false minimum at the mean) and
+mean > k-medians (an even lower one at the k-medians centroids).
+
+Presets: ``paper`` is the reference code's MNIST set (64 px, N = 10,000, 16x16 patches at stride 8) with
+geometric k-medians from 100 k-means initialisations, as 001 section 5.4 says. 000 Fig. 4's other data
+sets are the paper preset with a ``data`` override: ``--set blur-vs-real.data=squares:size=64:square=10``
+(the reference's squares less the held-out sixth that supplies the real batch), ``ffhq:n=10000:size=64``
+or ``celeba:n=10000:size=64`` with ``--data-root``. ``medium`` is Fashion-MNIST (standing in for MNIST) at
+its own 28 px, N = 2,000, 7x7 patches at stride 3 (the paper's 16/64 of the side), 10 k-means
+initialisations and 50 batch-level repeats: those cuts are ours, to fit about 10 minutes on one core.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ KINDS = ("real", "mean", "ot-means", "k-medians")
 @dataclass
 class Config:
     data: str = "fashion-mnist:train:n=2000"
-    fallback: str = "digits:train:size=16"
+    fallback: str | None = "digits:train:size=16"  # None: a missing data set is an error
     batch_sizes: tuple[int, ...] = (10, 64, 100, 300)
     patch_size: int = 7
     patch_stride: int = 3
@@ -46,9 +56,12 @@ class Config:
 PRESETS = {
     "quick": {},
     # the reference code: 64x64 images, N = 10,000, 16x16 patches at stride 8
-    "paper": {"data": "mnist:train:n=10000:size=64", "batch_sizes": (10, 64, 100, 300, 1000), "patch_size": 16,
-              "patch_stride": 8, "otmeans_iters": 10, "otmeans_ot_steps": 5, "kmedians_init": 10,
+    "paper": {"data": "mnist:train:n=10000:size=64", "fallback": None, "batch_sizes": (10, 64, 100, 300, 1000),
+              "patch_size": 16, "patch_stride": 8, "otmeans_iters": 10, "otmeans_ot_steps": 5, "kmedians_init": 100,
               "batch_level_repeats": 100},
+    "medium": {"data": "fashion-mnist:train:n=2000", "batch_sizes": (10, 64, 100, 300), "patch_size": 7,
+               "patch_stride": 3, "projections": 128, "otmeans_iters": 10, "otmeans_ot_steps": 5,
+               "kmedians_init": 10, "batch_level_repeats": 50},
 }
 
 
@@ -133,12 +146,15 @@ def _mean_small_batches(m):
                    "holds when the mean batch wins at the smallest B and loses at the largest")
 
 
-def _batch_level_claim(m):
-    v = m["batch_level"]
-    ok = v["real"] > v["mean"] > v["k-medians"]
-    return verdict(ok, f"real {v['real']:.2f} > mean {v['mean']:.2f} > k-medians {v['k-medians']:.2f}"
-                   if ok else f"real {v['real']:.2f}, mean {v['mean']:.2f}, k-medians {v['k-medians']:.2f}",
-                   f"batches of {m['b0']}; holds for the paper's ordering")
+def _batch_level_above(high: str, low: str):
+    """Claim: the expected batch W1 of the ``high`` batch exceeds that of the ``low`` batch (001 Fig. 10)."""
+
+    def check(m):
+        v = m["batch_level"]
+        return verdict(v[high] > v[low], f"{high} {v[high]:.2f} vs {low} {v[low]:.2f}",
+                       f"mean over random real reference batches of {m['b0']}; holds when {high} > {low}")
+
+    return check
 
 
 EXPERIMENT = register(Experiment(
@@ -155,10 +171,14 @@ EXPERIMENT = register(Experiment(
               _mean_small_batches),
         Claim("patch-prefers-real", "Patch SWD rates the real batch closest (blurred batches lose)", "000 Fig. 4, 7b",
               "", _patch_prefers_real),
-        Claim("batch-w1-false-minima", "Batch W1 to a random real batch: real batch > mean batch > k-medians batch",
-              "001 Fig. 10", "CelebA: 50.67 > 47.91 > 39.44", _batch_level_claim),
+        Claim("batch-w1-mean-below-real", "Batch W1 to a random real batch: the mean batch is closer than another "
+              "real batch (a false minimum)", "001 Fig. 10", "CelebA: 50.67 > 47.91",
+              _batch_level_above("real", "mean")),
+        Claim("batch-w1-kmedians-below-mean", "Batch W1 to a random real batch: the k-medians batch is closer still "
+              "than the mean batch", "001 Fig. 10", "CelebA: 47.91 > 39.44", _batch_level_above("mean", "k-medians")),
     ),
     description=__doc__,
     quick_seconds=19,
+    medium_seconds=90,  # a whole medium run: 88 s of CPU (2026-12-02, the machine shared with four other jobs)
     paper_time="~30 min, mostly CPU (OT-Means and exact W1 against 10,000 images)",
 ))

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from wganlab.errors import ConfigError
-from wganlab.objectives.assignment import Assignment, assign, assignment_stats
+from wganlab.objectives.assignment import Assignment, SmoothAssignment, assign, assignment_stats
 from wganlab.objectives.base import Objective, backward, gradient_norms, interpolates, lipschitz_stats
 from wganlab.objectives.ctransform import CTransform, EntropicCTransform
 from wganlab.objectives.nsgan import NonSaturating
@@ -14,13 +14,13 @@ from wganlab.objectives.wgan import GradientPenalty, WeightClipping
 OBJECTIVES: dict[str, type[Objective]] = {
     cls.name: cls
     for cls in (WeightClipping, GradientPenalty, CTransform, EntropicCTransform, NonSaturating,
-                SinkhornGenerator, Assignment)
+                SinkhornGenerator, Assignment, SmoothAssignment)
 }
 
 
 def build_objective(name: str, **params) -> Objective:
     """An objective by name (``wgan-wc``, ``wgan-gp``, ``ctransform``, ``ceps-transform``, ``nsgan``,
-    ``sinkhorn``, ``assignment``) with its parameters."""
+    ``sinkhorn``, ``assignment``, ``assignment-lse``) with its parameters."""
     if name not in OBJECTIVES:
         raise ConfigError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
     try:
@@ -38,6 +38,7 @@ __all__ = [
     "NonSaturating",
     "Objective",
     "SinkhornGenerator",
+    "SmoothAssignment",
     "WeightClipping",
     "assign",
     "assignment_stats",

@@ -126,6 +126,28 @@ def ssim_matrix(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> to
     return out
 
 
+def ssim_paired(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """Mean SSIM of matched pairs ``(x_i, y_i)``, ``(n,)``: the diagonal of :func:`ssim_matrix` without the
+    matrix, the windowed moments as five convolutions with the same window (valid positions only);
+    differentiable."""
+    x = _as_images(x, "x")
+    y = _as_images(y, "y")
+    c = x.shape[1]
+    win = _gaussian_window(x.shape[2], x.shape[3]).to(x.dtype).to(x.device)
+    w = win.expand(c, 1, *win.shape)
+
+    def local(z):
+        return F.conv2d(z, w, groups=c)
+
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    mux, muy = local(x), local(y)
+    vx, vy = local(x * x) - mux**2, local(y * y) - muy**2
+    cov = local(x * y) - mux * muy
+    ssim = (2 * mux * muy + c1) * (2 * cov + c2) / ((mux**2 + muy**2 + c1) * (vx + vy + c2))
+    return ssim.flatten(1).mean(1)
+
+
 def ssim_cost(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
     """``1 - SSIM(x_i, y_j)``, ``(n, m)``."""
     return 1.0 - ssim_matrix(x, y, data_range)
@@ -174,6 +196,8 @@ def paired_cost(x: torch.Tensor, y: torch.Tensor, cost: str | CostFn = "euclidea
         if cost == "euclidean":
             return d2.sqrt()
         return _psnr_cost_from_mse(d2 / diff.shape[1])
+    if cost == "ssim":
+        return 1.0 - ssim_paired(x, y)
     fn = get_cost(cost)
     return torch.cat([fn(x[i:i + 1], y[i:i + 1]).reshape(1) for i in range(len(x))])
 
