@@ -196,7 +196,11 @@ class Trainer:
         idx = torch.randint(len(self.x), (self.cfg.batch,), generator=self.rng_data, device=self.device)
         return self.x[idx]
 
-    def fake_batch(self) -> torch.Tensor:
+    def fake_batch(self, atoms: torch.Tensor | None = None) -> torch.Tensor:
+        """A generated batch; with ``atoms`` (the generator's ``M`` outputs, :meth:`Generator.support`) the
+        same latent draws pick rows of ``atoms`` instead of running the generator again."""
+        if atoms is not None:
+            return atoms[self.G.atom_indices(self.cfg.batch, self.rng_latent)]
         return self.G(self.G.sample_latents(self.cfg.batch, self.rng_latent))
 
     def generated_set(self) -> torch.Tensor:
@@ -208,10 +212,14 @@ class Trainer:
     def iteration(self) -> dict:
         stats: dict = {}
         if self.D is not None:
+            # the generator is fixed during the critic steps: a discrete one's M atoms are computed once
+            atoms = None
+            if self.G.atoms_reusable and self.G.m <= self.cfg.n_critic * self.cfg.batch:
+                atoms = self.generated_set()
             for _ in range(self.cfg.n_critic):
                 real = self.real_batch()
                 with torch.no_grad():
-                    fake = self.fake_batch()
+                    fake = self.fake_batch(atoms)
                 loss, s = backward(self.opt_d, self.objective.critic_loss, self.D, real, fake)
                 self.opt_d.step()
                 self.objective.after_critic_step(self.D)

@@ -27,13 +27,34 @@ from torch.nn.utils import parametrize
 from wganlab.errors import ConfigError
 
 
+class PiecewiseLinear(nn.Module):
+    """ReLU (``slope = 0``) or LeakyReLU (``slope > 0``) written as ``y = x * s(x)`` with the slope
+    ``s(x) = 1 if x > 0 else slope`` held constant: the same values and first derivatives as ``nn.ReLU`` /
+    ``nn.LeakyReLU``, and the same (zero) second derivative, but autograd no longer carries that zero
+    back through the whole forward graph (a convolution's or linear layer's backward pass of zeros) when a
+    gradient penalty differentiates the input gradient again (``create_graph=True``)."""
+
+    def __init__(self, slope: float = 0.0):
+        super().__init__()
+        self.slope = slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        positive = x.detach() > 0
+        if self.slope == 0:
+            return x * positive
+        return x * torch.where(positive, 1.0, self.slope).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"slope={self.slope}"
+
+
 class FCCritic(nn.Module):
     def __init__(self, in_shape: tuple[int, ...], hidden: int = 1024, depth: int = 1):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(in_shape)
         for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+            layers += [nn.Linear(width, hidden), PiecewiseLinear(0.2)]
             width = hidden
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
@@ -53,7 +74,7 @@ class CNNCritic(nn.Module):
         c, h, w = in_shape
         layers: list[nn.Module] = []
         for out in channels:
-            layers += [nn.Conv2d(c, out, kernel, stride, padding), nn.ReLU()]
+            layers += [nn.Conv2d(c, out, kernel, stride, padding), PiecewiseLinear(0.0)]
             c = out
             h, w = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
             if h < 1 or w < 1:

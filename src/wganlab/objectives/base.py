@@ -26,12 +26,14 @@ from torch.nn.utils import parametrize
 def backward(optimizer: torch.optim.Optimizer, loss_fn: Callable[..., tuple[torch.Tensor, dict]], *args
              ) -> tuple[torch.Tensor, dict]:
     """``loss, stats = loss_fn(*args)`` (a ``critic_loss`` or ``generator_loss``), then zero ``optimizer``'s
-    gradients and back-propagate ``loss``, all inside ``parametrize.cached()``: a parametrized weight (e.g.
-    a GroupSort critic's orthonormalised one) is computed once per step, not once per forward pass."""
+    gradients and back-propagate ``loss`` into ``optimizer``'s parameters only (the other model's weights
+    and the penalty's interpolates get no gradient computed), all inside ``parametrize.cached()``: a
+    parametrized weight (e.g. a GroupSort critic's orthonormalised one) is computed once per step, not once
+    per forward pass."""
     with parametrize.cached():
         loss, stats = loss_fn(*args)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(inputs=[p for group in optimizer.param_groups for p in group["params"]])
     return loss, stats
 
 
@@ -74,5 +76,12 @@ def lipschitz_stats(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, e
 
 
 def critic_gap(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """``V = E D(real) - E D(fake)``: a 1-Lipschitz critic's estimate of W1 between the batches."""
-    return critic(real).mean() - critic(fake).mean()
+    """``V = E D(real) - E D(fake)``: a 1-Lipschitz critic's estimate of W1 between the batches. In a critic
+    step (``fake`` detached) both batches go through one forward pass (a critic scores each sample on its
+    own); in a generator step ``D(real)`` is a constant, scored without a graph."""
+    if fake.requires_grad:
+        with torch.no_grad():
+            d_real = critic(real).mean()
+        return d_real - critic(fake).mean()
+    scores = critic(torch.cat([real, fake]))
+    return scores[:len(real)].mean() - scores[len(real):].mean()
