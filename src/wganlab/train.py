@@ -25,7 +25,7 @@ from wganlab.config import replace, to_dict
 from wganlab.errors import ConfigError
 from wganlab.images import enlarge, save_image_grid
 from wganlab.models import build_critic, build_generator
-from wganlab.objectives import backward, build_objective
+from wganlab.objectives import OBJECTIVES, backward, build_objective
 from wganlab.runs import (
     append_jsonl,
     atomic_write_bytes,
@@ -133,16 +133,10 @@ class TrainResult:
 
 
 def objective_params(cfg: TrainConfig) -> dict:
-    """The parameters of ``cfg.objective`` taken from the flat config."""
-    return {
-        "wgan-gp": {"lam": cfg.gp_lambda},
-        "wgan-wc": {"clip": cfg.clip},
-        "ctransform": {"cost": cfg.cost},
-        "ceps-transform": {"eps": cfg.eps, "cost": cfg.cost},
-        "nsgan": {},
-        "sinkhorn": {"eps": cfg.eps, "cost": cfg.cost},
-        "assignment": {"cost": cfg.cost, "generator_cost": cfg.generator_cost, "cost_scale": cfg.cost_scale},
-    }.get(cfg.objective, {})
+    """The parameters ``cfg.objective`` declares (its ``config``: constructor argument -> config field),
+    read from the flat config (none for an unknown objective, which ``build_objective`` reports)."""
+    cls = OBJECTIVES.get(cfg.objective)
+    return {} if cls is None else {arg: getattr(cfg, name) for arg, name in cls.config.items()}
 
 
 def _optimizer(name: str, params, lr: float, betas: tuple[float, float]):

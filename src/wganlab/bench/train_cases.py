@@ -64,34 +64,34 @@ def trainer_steps(trainer, state: dict, iters: int) -> list[float]:
     return out
 
 
+def _train_row(ctx: PairedTimer, objective: str, critic: str, side: int, iters: int, n: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = make_trainer(objective, critic, f"{timing.DATASET}:train:n={n}:size={side}", ctx.data_root,
+                               Path(tmp))
+        start = copy.deepcopy(trainer.state())
+        plain = objective in PLAIN_OBJECTIVES
+        t = ctx.time(lambda state: trainer_steps(trainer, state, iters),
+                     (lambda state: plain_steps(trainer, state, iters)[0]) if plain else None,
+                     fresh=lambda: copy.deepcopy(start))
+    nc = trainer.cfg.n_critic if trainer.D is not None else 0
+    diff = None
+    if plain:  # the baseline's losses at the steps wganlab reports: each iteration's last critic and generator step
+        keep = [i * (nc + 1) + j for i in range(iters) for j in (nc - 1, nc)]
+        want = np.array([t["base"][k] for k in keep])
+        diff = float(np.abs(np.array(t["ours"]) - want).max() / np.abs(want).max())
+    t = {**t, "ours_s": t["ours_s"] / iters, "base_s": None if t["base_s"] is None else t["base_s"] / iters}
+    note = f"seconds per generator step with its {nc} critic steps, {side}x{side}, batch 64, M = 64"
+    if plain:
+        note += "; value diff: largest loss difference over the largest |loss|"
+    if nc:
+        note += f"; wganlab {nc / t['ours_s']:.2f} critic steps/s"
+    if not plain:
+        note += "; no plain loop written for this objective"
+    return timed_row(t, f"{side}x{side}, {iters} it.", diff, note=note)
+
+
 def _train_case(ctx: PairedTimer, objective: str, critic: str, sides: tuple, iters: int, n: int) -> list[dict]:
-    rows = []
-    for side in sides:
-        with tempfile.TemporaryDirectory() as tmp:
-            trainer = make_trainer(objective, critic, f"{timing.DATASET}:train:n={n}:size={side}",
-                                   ctx.data_root, Path(tmp))
-            start = copy.deepcopy(trainer.state())
-            plain = objective in PLAIN_OBJECTIVES
-            t = ctx.time(lambda state: trainer_steps(trainer, state, iters),
-                         (lambda state: plain_steps(trainer, state, iters)[0]) if plain else None,
-                         fresh=lambda: copy.deepcopy(start))
-        nc = trainer.cfg.n_critic if trainer.D is not None else 0
-        diff = None
-        if plain:  # the baseline's losses at the steps wganlab reports: each iteration's last critic step and
-            # its generator step
-            keep = [i * (nc + 1) + j for i in range(iters) for j in (nc - 1, nc)]
-            want = np.array([t["base"][k] for k in keep])
-            diff = float(np.abs(np.array(t["ours"]) - want).max() / np.abs(want).max())
-        t = {**t, "ours_s": t["ours_s"] / iters, "base_s": None if t["base_s"] is None else t["base_s"] / iters}
-        note = f"seconds per generator step with its {nc} critic steps, {side}x{side}, batch 64, M = 64"
-        if plain:
-            note += "; value diff: largest loss difference over the largest |loss|"
-        if nc:
-            note += f"; wganlab {nc / t['ours_s']:.2f} critic steps/s"
-        if not plain:
-            note += "; no plain loop written for this objective"
-        rows.append(timed_row(t, f"{side}x{side}, {iters} it.", diff, note=note))
-    return rows
+    return [_train_row(ctx, objective, critic, side, iters, n) for side in sides]
 
 
 def _register() -> None:

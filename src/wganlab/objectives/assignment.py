@@ -21,6 +21,8 @@ trains the generator with SSIM). ``cost_scale`` multiplies the assigner's cost (
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from wganlab.errors import ConfigError
@@ -55,6 +57,7 @@ def assign(x: torch.Tensor, y: torch.Tensor, cost, psi: torch.Tensor | None = No
 
 class Assignment(Objective):
     name = "assignment"
+    config: ClassVar[dict[str, str]] = {"cost": "cost", "generator_cost": "generator_cost", "cost_scale": "cost_scale"}
 
     def __init__(self, cost: str = "sqeuclidean", generator_cost: str | None = None, cost_scale: float = 1.0):
         self.cost, self.generator_cost, self.cost_scale = cost, generator_cost or cost, cost_scale

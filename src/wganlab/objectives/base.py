@@ -40,6 +40,8 @@ def backward(optimizer: torch.optim.Optimizer, loss_fn: Callable[..., tuple[torc
 class Objective:
     name: ClassVar[str] = ""
     needs_critic: ClassVar[bool] = True
+    #: the objective's parameters: constructor argument -> the training config's field holding it
+    config: ClassVar[dict[str, str]] = {}
 
     def bind(self, train_x: torch.Tensor) -> None:
         """Receive the whole training set (only objectives that need it, e.g. the assignment method)."""
