@@ -25,8 +25,13 @@ def float64():
     torch.set_default_dtype(old)
 
 
-@pytest.mark.parametrize("critic", CRITICS)
-@pytest.mark.parametrize("objective", PLAIN_OBJECTIVES)
+#: pairs run without the ``slow`` mark (the others still run in CI)
+QUICK = {("wgan-gp", "fc"), ("wgan-gp", "cnn-gap"), ("ctransform", "fc")}
+PAIRS = [pytest.param(o, c, marks=() if (o, c) in QUICK else pytest.mark.slow)
+         for o in PLAIN_OBJECTIVES for c in CRITICS]
+
+
+@pytest.mark.parametrize(("objective", "critic"), PAIRS)
 def test_trainer_steps_equal_the_plain_loop(objective, critic, tmp_path, float64):
     torch.set_num_threads(1)
     trainer = make_trainer(objective, critic, "squares:size=16:n=200", None, tmp_path, batch=16, c_hidden=64,

@@ -79,11 +79,14 @@ def lipschitz_stats(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, e
 
 def critic_gap(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """``V = E D(real) - E D(fake)``: a 1-Lipschitz critic's estimate of W1 between the batches. In a critic
-    step (``fake`` detached) both batches go through one forward pass (a critic scores each sample on its
-    own); in a generator step ``D(real)`` is a constant, scored without a graph."""
+    step (``fake`` detached) a critic with ``joint_batches = True`` scores both batches in one forward pass
+    (each sample is scored on its own, so the values are the same); in a generator step ``D(real)`` is a
+    constant, scored without a graph."""
     if fake.requires_grad:
         with torch.no_grad():
             d_real = critic(real).mean()
         return d_real - critic(fake).mean()
-    scores = critic(torch.cat([real, fake]))
-    return scores[:len(real)].mean() - scores[len(real):].mean()
+    if getattr(critic, "joint_batches", False):
+        scores = critic(torch.cat([real, fake]))
+        return scores[:len(real)].mean() - scores[len(real):].mean()
+    return critic(real).mean() - critic(fake).mean()
