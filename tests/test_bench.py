@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from numpy.testing import assert_allclose
 
 from wganlab import bench
+from wganlab.bench import timing
 from wganlab.cli import main
 from wganlab.ot.sliced import random_projections
 
@@ -30,13 +31,41 @@ TOL = {"w1-square": 1e-10, "w1-batch": 1e-10, "w1-large": None, "patch-swd": 1e-
        "patch-swd-train": 1e-5, "ot-means": 1e-8}
 
 
+#: the train-* cases run here (each objective family once; tests/test_train_step.py checks every pair)
+TINY_TRAIN = {name: {"sides": "16", "iters": "1", "n": "100"} for name in
+              ("train-wgan-gp-cnn-gap", "train-ctransform-fc", "train-sinkhorn", "train-assignment-fc")}
+
+
 def test_tiny_sizes_cover_every_case():
-    assert set(TINY) == set(bench.CASES) == set(TOL)
+    assert set(TINY) == set(TOL) == {n for n in bench.CASES if not n.startswith("train-")}
+    assert set(TINY_TRAIN) <= set(bench.CASES)
+
+
+def test_the_default_selection_is_a_train_subset_plus_every_other_case():
+    default = set(bench.resolve_sizes(None))
+    train = {n for n in bench.CASES if n.startswith("train-")}
+    assert default - train == set(TINY) and 0 < len(default & train) < len(train)
+    assert set(bench.resolve_sizes(None, full=True)) == set(bench.CASES)
+    assert len(train) == 6 * 4 + 1  # every objective with every critic; Sinkhorn has none
 
 
 @pytest.fixture(scope="module")
 def tiny_rows():
-    return bench.run_bench(overrides=TINY, isolate=False)
+    return bench.run_bench(list(TINY), overrides=TINY, isolate=False)
+
+
+def test_train_cases_agree_with_the_plain_loop():
+    rows = bench.run_bench(list(TINY_TRAIN), overrides=TINY_TRAIN, isolate=False)
+    assert [r["case"] for r in rows] == list(TINY_TRAIN)
+    for r in rows:
+        assert r["status"] == "ok" and r["size"] == "16x16, 1 it." and r["wganlab_s"] > 0, r
+        if r["baseline"] == "none":  # Sinkhorn and the assignment method: wganlab only
+            assert r["baseline_s"] is None and "no plain loop" in r["note"]
+        else:
+            assert r["baseline_s"] > 0 and r["ratio"] == pytest.approx(r["baseline_s"] / r["wganlab_s"])
+            # float32: Adam's first steps move near-zero gradients by about lr, so rounding shows at ~1e-3;
+            # tests/test_train_step.py checks the equality exactly, in float64
+            assert_allclose(r["value_diff"], 0.0, atol=1e-2, err_msg=r["case"])
 
 
 def test_every_case_agrees_with_its_baseline(tiny_rows):
@@ -56,7 +85,7 @@ def test_every_case_agrees_with_its_baseline(tiny_rows):
 
 
 def test_case_values_match_independent_computations(tiny_rows):
-    ctx = bench.Context()
+    ctx = bench.PairedTimer()
     x, y = ctx.images("test", 120), ctx.images("train", 120)
     C = scipy.spatial.distance.cdist(x.reshape(120, -1).double(), y.reshape(120, -1).double())
     r, c = scipy.optimize.linear_sum_assignment(C)  # equal uniform masses: an optimal assignment
@@ -150,7 +179,7 @@ def test_a_child_that_cannot_start_becomes_a_row():
 
 
 def test_a_missing_dataset_stops_the_bench_with_one_line(monkeypatch, capsys):
-    monkeypatch.setattr(bench, "DATASET", "no-such-dataset")
+    monkeypatch.setattr(timing, "DATASET", "no-such-dataset")
     assert main(["bench", "w1-square", "--in-process", "--set", "w1-square.n=10"]) == 2
     err = capsys.readouterr().err.splitlines()  # progress lines, then the error on one line
     assert err[-1].startswith("wganlab: error: unknown dataset 'no-such-dataset'")

@@ -218,3 +218,23 @@ def test_build_objective_errors():
     with pytest.raises(ConfigError, match="wgan-gp"):
         build_objective("wgan-gp", clip=0.1)
     assert np.isfinite(build_objective("wgan-wc").clip)
+
+
+def test_every_objective_declares_its_constructor_arguments_as_config_fields():
+    import dataclasses
+    import inspect
+
+    from wganlab.objectives import OBJECTIVES
+    from wganlab.train import TrainConfig, objective_params
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name, cls in OBJECTIVES.items():
+        params = inspect.signature(cls.__init__).parameters.values()
+        args = {p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD} - {"self"}
+        assert set(cls.config) == args, name
+        assert set(cls.config.values()) <= fields, name
+    cfg = TrainConfig(objective="wgan-gp", gp_lambda=3.5)
+    assert objective_params(cfg) == {"lam": 3.5}
+    assert build_objective(cfg.objective, **objective_params(cfg)).lam == 3.5
+    cfg = TrainConfig(objective="assignment", cost="ssim", cost_scale=0.1)
+    assert objective_params(cfg) == {"cost": "ssim", "generator_cost": None, "cost_scale": 0.1}

@@ -26,7 +26,7 @@ from wganlab.config import MAX_PROJECTIONS, replace, to_dict
 from wganlab.errors import ConfigError
 from wganlab.images import enlarge, save_image_grid
 from wganlab.models import build_critic, build_generator
-from wganlab.objectives import backward, build_objective
+from wganlab.objectives import OBJECTIVES, backward, build_objective
 from wganlab.runs import (
     append_jsonl,
     atomic_write_bytes,
@@ -189,22 +189,15 @@ class TrainResult:
 
 
 def objective_params(cfg: TrainConfig) -> dict:
-    """The parameters of ``cfg.objective`` taken from the flat config."""
-    return {
-        "wgan-gp": {"lam": cfg.gp_lambda},
-        "wgan-wc": {"clip": cfg.clip},
-        "ctransform": {"cost": cfg.cost},
-        "ceps-transform": {"eps": cfg.eps, "cost": cfg.cost},
-        "nsgan": {},
-        "sinkhorn": {"eps": cfg.eps, "cost": cfg.cost},
-        "assignment": {"cost": cfg.cost, "generator_cost": cfg.generator_cost, "cost_scale": cfg.cost_scale},
-        "assignment-lse": {"cost": cfg.cost, "eps": cfg.eps, "cost_scale": cfg.cost_scale},
-    }.get(cfg.objective, {})
+    """The parameters ``cfg.objective`` declares (its ``config``: constructor argument -> config field),
+    read from the flat config (none for an unknown objective, which ``build_objective`` reports)."""
+    cls = OBJECTIVES.get(cfg.objective)
+    return {} if cls is None else {arg: getattr(cfg, name) for arg, name in cls.config.items()}
 
 
 def _optimizer(name: str, params, lr: float, betas: tuple[float, float]):
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas)
+    if name == "adam":  # fused: one pass over each parameter instead of one per arithmetic operation
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr)
     raise ConfigError(f"unknown optimizer {name!r}; choose adam or rmsprop")
@@ -253,7 +246,11 @@ class Trainer:
         idx = torch.randint(len(self.x), (self.cfg.batch,), generator=self.rng_data, device=self.device)
         return self.x[idx]
 
-    def fake_batch(self) -> torch.Tensor:
+    def fake_batch(self, atoms: torch.Tensor | None = None) -> torch.Tensor:
+        """A generated batch; with ``atoms`` (the generator's ``M`` outputs, :meth:`Generator.support`) the
+        same latent draws pick rows of ``atoms`` instead of running the generator again."""
+        if atoms is not None:
+            return atoms[self.G.atom_indices(self.cfg.batch, self.rng_latent)]
         return self.G(self.G.sample_latents(self.cfg.batch, self.rng_latent))
 
     def generated_set(self) -> torch.Tensor:
@@ -265,10 +262,14 @@ class Trainer:
     def iteration(self) -> dict:
         stats: dict = {}
         if self.D is not None:
+            # the generator is fixed during the critic steps: a discrete one's M atoms are computed once
+            atoms = None
+            if self.G.atoms_reusable and self.G.m <= self.cfg.n_critic * self.cfg.batch:
+                atoms = self.generated_set()
             for _ in range(self.cfg.n_critic):
                 real = self.real_batch()
                 with torch.no_grad():
-                    fake = self.fake_batch()
+                    fake = self.fake_batch(atoms)
                 loss, s = backward(self.opt_d, self.objective.critic_loss, self.D, real, fake)
                 self.opt_d.step()
                 self.objective.after_critic_step(self.D)

@@ -27,13 +27,52 @@ from torch.nn.utils import parametrize
 from wganlab.errors import ConfigError
 
 
+class _ConstantSlope(torch.autograd.Function):
+    """``y = relu(x)`` or ``leaky_relu(x, slope)`` whose backward ``g -> g * s(x)`` treats the slope ``s(x)``
+    (1 where ``x > 0``, else ``slope``) as a constant: differentiable again in ``g`` only."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slope: float) -> torch.Tensor:
+        positive = x > 0
+        ctx.save_for_backward(positive)
+        ctx.slope = slope
+        return torch.nn.functional.leaky_relu(x, slope) if slope else torch.relu(x)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (positive,) = ctx.saved_tensors
+        return torch.where(positive, g, g * ctx.slope if ctx.slope else g.new_zeros(())), None
+
+
+class PiecewiseLinear(nn.Module):
+    """ReLU (``slope = 0``) or LeakyReLU (``slope > 0``) whose backward holds the slope ``s(x) = 1 if x > 0
+    else slope`` constant: the same values and first derivatives as ``nn.ReLU`` / ``nn.LeakyReLU``, and the
+    same (zero) second derivative, but autograd no longer carries that zero back through the whole forward
+    graph (a convolution's or linear layer's backward pass of zeros) when a gradient penalty differentiates
+    the input gradient again (``create_graph=True``)."""
+
+    def __init__(self, slope: float = 0.0):
+        super().__init__()
+        self.slope = slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ConstantSlope.apply(x, self.slope)
+
+    def extra_repr(self) -> str:
+        return f"slope={self.slope}"
+
+
 class FCCritic(nn.Module):
+    #: a WGAN critic step scores real and fake in one forward pass (one larger GEMM per layer is faster;
+    #: for the CNN critics on CPU it is slower, measured with ``wganlab bench train-*``)
+    joint_batches = True
+
     def __init__(self, in_shape: tuple[int, ...], hidden: int = 1024, depth: int = 1):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(in_shape)
         for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+            layers += [nn.Linear(width, hidden), PiecewiseLinear(0.2)]
             width = hidden
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
@@ -53,7 +92,7 @@ class CNNCritic(nn.Module):
         c, h, w = in_shape
         layers: list[nn.Module] = []
         for out in channels:
-            layers += [nn.Conv2d(c, out, kernel, stride, padding), nn.ReLU()]
+            layers += [nn.Conv2d(c, out, kernel, stride, padding), PiecewiseLinear(0.0)]
             c = out
             h, w = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
             if h < 1 or w < 1:
@@ -88,14 +127,15 @@ def patch_stride(critic: nn.Module) -> int:
 
 def bjorck(w: torch.Tensor, iters: int = 20) -> torch.Tensor:
     """Closest (semi-)orthonormal matrix to ``w (out, in)``: scale by ``sqrt(||w||_1 ||w||_inf) >= ||w||_2``,
-    then ``w <- w (1.5 I - 0.5 w^T w)`` (first-order Björck & Bowie), differentiable."""
+    then ``w <- w (1.5 I - 0.5 w^T w) = 1.5 w - 0.5 (w w^T) w`` (first-order Björck & Bowie), with the
+    Gram matrix of the shorter side (``w`` transposed to ``(r, c)``, ``r <= c``), differentiable."""
     transpose = w.shape[0] > w.shape[1]
     if transpose:
         w = w.T
     scale = (w.abs().sum(0).max() * w.abs().sum(1).max()).sqrt().clamp_min(1e-12)
     w = w / scale
     for _ in range(iters):
-        w = 1.5 * w - 0.5 * w @ (w.T @ w)
+        w = 1.5 * w - 0.5 * (w @ w.T) @ w
     return w.T if transpose else w
 
 
@@ -135,6 +175,8 @@ def lipschitz_linear(n_in: int, n_out: int, method: str = "bjorck", bjorck_iters
 
 
 class GroupSortCritic(nn.Module):
+    joint_batches = True  # as FCCritic
+
     def __init__(self, in_shape: tuple[int, ...], hidden: int = 256, depth: int = 3, method: str = "bjorck",
                  group: int = 2, bjorck_iters: int = 20):
         super().__init__()

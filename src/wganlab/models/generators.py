@@ -104,13 +104,23 @@ class Generator(nn.Module):
     def discrete(self) -> bool:
         return self.m is not None
 
+    @property
+    def atoms_reusable(self) -> bool:
+        """Whether a sample equals rows of :meth:`support` exactly: a discrete generator without latent noise
+        or batch normalisation (each output depends on its own latent only)."""
+        return (self.discrete and not self.latent_noise
+                and not any(isinstance(mod, nn.BatchNorm2d) for mod in self.modules()))
+
+    def atom_indices(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``(n,)`` uniform picks among the ``M`` latents (the draws :meth:`sample_latents` makes)."""
+        return torch.randint(self.m, (n,), generator=generator, device=self.latents.device)
+
     def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``(n, z_dim)`` latents: uniform picks from the table (discrete) or ``N(0, I)`` draws."""
         dev = next(self.parameters()).device
         if not self.discrete:
             return torch.randn(n, self.z_dim, generator=generator, device=dev)
-        idx = torch.randint(self.m, (n,), generator=generator, device=dev)
-        z = self.latents[idx]
+        z = self.latents[self.atom_indices(n, generator)]
         if self.latent_noise:
             z = z + self.latent_noise * torch.randn(n, self.z_dim, generator=generator, device=dev)
         return z

@@ -28,6 +28,7 @@ low-dimensional data with few nodes but gives blurred, idealised digits on MNIST
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 
@@ -79,6 +80,7 @@ def assign(x: torch.Tensor, y: torch.Tensor, cost, psi: torch.Tensor | None = No
 
 class Assignment(Objective):
     name = "assignment"
+    config: ClassVar[dict[str, str]] = {"cost": "cost", "generator_cost": "generator_cost", "cost_scale": "cost_scale"}
 
     def __init__(self, cost: str = "sqeuclidean", generator_cost: str | None = None, cost_scale: float = 1.0):
         self.cost, self.generator_cost, self.cost_scale = cost, generator_cost or cost, cost_scale
@@ -126,6 +128,7 @@ class SmoothAssignment(Objective):
     ``psi`` fixed (its gradient reaches ``x`` through the costs, weighted by the soft assignment)."""
 
     name = "assignment-lse"
+    config: ClassVar[dict[str, str]] = {"cost": "cost", "eps": "eps", "cost_scale": "cost_scale"}
 
     def __init__(self, cost: str = "sqeuclidean", eps: float = 0.01, cost_scale: float = 1.0):
         if not eps > 0:

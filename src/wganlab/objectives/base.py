@@ -26,18 +26,22 @@ from torch.nn.utils import parametrize
 def backward(optimizer: torch.optim.Optimizer, loss_fn: Callable[..., tuple[torch.Tensor, dict]], *args
              ) -> tuple[torch.Tensor, dict]:
     """``loss, stats = loss_fn(*args)`` (a ``critic_loss`` or ``generator_loss``), then zero ``optimizer``'s
-    gradients and back-propagate ``loss``, all inside ``parametrize.cached()``: a parametrized weight (e.g.
-    a GroupSort critic's orthonormalised one) is computed once per step, not once per forward pass."""
+    gradients and back-propagate ``loss`` into ``optimizer``'s parameters only (the other model's weights
+    and the penalty's interpolates get no gradient computed), all inside ``parametrize.cached()``: a
+    parametrized weight (e.g. a GroupSort critic's orthonormalised one) is computed once per step, not once
+    per forward pass."""
     with parametrize.cached():
         loss, stats = loss_fn(*args)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(inputs=[p for group in optimizer.param_groups for p in group["params"]])
     return loss, stats
 
 
 class Objective:
     name: ClassVar[str] = ""
     needs_critic: ClassVar[bool] = True
+    #: the objective's parameters: constructor argument -> the training config's field holding it
+    config: ClassVar[dict[str, str]] = {}
 
     def bind(self, train_x: torch.Tensor) -> None:
         """Receive the whole training set (only objectives that need it, e.g. the assignment method)."""
@@ -74,5 +78,15 @@ def lipschitz_stats(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, e
 
 
 def critic_gap(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """``V = E D(real) - E D(fake)``: a 1-Lipschitz critic's estimate of W1 between the batches."""
+    """``V = E D(real) - E D(fake)``: a 1-Lipschitz critic's estimate of W1 between the batches. In a critic
+    step (``fake`` detached) a critic with ``joint_batches = True`` scores both batches in one forward pass
+    (each sample is scored on its own, so the values are the same); in a generator step ``D(real)`` is a
+    constant, scored without a graph."""
+    if fake.requires_grad:
+        with torch.no_grad():
+            d_real = critic(real).mean()
+        return d_real - critic(fake).mean()
+    if getattr(critic, "joint_batches", False):
+        scores = critic(torch.cat([real, fake]))
+        return scores[:len(real)].mean() - scores[len(real):].mean()
     return critic(real).mean() - critic(fake).mean()

@@ -14,6 +14,8 @@ The generator minimises ``V`` (through both ``phi(x_j)`` and the costs).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from wganlab.objectives.base import Objective
@@ -23,6 +25,7 @@ from wganlab.ot.sinkhorn import soft_c_transform
 
 class CTransform(Objective):
     name = "ctransform"
+    config: ClassVar[dict[str, str]] = {"cost": "cost"}
 
     def __init__(self, cost: str = "euclidean"):
         self.cost = cost
@@ -49,6 +52,7 @@ class EntropicCTransform(CTransform):
     """The (c, eps)-transform: a soft-min over the generated batch with temperature ``eps``."""
 
     name = "ceps-transform"
+    config: ClassVar[dict[str, str]] = {"eps": "eps", "cost": "cost"}
 
     def __init__(self, eps: float = 1.0, cost: str = "euclidean"):
         super().__init__(cost)

@@ -4,6 +4,8 @@ computed to convergence for every batch ("optimal discriminator dynamics")."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from wganlab.objectives.base import Objective
 from wganlab.ot.sinkhorn import sinkhorn_divergence
 
@@ -11,6 +13,7 @@ from wganlab.ot.sinkhorn import sinkhorn_divergence
 class SinkhornGenerator(Objective):
     name = "sinkhorn"
     needs_critic = False
+    config: ClassVar[dict[str, str]] = {"eps": "eps", "cost": "cost"}
 
     def __init__(self, eps: float = 1.0, cost: str = "euclidean"):
         self.eps, self.cost = eps, cost

@@ -4,6 +4,8 @@ constraint; the generator minimises ``V`` (Stanczuk et al. Algorithm 1, ``L_G = 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from wganlab.objectives.base import Objective, critic_gap, gradient_norms, interpolates, lipschitz_stats
@@ -13,6 +15,7 @@ class WeightClipping(Objective):
     """Critic loss ``-V``; after every critic step all critic weights are clipped to ``[-clip, clip]``."""
 
     name = "wgan-wc"
+    config: ClassVar[dict[str, str]] = {"clip": "clip"}
 
     def __init__(self, clip: float = 0.01):
         self.clip = clip
@@ -36,6 +39,7 @@ class GradientPenalty(Objective):
     sample and the gradient norm taken per sample over the flattened image."""
 
     name = "wgan-gp"
+    config: ClassVar[dict[str, str]] = {"lam": "gp_lambda"}
 
     def __init__(self, lam: float = 10.0):
         self.lam = lam

@@ -1,0 +1,198 @@
+"""The bench's case registry and its exact-OT, patch-SWD and OT-Means cases (the training cases are in
+:mod:`wganlab.bench.train_cases`).
+
+Every case loads its data, then runs wganlab and its baseline on the same inputs with
+:class:`~wganlab.bench.timing.PairedTimer`, and returns rows: ``ratio`` = baseline time / wganlab time
+(above 1: wganlab is faster); ``value_diff`` = ``|wganlab - baseline| / |baseline|``, the largest over the
+values the row compares; ``gap_rel`` = the certificate of wganlab's exact solution (relative duality gap).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wganlab.bench.baselines import plain_ot_means, plain_patch_swd, pot_w1
+from wganlab.bench.timing import PairedTimer, proc_kb, rel_diff, timed_row
+from wganlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Case:
+    """A benchmark: ``run(ctx, **sizes) -> rows``; ``sizes`` are the defaults, ``full`` the paper sizes;
+    ``in_default``: part of the default selection (``--full`` and named selections take any case)."""
+
+    name: str
+    description: str
+    baseline: str
+    run: Callable[..., list[dict]]
+    sizes: dict
+    full: dict
+    in_default: bool = True
+
+
+CASES: dict[str, Case] = {}
+
+
+def register_case(name: str, description: str, baseline: str, full: dict, in_default: bool = True, **sizes):
+    """Decorator: register ``fn(ctx, **sizes) -> list of rows`` as case ``name``."""
+
+    def wrap(fn):
+        CASES[name] = Case(name, description, baseline, fn, dict(sizes), {**sizes, **full}, in_default)
+        return fn
+
+    return wrap
+
+
+def describe_sizes(sizes: dict) -> str:
+    """``key=value`` pairs as ``--set`` takes them (lists comma-separated)."""
+    return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in sizes.items())
+
+
+def resolve_sizes(names: list[str] | None, full: bool = False,
+                  overrides: dict[str, dict[str, str]] | None = None) -> dict[str, dict]:
+    """Case name -> sizes: defaults (or ``full``), then ``overrides`` ``{case: {key: "text"}}`` parsed as
+    positive integers (a comma-separated list where the size is a list). No ``names``: the default
+    selection, or every case with ``full``."""
+    names = list(names or [c.name for c in CASES.values() if full or c.in_default])
+    for name in [*names, *(overrides or {})]:
+        if name not in CASES:
+            raise ConfigError(f"unknown bench case {name!r}; choose from {', '.join(CASES)}")
+    out = {name: dict(CASES[name].full if full else CASES[name].sizes) for name in names}
+    for name, kv in (overrides or {}).items():
+        if name not in out:
+            raise ConfigError(f"--set {name}.*: case {name!r} is not selected")
+        for key, text in kv.items():
+            if key not in out[name]:
+                raise ConfigError(f"case {name!r} has no size {key!r}; it takes: {', '.join(out[name])}")
+            parts = text.split(",") if isinstance(out[name][key], tuple) else [text]
+            if not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+                raise ConfigError(f"{name}.{key}={text!r}: expected positive integer(s)")
+            values = tuple(int(p) for p in parts)
+            out[name][key] = values if isinstance(out[name][key], tuple) else values[0]
+    return out
+
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the cases
+
+
+def _exact_row(ctx: PairedTimer, x, y, baseline: bool = True) -> dict:
+    from wganlab.ot import wasserstein
+
+    t = ctx.time(lambda: wasserstein(x, y), (lambda: pot_w1(x, y)) if baseline else None)
+    res = t["ours"]
+    diff = rel_diff(res.value, t["base"]) if baseline else None
+    return timed_row(t, f"{len(x)} x {len(y)}", diff, res.gap_rel, value=res.value)
+
+
+@register_case("w1-square", "exact W1 between M = N = n Fashion-MNIST images (d = 784): test vs train, "
+               "two seeded training subsets above 10,000",
+               "POT ot.dist + ot.emd2", full={"n": 10_000}, n=2_000)
+def _w1_square(ctx: PairedTimer, n: int) -> list[dict]:
+    return [_exact_row(ctx, ctx.images("test", n) if n <= 10_000 else ctx.images("train", n, seed=1),
+                       ctx.images("train", n))]
+
+
+@register_case("w1-batch", "exact W1 between M = m test images and N = each of ns training images",
+               "POT ot.dist + ot.emd2", full={"ns": (10_000, 60_000)}, m=64, ns=(10_000,))
+def _w1_batch(ctx: PairedTimer, m: int, ns: tuple) -> list[dict]:
+    x = ctx.images("test", m)
+    return [_exact_row(ctx, x, ctx.images("train", n)) for n in ns]
+
+
+@register_case("w1-large", "exact W1 between two sets of n training images (seeded subsets), wganlab only",
+               "POT (not run)", full={"n": 50_000}, n=3_000)
+def _w1_large(ctx: PairedTimer, n: int) -> list[dict]:
+    row = _exact_row(ctx, ctx.images("train", n, seed=1), ctx.images("train", n, seed=2), baseline=False)
+    need = 16 * n * n  # float64 cost matrix + float64 plan
+    total = (proc_kb("/proc/meminfo", "MemTotal") or 0) * 1024
+    verdict = "out of memory here" if need > total else "fits here, not run"
+    return [{**row, "note": f"POT needs 16 n^2 bytes = {need / 1e9:.3g} GB for the dense cost and plan "
+                            f"({verdict})"}]
+
+
+def _patch_setup(ctx: PairedTimer, n: int, batches: int, projections: int):
+    from wganlab.ot.sliced import random_projections
+
+    y = ctx.images("train", n)
+    xs = [ctx.images("test", 64, seed=i) for i in range(batches)]
+    return y, xs, random_projections(49, projections, seed=0)
+
+
+@register_case("patch-swd", "patch SW1 between 64 images and n images: all 7x7 patches at stride 1",
+               "plain torch (unfold, project, sort)", full={"n": 10_000}, n=1_000, projections=128)
+def _patch_swd(ctx: PairedTimer, n: int, projections: int) -> list[dict]:
+    from wganlab.ot.patches import patch_swd
+
+    y, (x,), theta = _patch_setup(ctx, n, 1, projections)
+    t = ctx.time(lambda: float(patch_swd(x, y, 7, 1, projections=theta)),
+                 lambda: plain_patch_swd(x, y, theta, 7, 1))
+    return [timed_row(t, f"64 x {n} images, {projections} proj.", rel_diff(t["ours"], t["base"]), value=t["ours"])]
+
+
+def _patch_batches(ctx: PairedTimer, n: int, batches: int, baseline_batches: int, projections: int,
+                   grad: bool) -> list[dict]:
+    """Patch SW1 (and with ``grad`` its gradient with respect to the batch) of ``batches`` batches of 64
+    against the same ``n`` images: wganlab sorts the target once, the baseline redoes it per batch."""
+    import torch
+
+    from wganlab.ot.patches import patch_swd, patch_target
+
+    y, xs, theta = _patch_setup(ctx, n, batches, projections)
+    nb = min(batches, baseline_batches)
+
+    def ours():
+        target = patch_target(y, 7, 1, projections=theta)
+        out = []
+        for x in xs:
+            xg = x.clone().requires_grad_(grad)
+            v = patch_swd(xg, target, 7, 1)
+            out.append((float(v.detach()), torch.autograd.grad(v, xg)[0] if grad else None))
+        return out
+
+    def base():
+        out = []
+        for x in xs[:nb]:
+            xg = x.clone().requires_grad_(grad)
+            out.append((plain_patch_swd(xg, y, theta, 7, 1), xg.grad))
+        return out
+
+    t = ctx.time(ours, base)
+    ours_out, base_out = t["ours"][:nb], t["base"]
+    t = {**t, "ours_s": t["ours_s"] / batches, "base_s": t["base_s"] / nb}
+    note = (f"seconds per batch; wganlab builds the sorted target once (included); baseline timed on {nb} "
+            "batch(es)")
+    if grad:
+        gdiff = max(float((a[1] - b[1]).norm() / b[1].norm()) for a, b in zip(ours_out, base_out, strict=True))
+        note += (f"; value and gradient with respect to the batch; gradients differ by {gdiff:.1e} (relative "
+                 "L2: tied projections, e.g. of flat background patches, have no unique gradient)")
+    return [timed_row(t, f"{batches} x 64 vs {n} images", rel_diff([a[0] for a in ours_out],
+                                                               [b[0] for b in base_out]), note=note)]
+
+
+register_case("patch-swd-reuse", "patch SW1 of `batches` batches of 64 images against the same n images: "
+              "time per batch", "plain torch, target redone per batch",
+              full={"n": 10_000, "batches": 10, "baseline_batches": 3}, n=1_000, batches=5, baseline_batches=5,
+              projections=128)(functools.partial(_patch_batches, grad=False))
+register_case("patch-swd-train", "patch SW1 and its gradient for `batches` batches of 64 images against the "
+              "same n images (a generator step's work): time per batch", "plain torch + autograd, target "
+              "redone per batch", full={"n": 10_000, "batches": 10, "baseline_batches": 2}, n=1_000, batches=3,
+              baseline_batches=3, projections=128)(functools.partial(_patch_batches, grad=True))
+
+
+@register_case("ot-means", "OT-Means: m centroids fitted to n training images, iters x (exact plan + one "
+               "Weiszfeld step)", "POT ot.emd + numpy Weiszfeld", full={"n": 10_000}, m=64, n=2_000, iters=20)
+def _ot_means(ctx: PairedTimer, m: int, n: int, iters: int) -> list[dict]:
+    import torch
+
+    from wganlab.ot import ot_means
+
+    y = ctx.images("train", n)
+    init = 0.5 * torch.randn(m, y[0].numel(), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = ctx.time(lambda: ot_means(y, m, n_iter=iters, ot_steps=1, weiszfeld_steps=1, init=init).w1_trace,
+                 lambda: plain_ot_means(y, init, iters))
+    return [timed_row(t, f"{m} x {n}, {iters} iterations", rel_diff(t["ours"], t["base"]), value=t["ours"][-1],
+                 note="value diff: largest over the W1 traces")]
