@@ -91,6 +91,7 @@ def test_matplotlib_is_a_core_dependency():
 
 def test_bench_rows_a_failed_computation_and_raises_bad_input(monkeypatch):
     from wganlab import bench
+    from wganlab.bench import harness
 
     def uncertified(ctx, n):
         raise NotOptimalError("duality gap 0.5 exceeds 1e-09")
@@ -98,7 +99,7 @@ def test_bench_rows_a_failed_computation_and_raises_bad_input(monkeypatch):
     def bad(ctx, n):
         raise InputError("n must be even")
 
-    monkeypatch.setattr(bench, "_warm_up", lambda: None)
+    monkeypatch.setattr(harness, "_warm_up", lambda: None)
     monkeypatch.setitem(bench.CASES, "nopt", bench.Case("nopt", "", "none", uncertified, {"n": 1}, {"n": 1}))
     monkeypatch.setitem(bench.CASES, "bad", bench.Case("bad", "", "none", bad, {"n": 1}, {"n": 1}))
     (row,) = bench.run_case("nopt", {"n": 1})  # one uncertified solve no longer aborts the whole bench
