@@ -139,3 +139,22 @@ def test_the_longest_experiments_start_first_and_results_keep_their_order(tmp_pa
     out = capsys.readouterr().out
     assert out.index("[sample-complexity] running") < out.index("[mean-vs-real-dimension] running")
     assert [r["experiment"] for r in results] == names and all(r["status"] == "done" for r in results)
+
+
+def test_only_a_missing_measurement_is_not_comparable_and_a_bug_in_a_claim_fails_loudly():
+    from wganlab.experiments.base import NA, Claim, Experiment, verdict
+
+    def bad(m):
+        return verdict(m["rows"]["misspelt"] > 0, "x")  # a nested KeyError: a bug, not a missing measurement
+
+    exp = Experiment("probe", "probe", "-", dict, {"quick": {}}, lambda cfg, ctx: {},
+                     (Claim("ok", "s", "-", "", lambda m: verdict(m["a"] > 1, "a")),
+                      Claim("bug", "s", "-", "", bad)))
+    with pytest.raises(KeyError, match="misspelt") as info:
+        exp.evaluate({"a": 2, "rows": {}})
+    assert any("claim 'bug'" in n for n in info.value.__notes__)
+    with pytest.raises(TypeError):
+        exp.evaluate({"a": "2", "rows": {"misspelt": 1}})  # '>' between str and int: a bug
+    missing = Experiment("probe", "probe", "-", dict, {"quick": {}}, lambda cfg, ctx: {}, exp.claims[:1])
+    [v] = missing.evaluate({})
+    assert v["status"] == NA and "'a'" in v["note"]
