@@ -38,7 +38,7 @@ def run_experiment(name: str, preset: str, folder: Path, *, overrides: dict | No
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "result.json").unlink(missing_ok=True)  # a rerun is not done until it writes a new one
     write_json(folder / "config.json", {"experiment": name, "preset": preset, "config": to_dict(cfg)})
-    ctx = Context(folder, data_root=data_root, device=device, seed=seed or 0, progress=progress)
+    ctx = Context(folder, preset=preset, data_root=data_root, device=device, seed=seed or 0, progress=progress)
     t0 = time.time()
     result = {"experiment": name, "title": exp.title, "source": exp.source, "preset": preset}
     try:

@@ -63,6 +63,7 @@ class Context:
     """Where and how an experiment runs; helpers to write its files."""
 
     dir: Path
+    preset: str = "quick"  # a paper preset never falls back to another data set (common.load_data)
     data_root: str | None = None
     device: str = "auto"
     seed: int = 0

@@ -32,7 +32,7 @@ METHODS = ("wgan-gp", "ctransform")
 @dataclass
 class Config:
     data: str = "fashion-mnist:train:n=2000:size=16"  # 16 px: ours, for speed
-    fallback: str | None = "digits:train:size=16"  # None: a missing data set stops the run (paper preset)
+    fallback: str = "digits:train:size=16"
     steps: int = 500
     track_every: int = 20
     generator: str = "conv"
@@ -50,7 +50,7 @@ PRESETS = {
     "medium": {"data": "fashion-mnist:train:n=10000:size=32", "steps": 600, "track_every": 20,
                "kmedians_init": 3, "note": "medium: Fashion-MNIST at 32 px stands in for CelebA at 64 px (not "
                                            "installable here), with a DCGAN-style network instead of a StyleGAN"},
-    "paper": {"data": "celeba:n=50000:size=64", "fallback": None, "steps": 50_000, "track_every": 100,
+    "paper": {"data": "celeba:n=50000:size=64", "steps": 50_000, "track_every": 100,
               "g_width": 64, "channels": (64, 128, 256), "kmedians_init": 100},
 }
 

@@ -16,12 +16,16 @@ from wganlab.runs import read_jsonl
 
 
 def load_data(ctx: Context, spec: str, fallback: str | None = None, seed: int | None = None) -> data.Dataset:
-    """``data.load(spec)``; when its files are missing, load ``fallback`` instead and say so in the report."""
+    """``data.load(spec)``; when its files are missing, load ``fallback`` instead and say so in the report.
+    A ``paper`` preset never falls back: the loader's error, which says where to put the files, stops the run
+    (fallbacks are for ``quick`` and ``medium``)."""
     try:
         return data.load(spec, ctx.data_root, seed=ctx.seed if seed is None else seed)
     except DatasetError as e:
         if fallback is None:
             raise
+        if ctx.preset == "paper":
+            raise DatasetError(f"{e} (the paper preset uses no stand-in; fallbacks are for quick and medium)") from e
         ctx.note(f"{spec} is not available here ({e}); using {fallback} instead")
         return data.load(fallback, ctx.data_root, seed=ctx.seed if seed is None else seed)
 
