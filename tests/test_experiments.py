@@ -1,6 +1,7 @@
 """Every experiment runs end to end at a tiny size and evaluates its claims; reproduce resumes; the report
 builds and every image on the page loads in a headless browser."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -159,3 +160,16 @@ def test_only_a_missing_measurement_is_not_comparable_and_a_bug_in_a_claim_fails
     missing = Experiment("probe", "probe", "-", dict, {"quick": {}}, lambda cfg, ctx: {}, exp.claims[:1])
     [v] = missing.evaluate({})
     assert v["status"] == NA and "'a'" in v["note"]
+
+
+MEDIUM = ("gmm8-tracking", "oracle-estimate", "lipschitz-critics", "estimator-error", "batch-estimate",
+          "sample-complexity", "mean-vs-real-dimension", "otmeans-vs-fc-wgan")
+
+
+@pytest.mark.parametrize("name", MEDIUM)
+def test_medium_presets_are_valid_and_estimated_at_most_about_ten_minutes(name):
+    exp = EXPERIMENTS[name]
+    medium = exp.make_config("medium")
+    assert medium != exp.make_config("quick") and 0 < exp.medium_seconds <= 660
+    data = [v for k, v in dataclasses.asdict(medium).items() if k in ("data", "copy_data")]
+    assert not any(d.startswith(("mnist", "cifar10", "celeba")) for d in data)  # not installable here
