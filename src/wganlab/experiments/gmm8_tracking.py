@@ -72,7 +72,8 @@ def run(cfg: Config, ctx: Context) -> dict:
     norm = np.array([abs(r["normalised"]) for r in rows])
     ctx.save_table("tracking", [{"step": s, "w1": a, "normalised_loss": b} for s, a, b in zip(steps, w1, norm,
                                                                                            strict=True)])
-    floor = _noise_floor(cfg, ctx, result.train_x[:1000].cpu())
+    real = result.train_x[:1000].cpu()
+    floor = _noise_floor(cfg, ctx, real)
     ctx.save_table("noise_floor", [floor])
     ctx.figure(line_plot(ctx.path("loss_vs_w1.png"), {"exact W1 (1,000 vs 1,000)": (steps, w1),
                                                        "|L_G| / L": (steps, norm)},
@@ -91,7 +92,6 @@ def run(cfg: Config, ctx: Context) -> dict:
     tail = slice(len(rows) // 2, None)
     ratio_end = float(w1[-1] / max(norm[-1], 1e-12))
     ratio_tail = float(np.median(w1[tail] / np.maximum(norm[tail], 1e-12)))
-    real = result.train_x[:1000].cpu()
     fixed_w1 = wasserstein(fake_t, real).value
     fixed_norm = _fixed_set_normalised(cfg, real, fake_t, ctx, "fixed sets")
     return {"final_w1": float(w1[-1]), "final_normalised": float(norm[-1]), "ratio_end": ratio_end,

@@ -17,9 +17,8 @@ makes each update dearer; each run's seconds are recorded beside its quality so 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch

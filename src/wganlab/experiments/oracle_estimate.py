@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 import numpy as np
+import torch
 
 from wganlab.experiments.base import NA, Claim, Context, Experiment, Verdict, register, verdict
 from wganlab.experiments.common import load_data, oracle_estimate
