@@ -1,6 +1,7 @@
 """Every experiment runs end to end at a tiny size and evaluates its claims; reproduce resumes; the report
 builds and every image on the page loads in a headless browser."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -26,7 +27,8 @@ TINY = {
                          "otmeans_iters": "1", "otmeans_ot_steps": "1"},
     "oracle-estimate": {"data": "digits:train:n=100", "lambdas": "1,10", "iterations": "20", "critic_hidden": "32",
                         "log_every": "10"},
-    "gmm8-tracking": {"data": "gauss8:n=100", "steps": "20", "track_every": "10", "hidden": "16"},
+    "gmm8-tracking": {"data": "gauss8:n=100", "steps": "20", "track_every": "10", "hidden": "16",
+                      "critic_iterations": "10"},
     "batch-estimate": {"data": SQ16, "steps": "6", "track_every": "3", "g_width": "8", "channels": "4,4,4"},
     "sample-complexity": {"d": "5", "sizes": "10,20,40", "repeats": "2", "sinkhorn_sizes": "10,20",
                           "sinkhorn_repeats": "2"},
@@ -140,3 +142,35 @@ def test_the_longest_experiments_start_first_and_results_keep_their_order(tmp_pa
     out = capsys.readouterr().out
     assert out.index("[sample-complexity] running") < out.index("[mean-vs-real-dimension] running")
     assert [r["experiment"] for r in results] == names and all(r["status"] == "done" for r in results)
+
+
+def test_only_a_missing_measurement_is_not_comparable_and_a_bug_in_a_claim_fails_loudly():
+    from wganlab.experiments.base import NA, Claim, Experiment, verdict
+
+    def bad(m):
+        return verdict(m["rows"]["misspelt"] > 0, "x")  # a nested KeyError: a bug, not a missing measurement
+
+    exp = Experiment("probe", "probe", "-", dict, {"quick": {}}, lambda cfg, ctx: {},
+                     (Claim("ok", "s", "-", "", lambda m: verdict(m["a"] > 1, "a")),
+                      Claim("bug", "s", "-", "", bad)))
+    with pytest.raises(KeyError, match="misspelt") as info:
+        exp.evaluate({"a": 2, "rows": {}})
+    assert any("claim 'bug'" in n for n in info.value.__notes__)
+    with pytest.raises(TypeError):
+        exp.evaluate({"a": "2", "rows": {"misspelt": 1}})  # '>' between str and int: a bug
+    missing = Experiment("probe", "probe", "-", dict, {"quick": {}}, lambda cfg, ctx: {}, exp.claims[:1])
+    [v] = missing.evaluate({})
+    assert v["status"] == NA and "'a'" in v["note"]
+
+
+MEDIUM = ("gmm8-tracking", "oracle-estimate", "lipschitz-critics", "estimator-error", "batch-estimate",
+          "sample-complexity", "mean-vs-real-dimension", "otmeans-vs-fc-wgan")
+
+
+@pytest.mark.parametrize("name", MEDIUM)
+def test_medium_presets_are_valid_and_estimated_at_most_about_ten_minutes(name):
+    exp = EXPERIMENTS[name]
+    medium = exp.make_config("medium")
+    assert medium != exp.make_config("quick") and 0 < exp.medium_seconds <= 660
+    data = [v for k, v in dataclasses.asdict(medium).items() if k in ("data", "copy_data")]
+    assert not any(d.startswith(("mnist", "cifar10", "celeba")) for d in data)  # not installable here

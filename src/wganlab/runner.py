@@ -37,17 +37,18 @@ def run_experiment(name: str, preset: str, folder: Path, *, overrides: dict | No
         over.setdefault("device", device)
     cfg = exp.make_config(preset, over)
     result = {"experiment": name, "title": exp.title, "source": exp.source, "preset": preset}
-    ctx = Context(folder, data_root=data_root, device=device, seed=seed or 0, progress=progress)
+    ctx = Context(folder, preset=preset, data_root=data_root, device=device, seed=seed or 0, progress=progress)
     t0 = time.time()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for stale in ("result.json", "error.txt"):  # a rerun is not done until it writes a new result
             (folder / stale).unlink(missing_ok=True)
         write_json(folder / "config.json", {"experiment": name, "preset": preset, "config": to_dict(cfg)})
-        measurements = exp.run(cfg, ctx)
-        result.update(status="done", measurements=measurements, claims=exp.evaluate(measurements))
+        result["measurements"] = exp.run(cfg, ctx)  # kept even when a claim function then fails
+        result.update(status="done", claims=exp.evaluate(result["measurements"]))
     except Exception as e:  # recorded, shown in the report; the other experiments go on
-        result.update(status="failed", error=f"{type(e).__name__}: {e}", measurements={}, claims=[])
+        result.setdefault("measurements", {})
+        result.update(status="failed", error=f"{type(e).__name__}: {e}", claims=[])
         try:
             atomic_write_bytes(folder / "error.txt", traceback.format_exc().encode())
         except OSError:  # e.g. the disk is full: the error still reaches the caller in the result

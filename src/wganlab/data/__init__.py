@@ -15,7 +15,7 @@ matplotlib nor scikit-learn.
 """
 
 # Importing the family modules registers them.
-from wganlab.data import cifar10, digits, gaussians, idx, image_folder, squares  # noqa: F401
+from wganlab.data import cifar10, digits, gaussians, idx, image_folder, squares, synthetic  # noqa: F401
 from wganlab.data.preview import save_preview
 from wganlab.data.spec import Dataset, DataSpec, available, dataset_names, describe, load, parse_spec
 

@@ -1,8 +1,15 @@
-"""What an experiment is: a typed config with ``quick`` and ``paper`` presets, a run function that writes
-its files into a folder and returns measurements, and the paper's claims it checks, as data.
+"""What an experiment is: a typed config with ``quick``, ``medium`` and ``paper`` presets, a run function
+that writes its files into a folder and returns measurements, and the paper's claims it checks, as data.
 
 A claim's verdict is *computed* from the measurements (an ordering, a ratio, a crossover, a tolerance),
 never written by hand: when our run contradicts the paper, the report says so.
+
+Missing measurements and bugs are kept apart: :meth:`Experiment.evaluate` hands each claim the
+measurements as :class:`Measurements`, whose lookup of a missing top-level key raises
+:class:`NotMeasured`; only that makes a claim "not comparable". Any other exception inside a claim
+function (a TypeError, a misspelt nested key, a division by zero) propagates: tests fail on it, and a
+real run records the experiment as ``failed`` with the error (and the claim's name) in ``error.txt`` and
+on the report, never as a quiet "not comparable".
 """
 
 from __future__ import annotations
@@ -20,6 +27,19 @@ from wganlab.errors import ConfigError
 from wganlab.runs import write_json
 
 HOLDS, FAILS, NA = "holds", "does not hold", "not comparable"
+PRESET_NAMES = ("quick", "medium", "paper")  # toy scale / the paper's settings cut to ~10 min on a core / the paper
+
+
+class NotMeasured(KeyError):
+    """A claim asked for a measurement this run did not take."""
+
+
+class Measurements(dict):
+    """An experiment's measurements; a missing top-level key raises :class:`NotMeasured` (nested values are
+    plain containers, so a misspelt nested key raises an ordinary KeyError)."""
+
+    def __missing__(self, key):
+        raise NotMeasured(key)
 
 
 @dataclass
@@ -43,6 +63,7 @@ class Context:
     """Where and how an experiment runs; helpers to write its files."""
 
     dir: Path
+    preset: str = "quick"  # a paper preset never falls back to another data set (common.load_data)
     data_root: str | None = None
     device: str = "auto"
     seed: int = 0
@@ -98,19 +119,25 @@ class Experiment:
         from wganlab.config import replace
 
         if preset not in self.presets:
-            raise ConfigError(f"experiment {self.name!r} has no preset {preset!r}; choose one of "
+            known = "" if preset in PRESET_NAMES else f" (presets are {', '.join(PRESET_NAMES)})"
+            raise ConfigError(f"experiment {self.name!r} has no preset {preset!r}{known}; choose one of "
                               f"{', '.join(self.presets)}")
         cfg = replace(self.config(), self.presets[preset])
         return replace(cfg, overrides or {}, from_text=True)
 
     def evaluate(self, measurements: dict) -> list[dict]:
-        """Every claim with our verdict; a claim whose inputs are missing is 'not comparable'."""
+        """Every claim with our verdict. A claim that asks for a top-level measurement this run did not take
+        is 'not comparable'; any other exception in a claim function propagates (see the module docstring)."""
         out = []
+        m = Measurements(measurements)
         for c in self.claims:
             try:
-                v = c.evaluate(measurements)
-            except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as e:
-                v = Verdict("-", NA, f"not measured in this run ({type(e).__name__}: {e})")
+                v = c.evaluate(m)
+            except NotMeasured as e:
+                v = Verdict("-", NA, f"not measured in this run: {e.args[0]!r}")
+            except Exception as e:
+                e.add_note(f"in claim {c.key!r} of experiment {self.name!r}")
+                raise
             out.append({"key": c.key, "statement": c.statement, "source": c.source,
                         "paper_value": c.paper_value, **dataclasses.asdict(v)})
         return out

@@ -11,17 +11,21 @@ from tqdm.auto import tqdm
 from wganlab import data
 from wganlab.errors import DatasetError, TrainingDiverged
 from wganlab.experiments.base import Context
-from wganlab.objectives import backward
+from wganlab.objectives import GradientPenalty, backward, gradient_norms, interpolates
 from wganlab.runs import read_jsonl
 
 
 def load_data(ctx: Context, spec: str, fallback: str | None = None, seed: int | None = None) -> data.Dataset:
-    """``data.load(spec)``; when its files are missing, load ``fallback`` instead and say so in the report."""
+    """``data.load(spec)``; when its files are missing, load ``fallback`` instead and say so in the report.
+    A ``paper`` preset never falls back: the loader's error, which says where to put the files, stops the run
+    (fallbacks are for ``quick`` and ``medium``)."""
     try:
         return data.load(spec, ctx.data_root, seed=ctx.seed if seed is None else seed)
     except DatasetError as e:
         if fallback is None:
             raise
+        if ctx.preset == "paper":
+            raise DatasetError(f"{e} (the paper preset uses no stand-in; fallbacks are for quick and medium)") from e
         ctx.note(f"{spec} is not available here ({e}); using {fallback} instead")
         return data.load(fallback, ctx.data_root, seed=ctx.seed if seed is None else seed)
 
@@ -54,6 +58,33 @@ def fit_critic(objective, critic: torch.nn.Module, sample_p: Callable, sample_q:
         if log_every and (step % log_every == 0 or step == steps):
             log.append({"step": step, **stats})
     return log
+
+
+def lipschitz_bound(critic, p: torch.Tensor, q: torch.Tensor, batches: int = 20, batch: int = 256) -> float:
+    """``max ||grad D||`` over interpolates between random pairs of points of ``p`` and ``q`` (Remark 3)."""
+    g = torch.Generator().manual_seed(0)
+    best = 0.0
+    for _ in range(batches):
+        i = torch.randint(len(p), (batch,), generator=g)
+        j = torch.randint(len(q), (batch,), generator=g)
+        best = max(best, float(gradient_norms(critic, interpolates(p[i], q[j], g)).max()))
+    return best
+
+
+def oracle_estimate(critic: torch.nn.Module, p: torch.Tensor, q: torch.Tensor, *, lam: float, iterations: int,
+                    batch: int, lr: float, seed: int, log_every: int = 0, progress: bool = False,
+                    desc: str = "critic") -> tuple[dict, list[dict]]:
+    """Stanczuk et al. Algorithm 2: train ``critic`` by WGAN-GP (weight ``lam``, Adam ``lr``, betas (0.5, 0.9))
+    on batches of two fixed sets ``p``, ``q``, then ``W1^D = E_p D - E_q D`` on the full sets, the bound
+    ``L = max ||grad D||`` and ``W1^D / L``. Returns ``({"estimate", "lipschitz", "normalised"}, log rows)``."""
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
+    log = fit_critic(GradientPenalty(lam), critic, batch_sampler(p, batch, g), batch_sampler(q, batch, g),
+                     iterations, opt, log_every=log_every, progress=progress, desc=desc)
+    with torch.no_grad():
+        est = float(critic(p).mean() - critic(q).mean())
+    lip = lipschitz_bound(critic, p, q)
+    return {"estimate": est, "lipschitz": lip, "normalised": est / max(lip, 1e-12)}, log
 
 
 def train_gan(ctx: Context, name: str, cfg, progress: bool | None = None):

@@ -7,6 +7,12 @@ fresh critics (20 times in the paper). Distributions: the two standard 2-D Gauss
 +-[1, 1] (Fig. 2), and an image pair (Table 1 uses MNIST, CIFAR-10, CelebA; ours: Fashion-MNIST train
 images vs test images, falling back to scikit-learn digits).
 
+Fig. 2 is drawn too: for the first critic of each method, its mean estimate on the first five evaluation
+batch pairs, every ``trace_every`` updates, against those pairs' mean exact batch W1. Medium: the
+poster's 20 repeats of 500 updates on the 2-D Gaussians and on Fashion-MNIST (standing in for MNIST);
+CIFAR-10 and CelebA are not installable here and are left out (a note in the report says so). The paper
+preset names the poster's data sets and stops at once when one is missing.
+
 Our choices (the poster does not give them): MLP critics (2-D: 2 x 128 units; images: FC 1024), WC with
 RMSprop lr 5e-5 and clip 0.01 (Arjovsky et al.), GP with Adam lr 1e-4, betas (0.5, 0.9), lambda 10
 (Gulrajani et al.), c-transform with Adam lr 1e-4, betas (0.5, 0.9); 20 evaluation batch pairs.
@@ -24,7 +30,7 @@ from wganlab.experiments.common import batch_sampler, fit_critic, heldout_spec, 
 from wganlab.models import build_critic
 from wganlab.objectives import build_objective
 from wganlab.ot.exact import wasserstein
-from wganlab.report.plots import bar_plot, scatter_plot
+from wganlab.report.plots import bar_plot, line_plot, scatter_plot
 
 METHODS = ("wgan-wc", "wgan-gp", "ctransform")
 
@@ -34,15 +40,21 @@ class Config:
     datasets: tuple[str, ...] = ("gauss2", "fashion-mnist:train:n=2000", )
     image_fallback: str = "digits"
     iterations: int = 500
+    trace_every: int = 25  # Fig. 2: the first critic's estimate every this many updates
     batch: int = 64
     repeats: int = 5
     eval_batches: int = 20
     seed: int = 0
     device: str = "cpu"
+    note: str = ""  # a remark for the report (what stands in for a data set)
 
 
 PRESETS = {
     "quick": {},
+    # time: quick's 79 s for 5 repeats, x4 for 20 repeats, plus the 10,000-image load
+    "medium": {"datasets": ("gauss2", "fashion-mnist:train:n=10000"), "repeats": 20,
+               "note": "medium: Fashion-MNIST stands in for MNIST; CIFAR-10 and CelebA (Table 1) are not "
+                       "installable here and are left out"},
     "paper": {"datasets": ("gauss2", "mnist:train:n=10000", "cifar10:train:n=10000", "celeba:n=10000:size=64"),
               "repeats": 20},
 }
@@ -73,9 +85,11 @@ def _optimizer(method: str, params):
 
 def run(cfg: Config, ctx: Context) -> dict:
     torch.manual_seed(cfg.seed)
-    rows = []
-    for spec in cfg.datasets:
-        p, q, label = _pair(ctx, spec, cfg)
+    if cfg.note:
+        ctx.note(cfg.note)
+    rows, traces = [], []
+    pairs = [(spec, *_pair(ctx, spec, cfg)) for spec in cfg.datasets]  # every data set first: a missing one stops
+    for spec, p, q, label in pairs:
         if spec == "gauss2":
             ctx.figure(scatter_plot(ctx.path("gaussians.png"), {"p = N([1,1], I)": p[:500].numpy(),
                                                                  "q = N([-1,-1], I)": q[:500].numpy()},
@@ -90,10 +104,18 @@ def run(cfg: Config, ctx: Context) -> dict:
                 torch.manual_seed(cfg.seed * 1000 + rep)
                 critic = _critic(tuple(p.shape[1:]))
                 obj = build_objective(method)
-                fit_critic(obj, critic, sp, sq, cfg.iterations, _optimizer(method, critic.parameters()),
-                           progress=ctx.progress, desc=f"{label} {method} #{rep}")
-                with torch.no_grad() if method != "wgan-gp" else torch.enable_grad():
-                    est = np.array([_estimate(obj, critic, a, b) for a, b in evals])
+                opt = _optimizer(method, critic.parameters())
+                done = 0
+                while done < cfg.iterations:  # in chunks, so the first critic's estimate can be traced (Fig. 2)
+                    chunk = min(cfg.trace_every, cfg.iterations - done) if rep == 0 else cfg.iterations
+                    fit_critic(obj, critic, sp, sq, chunk, opt, progress=ctx.progress,
+                               desc=f"{label} {method} #{rep}")
+                    done += chunk
+                    if rep == 0:
+                        traces.append({"dataset": label, "method": method, "iteration": done,
+                                       "estimate": float(np.mean([_estimate(obj, critic, a, b) for a, b in evals[:5]])),
+                                       "batch_w1": float(exact[:5].mean())})
+                est = np.array([_estimate(obj, critic, a, b) for a, b in evals])
                 errors.append(float(np.abs(est - exact).mean()))
                 estimates.append(float(est.mean()))
             rows.append({"dataset": label, "method": method, "error_mean": float(np.mean(errors)),
@@ -107,6 +129,15 @@ def run(cfg: Config, ctx: Context) -> dict:
                         errors={m: [by[d, m]["error_std"] for d in datasets] for m in METHODS},
                         ylabel="|estimate - exact batch W1|", title="Table 1: estimation error"),
                f"Mean absolute error of each critic's estimate of the batch W1 ({cfg.repeats} critics each).")
+    ctx.save_table("traces", traces)
+    for i, d in enumerate(datasets):
+        t = [r for r in traces if r["dataset"] == d]
+        ctx.figure(line_plot(ctx.path(f"trace-{i}.png"), {
+            m: ([r["iteration"] for r in t if r["method"] == m], [r["estimate"] for r in t if r["method"] == m])
+            for m in METHODS}, hlines={"exact batch W1": t[0]["batch_w1"]}, xlabel="critic updates",
+            ylabel="estimate of the batch W1", title=f"004 Fig. 2: {d}", markers=False),
+            f"{d}: the first critic of each method, its mean estimate on five fixed batch pairs during training, "
+            "against their exact batch W1.")
     return {"rows": rows}
 
 
@@ -144,5 +175,6 @@ EXPERIMENT = register(Experiment(
     ),
     description=__doc__,
     quick_seconds=79,
+    medium_seconds=330,  # estimate: quick's 79 s x 20 / 5 repeats, plus loading 10,000 images
     paper_time="~2 h (4 data sets x 20 repeats of three critics)",
 ))
