@@ -92,3 +92,15 @@ def test_data_show_writes_a_grid_and_a_scatter(tmp_path, capsys):
     assert code == 0 and (tmp_path / "s.png").is_file()
     code, _, err = run(["data", "show", "mnist", "--out", str(tmp_path / "m.png")], capsys)
     assert code == 2 and "--data-root" in err
+
+
+@pytest.mark.parametrize("command", ["reproduce", "sweep"])
+def test_experiment_commands_take_the_experiment_presets(command):
+    from wganlab.cli import build_parser
+    from wganlab.config import PRESET_NAMES
+
+    args = ["sweep", "blur-vs-real", "--grid", "seed=1", "--out", "x"] if command == "sweep" else [command]
+    for preset in PRESET_NAMES:  # quick, medium and paper, never the training presets
+        assert build_parser().parse_args([*args, "--preset", preset]).preset == preset
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*args, "--preset", "squares-fc"])

@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from wganlab.config import PRESET_NAMES
 from wganlab.errors import ComputationFailed, InputError, WganlabError
 
 EXIT_PARTLY_FAILED, EXIT_BAD_INPUT, EXIT_COMPUTATION_FAILED, EXIT_SYSTEM = 1, 2, 3, 4
@@ -103,7 +104,6 @@ def _device(text: str) -> str:
     raise argparse.ArgumentTypeError(f"unknown device {text!r}; choose auto, cpu, cuda or cuda:N")
 
 
-PRESETS = ("quick", "medium", "paper")  # the experiments' presets (an experiment may lack medium or paper)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -138,14 +138,14 @@ def cmd_list(args) -> int:
     from wganlab import data
     from wganlab.experiments import EXPERIMENTS
     from wganlab.metrics import METRICS
-    from wganlab.train import PRESETS
+    from wganlab.train import PRESETS as TRAIN_PRESETS
 
-    print(f"experiments (wganlab reproduce NAME --preset {'|'.join(PRESETS)}):")
+    print(f"experiments (wganlab reproduce NAME --preset {'|'.join(PRESET_NAMES)}):")
     for e in EXPERIMENTS.values():
         print(f"  {e.name:24s} {e.source:28s} {e.title}")
-        print(f"  {'':24s} quick: ~{e.quick_seconds:.0f} s on one CPU core; paper preset on one GPU: "
-              f"{e.paper_time} (estimate, not measured)")
-    print("\ntraining presets (wganlab train --preset NAME):\n  " + ", ".join(PRESETS))
+        print(f"  {'':24s} on one CPU core: quick ~{e.quick_seconds:.0f} s, medium ~{e.medium_seconds:.0f} s; "
+              f"paper preset on one GPU: {e.paper_time} (estimate, not measured)")
+    print("\ntraining presets (wganlab train --preset NAME):\n  " + ", ".join(TRAIN_PRESETS))
     print("\nmetrics (wganlab distance --metric NAME):")
     for m in METRICS.values():
         print(f"  {m.name:16s} {m.description}")
@@ -271,10 +271,10 @@ def build_parser(only_report: bool = False) -> argparse.ArgumentParser:
     q.add_argument("--data-root", help="folder holding datasets that are not installed system-wide")
     q.set_defaults(func=cmd_data_show)
 
-    from wganlab.train import PRESETS
+    from wganlab.train import PRESETS as TRAIN_PRESETS
 
     p = sub.add_parser("train", help="train a GAN (discrete or continuous) and track exact distances")
-    p.add_argument("--preset", help=f"one of: {', '.join(PRESETS)}")
+    p.add_argument("--preset", help=f"one of: {', '.join(TRAIN_PRESETS)}")
     p.add_argument("--config", help="a .json or .toml file of config keys")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
@@ -289,7 +289,7 @@ def build_parser(only_report: bool = False) -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="run the papers' experiments by name and write the HTML report")
     p.add_argument("names", nargs="*", help="experiment names (default: all; see 'wganlab list')")
-    p.add_argument("--preset", default="quick", choices=PRESETS, help="default: quick")
+    p.add_argument("--preset", default="quick", choices=PRESET_NAMES, help="default: quick")
     p.add_argument("--out", help="run folder (default: runs/NNNNN-reproduce-PRESET)")
     p.add_argument("--resume", action="store_true", help="keep the experiments already done in --out")
     p.add_argument("--data-root", help="folder holding MNIST / CIFAR-10 / FFHQ / CelebA for paper presets")
@@ -312,7 +312,7 @@ def build_parser(only_report: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_at_least_one, default=1, help="seeds per cell: SEED .. SEED+N-1 (default 1)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a config value fixed for every cell")
-    p.add_argument("--preset", default="quick", choices=PRESETS, help="default: quick")
+    p.add_argument("--preset", default="quick", choices=PRESET_NAMES, help="default: quick")
     p.add_argument("--out", required=True, help="sweep folder (cells/ and the summary go here)")
     p.add_argument("--resume", action="store_true", help="run only the tasks not done in --out")
     p.add_argument("--executor", default="local", choices=list(EXECUTORS), help="default: local")

@@ -16,6 +16,9 @@ from typing import Any
 
 from wganlab.errors import ConfigError
 
+#: the experiments' presets: toy scale / the paper's settings cut to ~10 min on a core / the paper's own
+PRESET_NAMES = ("quick", "medium", "paper")
+
 #: the most random projections a sliced metric may be asked for (CLI and training configs): each projects
 #: every point, so work and memory grow with it; larger requests are refused before any allocation
 MAX_PROJECTIONS = 65_536

@@ -23,11 +23,11 @@ from typing import Any
 
 import torch
 
+from wganlab.config import PRESET_NAMES
 from wganlab.errors import ConfigError
 from wganlab.runs import write_json
 
 HOLDS, FAILS, NA = "holds", "does not hold", "not comparable"
-PRESET_NAMES = ("quick", "medium", "paper")  # toy scale / the paper's settings cut to ~10 min on a core / the paper
 
 
 class NotMeasured(KeyError):
