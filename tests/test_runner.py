@@ -123,3 +123,21 @@ def test_library_messages_name_parameters_not_cli_flags(tmp_path):
                     and isinstance(n.value, str)]
         flags = [m for m in messages if re.search(r"(^|\s|\()--[a-z]", m) and "\n" not in m]
         assert not flags, f"{module}.py speaks in CLI flags: {flags}"
+
+
+def test_claims_table_puts_runs_side_by_side(tmp_path, capsys):
+    from wganlab.cli import main
+
+    medium, quick = tmp_path / "medium", tmp_path / "quick"
+    _write_run(medium)
+    _write_run(quick)
+    q = json.loads((quick / "config.json").read_text())
+    (quick / "config.json").write_text(json.dumps({**q, "preset": "quick"}))
+    r = json.loads((quick / "zeta" / "result.json").read_text())
+    r["claims"][0].update(ours="2|3", status="does not hold")
+    (quick / "zeta" / "result.json").write_text(json.dumps(r))
+    assert main(["report", "--claims", str(quick), str(medium)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| experiment | claim | paper | paper's number | quick | medium |"
+    assert lines[2] == "| zeta | W1 falls | 001 Fig. 8 | 1.0 | 2\\|3 (does not hold) | 0.9 (holds) |"
+    assert len(lines) == 3  # the failed and the never-run experiments have no claims

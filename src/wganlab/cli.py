@@ -230,9 +230,13 @@ def cmd_bench(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from wganlab.report.html import build_report
+    from wganlab.report.html import build_report, claims_markdown
 
-    print(build_report(args.run_dir))
+    if args.claims:
+        print(claims_markdown(args.run_dirs), end="")
+        return 0
+    for folder in args.run_dirs:
+        print(build_report(folder))
     return 0
 
 
@@ -347,8 +351,10 @@ def build_parser(only_report: bool = False) -> argparse.ArgumentParser:
 
 
 def _add_report(sub) -> None:
-    p = sub.add_parser("report", help="rebuild the HTML report of a (finished or interrupted) reproduce run")
-    p.add_argument("run_dir")
+    p = sub.add_parser("report", help="rebuild the HTML report of (finished or interrupted) reproduce runs")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--claims", action="store_true",
+                   help="print one markdown table of the claims of every RUN_DIR, side by side, instead")
     p.set_defaults(func=cmd_report)
 
 

@@ -3,7 +3,8 @@
 First a table of every claim (experiment, paper, claim, paper's number, our number, verdict), then one
 section per experiment with its figures, notes, run time and resolved config, and a legend naming each
 paper cited by number. Rebuilt from the run folder's files alone (no experiment module, no torch), so it
-works for finished and interrupted runs alike (``wganlab report RUN_DIR``).
+works for finished and interrupted runs alike (``wganlab report RUN_DIR``). :func:`claims_markdown` puts the
+claims of several runs (e.g. the quick and medium presets) side by side (``wganlab report --claims DIR ...``).
 """
 
 from __future__ import annotations
@@ -86,9 +87,8 @@ def _legend(results: list[dict]) -> str:
     return "<h2>Papers</h2><ul>" + "".join(items) + "</ul>" if items else ""
 
 
-def build_report(folder: str | Path) -> Path:
-    """Write ``folder/report.html`` from the run's files; returns its path."""
-    folder = Path(folder)
+def _run_results(folder: Path) -> tuple[dict, list[dict]]:
+    """A reproduce run's top-level ``config.json`` and its experiments' results (see :func:`_results`)."""
     if not folder.is_dir():
         raise InputError(f"{folder}: no such run folder")
     top = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
@@ -100,6 +100,37 @@ def build_report(folder: str | Path) -> Path:
     results = _results(folder, asked)
     if not results:
         raise InputError(f"{folder}: no experiment results found (is this a reproduce run folder?)")
+    return top, results
+
+
+def _md_cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def claims_markdown(folders: list[str | Path]) -> str:
+    """One markdown table of every claim: the paper's number, then our number and verdict in each run
+    (a column per folder, headed by its preset), in the order the first run lists them."""
+    runs = [_run_results(Path(f)) for f in folders]
+    rows: dict[tuple[str, str], dict] = {}
+    for i, (_, results) in enumerate(runs):
+        for r in results:
+            for c in r.get("claims", []):
+                row = rows.setdefault((r["experiment"], c.get("key", "?")), {"claim": c, "ours": {}})
+                row["ours"][i] = f"{c.get('ours', '?')} ({c.get('status', '?')})"
+    head = ["experiment", "claim", "paper", "paper's number", *(top.get("preset", "?") for top, _ in runs)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (name, _), row in rows.items():
+        c = row["claim"]
+        ours = [row["ours"].get(i, "not run") for i in range(len(runs))]
+        lines.append("| " + " | ".join(_md_cell(t) for t in [name, c.get("statement", "?"), c.get("source", "?"),
+                                                          c.get("paper_value", ""), *ours]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def build_report(folder: str | Path) -> Path:
+    """Write ``folder/report.html`` from the run's files; returns its path."""
+    folder = Path(folder)
+    top, results = _run_results(folder)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>wganlab report: {_e(folder.name)}</title>"
              f"<style>{_STYLE}</style></head><body>",
              f"<h1>wganlab reproduction report</h1><p>Run <code>{_e(folder.name)}</code>, preset "
