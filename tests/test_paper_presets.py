@@ -16,7 +16,7 @@ import torch
 from wganlab import data
 from wganlab.errors import DatasetError
 from wganlab.experiments import CATALOGUE, EXPERIMENTS
-from wganlab.reproduce import run_experiment
+from wganlab.runner import run_experiment
 
 # image shape (channels, side) of each paper data set when its spec names no size
 SHAPES = {"mnist": (1, 28), "fashion-mnist": (1, 28), "cifar10": (3, 32), "celeba": (3, 64)}
