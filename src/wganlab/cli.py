@@ -52,7 +52,7 @@ def cmd_distance(args) -> int:
     from wganlab import metrics
 
     x, y = _load_set(args.a, args.data_root), _load_set(args.b, args.data_root)
-    given = {k: getattr(args, k) for k in ("projections", "patch_size", "stride", "eps", "seed")
+    given = {k: getattr(args, k) for k in ("n_projections", "patch_size", "patch_stride", "eps", "seed")
              if getattr(args, k) is not None}
     for k, path in (("a", args.weights_a), ("b", args.weights_b)):
         if path is not None:
@@ -253,9 +253,9 @@ def build_parser(only_report: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--metric", default="w1", choices=list(METRICS), help="default: w1")
     p.add_argument("--weights-a", help=".npy file of probability weights for A")
     p.add_argument("--weights-b", help=".npy file of probability weights for B")
-    p.add_argument("--projections", type=_projections, help="number of random projections (sliced metrics)")
+    p.add_argument("--n-projections", type=_projections, help="number of random projections (sliced metrics)")
     p.add_argument("--patch-size", type=int, help="patch side in pixels (patch metrics)")
-    p.add_argument("--stride", type=int, help="patch stride (patch metrics)")
+    p.add_argument("--patch-stride", type=int, help="pixels between patches (patch metrics)")
     p.add_argument("--eps", type=float, help="entropic regularisation (sinkhorn)")
     p.add_argument("--seed", type=int, help="seed of the random projections")
     p.add_argument("--data-root", help="folder holding datasets that are not installed system-wide")

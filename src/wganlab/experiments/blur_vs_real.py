@@ -45,7 +45,7 @@ class Config:
     batch_sizes: tuple[int, ...] = (10, 64, 100, 300)
     patch_size: int = 7
     patch_stride: int = 3
-    projections: int = 128
+    n_projections: int = 128
     otmeans_iters: int = 5
     otmeans_ot_steps: int = 2
     kmedians_init: int = 2
@@ -60,7 +60,7 @@ PRESETS = {
               "patch_size": 16, "patch_stride": 8, "otmeans_iters": 10, "otmeans_ot_steps": 5, "kmedians_init": 100,
               "batch_level_repeats": 100},
     "medium": {"data": "fashion-mnist:train:n=2000", "batch_sizes": (10, 64, 100, 300), "patch_size": 7,
-               "patch_stride": 3, "projections": 128, "otmeans_iters": 10, "otmeans_ot_steps": 5,
+               "patch_stride": 3, "n_projections": 128, "otmeans_iters": 10, "otmeans_ot_steps": 5,
                "kmedians_init": 10, "batch_level_repeats": 50},
 }
 
@@ -83,7 +83,7 @@ def run(cfg: Config, ctx: Context) -> dict:
         for kind, x in batches.items():
             rows.append({"batch": b, "kind": kind, "image_w1": wasserstein(x, y).value,
                          "patch_swd": float(patch_swd(x, y, cfg.patch_size, cfg.patch_stride,
-                                                      n_projections=cfg.projections, seed=cfg.seed))})
+                                                      n_projections=cfg.n_projections, seed=cfg.seed))})
         if b == 64 or (b == cfg.batch_sizes[0] and 64 not in cfg.batch_sizes):
             examples = batches
     ctx.save_table("distances", rows)

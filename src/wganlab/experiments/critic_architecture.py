@@ -46,7 +46,7 @@ class Config:
     channels: tuple[int, ...] = (16, 16)
     patch_size: int | None = None  # measured patches' side (None: the critics' receptive field)
     patch_stride: int = 2
-    projections: int = 128
+    n_projections: int = 128
     direct_stride: int | None = None  # the direct descent's patch stride (None: patch_stride)
     direct_steps: int = 200
     direct_lr: float = 0.02
@@ -74,7 +74,7 @@ def run(cfg: Config, ctx: Context) -> dict:
         tcfg = TrainConfig(data=train.spec, m=cfg.m, critic=critic, c_channels=cfg.channels, steps=cfg.steps,
                            lr_g=cfg.lr_g,
                            track_every=cfg.track_every, track=("w1", "patch-swd", "patch-swd-local"),
-                           patch_size=s, patch_stride=cfg.patch_stride, projections=cfg.projections,
+                           patch_size=s, patch_stride=cfg.patch_stride, n_projections=cfg.n_projections,
                            ckpt_every=cfg.steps, grid_every=cfg.steps, seed=cfg.seed)
         result, rows = train_gan(ctx, f"wgan-{critic}", tcfg)
         rows = [r for r in rows if "patch-swd" in r]
@@ -84,12 +84,12 @@ def run(cfg: Config, ctx: Context) -> dict:
             grids[critic] = result.generator.support()
     g = torch.Generator().manual_seed(cfg.seed)
     init = 0.5 * torch.randn(cfg.m, *y.shape[1:], generator=g)
-    direct = patch_swd_descent(y, init, size=s, stride=cfg.direct_stride or cfg.patch_stride, steps=cfg.direct_steps,
-                               lr=cfg.direct_lr,
-                               projections=cfg.projections, target_batch=cfg.direct_target_batch, seed=cfg.seed,
+    direct = patch_swd_descent(y, init, patch_size=s, patch_stride=cfg.direct_stride or cfg.patch_stride,
+                               steps=cfg.direct_steps, lr=cfg.direct_lr,
+                               n_projections=cfg.n_projections, target_batch=cfg.direct_target_batch, seed=cfg.seed,
                                progress=ctx.progress)
     grids["direct"] = direct.images
-    opts = {"n_projections": cfg.projections, "seed": cfg.seed}
+    opts = {"n_projections": cfg.n_projections, "seed": cfg.seed}
     final["direct"] = {"w1": wasserstein(direct.images, y).value,
                        "patch-swd": float(patch_swd(direct.images, y, s, cfg.patch_stride, **opts)),
                        "patch-swd-local": float(patch_swd_local(direct.images, y, s, cfg.patch_stride, **opts))}
