@@ -407,10 +407,10 @@ def _finite_params(*modules) -> bool:
 
 def save_nearest_grid(gen: torch.Tensor, train_x: torch.Tensor, path: Path) -> None:
     """Each generated image next to its nearest (Euclidean) training image, pairs in rows of 8 images."""
-    from wganlab.ot.costs import cost_matrix
+    from wganlab.ot.costs import nearest
 
-    nearest = cost_matrix(gen, train_x, "sqeuclidean", dtype=torch.float32).argmin(1)
-    pairs = torch.stack([gen, train_x[nearest]], 1).reshape(-1, *gen.shape[1:])
+    closest = nearest(gen, train_x, dtype=torch.float32).indices
+    pairs = torch.stack([gen, train_x[closest]], 1).reshape(-1, *gen.shape[1:])
     save_image_grid(enlarge(pairs), path, nrow=8)
 
 

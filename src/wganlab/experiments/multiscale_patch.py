@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from wganlab.direct import multiscale_descent
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import heldout_spec, load_data
+from wganlab.ot.costs import nearest
 from wganlab.ot.exact import wasserstein
 from wganlab.ot.otmeans import ot_means
 from wganlab.ot.patches import patch_swd
@@ -72,7 +71,7 @@ def run(cfg: Config, ctx: Context) -> dict:
     out = res.images.clamp(-1, 1)
     rows = []
     for name, x in (("OT-Means", centroids), ("multi-scale patch SWD", out), ("real test batch", test.x)):
-        nn = torch.cdist(x.flatten(1).double(), y.flatten(1).double()).min(1).values
+        nn = nearest(x, y).values
         rows.append({"batch": name, "image_w1": wasserstein(x, y).value,
                      "patch_swd": float(patch_swd(x, y, cfg.patch_size, cfg.metric_stride,
                                                   n_projections=128, seed=cfg.seed)),

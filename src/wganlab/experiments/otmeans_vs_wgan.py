@@ -19,6 +19,7 @@ import torch
 
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import heldout_spec, load_data, train_gan
+from wganlab.ot.costs import nearest
 from wganlab.ot.exact import wasserstein
 from wganlab.ot.otmeans import ot_means
 from wganlab.report.plots import line_plot
@@ -109,7 +110,7 @@ def _copy_run(cfg: Config, ctx: Context, y: torch.Tensor) -> dict:
         gen = result.generator.support()
     save_nearest_grid(gen[:16], y, ctx.path("copy_nearest.png"))
     ctx.figure("copy_nearest.png", "Fig. 10: generated image (left) next to its nearest training image (right).")
-    nn = torch.cdist(gen.flatten(1).double(), y.flatten(1).double()).min(1).values
+    nn = nearest(gen, y).values
     distinct = torch.unique(y.flatten(1).double(), dim=0)
     spacing = torch.cdist(distinct, distinct).fill_diagonal_(float("inf")).min(1).values
     return {"n": n, "otmeans_w1": trace[-1], "wgan_w1_start": w1[0], "wgan_w1_end": w1[-1],
