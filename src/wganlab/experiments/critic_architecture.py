@@ -23,12 +23,11 @@ from dataclasses import dataclass
 
 import torch
 
+from wganlab import metrics
 from wganlab.direct import patch_swd_descent
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import load_data, train_gan
 from wganlab.models import build_critic, receptive_field
-from wganlab.ot.exact import wasserstein
-from wganlab.ot.patches import patch_swd, patch_swd_local
 from wganlab.report.plots import bar_plot, line_plot
 from wganlab.train import TrainConfig
 
@@ -89,10 +88,10 @@ def run(cfg: Config, ctx: Context) -> dict:
                                n_projections=cfg.n_projections, target_batch=cfg.direct_target_batch, seed=cfg.seed,
                                progress=ctx.progress)
     grids["direct"] = direct.images
-    opts = {"n_projections": cfg.n_projections, "seed": cfg.seed}
-    final["direct"] = {"w1": wasserstein(direct.images, y).value,
-                       "patch-swd": float(patch_swd(direct.images, y, s, cfg.patch_stride, **opts)),
-                       "patch-swd-local": float(patch_swd_local(direct.images, y, s, cfg.patch_stride, **opts))}
+    opts = {"patch_size": s, "patch_stride": cfg.patch_stride, "n_projections": cfg.n_projections, "seed": cfg.seed}
+    final["direct"] = {"w1": metrics.compute("w1", direct.images, y)["value"],
+                       "patch-swd": metrics.compute("patch-swd", direct.images, y, **opts)["value"],
+                       "patch-swd-local": metrics.compute("patch-swd-local", direct.images, y, **opts)["value"]}
     ctx.save_table("final", [{"method": k, **v} for k, v in final.items()])
     for metric in ("patch-swd", "patch-swd-local", "w1"):
         ctx.figure(line_plot(ctx.path(f"{metric}.png"), {

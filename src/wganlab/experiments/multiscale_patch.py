@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wganlab import metrics
 from wganlab.direct import multiscale_descent
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import heldout_spec, load_data
 from wganlab.ot.costs import nearest
-from wganlab.ot.exact import wasserstein
 from wganlab.ot.otmeans import ot_means
-from wganlab.ot.patches import patch_swd
 from wganlab.report.plots import line_plot
 from wganlab.train import save_nearest_grid
 
@@ -72,9 +71,10 @@ def run(cfg: Config, ctx: Context) -> dict:
     rows = []
     for name, x in (("OT-Means", centroids), ("multi-scale patch SWD", out), ("real test batch", test.x)):
         nn = nearest(x, y).values
-        rows.append({"batch": name, "image_w1": wasserstein(x, y).value,
-                     "patch_swd": float(patch_swd(x, y, cfg.patch_size, cfg.metric_stride,
-                                                  n_projections=128, seed=cfg.seed)),
+        rows.append({"batch": name, "image_w1": metrics.compute("w1", x, y)["value"],
+                     "patch_swd": metrics.compute("patch-swd", x, y, patch_size=cfg.patch_size,
+                                                  patch_stride=cfg.metric_stride, n_projections=128,
+                                                  seed=cfg.seed)["value"],
                      "nn_distance_median": float(nn.median()), "nn_distance_min": float(nn.min())})
     ctx.save_table("distances", rows)
     ctx.save_table("trace", res.trace)

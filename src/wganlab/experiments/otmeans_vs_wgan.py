@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
+from wganlab import metrics
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import heldout_spec, load_data, train_gan
 from wganlab.ot.costs import nearest
-from wganlab.ot.exact import wasserstein
 from wganlab.ot.otmeans import ot_means
 from wganlab.report.plots import line_plot
 from wganlab.train import TrainConfig, save_nearest_grid
@@ -65,7 +65,7 @@ def run(cfg: Config, ctx: Context) -> dict:
     train = load_data(ctx, cfg.data, fallback=cfg.fallback)
     copy_y = load_data(ctx, cfg.copy_data).x  # the M = N run's data before any training: a missing set stops now
     real_batch = load_data(ctx, heldout_spec(train, cfg.m)).x
-    ref_w1 = wasserstein(real_batch, train.x).value
+    ref_w1 = metrics.compute("w1", real_batch, train.x)["value"]
     trace, centroids = _otmeans_curve(train.x, cfg.m, cfg)
     tcfg = TrainConfig(data=train.spec, m=cfg.m, steps=cfg.steps, lr_g=cfg.lr_g, track_every=cfg.track_every,
                        track=("w1",),
