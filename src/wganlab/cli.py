@@ -328,8 +328,7 @@ def build_parser(only_report: bool = False) -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time wganlab against plain baselines (POT, torch, numpy), case by case")
     p.add_argument("cases", nargs="*", help=f"cases (default: all): {', '.join(CASES)}")
-    p.add_argument("--full", action="store_true", help="the paper-scale sizes (about 20 minutes on 2 cores, "
-                   "up to ~5 GB per case)")
+    p.add_argument("--full", action="store_true", help="the paper-scale sizes (up to ~5 GB per case)")
     p.add_argument("--set", action="append", metavar="CASE.KEY=VALUE", help="a case's size (repeatable), "
                    "e.g. w1-square.n=5000 or w1-batch.ns=10000,60000")
     p.add_argument("--repeat", type=int, default=1, help="runs of each side, best time kept (default 1)")

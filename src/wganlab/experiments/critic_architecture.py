@@ -12,8 +12,8 @@ The patches measured are S x S with S the critics' receptive field unless ``patc
 preset measures 16x16 patches at stride 8 and runs the direct descent at stride 1, as the authors' code did.
 ``medium`` is MNIST's stand-in Fashion-MNIST at the paper's 64 px with its critics' shape (three 3x3
 stride-2 convolutions, receptive field 15; 16x16 patches measured at stride 8, direct descent at stride 1),
-cut to fit about 10 minutes on one core (our choices): 16/32/64 channels instead of 64/128/256 (those cost
-~7 s of CPU a generator step here), N = 1,000 images, 300 generator steps (lr 1e-3, as in quick) and 100
+cut to fit about 10 minutes on one core (our choices): 16/32/64 channels instead of 64/128/256 (those make a
+CPU generator step dear), N = 1,000 images, 300 generator steps (lr 1e-3, as in quick) and 100
 direct-descent steps against 32 images per step.
 """
 
