@@ -21,9 +21,9 @@ TINY = {
     "w1-square": {"n": "120"},
     "w1-batch": {"m": "16", "ns": "150,230"},
     "w1-large": {"n": "150"},
-    "patch-swd": {"n": "20", "projections": "8"},
-    "patch-swd-reuse": {"n": "20", "batches": "3", "baseline_batches": "2", "projections": "8"},
-    "patch-swd-train": {"n": "20", "batches": "2", "baseline_batches": "2", "projections": "8"},
+    "patch-swd": {"n": "20", "n_projections": "8"},
+    "patch-swd-reuse": {"n": "20", "batches": "3", "baseline_batches": "2", "n_projections": "8"},
+    "patch-swd-train": {"n": "20", "batches": "2", "baseline_batches": "2", "n_projections": "8"},
     "ot-means": {"m": "6", "n": "90", "iters": "4"},
 }
 #: largest relative difference from the baseline each case may show

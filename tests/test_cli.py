@@ -34,7 +34,8 @@ def test_distance_json_matches_the_library(sets, capsys):
 
 
 @pytest.mark.parametrize(("metric", "extra"), [
-    ("w2", []), ("swd", ["--projections", "16", "--seed", "3"]), ("patch-swd", ["--patch-size", "3", "--stride", "2"]),
+    ("w2", []), ("swd", ["--n-projections", "16", "--seed", "3"]),
+    ("patch-swd", ["--patch-size", "3", "--patch-stride", "2"]),
     ("patch-swd-local", ["--patch-size", "3"]), ("sinkhorn", ["--eps", "5"]),
 ])
 def test_every_metric_from_the_cli(sets, capsys, metric, extra):

@@ -3,6 +3,7 @@
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from wganlab.config import parse_overrides, replace, resolve, to_dict
@@ -63,3 +64,27 @@ def test_round_trip_through_json():
     cfg = replace(Cfg(), {"channels": [5, 6]})
     assert replace(Cfg(), json.loads(json.dumps(to_dict(cfg)))) == cfg
     assert parse_overrides(["a = 1 "]) == {"a": "1"}
+
+
+def test_renamed_keys_are_refused_naming_the_new_key(tmp_path):
+    from wganlab.bench.cases import resolve_sizes
+    from wganlab.experiments import EXPERIMENTS
+    from wganlab.metrics import compute
+    from wganlab.train import PRESETS, TrainConfig
+
+    f = tmp_path / "old.toml"
+    f.write_text("projections = 64\n")
+    with pytest.raises(ConfigError, match=r"^'projections' was renamed 'n_projections'$"):
+        resolve(TrainConfig, PRESETS, file=f)
+    with pytest.raises(ConfigError, match=r"^'projections' was renamed 'n_projections'$"):
+        resolve(TrainConfig, PRESETS, overrides=["projections=64"])
+    with pytest.raises(ConfigError, match=r"^'projections' was renamed 'n_projections'$"):
+        EXPERIMENTS["blur-vs-real"].make_config("quick", {"projections": "16"})
+    with pytest.raises(ConfigError, match=r"^'projections' was renamed 'n_projections'$"):
+        resolve_sizes(["patch-swd"], overrides={"patch-swd": {"projections": "8"}})
+    with pytest.raises(ConfigError, match=r"^'stride' was renamed 'patch_stride'$"):
+        compute("patch-swd", np.zeros((2, 1, 4, 4)), np.zeros((2, 1, 4, 4)), stride=2)
+    # an old name that is not a renamed field of this config stays an unknown key
+    with pytest.raises(ConfigError, match="unknown config key"):
+        replace(Cfg(), {"projections": 3})
+    assert resolve(TrainConfig, PRESETS, overrides={"n_projections": "64"}).n_projections == 64

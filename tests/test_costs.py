@@ -8,7 +8,7 @@ from scipy.spatial.distance import cdist
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from wganlab.errors import InputError
-from wganlab.ot.costs import cost_matrix, ssim_matrix
+from wganlab.ot.costs import cost_matrix, nearest, ssim_matrix
 
 rng = np.random.default_rng(0)
 
@@ -102,3 +102,23 @@ def test_absurd_dense_cost_matrix_is_refused_before_allocation():
         cost_matrix(x, x)
     with pytest.raises(InputError, match="40,000 x 40,000 cost matrix"):
         sinkhorn_divergence(x, x, 1.0)
+
+
+@pytest.mark.parametrize("block", [1, 7, 1024])
+def test_nearest_is_the_brute_force_minimum_plus_potential(block):
+    rng = np.random.default_rng(4)
+    x, y, psi = rng.normal(size=(50, 2, 3)), rng.normal(size=(20, 2, 3)), rng.normal(size=20)
+    d = cdist(x.reshape(50, -1), y.reshape(20, -1))  # scipy: an independent oracle
+    got = nearest(torch.from_numpy(x), torch.from_numpy(y), block=block)
+    assert_allclose(got.values.numpy(), d.min(1), rtol=1e-12)
+    assert (got.indices.numpy() == d.argmin(1)).all() and got.indices.dtype == torch.int64
+    with_psi = nearest(torch.from_numpy(x), torch.from_numpy(y), "sqeuclidean", psi=torch.from_numpy(psi),
+                       block=block)
+    assert (with_psi.indices.numpy() == (d**2 + psi).argmin(1)).all()
+    assert_allclose(with_psi.values.numpy(), (d**2 + psi).min(1), rtol=1e-10, atol=1e-12)
+
+
+def test_nearest_takes_the_first_of_tied_points_and_finds_copies_at_zero():
+    y = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    got = nearest(torch.tensor([[1.0, 0.0], [0.5, 0.5]]), y)
+    assert got.indices.tolist() == [0, 0] and got.values[0] == 0.0

@@ -16,14 +16,14 @@ from wganlab.runner import run_experiment
 
 SQ16 = "squares:size=16:square=4"
 TINY = {
-    "blur-vs-real": {"data": SQ16, "batch_sizes": "4,8", "patch_size": "5", "patch_stride": "3", "projections": "16",
+    "blur-vs-real": {"data": SQ16, "batch_sizes": "4,8", "patch_size": "5", "patch_stride": "3", "n_projections": "16",
                      "otmeans_iters": "1", "otmeans_ot_steps": "2", "kmedians_init": "1", "batch_level_repeats": "2"},
     "otmeans-vs-fc-wgan": {"data": "squares:size=8:square=3", "m": "8", "steps": "20", "track_every": "10",
                            "copy_data": "squares:size=8:square=3:n=10", "copy_steps": "20", "otmeans_iters": "1",
                            "otmeans_ot_steps": "2"},
     "critic-architecture": {"data": SQ16, "m": "8", "steps": "4", "track_every": "2", "channels": "4,4,4",
-                            "projections": "16", "direct_steps": "3"},
-    "multiscale-patch": {"data": SQ16, "m": "4", "patch_size": "5", "steps_per_level": "3", "projections": "8",
+                            "n_projections": "16", "direct_steps": "3"},
+    "multiscale-patch": {"data": SQ16, "m": "4", "patch_size": "5", "steps_per_level": "3", "n_projections": "8",
                          "otmeans_iters": "1", "otmeans_ot_steps": "1"},
     "oracle-estimate": {"data": "digits:train:n=100", "lambdas": "1,10", "iterations": "20", "critic_hidden": "32",
                         "log_every": "10"},

@@ -17,7 +17,7 @@ CASES = [(o, "fc", e) for o, e in OBJECTIVES] + [("wgan-gp", c, {}) for c in ("c
 def _trainer(tmp_path, device, objective="wgan-gp", critic="fc", **kw) -> Trainer:
     cfg = TrainConfig(data="squares:size=16:square=4", m=16, g_hidden=32, c_hidden=32, c_channels=(4, 4, 4),
                       n_critic=2, batch=16, objective=objective, critic=critic, device=device, threads=1,
-                      track=("w1", "patch-swd"), patch_size=5, patch_stride=3, projections=16, **kw)
+                      track=("w1", "patch-swd"), patch_size=5, patch_stride=3, n_projections=16, **kw)
     return Trainer(cfg, tmp_path)
 
 
@@ -62,7 +62,7 @@ def test_every_metric_on_cuda_agrees_with_the_cpu(name):
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(20, 1, 12, 12, generator=g) * 2 - 1, torch.rand(24, 1, 12, 12, generator=g) * 2 - 1
     metric = metrics.get_metric(name)
-    opts = {k: v for k, v in {"patch_size": 5, "stride": 3, "projections": 32, "seed": 0, "eps": 1.0}.items()
+    opts = {k: v for k, v in {"patch_size": 5, "patch_stride": 3, "n_projections": 32, "seed": 0, "eps": 1.0}.items()
             if k in metric.options}
     on_cpu = metrics.compute(name, x, y, **opts)["value"]
     on_gpu = metrics.compute(name, x.cuda(), y.cuda(), **opts)["value"]
@@ -88,6 +88,6 @@ def test_resume_on_cuda_reproduces_the_uninterrupted_run(tmp_path):
 @gpu
 def test_an_experiment_runs_on_cuda(tmp_path):
     over = {"data": "squares:size=16:square=4", "m": "8", "steps": "4", "track_every": "2", "channels": "4,4,4",
-            "projections": "16", "direct_steps": "3"}
+            "n_projections": "16", "direct_steps": "3"}
     r = run_experiment("critic-architecture", "quick", tmp_path, overrides=over, progress=False, device="cuda")
     assert r["status"] == "done", r.get("error")

@@ -8,9 +8,9 @@ from wganlab.errors import InputError
 
 
 @pytest.mark.parametrize("name,opts", [
-    ("swd", {"projections": 16, "seed": 3}),
-    ("patch-swd", {"patch_size": 3, "stride": 2, "projections": 8, "seed": 1}),
-    ("patch-swd-local", {"patch_size": 3, "stride": 2, "projections": 8, "seed": 1}),
+    ("swd", {"n_projections": 16, "seed": 3}),
+    ("patch-swd", {"patch_size": 3, "patch_stride": 2, "n_projections": 8, "seed": 1}),
+    ("patch-swd-local", {"patch_size": 3, "patch_stride": 2, "n_projections": 8, "seed": 1}),
     ("w1", {}),
 ])
 def test_prepared_target_gives_the_plain_value(name, opts):
@@ -35,15 +35,15 @@ def test_target_used_with_other_options_is_an_error():
 
 
 @pytest.mark.parametrize("name,opts", [
-    ("swd", {"projections": 16, "seed": 3}),
-    ("patch-swd", {"patch_size": 3, "stride": 2, "projections": 8, "seed": 1}),
-    ("patch-swd-local", {"patch_size": 3, "stride": 2, "projections": 8, "seed": 1}),
+    ("swd", {"n_projections": 16, "seed": 3}),
+    ("patch-swd", {"patch_size": 3, "patch_stride": 2, "n_projections": 8, "seed": 1}),
+    ("patch-swd-local", {"patch_size": 3, "patch_stride": 2, "n_projections": 8, "seed": 1}),
 ])
 def test_sliced_metrics_report_their_projections(name, opts):
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(3, 1, 8, 8, generator=g), torch.rand(4, 1, 8, 8, generator=g)
     out = metrics.compute(name, x, y, **opts)
-    assert out["projections"] == opts["projections"] and out["seed"] == opts["seed"]
+    assert out["n_projections"] == opts["n_projections"] and out["seed"] == opts["seed"]
 
 
 def test_exact_metrics_report_their_certificate():

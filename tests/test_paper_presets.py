@@ -45,15 +45,15 @@ def paper(name: str, key: str) -> str:
 
 MINIMAL = {  # experiment -> overrides of its paper preset (as text, like --set)
     "blur-vs-real": lambda: {"data": shaped(paper("blur-vs-real", "data"), 40), "batch_sizes": "4,8",
-                             "projections": "16", "otmeans_iters": "1", "otmeans_ot_steps": "1",
+                             "n_projections": "16", "otmeans_iters": "1", "otmeans_ot_steps": "1",
                              "kmedians_init": "1", "batch_level_repeats": "2"},
     "otmeans-vs-fc-wgan": lambda: {"data": shaped(paper("otmeans-vs-fc-wgan", "data"), 40), "m": "8", "steps": "2",
                                    "track_every": "1", "copy_data": shaped(paper("otmeans-vs-fc-wgan", "copy_data"), 8),
                                    "copy_steps": "2", "otmeans_iters": "1", "otmeans_ot_steps": "1"},
     "critic-architecture": lambda: {"data": shaped(paper("critic-architecture", "data"), 40), "m": "8", "steps": "2",
-                                    "track_every": "1", "projections": "16", "direct_steps": "1"},
+                                    "track_every": "1", "n_projections": "16", "direct_steps": "1"},
     "multiscale-patch": lambda: {"data": shaped(paper("multiscale-patch", "data"), 20), "m": "4",
-                                 "steps_per_level": "1", "projections": "8", "otmeans_iters": "1",
+                                 "steps_per_level": "1", "n_projections": "8", "otmeans_iters": "1",
                                  "otmeans_ot_steps": "1"},
     "oracle-estimate": lambda: {"data": shaped(paper("oracle-estimate", "data"), 40), "lambdas": "1",
                                 "iterations": "2", "log_every": "1"},

@@ -168,7 +168,7 @@ def test_reproduce_and_sweep_exit_non_zero_when_anything_failed(tmp_path, capsys
     ("steps=0", "steps"), ("n_critic=0", "n_critic"), ("ckpt_every=-1", "ckpt_every"), ("z_dim=0", "z_dim"),
     ("batch=0", "batch"), ("batch=100000", "got 100000"), ("track_every=0", "track_every"), ("lr_g=nan", "lr_g"),
     ("lr_c=-1", "lr_c"), ("objective=nope", "objective"), ("cost=nope", "cost"), ("lipschitz=nope", "lipschitz"),
-    ("device=tpu", "device"), ("projections=100000000", "got 100000000"), ("track=w7", "w7"),
+    ("device=tpu", "device"), ("n_projections=100000000", "got 100000000"), ("track=w7", "w7"),
 ])
 def test_dry_run_runs_the_same_validation_and_leaves_no_folder(tmp_path, capsys, setting, named):
     for extra in (["--dry-run"], []):
@@ -197,7 +197,7 @@ def test_bare_train_prints_usage(capsys):
     (["reproduce", EXP, "--preset", "huge"], "invalid choice: 'huge'"),
     (["distance", "gauss8:n=99999999999999999999", "gauss8"], "99999999999999999999"),
     (["distance", "squares:n=100000000:size=64", "gauss8"], "too many"),
-    (["distance", "gauss8", "gauss8", "--metric", "swd", "--projections", "100000000"], "100,000,000 projections"),
+    (["distance", "gauss8", "gauss8", "--metric", "swd", "--n-projections", "100000000"], "100,000,000 projections"),
 ])
 def test_cli_refuses_bad_flags_in_one_line(tmp_path, capsys, argv, named):
     assert main([*argv, *(["--out", str(tmp_path / "o")] if argv[0] == "reproduce" and "--resume" not in argv

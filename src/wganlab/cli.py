@@ -52,7 +52,7 @@ def cmd_distance(args) -> int:
     from wganlab import metrics
 
     x, y = _load_set(args.a, args.data_root), _load_set(args.b, args.data_root)
-    given = {k: getattr(args, k) for k in ("projections", "patch_size", "stride", "eps", "seed")
+    given = {k: getattr(args, k) for k in ("n_projections", "patch_size", "patch_stride", "eps", "seed")
              if getattr(args, k) is not None}
     for k, path in (("a", args.weights_a), ("b", args.weights_b)):
         if path is not None:
@@ -257,9 +257,9 @@ def build_parser(only_report: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--metric", default="w1", choices=list(METRICS), help="default: w1")
     p.add_argument("--weights-a", help=".npy file of probability weights for A")
     p.add_argument("--weights-b", help=".npy file of probability weights for B")
-    p.add_argument("--projections", type=_projections, help="number of random projections (sliced metrics)")
+    p.add_argument("--n-projections", type=_projections, help="number of random projections (sliced metrics)")
     p.add_argument("--patch-size", type=int, help="patch side in pixels (patch metrics)")
-    p.add_argument("--stride", type=int, help="patch stride (patch metrics)")
+    p.add_argument("--patch-stride", type=int, help="pixels between patches (patch metrics)")
     p.add_argument("--eps", type=float, help="entropic regularisation (sinkhorn)")
     p.add_argument("--seed", type=int, help="seed of the random projections")
     p.add_argument("--data-root", help="folder holding datasets that are not installed system-wide")
@@ -332,8 +332,7 @@ def build_parser(only_report: bool = False) -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time wganlab against plain baselines (POT, torch, numpy), case by case")
     p.add_argument("cases", nargs="*", help=f"cases (default: all): {', '.join(CASES)}")
-    p.add_argument("--full", action="store_true", help="the paper-scale sizes (about 20 minutes on 2 cores, "
-                   "up to ~5 GB per case)")
+    p.add_argument("--full", action="store_true", help="the paper-scale sizes (up to ~5 GB per case)")
     p.add_argument("--set", action="append", metavar="CASE.KEY=VALUE", help="a case's size (repeatable), "
                    "e.g. w1-square.n=5000 or w1-batch.ns=10000,60000")
     p.add_argument("--repeat", type=int, default=1, help="runs of each side, best time kept (default 1)")

@@ -23,6 +23,16 @@ PRESET_NAMES = ("quick", "medium", "paper")
 #: every point, so work and memory grow with it; larger requests are refused before any allocation
 MAX_PROJECTIONS = 65_536
 
+#: option names that were renamed (old -> new; issue 13's one vocabulary for patch options, the same from the
+#: CLI to the kernel): an old name is refused with a message naming the new one, never silently ignored
+RENAMED_KEYS = {"projections": "n_projections", "stride": "patch_stride"}
+
+
+def renamed_key_error(key: str, valid) -> ConfigError | None:
+    """The one-line error for ``key`` when it is the old name of one of the ``valid`` keys, else None."""
+    new = RENAMED_KEYS.get(key)
+    return ConfigError(f"{key!r} was renamed {new!r}") if new in valid else None
+
 
 def _field_types(cls) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
@@ -88,6 +98,9 @@ def replace(cfg, values: dict, *, from_text: bool = False):
     """A copy of dataclass ``cfg`` with ``values`` applied; unknown keys and wrong types raise."""
     types_ = _field_types(type(cfg))
     unknown = sorted(set(values) - set(types_))
+    for key in unknown:
+        if (err := renamed_key_error(key, types_)) is not None:
+            raise err
     if unknown:
         raise ConfigError(f"unknown config key(s) {', '.join(unknown)} for {type(cfg).__name__}; valid keys: "
                           f"{', '.join(types_)}")
@@ -125,8 +138,9 @@ def load_file(path: str | Path) -> dict:
 
 
 def resolve(cls, presets: dict[str, dict], preset: str | None = None, file: str | Path | None = None,
-            overrides: list[str] | None = None):
-    """``cls()`` with, in order, a named preset, a config file and ``key=value`` overrides applied."""
+            overrides: list[str] | dict[str, str] | None = None):
+    """``cls()`` with, in order, a named preset, a config file and overrides (``key=value`` strings or a
+    ``{key: text}`` table) applied: the one preset mechanism of training runs and experiments."""
     cfg = cls()
     if preset is not None:
         if preset not in presets:
@@ -134,7 +148,9 @@ def resolve(cls, presets: dict[str, dict], preset: str | None = None, file: str 
         cfg = replace(cfg, presets[preset])
     if file is not None:
         cfg = replace(cfg, load_file(file))
-    return replace(cfg, parse_overrides(overrides), from_text=True)
+    if not isinstance(overrides, dict):
+        overrides = parse_overrides(overrides)
+    return replace(cfg, overrides, from_text=True)
 
 
 def to_dict(cfg) -> dict:

@@ -35,8 +35,8 @@ def _check_images(x, name: str) -> torch.Tensor:
     return x
 
 
-def patch_swd_descent(target, init, *, size: int = 7, stride: int = 1, steps: int = 300, lr: float = 0.01,
-                      projections: int = 128, local: bool = False, target_batch: int | None = None, seed: int = 0,
+def patch_swd_descent(target, init, *, patch_size: int = 7, patch_stride: int = 1, steps: int = 300, lr: float = 0.01,
+                      n_projections: int = 128, local: bool = False, target_batch: int | None = None, seed: int = 0,
                       log_every: int = 10, level: int = 0, progress: bool = False) -> DescentResult:
     """Adam on the pixels of ``init (M, C, H, W)`` to minimise ``patch_swd(images, target)`` (or the
     location-specific ``patch_swd_local`` when ``local``). New random projections every step (seeded),
@@ -55,7 +55,7 @@ def patch_swd_descent(target, init, *, size: int = 7, stride: int = 1, steps: in
         y = target
         if target_batch is not None and target_batch < len(target):
             y = target[torch.randperm(len(target), generator=g)[:target_batch].to(target.device)]
-        loss = metric(x, y, size, stride, n_projections=projections, seed=seed * 1_000_003 + step)
+        loss = metric(x, y, patch_size, patch_stride, n_projections=n_projections, seed=seed * 1_000_003 + step)
         if step % log_every == 0 or step == steps:
             trace.append({"level": level, "size": x.shape[-1], "step": step, "value": float(loss.detach())})
         if step == steps:
@@ -66,24 +66,24 @@ def patch_swd_descent(target, init, *, size: int = 7, stride: int = 1, steps: in
     return DescentResult(x.detach(), trace)
 
 
-def multiscale_descent(target, m: int, *, init=None, size: int = 7, stride: int = 1, scale: float = 0.85,
+def multiscale_descent(target, m: int, *, init=None, patch_size: int = 7, patch_stride: int = 1, scale: float = 0.85,
                        min_side: int | None = None, steps_per_level: int = 100, lr: float = 0.01,
-                       projections: int = 128, target_batch: int | None = None, otmeans_iters: int = 5,
+                       n_projections: int = 128, target_batch: int | None = None, otmeans_iters: int = 5,
                        otmeans_ot_steps: int = 2, seed: int = 0, progress: bool = False) -> DescentResult:
     """OT-Means (M centroids: global structure), then patch-SWD descent at every level of an image pyramid
     (:func:`wganlab.ot.patches.image_pyramid`, sides ``H * scale^k`` down to ``min_side``, default
-    ``2 * size + 1``) from coarse to fine, each level starting from the upsampled result of the previous
+    ``2 * patch_size + 1``) from coarse to fine, each level starting from the upsampled result of the previous
     one. ``init`` replaces the OT-Means start."""
     target = _check_images(target, "target")
     if init is None:
         init = ot_means(target, m, n_iter=otmeans_iters, ot_steps=otmeans_ot_steps, seed=seed).centroids
     x = _check_images(init, "init").to(target.device, target.dtype)
-    pyramid = image_pyramid(target, scale, min_size=min_side or min(target.shape[-1], 2 * size + 1))
+    pyramid = image_pyramid(target, scale, min_size=min_side or min(target.shape[-1], 2 * patch_size + 1))
     trace: list[dict] = []
     for level, y in enumerate(reversed(pyramid)):
         x = F.interpolate(x, size=y.shape[2:], mode="bilinear", antialias=True, align_corners=False)
-        res = patch_swd_descent(y, x, size=size, stride=stride, steps=steps_per_level, lr=lr,
-                                projections=projections, target_batch=target_batch, seed=seed + level,
+        res = patch_swd_descent(y, x, patch_size=patch_size, patch_stride=patch_stride, steps=steps_per_level, lr=lr,
+                                n_projections=n_projections, target_batch=target_batch, seed=seed + level,
                                 level=level, progress=progress)
         x = res.images
         trace += res.trace

@@ -8,7 +8,7 @@ Conventions: ``w1``/``w2`` are exact (certified) Wasserstein distances between t
 the input's pixel scale (with ``gap`` and ``solver``); ``swd`` is the sliced W1 (mean over projections); the
 patch metrics work on images ``N x C x H x W``; ``sinkhorn`` is the debiased Sinkhorn divergence with
 Euclidean ground cost. Weights are ``a`` (of ``x``) and ``b`` (of ``y``). An approximate metric says what it
-is: the sliced ones their ``projections`` and ``seed``, ``sinkhorn`` its ``eps``, ``iterations``,
+is: the sliced ones their ``n_projections`` and ``seed``, ``sinkhorn`` its ``eps``, ``iterations``,
 ``marginal_error`` and ``converged``.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wganlab.config import renamed_key_error
 from wganlab.errors import InputError
 
 
@@ -55,6 +56,9 @@ def _checked(name: str, options: dict) -> Metric:
     """The metric ``name``; an option it does not take is an error (it would be silently ignored otherwise)."""
     metric = get_metric(name)
     unknown = sorted(set(options) - set(metric.options))
+    for key in unknown:
+        if (err := renamed_key_error(key, metric.options)) is not None:
+            raise err
     if unknown:
         takes = ", ".join(metric.options) or "no options"
         raise InputError(f"option(s) {', '.join(unknown)} do not apply to metric {name!r} "
@@ -127,47 +131,47 @@ def _w2(x, y, a, b):
     return {"value": r.value, "gap": r.gap, "solver": r.solver}
 
 
-def _swd_target(y, projections, seed):
+def _swd_target(y, n_projections, seed):
     from wganlab.ot.sliced import SortedProjections
 
-    return SortedProjections(y, projections, seed=seed)
+    return SortedProjections(y, n_projections, seed=seed)
 
 
 def _patch_target(local: bool):
-    def prepare(y, patch_size, stride, projections, seed):
+    def prepare(y, patch_size, patch_stride, n_projections, seed):
         from wganlab.ot.patches import patch_target
 
-        return patch_target(y, patch_size, stride, projections, local=local, seed=seed)
+        return patch_target(y, patch_size, patch_stride, n_projections, local=local, seed=seed)
 
     return prepare
 
 
-@register_metric("swd", "sliced Wasserstein-1 between the flattened sets", prepare=_swd_target, projections=128,
+@register_metric("swd", "sliced Wasserstein-1 between the flattened sets", prepare=_swd_target, n_projections=128,
                  seed=0)
-def _swd(x, y, projections, seed):
+def _swd(x, y, n_projections, seed):
     from wganlab.ot.sliced import sliced_wasserstein
 
-    return {"value": float(sliced_wasserstein(x, y, n_projections=projections, seed=seed)),
-            "projections": projections, "seed": seed}
+    return {"value": float(sliced_wasserstein(x, y, n_projections=n_projections, seed=seed)),
+            "n_projections": n_projections, "seed": seed}
 
 
 @register_metric("patch-swd", "SWD between all patches of the two image sets", needs_images=True,
-                 prepare=_patch_target(local=False), patch_size=7, stride=1, projections=128, seed=0)
-def _patch_swd(x, y, patch_size, stride, projections, seed):
+                 prepare=_patch_target(local=False), patch_size=7, patch_stride=1, n_projections=128, seed=0)
+def _patch_swd(x, y, patch_size, patch_stride, n_projections, seed):
     from wganlab.ot.patches import patch_swd
 
-    return {"value": float(patch_swd(x, y, patch_size, stride, n_projections=projections, seed=seed)),
-            "projections": projections, "seed": seed}
+    return {"value": float(patch_swd(x, y, patch_size, patch_stride, n_projections=n_projections, seed=seed)),
+            "n_projections": n_projections, "seed": seed}
 
 
 @register_metric("patch-swd-local", "mean over patch locations of the per-location patch SWD",
-                 needs_images=True, prepare=_patch_target(local=True), patch_size=7, stride=1, projections=128,
+                 needs_images=True, prepare=_patch_target(local=True), patch_size=7, patch_stride=1, n_projections=128,
                  seed=0)
-def _patch_swd_local(x, y, patch_size, stride, projections, seed):
+def _patch_swd_local(x, y, patch_size, patch_stride, n_projections, seed):
     from wganlab.ot.patches import patch_swd_local
 
-    return {"value": float(patch_swd_local(x, y, patch_size, stride, n_projections=projections, seed=seed)),
-            "projections": projections, "seed": seed}
+    return {"value": float(patch_swd_local(x, y, patch_size, patch_stride, n_projections=n_projections, seed=seed)),
+            "n_projections": n_projections, "seed": seed}
 
 
 @register_metric("sinkhorn", "debiased Sinkhorn divergence S_eps, Euclidean cost", eps=1.0,

@@ -92,7 +92,7 @@ class TrainConfig:
     track_data: int | None = None  # training points the tracking metrics compare against (None: all)
     patch_size: int = 8
     patch_stride: int = 4
-    projections: int = 128
+    n_projections: int = 128
     grid_every: int = 500
     ckpt_every: int = 250
     # run
@@ -142,12 +142,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise ConfigError(f"{key} must be {what}, got {getattr(cfg, key)!r}")
 
     for key in ("steps", "z_dim", "track_every", "track_samples", "g_hidden", "g_depth", "g_width", "c_hidden",
-                "c_depth", "c_kernel", "c_stride", "patch_size", "patch_stride", "projections"):
+                "c_depth", "c_kernel", "c_stride", "patch_size", "patch_stride", "n_projections"):
         need(getattr(cfg, key) >= 1, key, ">= 1")
     for key in ("ckpt_every", "grid_every"):
         need(getattr(cfg, key) >= 0, key, ">= 0 (0: never)")
     need(1 <= cfg.batch <= MAX_BATCH, "batch", f"between 1 and {MAX_BATCH:,}")
-    need(cfg.projections <= MAX_PROJECTIONS, "projections", f"at most {MAX_PROJECTIONS:,}")
+    need(cfg.n_projections <= MAX_PROJECTIONS, "n_projections", f"at most {MAX_PROJECTIONS:,}")
     need(cfg.track_samples <= MAX_TRACK_SAMPLES, "track_samples", f"at most {MAX_TRACK_SAMPLES:,}")
     need(cfg.m is None or cfg.m >= 1, "m", ">= 1 or none (a continuous latent)")
     need(cfg.track_data is None or cfg.track_data >= 1, "track_data", ">= 1 or none (all)")
@@ -287,7 +287,7 @@ class Trainer:
         """Tracking metrics of the generated set against the training set."""
         cfg, out = self.cfg, {}
         gen = self.generated_set()
-        options = {"patch_size": cfg.patch_size, "stride": cfg.patch_stride, "projections": cfg.projections,
+        options = {"patch_size": cfg.patch_size, "patch_stride": cfg.patch_stride, "n_projections": cfg.n_projections,
                    "seed": cfg.seed}
         for name in cfg.track:
             if name == "batch-w1":
@@ -407,10 +407,10 @@ def _finite_params(*modules) -> bool:
 
 def save_nearest_grid(gen: torch.Tensor, train_x: torch.Tensor, path: Path) -> None:
     """Each generated image next to its nearest (Euclidean) training image, pairs in rows of 8 images."""
-    from wganlab.ot.costs import cost_matrix
+    from wganlab.ot.costs import nearest
 
-    nearest = cost_matrix(gen, train_x, "sqeuclidean", dtype=torch.float32).argmin(1)
-    pairs = torch.stack([gen, train_x[nearest]], 1).reshape(-1, *gen.shape[1:])
+    closest = nearest(gen, train_x, dtype=torch.float32).indices
+    pairs = torch.stack([gen, train_x[closest]], 1).reshape(-1, *gen.shape[1:])
     save_image_grid(enlarge(pairs), path, nrow=8)
 
 

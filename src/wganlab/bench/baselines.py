@@ -20,7 +20,7 @@ def pot_w1(x, y) -> float:
     return float(value)
 
 
-def plain_patch_swd(x, y, theta, size: int, stride: int = 1, chunk: int = 16) -> float:
+def plain_patch_swd(x, y, theta, patch_size: int, patch_stride: int = 1, chunk: int = 16) -> float:
     """Patch SW1 written plainly in torch: unfold both image sets into patches, project them on ``theta``
     ``(P, C size^2)``, sort, and integrate ``|F^-1(t) - G^-1(t)|`` exactly over the merged quantile
     breakpoints ``{i/n} U {j/m}`` (each step function read at the middle of every merged piece).
@@ -32,8 +32,8 @@ def plain_patch_swd(x, y, theta, size: int, stride: int = 1, chunk: int = 16) ->
 
     d, P = theta.shape[1], theta.shape[0]
     grad = x.requires_grad
-    px = F.unfold(x.detach(), size, stride=stride).transpose(1, 2).reshape(-1, d).requires_grad_(grad)
-    py = F.unfold(y, size, stride=stride).transpose(1, 2).reshape(-1, d)
+    px = F.unfold(x.detach(), patch_size, stride=patch_stride).transpose(1, 2).reshape(-1, d).requires_grad_(grad)
+    py = F.unfold(y, patch_size, stride=patch_stride).transpose(1, 2).reshape(-1, d)
     n, m = len(px), len(py)
     levels = torch.sort(torch.cat([torch.arange(1, n + 1, dtype=torch.float64) / n,
                                    torch.arange(1, m + 1, dtype=torch.float64) / m])).values
@@ -51,7 +51,7 @@ def plain_patch_swd(x, y, theta, size: int, stride: int = 1, chunk: int = 16) ->
             (term / P).backward()
         total += float(term.detach())
     if grad:
-        F.unfold(x, size, stride=stride).transpose(1, 2).reshape(-1, d).backward(px.grad)
+        F.unfold(x, patch_size, stride=patch_stride).transpose(1, 2).reshape(-1, d).backward(px.grad)
     return total / P
 
 

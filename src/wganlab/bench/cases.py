@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from wganlab.bench.baselines import plain_ot_means, plain_patch_swd, pot_w1
 from wganlab.bench.timing import PairedTimer, proc_kb, rel_diff, timed_row
+from wganlab.config import renamed_key_error
 from wganlab.errors import ConfigError
 
 
@@ -65,6 +66,8 @@ def resolve_sizes(names: list[str] | None, full: bool = False,
             raise ConfigError(f"--set {name}.*: case {name!r} is not selected")
         for key, text in kv.items():
             if key not in out[name]:
+                if (err := renamed_key_error(key, out[name])) is not None:
+                    raise err
                 raise ConfigError(f"case {name!r} has no size {key!r}; it takes: {', '.join(out[name])}")
             parts = text.split(",") if isinstance(out[name][key], tuple) else [text]
             if not all(p.strip().isdigit() and int(p) > 0 for p in parts):
@@ -114,26 +117,26 @@ def _w1_large(ctx: PairedTimer, n: int) -> list[dict]:
                             f"({verdict})"}]
 
 
-def _patch_setup(ctx: PairedTimer, n: int, batches: int, projections: int):
+def _patch_setup(ctx: PairedTimer, n: int, batches: int, n_projections: int):
     from wganlab.ot.sliced import random_projections
 
     y = ctx.images("train", n)
     xs = [ctx.images("test", 64, seed=i) for i in range(batches)]
-    return y, xs, random_projections(49, projections, seed=0)
+    return y, xs, random_projections(49, n_projections, seed=0)
 
 
 @register_case("patch-swd", "patch SW1 between 64 images and n images: all 7x7 patches at stride 1",
-               "plain torch (unfold, project, sort)", full={"n": 10_000}, n=1_000, projections=128)
-def _patch_swd(ctx: PairedTimer, n: int, projections: int) -> list[dict]:
+               "plain torch (unfold, project, sort)", full={"n": 10_000}, n=1_000, n_projections=128)
+def _patch_swd(ctx: PairedTimer, n: int, n_projections: int) -> list[dict]:
     from wganlab.ot.patches import patch_swd
 
-    y, (x,), theta = _patch_setup(ctx, n, 1, projections)
+    y, (x,), theta = _patch_setup(ctx, n, 1, n_projections)
     t = ctx.time(lambda: float(patch_swd(x, y, 7, 1, projections=theta)),
                  lambda: plain_patch_swd(x, y, theta, 7, 1))
-    return [timed_row(t, f"64 x {n} images, {projections} proj.", rel_diff(t["ours"], t["base"]), value=t["ours"])]
+    return [timed_row(t, f"64 x {n} images, {n_projections} proj.", rel_diff(t["ours"], t["base"]), value=t["ours"])]
 
 
-def _patch_batches(ctx: PairedTimer, n: int, batches: int, baseline_batches: int, projections: int,
+def _patch_batches(ctx: PairedTimer, n: int, batches: int, baseline_batches: int, n_projections: int,
                    grad: bool) -> list[dict]:
     """Patch SW1 (and with ``grad`` its gradient with respect to the batch) of ``batches`` batches of 64
     against the same ``n`` images: wganlab sorts the target once, the baseline redoes it per batch."""
@@ -141,7 +144,7 @@ def _patch_batches(ctx: PairedTimer, n: int, batches: int, baseline_batches: int
 
     from wganlab.ot.patches import patch_swd, patch_target
 
-    y, xs, theta = _patch_setup(ctx, n, batches, projections)
+    y, xs, theta = _patch_setup(ctx, n, batches, n_projections)
     nb = min(batches, baseline_batches)
 
     def ours():
@@ -176,11 +179,11 @@ def _patch_batches(ctx: PairedTimer, n: int, batches: int, baseline_batches: int
 register_case("patch-swd-reuse", "patch SW1 of `batches` batches of 64 images against the same n images: "
               "time per batch", "plain torch, target redone per batch",
               full={"n": 10_000, "batches": 10, "baseline_batches": 3}, n=1_000, batches=5, baseline_batches=5,
-              projections=128)(functools.partial(_patch_batches, grad=False))
+              n_projections=128)(functools.partial(_patch_batches, grad=False))
 register_case("patch-swd-train", "patch SW1 and its gradient for `batches` batches of 64 images against the "
               "same n images (a generator step's work): time per batch", "plain torch + autograd, target "
               "redone per batch", full={"n": 10_000, "batches": 10, "baseline_batches": 2}, n=1_000, batches=3,
-              baseline_batches=3, projections=128)(functools.partial(_patch_batches, grad=True))
+              baseline_batches=3, n_projections=128)(functools.partial(_patch_batches, grad=True))
 
 
 @register_case("ot-means", "OT-Means: m centroids fitted to n training images, iters x (exact plan + one "

@@ -116,14 +116,13 @@ class Experiment:
     paper_time: str = ""  # expected time of the paper preset on one GPU: an estimate, not yet measured
 
     def make_config(self, preset: str, overrides: dict | None = None):
-        from wganlab.config import replace
+        from wganlab.config import resolve
 
         if preset not in self.presets:
             known = "" if preset in PRESET_NAMES else f" (presets are {', '.join(PRESET_NAMES)})"
             raise ConfigError(f"experiment {self.name!r} has no preset {preset!r}{known}; choose one of "
                               f"{', '.join(self.presets)}")
-        cfg = replace(self.config(), self.presets[preset])
-        return replace(cfg, overrides or {}, from_text=True)
+        return resolve(self.config, self.presets, preset, overrides=overrides or {})
 
     def evaluate(self, measurements: dict) -> list[dict]:
         """Every claim with our verdict. A claim that asks for a top-level measurement this run did not take

@@ -22,6 +22,7 @@ import torch
 
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import load_data, sharpness, train_gan
+from wganlab.ot.costs import nearest
 from wganlab.ot.medians import geometric_kmedians
 from wganlab.report.plots import line_plot
 from wganlab.train import TrainConfig
@@ -91,7 +92,7 @@ def run(cfg: Config, ctx: Context) -> dict:
                   "Fig. 12: c-transform samples (first 4 rows) and geometric k-medians centroids of the training set "
                   "(k = 64; last 4 rows).")
     for method in METHODS:
-        d = torch.cdist(samples[method].flatten(1), km.flatten(1)).min(1).values
+        d = nearest(samples[method], km).values
         out[method]["to_kmedians_median"] = float(d.median())
     return {"methods": out, "real_sharpness": real_sharp}
 

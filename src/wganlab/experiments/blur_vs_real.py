@@ -27,12 +27,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from wganlab import metrics
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import heldout_spec, load_data
-from wganlab.ot.exact import wasserstein
 from wganlab.ot.medians import geometric_kmedians
 from wganlab.ot.otmeans import ot_means
-from wganlab.ot.patches import patch_swd
 from wganlab.report.plots import bar_plot, line_plot
 
 KINDS = ("real", "mean", "ot-means", "k-medians")
@@ -45,7 +44,7 @@ class Config:
     batch_sizes: tuple[int, ...] = (10, 64, 100, 300)
     patch_size: int = 7
     patch_stride: int = 3
-    projections: int = 128
+    n_projections: int = 128
     otmeans_iters: int = 5
     otmeans_ot_steps: int = 2
     kmedians_init: int = 2
@@ -60,7 +59,7 @@ PRESETS = {
               "patch_size": 16, "patch_stride": 8, "otmeans_iters": 10, "otmeans_ot_steps": 5, "kmedians_init": 100,
               "batch_level_repeats": 100},
     "medium": {"data": "fashion-mnist:train:n=2000", "batch_sizes": (10, 64, 100, 300), "patch_size": 7,
-               "patch_stride": 3, "projections": 128, "otmeans_iters": 10, "otmeans_ot_steps": 5,
+               "patch_stride": 3, "n_projections": 128, "otmeans_iters": 10, "otmeans_ot_steps": 5,
                "kmedians_init": 10, "batch_level_repeats": 50},
 }
 
@@ -81,9 +80,10 @@ def run(cfg: Config, ctx: Context) -> dict:
             "k-medians": geometric_kmedians(y, b, n_init=cfg.kmedians_init, seed=cfg.seed).centroids.to(y.dtype),
         }
         for kind, x in batches.items():
-            rows.append({"batch": b, "kind": kind, "image_w1": wasserstein(x, y).value,
-                         "patch_swd": float(patch_swd(x, y, cfg.patch_size, cfg.patch_stride,
-                                                      n_projections=cfg.projections, seed=cfg.seed))})
+            rows.append({"batch": b, "kind": kind, "image_w1": metrics.compute("w1", x, y)["value"],
+                         "patch_swd": metrics.compute("patch-swd", x, y, patch_size=cfg.patch_size,
+                                                      patch_stride=cfg.patch_stride, n_projections=cfg.n_projections,
+                                                      seed=cfg.seed)["value"]})
         if b == 64 or (b == cfg.batch_sizes[0] and 64 not in cfg.batch_sizes):
             examples = batches
     ctx.save_table("distances", rows)
@@ -115,7 +115,7 @@ def _batch_level(cfg: Config, y: torch.Tensor, batches: dict, b: int, g: torch.G
         for _ in range(cfg.batch_level_repeats):
             ref = y[torch.randperm(len(y), generator=g)[:b]]
             x = y[torch.randperm(len(y), generator=g)[:b]] if kind == "real" else batches[kind]
-            vals.append(wasserstein(ref, x).value)
+            vals.append(metrics.compute("w1", ref, x)["value"])
         out[kind] = float(np.mean(vals))
     return out
 

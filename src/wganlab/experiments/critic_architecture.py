@@ -12,8 +12,8 @@ The patches measured are S x S with S the critics' receptive field unless ``patc
 preset measures 16x16 patches at stride 8 and runs the direct descent at stride 1, as the authors' code did.
 ``medium`` is MNIST's stand-in Fashion-MNIST at the paper's 64 px with its critics' shape (three 3x3
 stride-2 convolutions, receptive field 15; 16x16 patches measured at stride 8, direct descent at stride 1),
-cut to fit about 10 minutes on one core (our choices): 16/32/64 channels instead of 64/128/256 (those cost
-~7 s of CPU a generator step here), N = 1,000 images, 300 generator steps (lr 1e-3, as in quick) and 100
+cut to fit about 10 minutes on one core (our choices): 16/32/64 channels instead of 64/128/256 (those make a
+CPU generator step dear), N = 1,000 images, 300 generator steps (lr 1e-3, as in quick) and 100
 direct-descent steps against 32 images per step.
 """
 
@@ -23,12 +23,11 @@ from dataclasses import dataclass
 
 import torch
 
+from wganlab import metrics
 from wganlab.direct import patch_swd_descent
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import load_data, train_gan
 from wganlab.models import build_critic, receptive_field
-from wganlab.ot.exact import wasserstein
-from wganlab.ot.patches import patch_swd, patch_swd_local
 from wganlab.report.plots import bar_plot, line_plot
 from wganlab.train import TrainConfig
 
@@ -46,7 +45,7 @@ class Config:
     channels: tuple[int, ...] = (16, 16)
     patch_size: int | None = None  # measured patches' side (None: the critics' receptive field)
     patch_stride: int = 2
-    projections: int = 128
+    n_projections: int = 128
     direct_stride: int | None = None  # the direct descent's patch stride (None: patch_stride)
     direct_steps: int = 200
     direct_lr: float = 0.02
@@ -74,7 +73,7 @@ def run(cfg: Config, ctx: Context) -> dict:
         tcfg = TrainConfig(data=train.spec, m=cfg.m, critic=critic, c_channels=cfg.channels, steps=cfg.steps,
                            lr_g=cfg.lr_g,
                            track_every=cfg.track_every, track=("w1", "patch-swd", "patch-swd-local"),
-                           patch_size=s, patch_stride=cfg.patch_stride, projections=cfg.projections,
+                           patch_size=s, patch_stride=cfg.patch_stride, n_projections=cfg.n_projections,
                            ckpt_every=cfg.steps, grid_every=cfg.steps, seed=cfg.seed)
         result, rows = train_gan(ctx, f"wgan-{critic}", tcfg)
         rows = [r for r in rows if "patch-swd" in r]
@@ -84,15 +83,15 @@ def run(cfg: Config, ctx: Context) -> dict:
             grids[critic] = result.generator.support()
     g = torch.Generator().manual_seed(cfg.seed)
     init = 0.5 * torch.randn(cfg.m, *y.shape[1:], generator=g)
-    direct = patch_swd_descent(y, init, size=s, stride=cfg.direct_stride or cfg.patch_stride, steps=cfg.direct_steps,
-                               lr=cfg.direct_lr,
-                               projections=cfg.projections, target_batch=cfg.direct_target_batch, seed=cfg.seed,
+    direct = patch_swd_descent(y, init, patch_size=s, patch_stride=cfg.direct_stride or cfg.patch_stride,
+                               steps=cfg.direct_steps, lr=cfg.direct_lr,
+                               n_projections=cfg.n_projections, target_batch=cfg.direct_target_batch, seed=cfg.seed,
                                progress=ctx.progress)
     grids["direct"] = direct.images
-    opts = {"n_projections": cfg.projections, "seed": cfg.seed}
-    final["direct"] = {"w1": wasserstein(direct.images, y).value,
-                       "patch-swd": float(patch_swd(direct.images, y, s, cfg.patch_stride, **opts)),
-                       "patch-swd-local": float(patch_swd_local(direct.images, y, s, cfg.patch_stride, **opts))}
+    opts = {"patch_size": s, "patch_stride": cfg.patch_stride, "n_projections": cfg.n_projections, "seed": cfg.seed}
+    final["direct"] = {"w1": metrics.compute("w1", direct.images, y)["value"],
+                       "patch-swd": metrics.compute("patch-swd", direct.images, y, **opts)["value"],
+                       "patch-swd-local": metrics.compute("patch-swd-local", direct.images, y, **opts)["value"]}
     ctx.save_table("final", [{"method": k, **v} for k, v in final.items()])
     for metric in ("patch-swd", "patch-swd-local", "w1"):
         ctx.figure(line_plot(ctx.path(f"{metric}.png"), {

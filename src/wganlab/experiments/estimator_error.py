@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from wganlab import metrics
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import batch_sampler, fit_critic, heldout_spec, load_data
 from wganlab.models import build_critic
 from wganlab.objectives import build_objective
-from wganlab.ot.exact import wasserstein
 from wganlab.report.plots import bar_plot, line_plot, scatter_plot
 
 METHODS = ("wgan-wc", "wgan-gp", "ctransform")
@@ -97,7 +97,7 @@ def run(cfg: Config, ctx: Context) -> dict:
         g = torch.Generator().manual_seed(cfg.seed)
         sp, sq = batch_sampler(p, cfg.batch, g), batch_sampler(q, cfg.batch, g)
         evals = [(sp(), sq()) for _ in range(cfg.eval_batches)]
-        exact = np.array([wasserstein(a, b).value for a, b in evals])
+        exact = np.array([metrics.compute("w1", a, b)["value"] for a, b in evals])
         for method in METHODS:
             errors, estimates = [], []
             for rep in range(cfg.repeats):

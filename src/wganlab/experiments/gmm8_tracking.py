@@ -23,11 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from wganlab import data
+from wganlab import data, metrics
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import oracle_estimate, train_gan
 from wganlab.models import build_critic
-from wganlab.ot.exact import wasserstein
 from wganlab.report.plots import line_plot, scatter_plot
 from wganlab.train import TrainConfig
 
@@ -92,7 +91,7 @@ def run(cfg: Config, ctx: Context) -> dict:
     tail = slice(len(rows) // 2, None)
     ratio_end = float(w1[-1] / max(norm[-1], 1e-12))
     ratio_tail = float(np.median(w1[tail] / np.maximum(norm[tail], 1e-12)))
-    fixed_w1 = wasserstein(fake_t, real).value
+    fixed_w1 = metrics.compute("w1", fake_t, real)["value"]
     fixed_norm = _fixed_set_normalised(cfg, real, fake_t, ctx, "fixed sets")
     return {"final_w1": float(w1[-1]), "final_normalised": float(norm[-1]), "ratio_end": ratio_end,
             "ratio_second_half_median": ratio_tail, "fixed_w1": fixed_w1, "fixed_normalised": fixed_norm,
@@ -103,7 +102,7 @@ def _noise_floor(cfg: Config, ctx: Context, real: torch.Tensor) -> dict:
     """W1 and the critic's normalised estimate between two independent 1,000-samples of the true mixture."""
     other = data.load(str(data.parse_spec(cfg.data).replace(split="test", n=len(real))), ctx.data_root,
                       seed=ctx.seed).x
-    return {"w1_two_true_samples": wasserstein(real, other).value,
+    return {"w1_two_true_samples": metrics.compute("w1", real, other)["value"],
             "normalised_two_true_samples": _fixed_set_normalised(cfg, real, other, ctx, "noise floor")}
 
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from wganlab import metrics
 from wganlab.experiments.base import NA, Claim, Context, Experiment, Verdict, register, verdict
 from wganlab.experiments.common import load_data, oracle_estimate
 from wganlab.models import build_critic
-from wganlab.ot.exact import wasserstein
 from wganlab.report.plots import line_plot
 
 
@@ -73,7 +73,7 @@ def run(cfg: Config, ctx: Context) -> dict:
     perm = torch.randperm(len(ds.x), generator=torch.Generator().manual_seed(cfg.seed))
     half = len(ds.x) // 2
     p, q = ds.x[perm[:half]], ds.x[perm[half:2 * half]]
-    exact = wasserstein(p, q).value
+    exact = metrics.compute("w1", p, q)["value"]
     ctx.save_grid("sets.png", torch.cat([p[:32], q[:32]]), "The two fixed sets (first 4 rows: p, last 4: q).")
     rows, curves = [], {}
     for lam in cfg.lambdas:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
+from wganlab import metrics
 from wganlab.experiments.base import Claim, Context, Experiment, register, verdict
 from wganlab.experiments.common import heldout_spec, load_data, train_gan
-from wganlab.ot.exact import wasserstein
+from wganlab.ot.costs import nearest
 from wganlab.ot.otmeans import ot_means
 from wganlab.report.plots import line_plot
 from wganlab.train import TrainConfig, save_nearest_grid
@@ -64,7 +65,7 @@ def run(cfg: Config, ctx: Context) -> dict:
     train = load_data(ctx, cfg.data, fallback=cfg.fallback)
     copy_y = load_data(ctx, cfg.copy_data).x  # the M = N run's data before any training: a missing set stops now
     real_batch = load_data(ctx, heldout_spec(train, cfg.m)).x
-    ref_w1 = wasserstein(real_batch, train.x).value
+    ref_w1 = metrics.compute("w1", real_batch, train.x)["value"]
     trace, centroids = _otmeans_curve(train.x, cfg.m, cfg)
     tcfg = TrainConfig(data=train.spec, m=cfg.m, steps=cfg.steps, lr_g=cfg.lr_g, track_every=cfg.track_every,
                        track=("w1",),
@@ -109,7 +110,7 @@ def _copy_run(cfg: Config, ctx: Context, y: torch.Tensor) -> dict:
         gen = result.generator.support()
     save_nearest_grid(gen[:16], y, ctx.path("copy_nearest.png"))
     ctx.figure("copy_nearest.png", "Fig. 10: generated image (left) next to its nearest training image (right).")
-    nn = torch.cdist(gen.flatten(1).double(), y.flatten(1).double()).min(1).values
+    nn = nearest(gen, y).values
     distinct = torch.unique(y.flatten(1).double(), dim=0)
     spacing = torch.cdist(distinct, distinct).fill_diagonal_(float("inf")).min(1).values
     return {"n": n, "otmeans_w1": trace[-1], "wgan_w1_start": w1[0], "wgan_w1_end": w1[-1],

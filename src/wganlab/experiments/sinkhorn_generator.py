@@ -14,7 +14,7 @@ Ours: continuous DCGAN-style generator (quick: Fashion-MNIST, 300 steps); Adam l
 generator (the Sinkhorn generators have no critic), the batch-estimate settings for the (c, eps)-transform
 WGAN's critic. ``medium``: Fashion-MNIST (CelebA is not installable here) at its 28 px, N = 5,000, quick's
 generator (base width 32) and critic (32/64/64 channels) and 600 steps: those cuts are ours, to fit about 10
-minutes on one core (the paper preset's 64 px width-64 generator costs ~1 s a step there).
+minutes on one core (the paper preset's 64 px width-64 generator makes a CPU step dear).
 """
 
 from __future__ import annotations

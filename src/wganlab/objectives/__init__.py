@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from wganlab.errors import ConfigError
-from wganlab.objectives.assignment import Assignment, SmoothAssignment, assign, assignment_stats
+from wganlab.objectives.assignment import Assignment, SmoothAssignment, assignment_stats
 from wganlab.objectives.base import Objective, backward, gradient_norms, interpolates, lipschitz_stats
 from wganlab.objectives.ctransform import CTransform, EntropicCTransform
 from wganlab.objectives.nsgan import NonSaturating
@@ -40,7 +40,6 @@ __all__ = [
     "SinkhornGenerator",
     "SmoothAssignment",
     "WeightClipping",
-    "assign",
     "assignment_stats",
     "backward",
     "build_objective",

@@ -34,7 +34,7 @@ import torch
 
 from wganlab.errors import ConfigError
 from wganlab.objectives.base import Objective
-from wganlab.ot.costs import cost_matrix, paired_cost
+from wganlab.ot.costs import cost_matrix, nearest, paired_cost
 
 
 def assignment_stats(counts: torch.Tensor, n_generated: int) -> dict:
@@ -66,18 +66,6 @@ def unit_diameter_scale(cost, x: torch.Tensor, value_range: tuple[float, float] 
     return 1.0 / diameter
 
 
-def assign(x: torch.Tensor, y: torch.Tensor, cost, psi: torch.Tensor | None = None,
-           block: int = 1024) -> torch.Tensor:
-    """``argmin_j c(x_i, y_j) + psi_j`` for every ``x_i``, ``(n,)`` int64 (nearest neighbours when
-    ``psi`` is None), computed in blocks of ``x`` without gradients."""
-    with torch.no_grad():
-        out = []
-        for i in range(0, len(x), block):
-            c = cost_matrix(x[i:i + block], y, cost, dtype=None)
-            out.append((c if psi is None else c + psi[None, :]).argmin(1))
-        return torch.cat(out)
-
-
 class Assignment(Objective):
     name = "assignment"
     config: ClassVar[dict[str, str]] = {"cost": "cost", "generator_cost": "generator_cost", "cost_scale": "cost_scale"}
@@ -100,7 +88,7 @@ class Assignment(Objective):
     def critic_loss(self, assigner, real, fake):
         y = self._real()
         psi = assigner(y)  # (M,)
-        idx = assign(fake, y, self._cost, psi.detach())
+        idx = nearest(fake, y, self._cost, psi=psi.detach(), dtype=None).indices
         counts = torch.bincount(idx, minlength=len(y))
         excess = counts.to(psi.dtype) / len(fake) - 1.0 / len(y)
         loss = -(excess * psi).sum()  # minus eq. 13: the assigner ascends the dual
@@ -113,7 +101,7 @@ class Assignment(Objective):
         y = self._real()
         with torch.no_grad():
             psi = assigner(y)
-        idx = assign(fake.detach(), y, self._cost, psi)
+        idx = nearest(fake.detach(), y, self._cost, psi=psi, dtype=None).indices
         loss = paired_cost(fake, y[idx], self.generator_cost).mean()
         return loss, {"estimate": float(loss.detach())}
 

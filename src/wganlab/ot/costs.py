@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -236,3 +237,28 @@ def cost_matrix(x: torch.Tensor, y: torch.Tensor, cost: str | CostFn = "euclidea
     if out.shape != (n, m):
         raise InputError(f"cost function returned shape {tuple(out.shape)}, expected {(n, m)}")
     return out
+
+
+class Nearest(NamedTuple):
+    """Per point ``x_i``: the smallest ``c(x_i, y_j) + psi_j`` and the ``j`` attaining it."""
+
+    values: torch.Tensor  # (n,)
+    indices: torch.Tensor  # (n,) int64
+
+
+def nearest(x: torch.Tensor, y: torch.Tensor, cost: str | CostFn = "euclidean", *, psi: torch.Tensor | None = None,
+            dtype: torch.dtype | None = torch.float64, block: int = 1024) -> Nearest:
+    """For every ``x_i`` of ``x (n, ...)``: ``min_j c(x_i, y_j) + psi_j`` over ``y (m, ...)`` and its ``argmin``
+    (the first ``j`` on ties); nearest neighbours under ``cost`` when ``psi (m,)`` is None. Computed without
+    gradients, ``block`` rows of ``x`` at a time (``block * m`` costs held); ``dtype`` as in :func:`cost_matrix`.
+    """
+    values, indices = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), block):
+            c = cost_matrix(x[i:i + block], y, cost, dtype=dtype)
+            if psi is not None:
+                c = c + psi[None, :]
+            j = c.argmin(1)
+            values.append(c.gather(1, j[:, None])[:, 0])
+            indices.append(j)
+    return Nearest(torch.cat(values), torch.cat(indices))

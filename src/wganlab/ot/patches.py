@@ -69,24 +69,24 @@ def _nonneg_int(v, name: str) -> int:
     return v
 
 
-def patch_grid(h: int, w: int, size: int, stride: int = 1, padding: int = 0) -> tuple[int, int]:
-    """Number of patch positions ``(rows, cols)`` of ``size x size`` patches taken every ``stride`` pixels
-    from an ``h x w`` image zero-padded by ``padding`` on each side: ``rows = (h + 2 padding - size) //
-    stride + 1`` (and likewise ``cols``); ``L = rows * cols``.
+def patch_grid(h: int, w: int, patch_size: int, patch_stride: int = 1, padding: int = 0) -> tuple[int, int]:
+    """Number of patch positions ``(rows, cols)`` of ``patch_size x patch_size`` patches taken every
+    ``patch_stride`` pixels from an ``h x w`` image zero-padded by ``padding`` on each side:
+    ``rows = (h + 2 padding - patch_size) // patch_stride + 1`` (and likewise ``cols``); ``L = rows * cols``.
 
     >>> patch_grid(64, 64, 16, 8)  # the paper's metric: 7 x 7 = 49 locations
     (7, 7)
     """
-    size, stride = positive_int(size, "size"), positive_int(stride, "stride")
+    patch_size, patch_stride = positive_int(patch_size, "patch_size"), positive_int(patch_stride, "patch_stride")
     padding = _nonneg_int(padding, "padding")
     h, w = positive_int(h, "h"), positive_int(w, "w")
-    if h + 2 * padding < size or w + 2 * padding < size:
-        raise InputError(f"a {size}x{size} patch does not fit in a {h}x{w} image with padding {padding}")
-    return (h + 2 * padding - size) // stride + 1, (w + 2 * padding - size) // stride + 1
+    if h + 2 * padding < patch_size or w + 2 * padding < patch_size:
+        raise InputError(f"a {patch_size}x{patch_size} patch does not fit in a {h}x{w} image with padding {padding}")
+    return (h + 2 * padding - patch_size) // patch_stride + 1, (w + 2 * padding - patch_size) // patch_stride + 1
 
 
-def extract_patches(x, size: int, stride: int = 1, padding: int = 0) -> torch.Tensor:
-    """All ``size x size`` patches of every image: ``(N, C, H, W) -> (N, L, C * size * size)``.
+def extract_patches(x, patch_size: int, patch_stride: int = 1, padding: int = 0) -> torch.Tensor:
+    """All ``patch_size x patch_size`` patches of every image: ``(N, C, H, W) -> (N, L, C * patch_size * patch_size)``.
 
     Locations in row-major order (``l = row * cols + col``), patch entries in ``(channel, row, column)``
     order; zero padding. Differentiable.
@@ -95,36 +95,37 @@ def extract_patches(x, size: int, stride: int = 1, padding: int = 0) -> torch.Te
     tensor([4., 5., 7., 8.])
     """
     x = _as_images(x, "x")
-    patch_grid(x.shape[2], x.shape[3], size, stride, padding)
-    return F.unfold(x, size, padding=padding, stride=stride).transpose(1, 2)
+    patch_grid(x.shape[2], x.shape[3], patch_size, patch_stride, padding)
+    return F.unfold(x, patch_size, padding=padding, stride=patch_stride).transpose(1, 2)
 
 
-def fold_patches(patches, image_size: tuple[int, int], size: int, stride: int = 1,
+def fold_patches(patches, image_size: tuple[int, int], patch_size: int, patch_stride: int = 1,
                  padding: int = 0) -> torch.Tensor:
-    """Images from their patches ``(N, L, C * size * size) -> (N, C, H, W)``: each pixel is the mean of
+    """Images from their patches ``(N, L, C * patch_size * patch_size) -> (N, C, H, W)``: each pixel is the mean of
     the patch entries that cover it (0 where no patch does). Inverse of :func:`extract_patches`."""
     t = as_tensor(patches, "patches")
     if t.ndim != 3:
-        raise InputError(f"patches: expected (N, L, C*size*size), got shape {tuple(t.shape)}")
+        raise InputError(f"patches: expected (N, L, C*patch_size*patch_size), got shape {tuple(t.shape)}")
     h, w = image_size
-    rows, cols = patch_grid(h, w, size, stride, padding)
-    if t.shape[1] != rows * cols or t.shape[2] % (size * size):
-        raise InputError(f"patches of shape {tuple(t.shape)} do not match a {h}x{w} image with {size}x{size} "
-                         f"patches, stride {stride}, padding {padding} ({rows * cols} locations)")
+    rows, cols = patch_grid(h, w, patch_size, patch_stride, padding)
+    if t.shape[1] != rows * cols or t.shape[2] % (patch_size * patch_size):
+        raise InputError(f"patches of shape {tuple(t.shape)} do not match a {h}x{w} image with "
+                         f"{patch_size}x{patch_size} "
+                         f"patches, stride {patch_stride}, padding {padding} ({rows * cols} locations)")
     cols_t = t.transpose(1, 2)
-    total = F.fold(cols_t, (h, w), size, padding=padding, stride=stride)
-    count = F.fold(torch.ones_like(cols_t[:1]), (h, w), size, padding=padding, stride=stride)
+    total = F.fold(cols_t, (h, w), patch_size, padding=padding, stride=patch_stride)
+    count = F.fold(torch.ones_like(cols_t[:1]), (h, w), patch_size, padding=padding, stride=patch_stride)
     return torch.where(count > 0, total / count.clamp_min(1), torch.zeros_like(total))
 
 
-def _conv(images: torch.Tensor, kern: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
-    outs = [F.conv2d(images, kern[i:i + CONV_GROUP], stride=stride, padding=padding)
+def _conv(images: torch.Tensor, kern: torch.Tensor, patch_stride: int, padding: int) -> torch.Tensor:
+    outs = [F.conv2d(images, kern[i:i + CONV_GROUP], stride=patch_stride, padding=padding)
             for i in range(0, kern.shape[0], CONV_GROUP)]
     out = outs[0] if len(outs) == 1 else torch.cat(outs, 1)
     return out.flatten(2)  # (N, k, L)
 
 
-def _project(images: torch.Tensor, theta: torch.Tensor, size: int, stride: int, padding: int,
+def _project(images: torch.Tensor, theta: torch.Tensor, patch_size: int, patch_stride: int, padding: int,
              local: bool) -> torch.Tensor:
     """``<theta_k, P_l x_n>`` for every projection, location and image (a convolution): ``(k, N * L)``
     (image-major) or, when ``local``, ``(k, L, N)``.
@@ -135,17 +136,17 @@ def _project(images: torch.Tensor, theta: torch.Tensor, size: int, stride: int, 
     """
     n, c = images.shape[:2]
     k = theta.shape[0]
-    kern = theta.reshape(k, c, size, size)
+    kern = theta.reshape(k, c, patch_size, patch_size)
     if torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad):
-        out = _conv(images, kern, stride, padding)
+        out = _conv(images, kern, patch_stride, padding)
         return out.permute(1, 2, 0) if local else out.transpose(0, 1).reshape(k, -1)
-    rows, cols = patch_grid(images.shape[2], images.shape[3], size, stride, padding)
+    rows, cols = patch_grid(images.shape[2], images.shape[3], patch_size, patch_stride, padding)
     L = rows * cols
     buf = torch.empty((k, L, n) if local else (k, n, L), dtype=images.dtype, device=images.device)
     step = max(1, IMAGE_CHUNK_ELEMENTS // (min(k, CONV_GROUP) * L))
     with torch.no_grad():
         for i in range(0, n, step):
-            out = _conv(images[i:i + step], kern, stride, padding)  # (b, k, L)
+            out = _conv(images[i:i + step], kern, patch_stride, padding)  # (b, k, L)
             if local:
                 buf[:, :, i:i + step] = out.permute(1, 2, 0)
             else:
@@ -153,25 +154,25 @@ def _project(images: torch.Tensor, theta: torch.Tensor, size: int, stride: int, 
     return buf if local else buf.view(k, n * L)
 
 
-def _patch_side(images: torch.Tensor, size: int, stride: int, padding: int, local: bool) -> Side:
+def _patch_side(images: torch.Tensor, patch_size: int, patch_stride: int, padding: int, local: bool) -> Side:
     n = images.shape[0]
-    rows, cols = patch_grid(images.shape[2], images.shape[3], size, stride, padding)
+    rows, cols = patch_grid(images.shape[2], images.shape[3], patch_size, patch_stride, padding)
     L = rows * cols
 
     def project(data, theta):
-        return _project(data, theta, size, stride, padding, local)
+        return _project(data, theta, patch_size, patch_stride, padding, local)
     return Side(images, project, n, (L,)) if local else Side(images, project, n * L)
 
 
-def _meta(images: torch.Tensor, size, stride, padding, local) -> dict:
-    m = {"kind": "patches-local" if local else "patches", "channels": images.shape[1], "size": size,
-         "stride": stride, "padding": padding}
+def _meta(images: torch.Tensor, patch_size, patch_stride, padding, local) -> dict:
+    m = {"kind": "patches-local" if local else "patches", "channels": images.shape[1], "patch_size": patch_size,
+         "patch_stride": patch_stride, "padding": padding}
     if local:
         m["image_size"] = tuple(images.shape[2:])
     return m
 
 
-def patch_target(y, size: int, stride: int = 1, n_projections: int = 128, *, padding: int = 0,
+def patch_target(y, patch_size: int, patch_stride: int = 1, n_projections: int = 128, *, padding: int = 0,
                  local: bool = False, seed: int | None = 0, generator: torch.Generator | None = None,
                  projections=None, max_elements: int | None = None, device=None,
                  dtype: torch.dtype | None = None) -> SortedProjections:
@@ -185,46 +186,47 @@ def patch_target(y, size: int, stride: int = 1, n_projections: int = 128, *, pad
     if device is not None:
         y = y.to(device)
     y = y.detach()
-    d = y.shape[1] * size * size
+    d = y.shape[1] * patch_size * patch_size
     theta = get_projections(d, n_projections, seed, generator, projections, y.device, y.dtype)
-    side = _patch_side(y, size, stride, padding, local)
-    return SortedProjections._from_side(side, theta, max_elements, _meta(y, size, stride, padding, local))
+    side = _patch_side(y, patch_size, patch_stride, padding, local)
+    return SortedProjections._from_side(side, theta, max_elements, _meta(y, patch_size, patch_stride, padding, local))
 
 
-def _prepare(x, y, size, stride, padding, local, n_projections, seed, generator, projections):
+def _prepare(x, y, patch_size, patch_stride, padding, local, n_projections, seed, generator, projections):
     x = _as_images(x, "x")
     if isinstance(y, SortedProjections):
-        want = _meta(x, size, stride, padding, local)
+        want = _meta(x, patch_size, patch_stride, padding, local)
         if projections is not None:
             raise InputError("y is a precomputed target: its own projections are used")
         if y.meta != want:
             raise InputError(f"the target was built for {y.meta}, but this call needs {want}")
         check_target_tensor(y, x)
-        return _patch_side(x, size, stride, padding, local), y, y.projections
+        return _patch_side(x, patch_size, patch_stride, padding, local), y, y.projections
     y = _as_images(y, "y").to(device=x.device, dtype=x.dtype)
     if x.shape[1] != y.shape[1]:
         raise InputError(f"x has {x.shape[1]} channels but y has {y.shape[1]}")
     if local and x.shape[2:] != y.shape[2:]:
         raise InputError("location-specific patch SWD needs images of the same size, got "
                          f"{tuple(x.shape[2:])} and {tuple(y.shape[2:])}")
-    d = x.shape[1] * size * size
+    d = x.shape[1] * patch_size * patch_size
     theta = get_projections(d, n_projections, seed, generator, projections, x.device, x.dtype)
-    return (_patch_side(x, size, stride, padding, local), _patch_side(y, size, stride, padding, local), theta)
+    return (_patch_side(x, patch_size, patch_stride, padding, local),
+            _patch_side(y, patch_size, patch_stride, padding, local), theta)
 
 
-def patch_swd(x, y, size: int, stride: int = 1, n_projections: int = 128, p: float = 1, *, padding: int = 0,
+def patch_swd(x, y, patch_size: int, patch_stride: int = 1, n_projections: int = 128, p: float = 1, *, padding: int = 0,
               seed: int | None = 0, generator: torch.Generator | None = None, projections=None,
               max_elements: int | None = None) -> torch.Tensor:
-    """Patch SWD: ``SW_p`` between all ``size x size`` patches of all images of ``x`` and of ``y``.
+    """Patch SWD: ``SW_p`` between all ``patch_size x patch_size`` patches of all images of ``x`` and of ``y``.
 
     ``(mean_theta W_p^p(theta . patches(x), theta . patches(y)))^(1/p)`` with uniform weights over the
     ``N_x * L_x`` and ``N_y * L_y`` patches (the images may differ in number and in size).
 
     Args:
         x: images ``(N, C, H, W)``; the result is differentiable with respect to them.
-        y: images ``(M, C, H', W')``, or a target from :func:`patch_target` (same size, stride, padding).
-        size, stride, padding: the patches (zero padding).
-        n_projections, seed, generator, projections: directions in patch space (``C * size * size``),
+        y: images ``(M, C, H', W')``, or a target from :func:`patch_target` (same patch_size, patch_stride, padding).
+        patch_size, patch_stride, padding: the patches (zero padding).
+        n_projections, seed, generator, projections: directions in patch space (``C * patch_size * patch_size``),
             as in :func:`wganlab.ot.sliced.sliced_wasserstein`.
         p: order ``>= 1``; max_elements: projected values per chunk.
 
@@ -232,11 +234,12 @@ def patch_swd(x, y, size: int, stride: int = 1, n_projections: int = 128, p: flo
         a 0-d tensor in ``x``'s dtype and on its device.
     """
     p = check_p(p)
-    xs, ys, theta = _prepare(x, y, size, stride, padding, False, n_projections, seed, generator, projections)
+    xs, ys, theta = _prepare(x, y, patch_size, patch_stride, padding, False, n_projections, seed, generator,
+                             projections)
     return sliced_distance(xs, ys, theta, p, max_elements)
 
 
-def patch_swd_local(x, y, size: int, stride: int = 1, n_projections: int = 128, p: float = 1, *,
+def patch_swd_local(x, y, patch_size: int, patch_stride: int = 1, n_projections: int = 128, p: float = 1, *,
                     padding: int = 0, seed: int | None = 0, generator: torch.Generator | None = None,
                     projections=None, max_elements: int | None = None) -> torch.Tensor:
     """Location-specific patch SWD: ``mean_l SW_p(P_l x, P_l y)`` over the ``L`` patch locations.
@@ -247,7 +250,7 @@ def patch_swd_local(x, y, size: int, stride: int = 1, n_projections: int = 128, 
     as in :func:`patch_swd` (a target from ``patch_target(..., local=True)`` may replace ``y``).
     """
     p = check_p(p)
-    xs, ys, theta = _prepare(x, y, size, stride, padding, True, n_projections, seed, generator, projections)
+    xs, ys, theta = _prepare(x, y, patch_size, patch_stride, padding, True, n_projections, seed, generator, projections)
     return sliced_distance(xs, ys, theta, p, max_elements)
 
 
@@ -301,22 +304,22 @@ class MultiscalePatchSWD(NamedTuple):
     sizes: list
 
 
-def multiscale_patch_target(y, size: int, stride: int = 1, n_projections: int = 128, *, scale: float = 0.75,
+def multiscale_patch_target(y, patch_size: int, patch_stride: int = 1, n_projections: int = 128, *, scale: float = 0.75,
                             levels: int | None = None, min_size: int | None = None, local: bool = False,
                             padding: int = 0, seed: int | None = 0, generator: torch.Generator | None = None,
                             projections=None, max_elements: int | None = None) -> list[SortedProjections]:
     """One :func:`patch_target` per pyramid level of ``y`` (same projections at every level), for
-    :func:`multiscale_patch_swd`; the number of levels is fixed by ``y``'s size (see :func:`image_pyramid`,
-    ``min_size`` defaults to ``2 * size``)."""
+    :func:`multiscale_patch_swd`; the number of levels is fixed by ``y``'s patch_size (see :func:`image_pyramid`,
+    ``min_size`` defaults to ``2 * patch_size``)."""
     y = _as_images(y, "y").detach()
-    pyr = image_pyramid(y, scale, levels=levels, min_size=min_size or 2 * size)
-    theta = get_projections(y.shape[1] * size * size, n_projections, seed, generator, projections,
+    pyr = image_pyramid(y, scale, levels=levels, min_size=min_size or 2 * patch_size)
+    theta = get_projections(y.shape[1] * patch_size * patch_size, n_projections, seed, generator, projections,
                              y.device, y.dtype)
-    return [patch_target(yk, size, stride, padding=padding, local=local, projections=theta,
+    return [patch_target(yk, patch_size, patch_stride, padding=padding, local=local, projections=theta,
                          max_elements=max_elements) for yk in pyr]
 
 
-def multiscale_patch_swd(x, y, size: int, stride: int = 1, n_projections: int = 128, p: float = 1, *,
+def multiscale_patch_swd(x, y, patch_size: int, patch_stride: int = 1, n_projections: int = 128, p: float = 1, *,
                          scale: float = 0.75, levels: int | None = None, min_size: int | None = None,
                          local: bool = False, reduction: str = "mean", padding: int = 0,
                          seed: int | None = 0, generator: torch.Generator | None = None, projections=None,
@@ -325,9 +328,9 @@ def multiscale_patch_swd(x, y, size: int, stride: int = 1, n_projections: int = 
 
     Level ``k`` resizes both sets by ``scale^k`` (antialiased bilinear, from the original images; see
     :func:`image_pyramid`) and computes :func:`patch_swd` (or :func:`patch_swd_local` when ``local``) with
-    the same ``size x size`` patches and the same projections at every level, so coarser levels compare
+    the same ``patch_size x patch_size`` patches and the same projections at every level, so coarser levels compare
     larger structures. Levels: ``levels`` of them, or (``levels=None``) as long as ``x``'s smaller side
-    is at least ``min_size`` (default ``2 * size``: about two patches wide). ``y`` may be the list returned
+    is at least ``min_size`` (default ``2 * patch_size``: about two patches wide). ``y`` may be the list returned
     by :func:`multiscale_patch_target` (its length then sets the number of levels).
 
     Returns:
@@ -351,12 +354,12 @@ def multiscale_patch_swd(x, y, size: int, stride: int = 1, n_projections: int = 
         y = _as_images(y, "y").to(device=x.device, dtype=x.dtype)
         sizes = _level_sizes(x.shape[2], x.shape[3], float(scale),
                              None if levels is None else positive_int(levels, "levels"),
-                             positive_int(min_size or 2 * size, "min_size"))
+                             positive_int(min_size or 2 * patch_size, "min_size"))
         ratio = [(y.shape[2] * s[0] / x.shape[2], y.shape[3] * s[1] / x.shape[3]) for s in sizes]
         targets = [_resize(y, (max(1, round(a)), max(1, round(b)))) for a, b in ratio]
-        opts["projections"] = get_projections(x.shape[1] * size * size, n_projections, seed, generator,
+        opts["projections"] = get_projections(x.shape[1] * patch_size * patch_size, n_projections, seed, generator,
                                                projections, x.device, x.dtype)
-    per_level = [metric(_resize(x, s), t, size, stride, p=p, **opts)
+    per_level = [metric(_resize(x, s), t, patch_size, patch_stride, p=p, **opts)
                  for s, t in zip(sizes, targets, strict=True)]
     total = torch.stack(per_level).sum()
     value = total / len(per_level) if reduction == "mean" else total

@@ -29,7 +29,7 @@ except ImportError:  # numba missing or broken: the torch path runs everywhere
 #: two points closer than this times the sum of their norms are treated as the same point
 COINCIDE_RTOL = 1e-13
 #: elements of float64 scratch memory one chunk of (edge, coordinate) work uses (1 MB: small chunks stay in
-#: cache and avoid page-faulting fresh allocations, 2x faster than 32 MB chunks on one CPU thread)
+#: cache and avoid page-faulting fresh allocations, faster than 32 MB chunks on one CPU thread)
 CHUNK_ELEMENTS = 128 * 1024
 
 __all__ = ["COINCIDE_RTOL", "float_dtype", "is_median", "plan_edges", "vz_terms", "vz_update", "weiszfeld_step"]

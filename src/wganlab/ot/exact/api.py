@@ -23,10 +23,7 @@ ENGINES = ("auto", "pot", "sparse")
 #: ``engine="auto"`` uses the sparse engine from AUTO_MIN_PAIRS pairs ``n * m`` when the larger set has at most
 #: AUTO_BALANCE times the points of the smaller, from AUTO_MIN_PAIRS_SMALL_SIDE when the smaller has at most
 #: AUTO_SMALL_SIDE points and the larger at least AUTO_SMALL_SIDE_RATIO times as many, and otherwise only beyond
-#: AUTO_DENSE_MAX_PAIRS (measured on Fashion-MNIST, one thread, sparse / POT: 6 ms / 4 ms at 200 x 200,
-#: 0.10 s / 0.14 s at 1,000 x 1,000, 0.16 s / 0.73 s at 2,000 x 2,000, 0.19 s / 0.86 s at 1,000 x 4,000;
-#: 11 ms / 12 ms at 64 x 1,000, 13 ms / 30 ms at 64 x 2,000, 51 ms / 48 ms at 128 x 2,000, 45 ms / 80 ms at
-#: 128 x 3,000; but 1.1 s / 0.31 s at 300 x 5,000)
+#: AUTO_DENSE_MAX_PAIRS (the measurements behind these bounds: the README, "Speed", ``engine="auto"``)
 AUTO_MIN_PAIRS = 1_000_000
 AUTO_MIN_PAIRS_SMALL_SIDE = 100_000
 AUTO_SMALL_SIDE = 128

@@ -137,7 +137,7 @@ class _Distances:
 
     def lower(self, key, rows) -> np.ndarray:
         """Lower bound of ``c(x_rows, y)`` (float32, ``(len(rows), N)``); cached under ``key``. Up to
-        THIN_BLOCK rows the GEMM runs as ``y @ x_rows^T`` (numpy's BLAS was 20 % faster that way here) and
+        THIN_BLOCK rows the GEMM runs as ``y @ x_rows^T`` (numpy's BLAS is faster that way) and
         the result is transposed (few rows keep both orientations)."""
         if self.cache is not None and key in self.cache:
             return self.cache[key]

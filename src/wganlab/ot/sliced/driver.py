@@ -110,7 +110,7 @@ class SortedProjections:
         return self._plans[n]
 
     def __repr__(self) -> str:
-        return (f"SortedProjections({self.meta.get('kind')}, projections={self.n_projections}, "
+        return (f"SortedProjections({self.meta.get('kind')}, n_projections={self.n_projections}, "
                 f"atoms={self.n}, batch={self.batch}, {self.nbytes / 2**20:.1f} MiB)")
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 #: projected values (times rows) one block of the uniform 1-D kernel works on: ~1 MB in float32, so its
-#: temporaries stay in the CPU cache (5x faster than passes over whole rows of millions of patches)
+#: temporaries stay in the CPU cache (faster than passes over whole rows of millions of patches)
 BLOCK_ELEMENTS = 1 << 18
 
 
@@ -101,7 +101,7 @@ def numpy_ok(t: torch.Tensor) -> bool:
 
 def gather_runs(us: torch.Tensor, plan: UniformPlan) -> torch.Tensor:
     """``us[..., plan.a]`` as a new tensor (no gradient). ``plan.a`` repeats each ``x`` atom over its run
-    of ``y`` pieces, so on the CPU this is ``numpy.repeat`` (6x faster than ``index_select`` over
+    of ``y`` pieces, so on the CPU this is ``numpy.repeat`` (faster than ``index_select`` over
     millions of pieces)."""
     if numpy_ok(us):
         return torch.from_numpy(np.repeat(us.detach().numpy(), plan.runs, axis=-1))
