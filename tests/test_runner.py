@@ -141,3 +141,21 @@ def test_claims_table_puts_runs_side_by_side(tmp_path, capsys):
     assert lines[0] == "| experiment | claim | paper | paper's number | quick | medium |"
     assert lines[2] == "| zeta | W1 falls | 001 Fig. 8 | 1.0 | 2\\|3 (does not hold) | 0.9 (holds) |"
     assert len(lines) == 3  # the failed and the never-run experiments have no claims
+
+
+def test_a_presets_note_reaches_the_report_as_a_stand_in(tmp_path, monkeypatch):
+    import dataclasses
+
+    from wganlab.experiments import base
+    from wganlab.runner import run_experiment
+
+    @dataclasses.dataclass
+    class Cfg:
+        note: str = ""
+
+    exp = base.Experiment("toy", "toy", "000 Fig. 1", Cfg, {"quick": {}, "medium": {"note": "digits stand in"}},
+                          lambda cfg, ctx: {"x": 1}, ())
+    monkeypatch.setitem(base.EXPERIMENTS, "toy", exp)
+    assert run_experiment("toy", "quick", tmp_path / "q")["notes"] == []
+    medium = run_experiment("toy", "medium", tmp_path / "m")
+    assert medium["status"] == "done" and medium["notes"] == [{"kind": "stand-in", "text": "digits stand in"}]

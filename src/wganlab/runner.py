@@ -38,6 +38,8 @@ def run_experiment(name: str, preset: str, folder: Path, *, overrides: dict | No
     cfg = exp.make_config(preset, over)
     result = {"experiment": name, "title": exp.title, "source": exp.source, "preset": preset}
     ctx = Context(folder, preset=preset, data_root=data_root, device=device, seed=seed or 0, progress=progress)
+    if getattr(cfg, "note", ""):  # a preset's remark, e.g. which data set stands in for the paper's
+        ctx.note(cfg.note, kind="stand-in")
     t0 = time.time()
     try:
         folder.mkdir(parents=True, exist_ok=True)

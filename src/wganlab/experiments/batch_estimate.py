@@ -41,7 +41,7 @@ class Config:
     critic: str = "cnn-fc"
     channels: tuple[int, ...] = (32, 64, 64)
     kmedians_init: int = 1  # k-medians restarts for Fig. 12 (the paper: 100)
-    note: str = ""  # a remark for the report (what stands in for a data set)
+    note: str = ""  # a remark the runner puts in the report (what stands in for a data set)
     seed: int = 0
 
 
@@ -57,8 +57,6 @@ PRESETS = {
 
 
 def run(cfg: Config, ctx: Context) -> dict:
-    if cfg.note:
-        ctx.note(cfg.note)
     train = load_data(ctx, cfg.data, fallback=cfg.fallback)
     out, samples = {}, {}
     for method in METHODS:

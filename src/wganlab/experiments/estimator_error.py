@@ -46,7 +46,7 @@ class Config:
     eval_batches: int = 20
     seed: int = 0
     device: str = "cpu"
-    note: str = ""  # a remark for the report (what stands in for a data set)
+    note: str = ""  # a remark the runner puts in the report (what stands in for a data set)
 
 
 PRESETS = {
@@ -85,8 +85,6 @@ def _optimizer(method: str, params):
 
 def run(cfg: Config, ctx: Context) -> dict:
     torch.manual_seed(cfg.seed)
-    if cfg.note:
-        ctx.note(cfg.note)
     rows, traces = [], []
     pairs = [(spec, *_pair(ctx, spec, cfg)) for spec in cfg.datasets]  # every data set first: a missing one stops
     for spec, p, q, label in pairs:

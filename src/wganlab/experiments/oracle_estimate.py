@@ -43,7 +43,7 @@ class Config:
     critic_hidden: int = 512  # ours, for speed (the WGAN-GP paper's FC critics have 1024)
     lr: float = 1e-4
     log_every: int = 100
-    note: str = ""  # a remark for the report (what stands in for a data set)
+    note: str = ""  # a remark the runner puts in the report (what stands in for a data set)
     seed: int = 0
 
 
@@ -67,8 +67,6 @@ def plateau_change(values: list[float]) -> float:
 
 
 def run(cfg: Config, ctx: Context) -> dict:
-    if cfg.note:
-        ctx.note(cfg.note)
     ds = load_data(ctx, cfg.data, fallback=cfg.fallback)
     perm = torch.randperm(len(ds.x), generator=torch.Generator().manual_seed(cfg.seed))
     half = len(ds.x) // 2

@@ -38,7 +38,7 @@ class Config:
     copy_steps: int = 500
     otmeans_iters: int = 10
     otmeans_ot_steps: int = 5
-    note: str = ""  # a remark for the report (what stands in for a data set)
+    note: str = ""  # a remark the runner puts in the report (what stands in for a data set)
     seed: int = 0
 
 
@@ -60,8 +60,6 @@ def _otmeans_curve(y: torch.Tensor, m: int, cfg: Config) -> tuple[list[float], t
 
 
 def run(cfg: Config, ctx: Context) -> dict:
-    if cfg.note:
-        ctx.note(cfg.note)
     train = load_data(ctx, cfg.data, fallback=cfg.fallback)
     copy_y = load_data(ctx, cfg.copy_data).x  # the M = N run's data before any training: a missing set stops now
     real_batch = load_data(ctx, heldout_spec(train, cfg.m)).x

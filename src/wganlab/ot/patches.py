@@ -189,7 +189,7 @@ def patch_target(y, patch_size: int, patch_stride: int = 1, n_projections: int =
     d = y.shape[1] * patch_size * patch_size
     theta = get_projections(d, n_projections, seed, generator, projections, y.device, y.dtype)
     side = _patch_side(y, patch_size, patch_stride, padding, local)
-    return SortedProjections._from_side(side, theta, max_elements, _meta(y, patch_size, patch_stride, padding, local))
+    return SortedProjections.from_side(side, theta, max_elements, _meta(y, patch_size, patch_stride, padding, local))
 
 
 def _prepare(x, y, patch_size, patch_stride, padding, local, n_projections, seed, generator, projections):

@@ -72,7 +72,7 @@ class SortedProjections:
         self._fill(side, theta, max_elements, {"kind": "points", "d": y.shape[1]})
 
     @classmethod
-    def _from_side(cls, side: Side, theta: torch.Tensor, max_elements: int | None, meta: dict):
+    def from_side(cls, side: Side, theta: torch.Tensor, max_elements: int | None, meta: dict):
         obj = cls.__new__(cls)
         obj._fill(side, theta, max_elements, meta)
         return obj
