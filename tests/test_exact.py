@@ -258,3 +258,28 @@ def test_large_one_dimensional_and_collinear_sets_take_the_closed_form():
     d = r.normal(size=5)
     res = wasserstein(r.normal(size=(2000, 1)) * d, r.normal(size=(2000, 1)) * d, p=2)
     assert res.solver == "closed-form-line" and res.gap <= 1e-7 * res.cost + 1e-12
+
+
+def test_low_intrinsic_dimension_off_a_line_never_hangs_in_auto(monkeypatch):
+    """A line plus 1e-9 noise in R^5 and a plane in R^5 (issue 14 §2): their sparse arc set grows far beyond
+    generic data's. ``auto`` hands them to POT while the dense problem fits, and beyond that size stops once the
+    arcs outgrow AUTO_ARCS_PER_POINT_LARGE per point (here made small) instead of slowing without bound."""
+    from wganlab.ot.exact import api
+
+    r = np.random.default_rng(12)
+    d = r.normal(size=5)
+    line = r.normal(size=(400, 1)) * d + 1e-9 * r.normal(size=(400, 5))
+    plane = r.normal(size=(400, 2)) @ r.normal(size=(2, 5))
+    shift = np.full(5, 0.1)
+    for x in (line, plane):
+        res = wasserstein(x, x + shift, p=2)  # W_p of a translation is its length
+        assert res.solver == "pot-network-simplex" and res.value == pytest.approx(0.1 * np.sqrt(5), rel=1e-9)
+    monkeypatch.setattr(api, "AUTO_MIN_PAIRS", 0)  # as if 400 x 400 were a large problem
+    monkeypatch.setattr(api, "AUTO_DENSE_MAX_PAIRS", 0)
+    monkeypatch.setattr(api, "AUTO_ARCS_PER_POINT_LARGE", 12)
+    with pytest.raises(NotOptimalError, match="low intrinsic dimension.*engine='pot'"):
+        wasserstein(line, line + shift, p=2)
+    g = r.normal(size=(400, 10))  # generic data stays under the limit
+    res = wasserstein(g, g[::-1] + 0.1, p=2)
+    assert res.solver == "sparse-ssp" and res.info["arcs"] <= 12 * 800
+    assert res.value == pytest.approx(wasserstein(g, g[::-1] + 0.1, p=2, engine="pot").value, rel=1e-9)

@@ -99,6 +99,16 @@ def test_aggregate_skips_failed_runs_and_non_numbers():
                              "b.c": {"mean": 2.0, "std": None, "n": 1}}
 
 
+def test_an_unknown_metric_is_refused_after_the_first_task_before_the_others(tmp_path, capsys):
+    grid = parse_grid(EXP, "quick", ["batch=8,16"], FIXED)
+    with pytest.raises(ConfigError, match=r"'nope' is not a numeric measurement of the first task.*crossover_d"):
+        sweep(EXP, grid=grid, seeds=2, out=tmp_path, fixed=FIXED, metric="nope")
+    assert len(_results(tmp_path)) == 1 and "running 1 task(s)" in capsys.readouterr().out
+    s = sweep(EXP, grid=grid, seeds=2, out=tmp_path, fixed=FIXED, metric="crossover_d", resume=True)
+    assert all(c["done"] == 2 for c in s["cells"]) and (tmp_path / "sweep-crossover_d.png").is_file()
+    assert capsys.readouterr().out.count("done earlier, kept") == 1
+
+
 @pytest.mark.slow
 def test_process_and_ray_executors_give_the_local_numbers(tmp_path):
     pytest.importorskip("ray")

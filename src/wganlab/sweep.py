@@ -101,7 +101,13 @@ def sweep(name: str, preset: str = "quick", *, grid: dict[str, list] | None = No
             tasks.append({"experiment": name, "preset": preset, "overrides": overrides,
                           "seed": s if has_seed else None, "folder": str(out / "cells" / cid / f"seed-{s}"),
                           "label": f"{cid} seed {s}", "threads": threads, "data_root": data_root, "device": device})
-    results = run_tasks(tasks, resume=resume, executor=executor, ray_address=ray_address, workers=workers, log=log)
+    run = dict(resume=resume, executor=executor, ray_address=ray_address, workers=workers, log=log)
+    # measurements are known only once a task has run: with a metric asked for, the first task runs alone and
+    # a metric it did not measure is refused before the others run
+    results = run_tasks(tasks[:1], **run) if metric is not None else []
+    if results and results[0]["status"] == "done":
+        _check_metric(metric, list(aggregate(results)), f"the first task ({tasks[0]['label']})")
+    results += run_tasks(tasks[len(results):], **run)
     for i, row in enumerate(cell_rows):
         mine = results[i * seeds:(i + 1) * seeds]
         row["done"] = sum(r["status"] == "done" for r in mine)
@@ -117,6 +123,13 @@ def _metrics(summary: dict) -> list[str]:
     return list(dict.fromkeys(k for c in summary["cells"] for k in c["stats"]))
 
 
+def _check_metric(metric: str, names: list[str], where: str) -> None:
+    """Raise :class:`ConfigError` unless ``metric`` is one of ``names``, the numeric measurements of ``where``."""
+    if metric not in names:
+        raise ConfigError(f"metric {metric!r} is not a numeric measurement of {where}; choose from "
+                          f"{', '.join(names) or '(none)'}")
+
+
 def _fmt(x) -> str:
     return "-" if x is None else f"{x:.6g}"
 
@@ -124,7 +137,7 @@ def _fmt(x) -> str:
 def write_summary(out: Path, summary: dict, metric: str | None = None) -> None:
     """``summary.json``, ``summary.csv`` (one row per cell), ``summary.md`` and ``sweep-<metric>.png``
     (``metric`` None: the first numeric measurement); an unknown ``metric`` raises after the tables are
-    written (its names are known only once tasks have finished)."""
+    written (its names are known only once tasks have finished; :func:`sweep` checks it after its first task)."""
     write_json(out / "summary.json", summary)
     keys, names = list(summary["grid"]), _metrics(summary)
     def write_csv(tmp: Path) -> None:
@@ -152,9 +165,8 @@ def write_summary(out: Path, summary: dict, metric: str | None = None) -> None:
     if failures:
         lines += ["", "## failed tasks", "", *failures]
     atomic_write_bytes(out / "summary.md", ("\n".join(lines) + "\n").encode())
-    if metric is not None and names and metric not in names:  # the tables above are kept; rerun with resume
-        raise ConfigError(f"metric {metric!r} is not a numeric measurement of this sweep; choose from "
-                          f"{', '.join(names)}")
+    if metric is not None and names:  # the tables above are kept; rerun with resume
+        _check_metric(metric, names, "this sweep")
     if names:
         _plot(out, summary, metric or names[0])
 

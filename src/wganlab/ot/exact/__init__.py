@@ -14,8 +14,10 @@ of every pair until none has a negative reduced cost, with the same certificate.
 ``"sparse"`` for those costs from :data:`AUTO_MIN_PAIRS` pairs between sets of similar sizes
 (:data:`AUTO_MIN_PAIRS_SMALL_SIDE` when one side is small and the other far larger) when numba is
 importable, else ``"pot"``; it falls back to ``"pot"`` when the sparse arc set outgrows
-:data:`AUTO_ARCS_PER_POINT` arcs per point and the dense matrix is affordable; for sets on one line (1-D
-data included) it uses the closed form.
+:data:`AUTO_ARCS_PER_POINT` arcs per point and the dense matrix is affordable, and beyond that size stops with
+:class:`NotOptimalError` past ``AUTO_ARCS_PER_POINT_LARGE`` arcs per point (data of low intrinsic dimension,
+where the sparse engine slows without bound) rather than hang; for sets on one line (1-D data included) it
+uses the closed form.
 Every tolerance is relative and sets far from unit scale are rescaled by a power of two, so
 ``W_p(s x, s y) = s W_p(x, y)`` at any representable scale.
 

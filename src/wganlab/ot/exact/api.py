@@ -33,6 +33,13 @@ AUTO_SMALL_SIDE_RATIO = 20
 #: and the dense problem has at most AUTO_DENSE_MAX_PAIRS pairs (16 bytes each in POT)
 AUTO_ARCS_PER_POINT = 24
 AUTO_DENSE_MAX_PAIRS = 120_000_000
+#: beyond AUTO_DENSE_MAX_PAIRS (no dense fallback) ``engine="auto"`` stops the sparse engine at this many arcs per
+#: point and raises: data of low intrinsic dimension that is not on one line (a plane in R^5, a line plus
+#: noise) grows the arc set to hundreds of arcs per point and the solve slows without bound (2,000 x 2,000
+#: points on a plane in R^5 reach ~40 per point, Gaussian data in d = 10 ~7); ``engine="sparse"`` has no limit.
+#: This bounds the arcs, not the time: on a plane in R^5 at 11,000 x 11,000 the stuck rounds before the limit
+#: (each a search of the whole arc set) still take minutes
+AUTO_ARCS_PER_POINT_LARGE = 64
 #: the costs the sparse engine covers, by the exponent of the Euclidean distance
 _SPARSE_COSTS = {"euclidean": 1, "sqeuclidean": 2}
 
@@ -57,17 +64,25 @@ def _pick_engine(engine: str, power: int | None, n: int, m: int) -> bool:
 
 def _sparse(xs: torch.Tensor, ys, a, b, power: int, warm_start, tol: float, engine: str) -> OTResult | None:
     """The sparse engine's result, or None when ``engine="auto"`` and its arc set outgrows
-    ``AUTO_ARCS_PER_POINT * (n + m)`` on a problem whose dense cost matrix fits (the caller then runs POT)."""
+    ``AUTO_ARCS_PER_POINT * (n + m)`` on a problem whose dense cost matrix fits (the caller then runs POT);
+    beyond that size, an arc set over ``AUTO_ARCS_PER_POINT_LARGE * (n + m)`` raises :class:`NotOptimalError`."""
     n, m = len(xs), len(ys)
     a = None if a is None else as_weights(a, n, "weights of x")
     b = None if b is None else as_weights(b, m, "weights of y")
-    limit = AUTO_ARCS_PER_POINT * (n + m) if engine == "auto" and n * m <= AUTO_DENSE_MAX_PAIRS else None
+    dense_ok = n * m <= AUTO_DENSE_MAX_PAIRS
+    per_point = AUTO_ARCS_PER_POINT if dense_ok else AUTO_ARCS_PER_POINT_LARGE
+    limit = per_point * (n + m) if engine == "auto" else None
     try:
         Y = ys if isinstance(ys, sparse.Points) else _engine_array(ys)
         return sparse.solve_points(_engine_array(xs), Y, a, b, squared=power == 2, warm_start=warm_start,
                                           tol=tol, max_arcs=limit)
-    except sparse.TooDense:
-        return None
+    except sparse.TooDense as e:
+        if dense_ok:
+            return None
+        raise NotOptimalError(f"exact OT of {n} x {m} points stopped: {e}, as on data of low intrinsic dimension, "
+                              f"where the sparse engine slows without bound, and the dense problem "
+                              f"({16 * n * m / 2**30:.1f} GiB) is beyond engine='auto''s limit; use engine='pot' "
+                              f"(dense) or engine='sparse' (no arc limit), or fewer points") from None
 
 
 def _engine_array(z: torch.Tensor) -> np.ndarray:
