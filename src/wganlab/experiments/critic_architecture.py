@@ -13,7 +13,7 @@ preset measures 16x16 patches at stride 8 and runs the direct descent at stride 
 ``medium`` is MNIST's stand-in Fashion-MNIST at the paper's 64 px with its critics' shape (three 3x3
 stride-2 convolutions, receptive field 15; 16x16 patches measured at stride 8, direct descent at stride 1),
 cut to fit about 10 minutes on one core (our choices): 16/32/64 channels instead of 64/128/256 (those make a
-CPU generator step dear), N = 1,000 images, 300 generator steps (lr 1e-3, as in quick) and 100
+CPU generator step dear), N = 1,000 images, 150 generator steps (lr 1e-3, as in quick) and 60
 direct-descent steps against 32 images per step.
 """
 
@@ -61,9 +61,9 @@ PRESETS = {
               "direct_steps": 2000, "direct_target_batch": None},
     "medium": {"note": ("medium: Fashion-MNIST at 64 px stands in for MNIST (not installable here); critics of "
                         "16-32-64 channels in place of the paper's 64-128-256 (our choice, for time)"),
-               "data": "fashion-mnist:train:n=1000:size=64", "steps": 300, "lr_g": 1e-3, "track_every": 100,
+               "data": "fashion-mnist:train:n=1000:size=64", "steps": 150, "lr_g": 1e-3, "track_every": 50,
                "patch_size": 16, "patch_stride": 8, "direct_stride": 1, "channels": (16, 32, 64),
-               "direct_steps": 100, "direct_target_batch": 32},
+               "direct_steps": 60, "direct_target_batch": 32},
 }
 
 

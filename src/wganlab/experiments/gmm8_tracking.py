@@ -45,7 +45,7 @@ class Config:
 PRESETS = {
     "quick": {},
     # the paper's data and networks; 10k of its 20k steps (time: the quick run's 48 s per 1,500 steps, scaled)
-    "medium": {"steps": 10000, "track_every": 200, "critic_iterations": 3000},
+    "medium": {"steps": 8000, "track_every": 200, "critic_iterations": 3000},
     "paper": {"steps": 20000, "track_every": 200, "critic_iterations": 5000},
 }
 

@@ -40,7 +40,7 @@ RUNS = {  # name -> (objective, critic, gp lambda)
 @dataclass
 class Config:
     data: str = "gauss8:n=2000"
-    steps: int = 700
+    steps: int = 400
     hidden: int = 64  # ours, for speed (paper: 512)
     depth: int = 3
     seed: int = 0
@@ -48,9 +48,8 @@ class Config:
 
 PRESETS = {
     "quick": {},
-    # more updates rather than width: a 100-step run at width 128 took 192 s under a load of ~3 on 2 cores
-    # (GroupSort 5-10x dearer than the MLP per update), too dear for 10 min; time scaled from quick's 91 s / 700
-    "medium": {"steps": 4000},
+    # more updates rather than width (GroupSort's Björck orthonormalisation makes an update ~4x the MLP's)
+    "medium": {"steps": 2000},
     "paper": {"steps": 20000, "hidden": 512},
 }
 
