@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from wganlab.errors import ConfigError
+from wganlab.errors import ConfigError, InputError
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "wganlab"
 
@@ -94,6 +94,23 @@ def test_report_of_a_garbage_result_is_an_error_row_not_a_traceback(tmp_path):
     (run / "alpha" / "result.json").write_text("[1, 2]")
     page = build_report(run).read_text()
     assert "unreadable result.json" in page and "not a result.json of wganlab" in page
+
+
+def test_report_shows_the_discussion_beside_its_claim_and_refuses_a_stale_key(tmp_path):
+    from wganlab.report.html import build_report
+
+    run = tmp_path / "run"
+    _write_run(run)
+    (run / "discussion.json").write_text(json.dumps({"zeta:k": "scale: 0.9 < 1.0 <at 1% of the steps>"}))
+    page = build_report(run).read_text()
+    row = page[page.index("W1 falls"):page.index("</tr>", page.index("W1 falls"))]
+    assert "Why: scale: 0.9 &lt; 1.0 &lt;at 1% of the steps&gt;" in row  # beside its claim, escaped
+    (run / "discussion.json").write_text(json.dumps({"zeta:k": "ok", "alpha:gone": "a claim no run has"}))
+    with pytest.raises(InputError, match="no claim 'alpha:gone'"):
+        build_report(run)
+    (run / "discussion.json").write_text(json.dumps(["not", "an", "object"]))
+    with pytest.raises(InputError, match="experiment:claim"):
+        build_report(run)
 
 
 def test_report_cli_refuses_a_garbage_config_in_one_line(tmp_path, capsys):

@@ -5,6 +5,8 @@ section per experiment with its figures, notes, run time and resolved config, an
 paper cited by number. Rebuilt from the run folder's files alone (no experiment module, no torch), so it
 works for finished and interrupted runs alike (``wganlab report RUN_DIR``). :func:`claims_markdown` puts the
 claims of several runs (e.g. the quick and medium presets) side by side (``wganlab report --claims DIR ...``).
+A run folder may hold ``discussion.json``, written by a person after looking at the run: ``{"EXPERIMENT:CLAIM":
+"why we believe it does (not) hold, with the number"}``; each sentence is shown beside that claim's verdict.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ th{background:#f3f3f3} .holds{background:#e3f6e3} .fails{background:#fbe3e3} .na
 .failed{color:#a00} figure{display:inline-block;margin:0.5em;max-width:520px;vertical-align:top}
 figure img{max-width:100%;border:1px solid #ddd} figcaption{font-size:0.85em;color:#555}
 pre{background:#f7f7f7;padding:0.5em;overflow:auto;font-size:0.8em} .note{color:#8a5a00}
+.why{margin:0.3em 0 0;font-size:0.85em}
 """
 
 _CLASS = {"holds": "holds", "does not hold": "fails", "not comparable": "na"}
@@ -103,6 +106,26 @@ def _run_results(folder: Path) -> tuple[dict, list[dict]]:
     return top, results
 
 
+DISCUSSION = "discussion.json"
+
+
+def _discussion(folder: Path, results: list[dict]) -> dict[str, str]:
+    """The run's ``discussion.json`` (``{"experiment:claim": text}``; empty when absent); a key that names no
+    claim of the run is an error, so a sentence cannot outlive the claim it explains."""
+    path = folder / DISCUSSION
+    if not path.is_file():
+        return {}
+    d = read_json(path)
+    if not isinstance(d, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in d.items()):
+        raise InputError(f"{path}: expected an object of \"experiment:claim\": \"text\" strings")
+    known = {f"{r['experiment']}:{c.get('key', '?')}" for r in results for c in r.get("claims", [])}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise InputError(f"{path}: no claim {unknown[0]!r} in this run (keys are experiment:claim, e.g. "
+                         f"{min(known) if known else 'blur-vs-real:patch-swd'!r})")
+    return d
+
+
 def _md_cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -136,16 +159,19 @@ def build_report(folder: str | Path) -> Path:
              f"<h1>wganlab reproduction report</h1><p>Run <code>{_e(folder.name)}</code>, preset "
              f"<b>{_e(top.get('preset', '?'))}</b>. Each claim's verdict is computed from this run's "
              "measurements.</p>"]
+    discussion = _discussion(folder, results)
     counts = {}
     rows = []
     for r in results:
         for c in r.get("claims", []):
+            why = discussion.get(f"{r['experiment']}:{c.get('key', '?')}")
             c = {**dict.fromkeys(("status", "source", "statement", "paper_value", "ours"), "?"), "note": "", **c}
             counts[c["status"]] = counts.get(c["status"], 0) + 1
             rows.append(f"<tr class='{_CLASS.get(c['status'], 'na')}'><td><a href='#{_e(r['experiment'])}'>"
                         f"{_e(r['experiment'])}</a></td><td>{_e(c['source'])}</td><td>{_e(c['statement'])}</td>"
                         f"<td>{_e(c['paper_value'])}</td><td>{_e(c['ours'])}</td><td><b>{_e(c['status'])}</b>"
-                        f"{'<br><small>' + _e(c['note']) + '</small>' if c.get('note') else ''}</td></tr>")
+                        f"{'<br><small>' + _e(c['note']) + '</small>' if c.get('note') else ''}"
+                        f"{'<p class=why>Why: ' + _e(why) + '</p>' if why else ''}</td></tr>")
         if r["status"] != "done":
             rows.append(f"<tr class='na'><td>{_e(r['experiment'])}</td><td colspan='5' class='failed'>"
                         f"experiment {_e(r['status'])}{': ' + _e(r.get('error', '')) if r.get('error') else ''}"
