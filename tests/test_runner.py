@@ -176,3 +176,25 @@ def test_a_presets_note_reaches_the_report_as_a_stand_in(tmp_path, monkeypatch):
     assert run_experiment("toy", "quick", tmp_path / "q")["notes"] == []
     medium = run_experiment("toy", "medium", tmp_path / "m")
     assert medium["status"] == "done" and medium["notes"] == [{"kind": "stand-in", "text": "digits stand in"}]
+
+
+def test_every_reproduce_session_records_its_commit_machine_and_time_and_the_report_shows_them(tmp_path):
+    from wganlab.reproduce import reproduce
+    from wganlab.runs import read_jsonl
+
+    out = tmp_path / "run"
+    reproduce(["mean-vs-real-dimension"], out=out, progress=False, executor="local",
+              overrides={"mean-vs-real-dimension": {"dims": (2, 20), "repeats": 2}})
+    reproduce(["mean-vs-real-dimension"], out=out, resume=True, progress=False, executor="local",
+              overrides={"mean-vs-real-dimension": {"dims": (2, 20), "repeats": 2}})
+    rows = read_jsonl(out / "sessions.jsonl")
+    assert [r["event"] for r in rows] == ["start", "end", "start", "end"]
+    assert [r["resume"] for r in rows[::2]] == [False, True] and [r["done"] for r in rows[1::2]] == [1, 1]
+    git = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short=10", "HEAD"],
+                         capture_output=True, text=True)
+    for r in rows:
+        assert r["commit"].startswith(git.stdout.strip() or "wganlab ") and r["machine"] and r["time"].endswith("UTC")
+        assert len(r["load"]) == 3 and r["torch"] == __import__("torch").__version__
+    assert rows[1]["seconds"] >= 0
+    page = (out / "report.html").read_text()
+    assert page.count("<li>started ") == 1 and page.count("<li>resumed ") == 1 and "1 of 1 task(s) done" in page

@@ -1,6 +1,8 @@
 """``wganlab reproduce``: run experiments by name into one folder and build the report.
 
-Layout: ``<out>/config.json`` (what was asked), then one sub-folder per experiment holding its
+Layout: ``<out>/config.json`` (what was asked), ``<out>/sessions.jsonl`` (a ``start`` and an ``end`` line per
+invocation, first or ``--resume``: commit, time, machine, load, and at the end the seconds it took), then one
+sub-folder per experiment holding its
 ``config.json`` (written first), its plots, grids and tables, and ``result.json`` (status, seconds,
 measurements, claim verdicts, notes), written last and atomically. An interrupted run resumes with
 ``resume=True``: experiments whose ``result.json`` says ``done`` are not rerun. A failing experiment
@@ -10,6 +12,7 @@ is recorded as ``failed`` with its error and the others go on.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -17,8 +20,8 @@ import torch
 from wganlab.errors import ConfigError
 from wganlab.experiments import EXPERIMENTS, get_experiment
 from wganlab.runner import aggregate, run_tasks
-from wganlab.runs import check_output_folder, new_run_dir, read_json, write_json
-from wganlab.runtime import resolve_device
+from wganlab.runs import append_jsonl, check_output_folder, new_run_dir, read_json, write_json
+from wganlab.runtime import provenance, resolve_device
 
 
 def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str | Path | None = None,
@@ -68,7 +71,13 @@ def reproduce(names: list[str] | None = None, preset: str = "quick", *, out: str
     executor, workers, threads = _parallelism(executor, workers, threads, len(tasks), device)
     for t in tasks:
         t.update(threads=threads, progress=progress and workers == 1)
+    append_jsonl(folder / "sessions.jsonl", {"event": "start", "resume": resume, "executor": executor,
+                                             "workers": workers, "threads": threads, **provenance(device)})
+    t0 = time.perf_counter()
     results = run_tasks(tasks, resume=resume, executor=executor, ray_address=ray_address, workers=workers)
+    append_jsonl(folder / "sessions.jsonl", {"event": "end", "seconds": round(time.perf_counter() - t0, 1),
+                                             "done": sum(r["status"] == "done" for r in results),
+                                             "tasks": len(results), **provenance(device)})
     if repeats > 1:
         at = 0
         for name in names:

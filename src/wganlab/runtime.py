@@ -29,3 +29,36 @@ def set_threads(n: int | None) -> None:
             raise ConfigError(f"threads must be >= 1, got {n}")
         torch.set_num_threads(n)
         threadpool_limits(n, user_api="blas")
+
+
+def provenance(device: str = "auto") -> dict:
+    """Where and with what code a run is made: the git commit of wganlab's source (``+dirty`` when tracked files
+    differ from it; the package version when not a git checkout), UTC time, machine, cores, load average, Python,
+    torch and the device."""
+    import datetime
+    import os
+    import platform
+    import subprocess
+    from pathlib import Path
+
+    from wganlab import __version__
+
+    src = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            p = subprocess.run(["git", "-C", str(src), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return p.stdout.strip() if p.returncode == 0 else None
+
+    commit = (git("rev-parse", "HEAD") or "")[:10]
+    if commit and git("status", "-s", "-uno"):
+        commit += "+dirty"
+    dev = resolve_device(device)
+    return {"time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "commit": commit or f"wganlab {__version__} (not a git checkout)",
+            "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+            "load": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
+            "torch": torch.__version__,
+            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"}

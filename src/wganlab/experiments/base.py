@@ -111,8 +111,9 @@ class Experiment:
     run: Callable[[Any, Context], dict]  # -> measurements (JSON-able); files go to ctx.dir
     claims: tuple[Claim, ...]
     description: str = ""
-    quick_seconds: float = 0.0  # the quick preset's time on one core of a 2-core machine (measured 2026-11-29)
-    medium_seconds: float = 0.0  # the medium preset's time on one core: an estimate scaled up from a short run
+    # measured times, each experiment on one core of an idle 2-core machine running two at once (2026-12-02)
+    quick_seconds: float = 0.0
+    medium_seconds: float = 0.0
     paper_time: str = ""  # expected time of the paper preset on one GPU: an estimate, not yet measured
 
     def make_config(self, preset: str, overrides: dict | None = None):

@@ -126,7 +126,7 @@ EXPERIMENT = register(Experiment(
               "and budget", "001 Fig. 14-15", "qualitative", _below_control("diversity_ratio", "less diverse")),
     ),
     description=__doc__,
-    quick_seconds=175,
+    quick_seconds=127,
     # medium: quick's networks and data size class, 6 runs of 600 steps against quick's 5 of 300 (175 s before
     # the control was added): ~175 x 6/5 x 2 s; not yet measured on its own
     medium_seconds=420,

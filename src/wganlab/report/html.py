@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from wganlab.errors import InputError
-from wganlab.runs import atomic_write_bytes, read_json
+from wganlab.runs import atomic_write_bytes, read_json, read_jsonl
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -126,6 +126,27 @@ def _discussion(folder: Path, results: list[dict]) -> dict[str, str]:
     return d
 
 
+def _sessions(folder: Path) -> str:
+    """One line per invocation that worked on the run, from ``sessions.jsonl`` (commit, machine, time, load)."""
+    items, start = [], None
+    for row in read_jsonl(folder / "sessions.jsonl"):
+        if not isinstance(row, dict):
+            continue
+        if row.get("event") == "start":
+            start = row
+            items.append(f"{'resumed' if row.get('resume') else 'started'} {row.get('time', '?')} at commit "
+                         f"<code>{_e(row.get('commit', '?'))}</code> on {_e(row.get('machine', '?'))} "
+                         f"({_e(row.get('device', '?'))}, torch {_e(row.get('torch', '?'))}, "
+                         f"{_e(row.get('workers', '?'))} worker(s) x {_e(row.get('threads') or 'default')} "
+                         f"thread(s)), load {_e(' '.join(map(str, row.get('load', []))))}")
+        elif row.get("event") == "end" and start is not None:
+            items[-1] += (f"; ended {_e(row.get('time', '?'))} after {_e(row.get('seconds', '?'))} s, "
+                          f"{_e(row.get('done', '?'))} of {_e(row.get('tasks', '?'))} task(s) done, load "
+                          f"{_e(' '.join(map(str, row.get('load', []))))}")
+            start = None
+    return "<p>Sessions:</p><ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>" if items else ""
+
+
 def _md_cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -158,7 +179,7 @@ def build_report(folder: str | Path) -> Path:
              f"<style>{_STYLE}</style></head><body>",
              f"<h1>wganlab reproduction report</h1><p>Run <code>{_e(folder.name)}</code>, preset "
              f"<b>{_e(top.get('preset', '?'))}</b>. Each claim's verdict is computed from this run's "
-             "measurements.</p>"]
+             "measurements.</p>", _sessions(folder)]
     discussion = _discussion(folder, results)
     counts = {}
     rows = []
