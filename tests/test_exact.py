@@ -277,7 +277,7 @@ def test_low_intrinsic_dimension_off_a_line_never_hangs_in_auto(monkeypatch):
     monkeypatch.setattr(api, "AUTO_MIN_PAIRS", 0)  # as if 400 x 400 were a large problem
     monkeypatch.setattr(api, "AUTO_DENSE_MAX_PAIRS", 0)
     monkeypatch.setattr(api, "AUTO_ARCS_PER_POINT_LARGE", 12)
-    with pytest.raises(NotOptimalError, match="low intrinsic dimension.*engine='pot'"):
+    with pytest.raises(NotOptimalError, match=r"low intrinsic dimension.*engine='pot'"):
         wasserstein(line, line + shift, p=2)
     g = r.normal(size=(400, 10))  # generic data stays under the limit
     res = wasserstein(g, g[::-1] + 0.1, p=2)

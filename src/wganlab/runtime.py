@@ -56,7 +56,7 @@ def provenance(device: str = "auto") -> dict:
     if commit and git("status", "-s", "-uno"):
         commit += "+dirty"
     dev = resolve_device(device)
-    return {"time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    return {"time": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "commit": commit or f"wganlab {__version__} (not a git checkout)",
             "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
             "load": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),

@@ -6,17 +6,16 @@ but with both distributions static), for several gradient-penalty weights lambda
 ``W1^D = E_p D - E_q D`` on the full sets is divided by the Lipschitz lower bound ``L = max ||grad D||``
 over interpolates (Remark 3) and compared with the exact W1 between the sets (LP).
 
-Ours (quick): two disjoint sets of Fashion-MNIST training images (scikit-learn digits when Fashion-MNIST
-is missing); FC critic with 512 hidden units, Adam lr 1e-4, betas (0.5, 0.9) (the WGAN-GP paper's
-settings); fewer updates than the paper's 300,000. The claim is judged only when the per-batch normalised
-estimate changed by less than 10% between the last two fifths of training (``plateau_change``, shown by
-the training curves), else it is "not comparable" (an undertrained critic): at quick it still rises by
-~40% after 2,500 updates (measured 2026-12-02), so quick keeps 1,000 and the verdict is left to medium.
-Medium: Fashion-MNIST stands in for CIFAR-10 (not installable here), 5,000 images per set, the paper's
-six lambdas and CNN-FC critic, 2,000 updates per lambda (about 0.1 s each on one core, so 20 minutes). The paper's Fig. 2 (batch size, learning rate,
-architecture) is a sweep: ``wganlab sweep oracle-estimate --grid batch=32,64,128 --grid lr=1e-4,1e-3
---grid critic=fc,cnn-fc`` (see the README).
-"""
+Ours (quick): two disjoint sets of Fashion-MNIST training images (scikit-learn digits when Fashion-MNIST is
+missing); FC critic with 512 hidden units, Adam lr 1e-4, betas (0.5, 0.9) (the WGAN-GP paper's settings); fewer
+updates than the paper's 300,000. The claim is judged only when the per-batch normalised estimate changed by less
+than 10% between the last two fifths of training (``plateau_change``, shown by the training curves), else it is
+"not comparable" (an undertrained critic): at quick it still rises by ~40% after 2,500 updates (measured
+2026-12-02), so quick keeps 1,000 and the verdict is left to medium. Medium: Fashion-MNIST stands in for CIFAR-10
+(not installable here), 5,000 images per set, the paper's six lambdas and CNN-FC critic, 2,000 updates per lambda
+(about 0.1 s each on one core, so 20 minutes). The paper's Fig. 2 (batch size, learning rate, architecture) is a
+sweep: ``wganlab sweep oracle-estimate --grid batch=32,64,128 --grid lr=1e-4,1e-3 --grid critic=fc,cnn-fc`` (see
+the README)."""
 
 from __future__ import annotations
 

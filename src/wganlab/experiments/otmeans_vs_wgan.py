@@ -6,10 +6,10 @@ approaches that of OT-Means, which minimises the same W1 directly, and both end 
 (held-out) images — the red reference line. With M = N the optimum copies the training set: OT-Means
 reaches W1 = 0 and the WGAN moves towards copies (nearest-neighbour grid, Fig. 10).
 
-Medium: the paper's 64 px images and networks on Fashion-MNIST (standing in for MNIST), 500 of the paper's
-100,000 steps per run, so the generator's learning rate is quick's 1e-3 (the paper's 1e-4 left the W1 at 22
-after 1,200 steps, an earlier run of ours); a claim that needs the long run may still not hold there. The paper preset reads MNIST from ``--data-root`` and stops at once without it.
-"""
+Medium: the paper's 64 px images and networks on Fashion-MNIST (standing in for MNIST), 500 of the paper's 100,000
+steps per run, so the generator's learning rate is quick's 1e-3 (the paper's 1e-4 left the W1 at 22 after 1,200
+steps, an earlier run of ours); a claim that needs the long run may still not hold there. The paper preset reads
+MNIST from ``--data-root`` and stops at once without it."""
 
 from __future__ import annotations
 
