@@ -32,8 +32,8 @@ def set_threads(n: int | None) -> None:
 
 
 def provenance(device: str = "auto") -> dict:
-    """Where and with what code a run is made: the git commit of wganlab's source (``+dirty`` when tracked files
-    differ from it; the package version when not a git checkout), UTC time, machine, cores, load average, Python,
+    """Where and with what code a run is made: the git commit of wganlab's source (``+dirty`` when its tracked
+    files differ from it; the package version when not a git checkout), UTC time, machine, cores, load average, Python,
     torch and the device."""
     import datetime
     import os
@@ -53,7 +53,7 @@ def provenance(device: str = "auto") -> dict:
         return p.stdout.strip() if p.returncode == 0 else None
 
     commit = (git("rev-parse", "HEAD") or "")[:10]
-    if commit and git("status", "-s", "-uno"):
+    if commit and git("status", "-s", "-uno", "."):  # the package's own files only, not results or runs
         commit += "+dirty"
     dev = resolve_device(device)
     return {"time": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
