@@ -3,7 +3,10 @@ do not stop the others, resume, ``reproduce --repeats``."""
 
 import json
 import statistics
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +35,50 @@ def test_map_tasks_captures_each_failure_and_keeps_order():
         map_tasks(_fail_on_three, [1], "dask")
     with pytest.raises(ConfigError, match="ray_address needs executor 'ray'"):
         map_tasks(_fail_on_three, [1], ray_address="127.0.0.1:6379")
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (Linux /proc); zombies count as gone."""
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            stat = (d / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if d.name.isdigit() and int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(d.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_process_worker_exits_when_its_parent_is_killed():
+    parent = subprocess.Popen([sys.executable, "-c", "import time\nfrom wganlab.executors import map_tasks\n"
+                               "map_tasks(time.sleep, [120], 'process', workers=1)"])
+    try:
+        deadline, workers = time.monotonic() + 60, []
+        while not workers and time.monotonic() < deadline:
+            time.sleep(0.2)
+            workers = [p for p in _children(parent.pid)
+                       if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+        assert workers, "the pool never started a worker"
+        time.sleep(1.0)  # the worker is in its task
+        parent.kill()  # SIGKILL: the parent can clean nothing up
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(_alive, workers)), "an orphaned worker went on running"
+    finally:
+        parent.kill()
 
 
 def test_ray_executor_without_ray_says_how_to_install(monkeypatch):

@@ -8,7 +8,8 @@ module-level function and plain data). Executors:
 * ``local`` — in this process, one task after another (the default; easiest to debug).
 * ``process`` — a pool of ``workers`` fresh Python processes (``spawn``: no state is inherited from a
   parent that has already started torch threads). A worker that dies (killed, out of memory) fails the
-  tasks it had not finished.
+  tasks it had not finished; a worker whose parent dies (killed, even with SIGKILL) exits within a second,
+  so no orphan goes on writing into a run folder that a new run may be using.
 * ``ray`` — Ray tasks (``pip install 'wganlab[ray]'``). With ``ray_address`` it joins that cluster,
   else it starts a local Ray with ``workers`` CPUs (all when None) and shuts it down afterwards; a Ray
   already initialised by the caller is used as it is. The driver's ``wganlab`` package is shipped to
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -67,8 +70,25 @@ def map_tasks(fn: Callable, tasks: Sequence, executor: str = "local", *, ray_add
     return _map_ray(fn, tasks, ray_address, workers)
 
 
+#: seconds between a pool worker's checks that its parent is alive
+PARENT_POLL = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Pool initializer: a daemon thread ends this worker at once when its parent process ``parent`` is gone
+    (the worker is then re-parented, so ``os.getppid()`` changes)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _map_processes(fn: Callable, tasks: list, workers: int) -> list[Outcome]:
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_captured, fn, t) for t in tasks]
         return [_result_or_failure(f.result) for f in futures]
 
