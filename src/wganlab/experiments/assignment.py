@@ -93,8 +93,6 @@ PRESETS = {
     "paper": {"data": "fashion-mnist:train:n=5000:size=32", "fallback": None, "steps": 20_000, "generator": "conv",
               "z_dim": 250, "latent_centres": 10_000, "hidden": 1024, "depth": 4, "lr_g": 5e-5, "n_critic": 10,
               "models": PAPER_MODELS},
-    # medium_seconds: a run with 10 steps took ~1.2 s of CPU a step for each whole-set assignment model (the
-    # machine shared); at 100 steps ~3 x 125 s, the four other models, the ring and the evaluation ~190 s
     "medium": {"note": ("medium: 200 Fashion-MNIST images at 32 px (the paper: 5,000) and the quick preset's FC "
                         "generator, so that the whole-set assignment of every model fits"),
                "data": "fashion-mnist:train:n=200:size=32", "steps": 100, "z_dim": 250, "latent_centres": 10_000,
@@ -226,7 +224,7 @@ EXPERIMENT = register(Experiment(
     ),
     description=__doc__,
     quick_seconds=128,
-    medium_seconds=560,
+    medium_seconds=549,
     # 3 whole-set assignment models x 20k steps x 13 generator passes of 50,000 32 px images (0.8 GFLOP each)
     # ~ 520 TFLOP a step, at ~100 TFLOP/s: ~30 h each
     paper_time="~4 days (estimate: each of the 3 whole-set assignment models' 20k steps passes 10 x 50,000 "

@@ -127,6 +127,6 @@ EXPERIMENT = register(Experiment(
     ),
     description=__doc__,
     quick_seconds=134,
-    medium_seconds=600,  # estimate: quick's 119 s x 4 (32 px) x 1.2 (600 steps), plus 3 k-medians restarts
+    medium_seconds=600,
     paper_time="~3 h (2 x 50k iterations, DCGAN at 64 px on CelebA)",
 ))

@@ -148,9 +148,6 @@ EXPERIMENT = register(Experiment(
     ),
     description=__doc__,
     quick_seconds=191,
-    # medium: a run with 10 generator and 10 direct steps (direct against 128 images) took 113 s of CPU, ~70 s of
-    # it the direct descent; scaled to 300 steps, 4 measurements per critic and 100 direct steps against 32
-    # images: ~3 x 50 + 100 x 1.8 s (the split between steps and measurements not measured apart)
-    medium_seconds=400,
+    medium_seconds=516,
     paper_time="~3 h (3 x 100k WGAN-GP iterations with CNN critics at 64 px)",
 ))

@@ -51,7 +51,6 @@ class Config:
 
 PRESETS = {
     "quick": {},
-    # time: quick's 79 s for 5 repeats, x4 for 20 repeats, plus the 10,000-image load
     "medium": {"datasets": ("gauss2", "fashion-mnist:train:n=10000"), "repeats": 20,
                "note": "medium: Fashion-MNIST stands in for MNIST; CIFAR-10 and CelebA (Table 1) are not "
                        "installable here and are left out"},
@@ -173,6 +172,6 @@ EXPERIMENT = register(Experiment(
     ),
     description=__doc__,
     quick_seconds=142,
-    medium_seconds=330,  # estimate: quick's 79 s x 20 / 5 repeats, plus loading 10,000 images
+    medium_seconds=632,
     paper_time="~2 h (4 data sets x 20 repeats of three critics)",
 ))

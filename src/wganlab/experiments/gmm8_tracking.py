@@ -131,6 +131,6 @@ EXPERIMENT = register(Experiment(
     ),
     description=__doc__,
     quick_seconds=115,
-    medium_seconds=420,  # estimate: 48 s x 10,000 / 1,500 steps + 2 x 3,000 critic updates
+    medium_seconds=509,
     paper_time="~15 min (20k WGAN-GP iterations, 2-D MLPs)",
 ))

@@ -120,6 +120,6 @@ EXPERIMENT = register(Experiment(
     ),
     description=__doc__,
     quick_seconds=114,
-    medium_seconds=520,  # estimate: quick's 91 s x 4,000 / 700 steps
+    medium_seconds=622,
     paper_time="~30 min (4 x 20k iterations, 2-D MLPs)",
 ))

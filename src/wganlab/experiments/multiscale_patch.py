@@ -50,8 +50,6 @@ PRESETS = {
     "paper": {"data": "mnist:train:n=10000:size=64", "fallback": None, "m": 64, "scale": 0.85,
               "steps_per_level": 300, "lr": 0.01, "n_projections": 128, "target_batch": None, "metric_stride": 8,
               "otmeans_iters": 10, "otmeans_ot_steps": 5},
-    # medium_seconds: a run with 6 steps per level took 117 s of CPU (under load); assuming ~80 s of it was the
-    # descent (not measured apart), 30 steps per level take ~37 + 5 x 80 s
     "medium": {"note": ("medium: Fashion-MNIST at 64 px stands in for MNIST (not installable here); 30 descent "
                         "steps per level in place of 300"),
                "data": "fashion-mnist:train:n=2000:size=64", "m": 32, "scale": 0.85, "steps_per_level": 30,
@@ -122,6 +120,6 @@ EXPERIMENT = register(Experiment(
     ),
     description=__doc__,
     quick_seconds=19,
-    medium_seconds=440,
+    medium_seconds=375,
     paper_time="~30 min (300 patch-SWD steps per pyramid level against 10,000 images)",
 ))

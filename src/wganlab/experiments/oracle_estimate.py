@@ -123,6 +123,6 @@ EXPERIMENT = register(Experiment(
     ),
     description=__doc__,
     quick_seconds=61,
-    medium_seconds=600,  # estimate: 6 x 3,000 CNN-FC updates at ~30 ms (1 core) + one 5,000 x 5,000 LP
+    medium_seconds=1443,
     paper_time="~6 h (6 lambdas x 300k CNN-FC critic updates on CIFAR-10)",
 ))

@@ -44,8 +44,6 @@ class Config:
 
 PRESETS = {
     "quick": {},
-    # time: the reference's 5.25 FC WGAN-GP iterations/s on one thread at 64 px (REFERENCE.md) for 2 x 1,200
-    # steps, plus OT-Means (10 outer iterations, ~2.5 s each) and the exact W1 tracking
     "medium": {"data": "fashion-mnist:train:n=10000:size=64", "steps": 500, "lr_g": 1e-3, "track_every": 100,
                "copy_data": "fashion-mnist:train:n=1000:size=64", "copy_steps": 500,
                "note": "medium: Fashion-MNIST stands in for MNIST (not installed here)"},
@@ -147,6 +145,6 @@ EXPERIMENT = register(Experiment(
     ),
     description=__doc__,
     quick_seconds=103,
-    medium_seconds=600,  # estimate: see the medium preset's comment
+    medium_seconds=623,
     paper_time="~1 h (2 x 100k FC WGAN-GP iterations at 64 px, 100 exact W1 solves)",
 ))

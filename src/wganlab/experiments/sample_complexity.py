@@ -142,6 +142,6 @@ EXPERIMENT = register(Experiment(
     ),
     description=__doc__,
     quick_seconds=4,
-    medium_seconds=200,  # estimate: a 2-repetition run took 25 s under a load of ~2 on 2 cores; x10, / ~1.3
+    medium_seconds=24,
     paper_time="~1 h, CPU (100 exact W1 solves per size up to 10,000)",
 ))
