@@ -123,6 +123,6 @@ EXPERIMENT = register(Experiment(
     ),
     description=__doc__,
     quick_seconds=61,
-    medium_seconds=1443,
+    medium_seconds=675,
     paper_time="~6 h (6 lambdas x 300k CNN-FC critic updates on CIFAR-10)",
 ))
