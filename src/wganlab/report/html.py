@@ -122,28 +122,30 @@ def _discussion(folder: Path, results: list[dict]) -> dict[str, str]:
     unknown = sorted(set(d) - known)
     if unknown:
         raise InputError(f"{path}: no claim {unknown[0]!r} in this run (keys are experiment:claim, e.g. "
-                         f"{min(known) if known else 'blur-vs-real:patch-swd'!r})")
+                         f"{min(known) if known else 'blur-vs-real:patch-prefers-real'!r})")
     return d
 
 
 def _sessions(folder: Path) -> str:
     """One line per invocation that worked on the run, from ``sessions.jsonl`` (commit, machine, time, load)."""
-    items, start = [], None
+    def load(row: dict) -> str:
+        return _e(" ".join(map(str, row.get("load", []))))
+
+    items, open_item = [], False
     for row in read_jsonl(folder / "sessions.jsonl"):
         if not isinstance(row, dict):
             continue
         if row.get("event") == "start":
-            start = row
-            items.append(f"{'resumed' if row.get('resume') else 'started'} {row.get('time', '?')} at commit "
+            items.append(f"{'resumed' if row.get('resume') else 'started'} {_e(row.get('time', '?'))} at commit "
                          f"<code>{_e(row.get('commit', '?'))}</code> on {_e(row.get('machine', '?'))} "
                          f"({_e(row.get('device', '?'))}, torch {_e(row.get('torch', '?'))}, "
                          f"{_e(row.get('workers', '?'))} worker(s) x {_e(row.get('threads') or 'default')} "
-                         f"thread(s)), load {_e(' '.join(map(str, row.get('load', []))))}")
-        elif row.get("event") == "end" and start is not None:
+                         f"thread(s)), load {load(row)}")
+            open_item = True
+        elif row.get("event") == "end" and open_item:
             items[-1] += (f"; ended {_e(row.get('time', '?'))} after {_e(row.get('seconds', '?'))} s, "
-                          f"{_e(row.get('done', '?'))} of {_e(row.get('tasks', '?'))} task(s) done, load "
-                          f"{_e(' '.join(map(str, row.get('load', []))))}")
-            start = None
+                          f"{_e(row.get('done', '?'))} of {_e(row.get('tasks', '?'))} task(s) done, load {load(row)}")
+            open_item = False
     return "<p>Sessions:</p><ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>" if items else ""
 
 
