@@ -36,9 +36,13 @@ TINY_TRAIN = {name: {"sides": "16", "iters": "1", "n": "100"} for name in
               ("train-wgan-gp-cnn-gap", "train-ctransform-fc", "train-sinkhorn", "train-assignment-fc")}
 
 
+#: cases outside the default selection, run here at a tiny size (their own test)
+TINY_EXTRA = {"w1-low-dim": {"n": "150"}}
+
+
 def test_tiny_sizes_cover_every_case():
-    assert set(TINY) == set(TOL) == {n for n in bench.CASES if not n.startswith("train-")}
-    assert set(TINY_TRAIN) <= set(bench.CASES)
+    assert set(TINY) == set(TOL) == {n for n in bench.CASES if not n.startswith("train-")} - set(TINY_EXTRA)
+    assert set(TINY_TRAIN) | set(TINY_EXTRA) <= set(bench.CASES)
 
 
 def test_the_default_selection_is_a_train_subset_plus_every_other_case():
@@ -82,6 +86,22 @@ def test_every_case_agrees_with_its_baseline(tiny_rows):
             assert_allclose(r["value_diff"], 0.0, atol=TOL[r["case"]], err_msg=r["case"])
         if r["case"].startswith("w1"):
             assert_allclose(r["gap_rel"], 0.0, atol=1e-9)  # the certificate of an exact solution
+
+
+def test_low_dimensional_case_rows_are_certified_and_right():
+    """w1-low-dim: one row per data set and p, each certified, its value POT's on the same points."""
+    from wganlab.bench.cases import low_dimensional_points
+    from wganlab.ot import wasserstein
+
+    rows = bench.run_bench(["w1-low-dim"], overrides=TINY_EXTRA, isolate=False)
+    assert [r["size"] for r in rows] == [f"{k}, 150 x 150, p = {p}" for k in ("circle", "plane", "line+1e-3",
+                                                                          "line+1e-6") for p in (1, 2)]
+    for r in rows:
+        assert r["status"] == "ok" and r["baseline_s"] > 0 and r["value_diff"] is None
+        assert_allclose(r["gap_rel"], 0.0, atol=1e-9)
+        kind, p = r["size"].split(",")[0], int(r["size"][-1])
+        x, y = low_dimensional_points(kind, 150, 1), low_dimensional_points(kind, 150, 2)
+        assert r["value"] == pytest.approx(wasserstein(x, y, p=p, engine="pot").value, rel=1e-9)
 
 
 def test_case_values_match_independent_computations(tiny_rows):

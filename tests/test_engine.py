@@ -9,7 +9,7 @@ from scipy.spatial.distance import cdist
 from oracles import lp_value
 from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot import ot_means
-from wganlab.ot.exact import AUTO_MIN_PAIRS, auction, prepare_points, transport, wasserstein
+from wganlab.ot.exact import AUTO_MIN_PAIRS, auction, blocks, coarse, prepare_points, transport, wasserstein
 from wganlab.ot.exact import sparse as engine
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="the sparse engine needs numba")
@@ -130,7 +130,7 @@ def test_float32_screen_is_a_lower_bound_even_far_from_the_origin(dtype, centred
         x, y = (r.normal(size=(50, 30)) + shift).astype(dtype), (r.normal(size=(70, 30)) + shift).astype(dtype)
         x[:5] = y[:5]  # exact zeros
         yp = engine.Points(y, None if centred else np.zeros(30))
-        lo = engine._Distances(engine.Points(x, yp.mu), yp, squared).lower(0, slice(0, 50)).astype(np.float64)
+        lo = blocks.Distances(engine.Points(x, yp.mu), yp, squared).lower(0, slice(0, 50)).astype(np.float64)
         C = cdist(x.astype(np.float64), y.astype(np.float64), "sqeuclidean" if squared else "euclidean")
         assert (lo <= C).all()
         scale = (1 + (shift if centred else 30 * shift)) ** (2 if squared else 1)
@@ -264,3 +264,87 @@ def test_invariant_under_a_common_translation_and_permutations(n, m):
     moved = wasserstein(x[r.permutation(n)] + 512.0, y[r.permutation(m)] + 512.0, engine="sparse")
     assert_allclose(moved.value, ref, rtol=1e-12)
     assert moved.gap_rel <= 1e-12
+
+
+# --- issue 14: data of low intrinsic dimension (prices from a coarsened problem) ------------------------------
+
+def _on_curve(r, n, kind):
+    """``n`` points of a circle or a square patch of a plane, in R^5 (rotated)."""
+    z = np.zeros((n, 5))
+    if kind == "circle":
+        t = r.uniform(0, 2 * np.pi, n)
+        z[:, 0], z[:, 1] = np.cos(t), np.sin(t)
+    else:
+        z[:, :2] = r.uniform(size=(n, 2))
+    return z @ np.linalg.qr(np.random.default_rng(0).normal(size=(5, 5)))[0].T
+
+
+@pytest.mark.parametrize("kind", ["circle", "plane"])
+@pytest.mark.parametrize("p", [1, 2])
+def test_low_dimensional_data_takes_coarse_prices_and_stays_exact(kind, p):
+    """Above COARSE_MIN points, a curve or a plane in R^5 gets its prices from the coarsened problem; the value
+    is POT's (a different solver on the dense matrix) and a W2 solve needs a single round of pricing."""
+    r = np.random.default_rng(5)
+    x, y = _on_curve(r, 3000, kind), _on_curve(r, 3300, kind)
+    res = wasserstein(x, y, p=p, engine="sparse")
+    assert res.info["prices"] == "coarse"
+    assert res.value == pytest.approx(wasserstein(x, y, p=p, engine="pot").value, rel=1e-9)
+    if p == 2:
+        assert res.info["rounds"] == 1
+
+
+def test_coarse_prices_with_weights():
+    r = np.random.default_rng(6)
+    x, y = _on_curve(r, 3000, "plane"), _on_curve(r, 3100, "plane")
+    a, b = r.uniform(0.5, 1.5, 3000), r.uniform(0.5, 1.5, 3100)
+    a, b = a / a.sum(), b / b.sum()
+    res = wasserstein(x, y, a=a, b=b, engine="sparse")
+    assert res.info["prices"] == "coarse"
+    assert res.value == pytest.approx(wasserstein(x, y, a=a, b=b, engine="pot").value, rel=1e-9)
+
+
+def test_generic_data_keeps_the_auction():
+    r = np.random.default_rng(7)
+    res = wasserstein(r.normal(size=(3000, 10)), r.normal(size=(3000, 10)), engine="sparse")
+    assert res.info["prices"] == "auction"
+
+
+@pytest.mark.parametrize("kind,lo,hi", [("circle", 0.7, 1.3), ("plane", 1.6, 2.4), ("gauss6", 4.5, 8.0)])
+def test_intrinsic_dimension(kind, lo, hi):
+    r = np.random.default_rng(8)
+    x, y = (r.normal(size=(4000, 6)) for _ in range(2)) if kind == "gauss6" else \
+        (_on_curve(r, 4000, kind) for _ in range(2))
+    approx = cdist(x[:16], y)
+    assert lo < coarse.intrinsic_dimension(x[:16], y, approx) < hi
+
+
+def test_clusters_are_whole_leaves_of_neighbours():
+    """A partition into clusters of LEAF points (the last one smaller); on a line, runs of consecutive points."""
+    t = np.random.default_rng(9).permutation(1003).astype(float)
+    order, starts = coarse.clusters(np.stack([t, 2 * t, np.zeros_like(t)], 1))
+    assert sorted(order) == list(range(1003))
+    sizes = np.diff(starts)
+    assert (sizes[:-1] == coarse.LEAF).all() and 0 < sizes[-1] <= coarse.LEAF
+    for k in range(len(sizes)):
+        members = np.sort(t[order[starts[k]:starts[k + 1]]])
+        assert members[-1] - members[0] == len(members) - 1
+
+
+def test_units_give_uniform_weights_one_unit_each():
+    """(1 / 49) * 49 rounds below 1 in float64: flooring gave 0 units to all rows but one (an auction on one
+    row); the largest remainders now take the missing units."""
+    for n in (49, 98, 103, 11_000):
+        assert (engine._units(np.full(n, 1.0 / n), float(n)) == 1).all()
+    w = np.array([0.5, 0.25, 0.25])
+    assert engine._units(w, 2.0**50).sum() == 2.0**50
+
+
+def test_smallest_per_column_matches_a_sort():
+    r = np.random.default_rng(10)
+    cols, key = r.integers(0, 50, 2000), r.normal(size=2000)
+    keep = blocks.smallest_per_column(cols, key, 50, 3)
+    want = set()
+    for j in range(50):
+        mine = np.flatnonzero(cols == j)
+        want |= set(mine[np.argsort(key[mine])[:3]].tolist())
+    assert set(keep.tolist()) == want

@@ -9,22 +9,25 @@ high) is rerun with a larger budget; a solution that still fails the check raise
 
 Engines (``engine=``): ``"pot"`` builds the dense float64 cost matrix and runs POT's network simplex;
 ``"sparse"`` (:mod:`wganlab.ot.exact.sparse`, Euclidean and squared Euclidean costs, needs numba) never builds
-it: auction prices, an arc set of each point's cheapest partners, successive shortest paths, and pricing
-of every pair until none has a negative reduced cost, with the same certificate. ``"auto"`` picks
+it: auction prices (on data of low intrinsic dimension, prices from an exact solve of a coarsened problem),
+an arc set of each point's cheapest partners, successive shortest paths, and pricing of every pair until none
+has a negative reduced cost, with the same certificate. ``"auto"`` picks
 ``"sparse"`` for those costs from :data:`AUTO_MIN_PAIRS` pairs between sets of similar sizes
 (:data:`AUTO_MIN_PAIRS_SMALL_SIDE` when one side is small and the other far larger) when numba is
 importable, else ``"pot"``; it falls back to ``"pot"`` when the sparse arc set outgrows
 :data:`AUTO_ARCS_PER_POINT` arcs per point and the dense matrix is affordable, and beyond that size stops with
-:class:`NotOptimalError` past ``AUTO_ARCS_PER_POINT_LARGE`` arcs per point (data of low intrinsic dimension,
-where the sparse engine slows without bound) rather than hang; for sets on one line (1-D data included) it
+:class:`NotOptimalError` past ``AUTO_ARCS_PER_POINT_LARGE`` arcs per point (point sets whose nearest
+neighbours say little about the plan) rather than hang; for sets on one line (1-D data included) it
 uses the closed form.
 Every tolerance is relative and sets far from unit scale are rescaled by a power of two, so
 ``W_p(s x, s y) = s W_p(x, y)`` at any representable scale.
 
 Layout: :mod:`~wganlab.ot.exact.api` (the entry points and the engine choice), :mod:`~wganlab.ot.exact.dense`
-(network simplex on a cost matrix), :mod:`~wganlab.ot.exact.sparse` (the sparse engine) with its numba kernels
-:mod:`~wganlab.ot.exact.ssp` and :mod:`~wganlab.ot.exact.auction`, :mod:`~wganlab.ot.exact.line` (the closed
-form on a line) and :mod:`~wganlab.ot.exact.certificate` (the duality-gap check both solvers use).
+(network simplex on a cost matrix), :mod:`~wganlab.ot.exact.sparse` (the sparse engine) with its distance blocks
+:mod:`~wganlab.ot.exact.blocks`, its numba kernels :mod:`~wganlab.ot.exact.ssp` and
+:mod:`~wganlab.ot.exact.auction` and its multiscale prices :mod:`~wganlab.ot.exact.coarse` (for data of low
+intrinsic dimension), :mod:`~wganlab.ot.exact.line` (the closed form on a line) and
+:mod:`~wganlab.ot.exact.certificate` (the duality-gap check both solvers use).
 """
 
 from wganlab.errors import NotOptimalError

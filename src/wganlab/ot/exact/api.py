@@ -34,11 +34,10 @@ AUTO_SMALL_SIDE_RATIO = 20
 AUTO_ARCS_PER_POINT = 24
 AUTO_DENSE_MAX_PAIRS = 120_000_000
 #: beyond AUTO_DENSE_MAX_PAIRS (no dense fallback) ``engine="auto"`` stops the sparse engine at this many arcs per
-#: point and raises: data of low intrinsic dimension that is not on one line (a plane in R^5, a line plus
-#: noise) grows the arc set to hundreds of arcs per point and the solve slows without bound (2,000 x 2,000
-#: points on a plane in R^5 reach ~40 per point, Gaussian data in d = 10 ~7); ``engine="sparse"`` has no limit.
-#: This bounds the arcs, not the time: on a plane in R^5 at 11,000 x 11,000 the stuck rounds before the limit
-#: (each a search of the whole arc set) still take minutes
+#: point and raises rather than slow without bound (data of low intrinsic dimension did, before the engine took
+#: its prices from a coarsened problem there: a plane in R^5 at 11,000 x 11,000 now needs ~14 per point, a
+#: circle ~26, Gaussian data in d = 10 ~7); ``engine="sparse"`` has no limit. Both limits count twice as many
+#: arcs where the prices come from the coarsened problem (its first arc set is twice as large)
 AUTO_ARCS_PER_POINT_LARGE = 64
 #: the costs the sparse engine covers, by the exponent of the Euclidean distance
 _SPARSE_COSTS = {"euclidean": 1, "sqeuclidean": 2}

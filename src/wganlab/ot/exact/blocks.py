@@ -1,0 +1,164 @@
+"""Float32 distance blocks of the sparse exact OT engine and the numba kernels that read them: rigorous lower
+bounds of the costs, each column's cheapest rows, the pairs a pricing pass must check, and the pairs kept per
+column."""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from wganlab.ot.exact.ssp import column_order
+
+#: float32 elements in one block of distances (64 MB)
+BLOCK_ELEMENTS = 16 * 1024 * 1024
+#: blocks of at most this many rows are computed transposed (faster GEMM for thin blocks)
+THIN_BLOCK = 128
+#: keep all float32 distance blocks between the candidate pass and the pricing passes below this size
+CACHE_BYTES = 512 * 1024 * 1024
+
+
+class Distances:
+    """Float32 squared distances between ``x`` and ``y`` (centred on ``y``'s shift), block by block, with a
+    rigorous lower bound of the exact costs; blocks are cached when the whole matrix is small (and, when
+    one block holds every row, also its transpose)."""
+
+    def __init__(self, X: Points, Y: Points, squared: bool):
+        self.x32, self.y32, self.nx32, self.ny32 = X.z32, Y.z32, X.sq32, Y.sq32
+        self.tau = (X.exact.shape[1] + 8) * 2.0**-24 * 1.25
+        self.squared = squared
+        M, N = len(X), len(Y)
+        self.M = M
+        self.step = max(1, min(M, BLOCK_ELEMENTS // max(N, 1)))
+        self.cache: dict[int, np.ndarray] | None = {} if 4 * M * N <= CACHE_BYTES else None
+        self.all_t: np.ndarray | None = None
+
+    def blocks(self, rows: np.ndarray | None = None):
+        """``(start, lower bound of the costs of rows start:start+len)`` for every row block (of
+        ``rows[start:start+len]`` when an index array is given; those blocks are not cached)."""
+        if rows is None:
+            for s in range(0, self.M, self.step):
+                yield s, self.lower(s, slice(s, s + self.step))
+        else:
+            for s in range(0, len(rows), self.step):
+                yield s, self.lower(None, rows[s:s + self.step])
+
+    def lower(self, key, rows) -> np.ndarray:
+        """Lower bound of ``c(x_rows, y)`` (float32, ``(len(rows), N)``); cached under ``key``. Up to
+        THIN_BLOCK rows the GEMM runs as ``y @ x_rows^T`` (numpy's BLAS is faster that way) and
+        the result is transposed (few rows keep both orientations)."""
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
+        xr, nx, g = self.x32[rows], self.nx32[rows], None
+        if len(xr) <= THIN_BLOCK:
+            g = self.y32 @ xr.T
+            finish_lower(g, self.ny32, nx, 1 - self.tau, self.squared)
+            lo = np.ascontiguousarray(g.T)
+        else:
+            lo = xr @ self.y32.T
+            finish_lower(lo, nx, self.ny32, 1 - self.tau, self.squared)
+        if self.cache is not None and isinstance(key, int):
+            self.cache[key] = lo
+            if len(lo) == self.M and g is not None:
+                self.all_t = g
+        return lo
+
+    def transposed(self) -> np.ndarray:
+        """The lower bounds of all pairs as ``(N, M)`` (for few rows: one cached block)."""
+        if self.all_t is None:
+            self.all_t = np.ascontiguousarray(np.concatenate([blk for _, blk in self.blocks()]).T)
+        return self.all_t
+
+
+@nb.njit(cache=True, fastmath=True)
+def _chunk_min(li, v, j0, j1):
+    m = np.inf
+    for j in range(j0, j1):
+        m = min(m, li[j] - v[j])
+    return m
+
+
+@nb.njit(cache=True)
+def below(lo, u, v, row0):
+    """``(rows, cols)`` of the entries with ``lo[i, j] < u[row0 + i] + v[j]`` (``lo``, ``u``, ``v``
+    float32; rows offset by ``row0``). Chunks of 256 columns are skipped on their vectorised minimum of
+    ``lo[i, j] - v[j]``, so only chunks with a hit are scanned entry by entry."""
+    B, N = lo.shape
+    n = 0
+    cap = 4 * (B + N)
+    rows = np.empty(cap, dtype=np.int64)
+    cols = np.empty(cap, dtype=np.int64)
+    for i in range(B):
+        ui = u[row0 + i]
+        li = lo[i]
+        for j0 in range(0, N, 256):
+            j1 = min(j0 + 256, N)
+            if _chunk_min(li, v, j0, j1) >= ui:
+                continue
+            if n + 256 > cap:
+                cap *= 2
+                rows2, cols2 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
+                rows2[:n], cols2[:n] = rows[:n], cols[:n]
+                rows, cols = rows2, cols2
+            for j in range(j0, j1):  # branch-free: write every entry, keep the hits
+                rows[n], cols[n] = row0 + i, j
+                n += li[j] - v[j] < ui
+    return rows[:n], cols[:n]
+
+
+@nb.njit(cache=True)
+def keep_smallest(lo, u, row0, val, idx):
+    """Merge the rows of the block ``lo (B, N)`` into each column's ``k`` smallest values of ``lo[i, j] -
+    u[row0 + i]``: ``val (N, k)`` (ascending, ``inf`` where empty) and their rows ``idx (N, k)``, in place."""
+    B, N = lo.shape
+    k = val.shape[1]
+    worst = val[:, k - 1].copy()
+    for i in range(B):
+        ui = u[row0 + i]
+        li = lo[i]
+        for j in range(N):
+            w = li[j] - ui
+            if w < worst[j]:
+                t = k - 1
+                while t > 0 and val[j, t - 1] > w:
+                    val[j, t], idx[j, t] = val[j, t - 1], idx[j, t - 1]
+                    t -= 1
+                val[j, t], idx[j, t] = w, row0 + i
+                worst[j] = val[j, k - 1]
+
+
+@nb.njit(cache=True)
+def finish_lower(g, n_rows, n_cols, shrink, squared):
+    """In place, the products ``g[i, j] = a_i . b_j`` (float32) of two centred sets with squared norms
+    ``n_rows``, ``n_cols`` become ``max(0, shrink (n_rows_i + n_cols_j) - 2 g[i, j])`` (the lower bound of
+    the squared distance), or its square root unless ``squared``: one vectorised pass, float32 as separate
+    operations round it (the sum of the norms is symmetric, so ``g`` may hold either orientation)."""
+    B, N = g.shape
+    s = np.float32(shrink)
+    two = np.float32(2.0)
+    zero = np.float32(0.0)
+    for i in range(B):
+        a = s * n_rows[i]
+        gi = g[i]
+        for j in range(N):
+            t = max(zero, (a + s * n_cols[j]) - two * gi[j])
+            gi[j] = t if squared else np.sqrt(t)
+
+@nb.njit(cache=True)
+def smallest_per_column(cols, key, N, k):
+    """Positions of at most ``k`` entries per column ``cols[e] < N``, those of smallest ``key`` (a counting
+    sort by column, then a partial sort of the columns with more than ``k``)."""
+    ptr, order = column_order(cols, N)
+    keep = np.empty(min(len(cols), N * k), dtype=np.int64)
+    n = 0
+    for j in range(N):
+        s, e = ptr[j], ptr[j + 1]
+        if e - s <= k:
+            for q in range(s, e):
+                keep[n] = order[q]
+                n += 1
+        else:
+            mine = order[s:e]
+            best = mine[np.argsort(key[mine])[:k]]
+            keep[n:n + k] = best
+            n += k
+    return keep[:n]
