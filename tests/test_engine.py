@@ -348,3 +348,4 @@ def test_smallest_per_column_matches_a_sort():
         mine = np.flatnonzero(cols == j)
         want |= set(mine[np.argsort(key[mine])[:3]].tolist())
     assert set(keep.tolist()) == want
+

@@ -150,7 +150,7 @@ def _w1_low_dim(ctx: PairedTimer, n: int) -> list[dict]:
     for kind in ("circle", "plane", "line+1e-3", "line+1e-6"):
         x, y = low_dimensional_points(kind, n, 1), low_dimensional_points(kind, n, 2)
         for p in (1, 2):
-            t = ctx.time(lambda: wasserstein(x, y, p=p), lambda: wasserstein(gx, gy, p=p))
+            t = ctx.time(functools.partial(wasserstein, x, y, p=p), functools.partial(wasserstein, gx, gy, p=p))
             res = t["ours"]
             rows.append(timed_row(t, f"{kind}, {n} x {n}, p = {p}", None, res.gap_rel, value=res.value,
                                   note=f"{kind} p = {p}: {res.solver}, prices {res.info.get('prices', '-')}, "

@@ -22,7 +22,8 @@ class Distances:
     rigorous lower bound of the exact costs; blocks are cached when the whole matrix is small (and, when
     one block holds every row, also its transpose)."""
 
-    def __init__(self, X: Points, Y: Points, squared: bool):
+    def __init__(self, X, Y, squared: bool):
+        """``X``, ``Y``: :class:`wganlab.ot.exact.sparse.Points` (their centred float32 copies and norms)."""
         self.x32, self.y32, self.nx32, self.ny32 = X.z32, Y.z32, X.sq32, Y.sq32
         self.tau = (X.exact.shape[1] + 8) * 2.0**-24 * 1.25
         self.squared = squared
