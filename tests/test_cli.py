@@ -105,3 +105,12 @@ def test_experiment_commands_take_the_experiment_presets(command):
         assert build_parser().parse_args([*args, "--preset", preset]).preset == preset
     with pytest.raises(SystemExit):
         build_parser().parse_args([*args, "--preset", "squares-fc"])
+
+
+@pytest.mark.parametrize(("args", "named"), [(["--projections", "8"], "--projections was renamed --n-projections"),
+                                              (["--stride=2"], "--stride was renamed --patch-stride")])
+def test_a_renamed_flag_is_refused_naming_the_new_one(sets, capsys, args, named):
+    d, _, _ = sets
+    assert main(["distance", str(d / "a.npy"), str(d / "b.npy"), "--metric", "patch-swd", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"wganlab: error: {named} ") and err.count("\n") == 1

@@ -47,6 +47,9 @@ def two_sets(tmp_path):
     (SinkhornNotConverged("marginal error 0.3 after 1000 iterations"), EXIT_COMPUTATION_FAILED),
     (InputError("x has NaN"), EXIT_BAD_INPUT),
     (OSError(28, "No space left on device", "/full/disk/file"), EXIT_SYSTEM),
+    (MemoryError("Unable to allocate 1.49 GiB for an array with shape (100000000, 2)"), EXIT_SYSTEM),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                  "you tried to allocate 8000000000 bytes.\nsecond line"), EXIT_SYSTEM),
 ])
 def test_exit_status_says_what_failed(two_sets, capsys, monkeypatch, error, status):
     def fail(*args, **kwargs):
@@ -58,8 +61,10 @@ def test_exit_status_says_what_failed(two_sets, capsys, monkeypatch, error, stat
     assert err.startswith("wganlab: error: ") and err.count("\n") == 1  # one line
     if status == EXIT_COMPUTATION_FAILED:
         assert type(error).__name__ in err
-    if status == EXIT_SYSTEM:
+    if isinstance(error, OSError):
         assert "/full/disk/file" in err and "No space left" in err
+    elif status == EXIT_SYSTEM:
+        assert err.startswith("wganlab: error: out of memory: ") and "allocate" in err
 
 
 _BLOCK_MATPLOTLIB = """

@@ -18,6 +18,23 @@ from wganlab.ot.exact import NotOptimalError, dense, solve_exact, transport, was
 rng = np.random.default_rng(1)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_negative_costs_match_linprog(seed):
+    """OT is invariant to a constant added to the cost: negative entries are solved, not refused."""
+    r = np.random.default_rng(seed)
+    n, m = [(2, 3), (3, 2), (2, 5), (4, 7), (5, 5), (3, 4)][seed]
+    C = r.normal(size=(n, m)) - [0.0, 1.0, 5.0, 0.0, 1e6, 1e-6][seed]
+    a, b = r.dirichlet(np.ones(n)), r.dirichlet(np.ones(m))
+    res = solve_exact(C, a, b, plan=True)
+    assert_allclose(res.value, lp_value(C, a, b), rtol=1e-8, atol=1e-12)
+    u, v = res.potentials
+    assert (u[:, None] + v[None, :] <= C + 1e-9 * np.abs(C).max()).all()  # the certificate, unshifted
+    assert_allclose(a @ u + b @ v, res.value, rtol=1e-8, atol=1e-12)
+    x, y = r.normal(size=(2, 3)), r.normal(size=(3, 3))  # the report's case: a 2 x 3 problem of cost -|x - y|
+    assert_allclose(transport(x, y, cost=lambda p, q: -torch.cdist(p, q)).value, lp_value(-cdist(x, y),
+                    np.full(2, 0.5), np.full(3, 1 / 3)), rtol=1e-9)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_matches_linprog_on_weighted_problems(seed):
     r = np.random.default_rng(seed)

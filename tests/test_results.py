@@ -50,6 +50,41 @@ def test_resume_of_a_finished_run_keeps_its_final_metrics(tmp_path):
     assert after["final"]["w1"] == before["final"]["w1"] and after["step"] == 6
 
 
+@pytest.mark.parametrize("keep_rows", [0, 2])
+def test_resume_of_a_finished_run_whose_last_rows_were_lost_measures_them_again(tmp_path, keep_rows):
+    res = train(small(tmp_path), progress=False)
+    before = json.loads((res.run_dir / "summary.json").read_text())
+    (res.run_dir / "summary.json").unlink()
+    rows = (res.run_dir / "metrics.jsonl").read_text().splitlines(keepends=True)
+    (res.run_dir / "metrics.jsonl").write_text("".join(rows[:keep_rows]))  # the step-6 row is lost
+    again = resume(res.run_dir, progress=False)
+    after = json.loads((res.run_dir / "summary.json").read_text())
+    assert again.status == after["status"] == "done" and after["step"] == 6
+    assert after["final"]["w1"] == pytest.approx(before["final"]["w1"], rel=1e-6)  # the same model, measured
+    assert runs.read_jsonl(res.run_dir / "metrics.jsonl")[-1]["step"] == 6
+
+
+def test_resume_says_a_run_without_checkpoints_restarts_and_refuses_a_folder_as_checkpoint(tmp_path, capsys):
+    res = train(small(tmp_path), progress=False)
+    for name in ("checkpoint.pt", "checkpoint.pt.prev"):
+        (res.run_dir / name).unlink()
+    capsys.readouterr()
+    assert resume(res.run_dir, progress=False).status == "done"
+    assert f"no checkpoint in {res.run_dir}; the run restarts from step 0" in capsys.readouterr().err
+    (res.run_dir / "checkpoint.pt").unlink()
+    (res.run_dir / "checkpoint.pt").mkdir()
+    (res.run_dir / "checkpoint.pt.prev").unlink()
+    assert main(["train", "--resume", str(res.run_dir)]) == 2
+    err = one_line_error(capsys)
+    assert "checkpoint.pt: not a file" in err and "restarts" not in err
+
+
+def test_ckpt_every_0_checkpoints_only_the_last_step(tmp_path):
+    res = train(small(tmp_path, ckpt_every=0), progress=False)
+    assert res.status == "done" and checkpoint.load_latest(res.run_dir / "checkpoint.pt")["step"] == 6
+    assert not (res.run_dir / "checkpoint.pt.prev").exists()
+
+
 def test_a_checkpoint_beyond_the_configured_steps_is_refused(tmp_path, capsys):
     res = train(small(tmp_path), progress=False)
     state = checkpoint.load_latest(res.run_dir / "checkpoint.pt")
@@ -169,10 +204,33 @@ def test_reproduce_and_sweep_exit_non_zero_when_anything_failed(tmp_path, capsys
     ("batch=0", "batch"), ("batch=100000", "got 100000"), ("track_every=0", "track_every"), ("lr_g=nan", "lr_g"),
     ("lr_c=-1", "lr_c"), ("objective=nope", "objective"), ("cost=nope", "cost"), ("lipschitz=nope", "lipschitz"),
     ("device=tpu", "device"), ("n_projections=100000000", "got 100000000"), ("track=w7", "w7"),
+    ("seed=-1", "seed must be >= 0"), ("data=bogus", "unknown dataset 'bogus'"),
+    ("steps=99999999999999999999", "steps must be at most 1,000,000,000"),
+    ("m=1000000000", "got 1000000000"), ("z_dim=1000000000", "z_dim must be at most"),
+    ("c_hidden=1000000000", "c_hidden must be at most"), ("g_hidden=1000000000", "g_hidden must be at most"),
+    ("g_depth=1000000", "g_depth must be at most"),
 ])
 def test_dry_run_runs_the_same_validation_and_leaves_no_folder(tmp_path, capsys, setting, named):
     for extra in (["--dry-run"], []):
         assert main(["train", *extra, "--set", f"out={tmp_path}", "--set", setting]) == 2
+        assert named in one_line_error(capsys)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("settings", "named"), [
+    (["data=gauss8", "generator=conv"], "generator must be fc on vector data (conv needs images)"),
+    (["data=gauss8", "critic=cnn-fc"], "critic must be fc or groupsort on vector data"),
+    (["critic=groupsort", "c_hidden=63"], "c_hidden must be even"),
+    (["c_hidden=30000", "c_depth=4"], "the models (c_depth=4 layers of c_hidden=30,000): about"),
+])
+def test_dry_run_refuses_what_building_the_models_would(tmp_path, capsys, monkeypatch, settings, named):
+    """Checks that the real run met only when it built its models, and a memory bound (1 GiB here)."""
+    from wganlab import memory
+
+    monkeypatch.setattr(memory, "memory_available", lambda: 2**30)
+    sets = [a for kv in settings for a in ("--set", kv)]
+    for extra in (["--dry-run"], []):
+        assert main(["train", *extra, "--set", f"out={tmp_path}", *sets]) == 2
         assert named in one_line_error(capsys)
     assert not any(tmp_path.iterdir())
 
@@ -234,6 +292,29 @@ def test_bad_npy_files_are_one_line_errors_before_any_allocation(tmp_path, capsy
     assert named in one_line_error(capsys)
 
 
+@pytest.mark.parametrize("order", [">", "<"])
+def test_npy_of_any_byte_order_is_read_in_native_order(tmp_path, capsys, order):
+    x = np.random.default_rng(0).normal(size=(10, 3))
+    np.save(tmp_path / "x.npy", x.astype(f"{order}f8"))
+    np.save(tmp_path / "y.npy", x[::-1] + 1)
+    assert main(["distance", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["value"] == pytest.approx(np.sqrt(3))  # a translation by (1, 1, 1)
+    from wganlab.checks import as_tensor
+
+    assert as_tensor(x.astype(f"{order}f8"), "x").tolist() == x.tolist()
+
+
+def test_exact_metrics_beyond_the_memory_available_are_refused_before_solving(tmp_path, capsys, monkeypatch):
+    from wganlab import memory
+
+    monkeypatch.setattr(memory, "memory_available", lambda: 2**29)  # 0.5 GiB
+    spec = "gauss:d=2:n=2000000"
+    assert main(["distance", spec, spec]) == 2
+    assert "metric 'w1' between 2,000,000 and 2,000,000 points of dimension 2" in one_line_error(capsys)
+    assert main(["distance", "gauss:d=2:n=50000000", spec]) == 2
+    assert "gauss: n*d = 100,000,000 values: about 1.1 GiB of memory needed" in one_line_error(capsys)
+
+
 def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -252,6 +333,32 @@ def test_files_follow_the_umask(tmp_path, umask):
         os.umask(old)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask
     assert json.loads(Path(tmp_path / "x.json").read_text()) == {"a": 1}
+
+
+@pytest.fixture(scope="module")
+def finished_reproduce(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rep") / "run"
+    sets = [a for k, v in FAST.items() for a in ("--set", f"{EXP}.{k}={v}")]
+    assert main(["reproduce", EXP, "--out", str(out), "--executor", "local", *sets]) == 0
+    return out
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("claims", "nope"), ("claims", ["x", "y"]), ("claims", [{"status": ["holds"]}]), ("seconds", "slow"),
+    ("seconds", True), ("figures", 7), ("figures", [{"file": 3}]), ("notes", {"a": 1}), ("title", [1]),
+])
+def test_report_shows_a_malformed_result_json_as_failed(finished_reproduce, tmp_path, capsys, field, value):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_reproduce, run)
+    path = run / EXP / "result.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert f"malformed result.json: field(s) {field} of the wrong type" in page
+    assert main(["report", "--claims", str(run)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_reproduce_checks_every_setting_before_making_its_run_folder(tmp_path):

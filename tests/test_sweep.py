@@ -99,6 +99,15 @@ def test_parse_grid_types_values_by_the_config():
             parse_grid(EXP, "quick", pairs, {"repeats": "2"})
 
 
+@pytest.mark.parametrize(("grid", "named"), [("batch=4,4", "'4' repeats '4'"),
+                                              ("dims=1|2,1|02", "'1|02' repeats '1|2' (both are 1|2)")])
+def test_grid_values_equal_once_typed_are_refused(tmp_path, capsys, grid, named):
+    """Two values of one cell would have two tasks write one folder."""
+    assert main(["sweep", EXP, "--grid", grid, "--set", "repeats=1", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert named in err and err.count("\n") == 1 and not (tmp_path / "s").exists()
+
+
 def _results(out):
     return {p.parent.name + "/" + p.name: json.loads((p / "result.json").read_text())
             for p in sorted((out / "cells").glob("*/seed-*"))}

@@ -8,6 +8,11 @@ import torch
 from wganlab.errors import InputError
 
 
+def native_order(a: np.ndarray) -> np.ndarray:
+    """``a`` in the machine's byte order (a big-endian array converted; torch reads native order only)."""
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+
+
 def as_tensor(x, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``x`` (numpy array, torch tensor or nested list) as a finite, non-empty floating tensor.
 
@@ -17,7 +22,7 @@ def as_tensor(x, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         t = x
     else:
         try:
-            t = torch.as_tensor(np.asarray(x))
+            t = torch.as_tensor(native_order(np.asarray(x)))
         except (TypeError, ValueError) as e:
             raise InputError(f"{name}: cannot read as a numeric array ({e})") from None
     if t.dtype in (torch.complex64, torch.complex128):

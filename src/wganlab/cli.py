@@ -3,7 +3,8 @@
 Exit statuses: 0 success; 1 the command ran to its end but part of it failed (a diverged training run,
 a failed experiment, sweep task or bench case: see its report); 2 bad input; 3 a computation that could
 not give a trustworthy answer (an uncertified exact solve, a diverged run, an unconverged Sinkhorn);
-4 the system refused (a full disk, a permission). Errors are one line ``wganlab: error: ...``.
+4 the system refused during the work (a full disk, a permission, memory; an output folder refused before any
+work is bad input, 2). Errors are one line ``wganlab: error: ...``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from wganlab.config import PRESET_NAMES
+from wganlab.config import PRESET_NAMES, RENAMED_KEYS
 from wganlab.errors import ComputationFailed, InputError, WganlabError
 
 EXIT_PARTLY_FAILED, EXIT_BAD_INPUT, EXIT_COMPUTATION_FAILED, EXIT_SYSTEM = 1, 2, 3, 4
@@ -110,6 +111,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse with usage errors on one line (``wganlab: error: ...``), exit status 2."""
 
     def error(self, message):
+        if message.startswith("unrecognized arguments: "):  # an old flag is named with its new name
+            old = [f for t in message.split()[2:] if (f := t.split("=")[0][2:]) in RENAMED_KEYS and t.startswith("--")]
+            if old:
+                message = f"--{old[0]} was renamed --{RENAMED_KEYS[old[0]].replace('_', '-')}"
         self.exit(2, f"wganlab: error: {message} (see '{self.prog} --help')\n")
 
 
@@ -370,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{type(e).__name__}: {e}", EXIT_COMPUTATION_FAILED)
     except WganlabError as e:  # BadInput, or a bare WganlabError (treated as bad input)
         return _fail(str(e), EXIT_BAD_INPUT)
+    except (MemoryError, RuntimeError) as e:  # numpy's MemoryError; torch's allocators raise RuntimeError
+        if not (isinstance(e, MemoryError) or "can't allocate memory" in str(e) or "out of memory" in str(e)):
+            raise
+        return _fail(f"out of memory: {e}", EXIT_SYSTEM)
     except BrokenPipeError:  # the reader of our output went away (e.g. `wganlab list | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141

@@ -14,11 +14,13 @@ is: the sliced ones their ``n_projections`` and ``seed``, ``sinkhorn`` its ``eps
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from wganlab.config import renamed_key_error
 from wganlab.errors import InputError
+from wganlab.memory import check_memory
 
 
 @dataclass(frozen=True)
@@ -29,17 +31,20 @@ class Metric:
     options: dict  # option name -> default
     needs_images: bool = False
     prepare: Callable[..., object] | None = None  # (y, **options) -> a reusable form of a fixed set y
+    memory: Callable[[int, int, int], float] | None = None  # (n, m, d) -> bytes it needs at least
 
 
 METRICS: dict[str, Metric] = {}
 
 
-def register_metric(name: str, description: str, needs_images: bool = False, prepare=None, **options):
+def register_metric(name: str, description: str, needs_images: bool = False, prepare=None, memory=None, **options):
     """Decorator: register ``fn(x, y, **options) -> dict`` under ``name`` with option defaults; ``prepare``
-    (optional) turns a fixed ``y`` into a target ``fn`` accepts in its place (see :func:`target`)."""
+    (optional) turns a fixed ``y`` into a target ``fn`` accepts in its place (see :func:`target`); ``memory``
+    (optional) bounds from below the bytes it needs for ``n`` and ``m`` points in dimension ``d``, checked
+    against the memory available before the work."""
 
     def wrap(fn):
-        METRICS[name] = Metric(name, fn, description, dict(options), needs_images, prepare)
+        METRICS[name] = Metric(name, fn, description, dict(options), needs_images, prepare, memory)
         return fn
 
     return wrap
@@ -104,7 +109,17 @@ def compute(name: str, x, y, **options) -> dict:
         y = y.value
     else:
         _need_images(metric, "y", y)
+        sx, sy = tuple(getattr(x, "shape", ())), tuple(getattr(y, "shape", ()))
+        if metric.memory is not None and sx and sy:
+            n, m, d = sx[0], sy[0], math.prod(sx[1:])
+            check_memory(metric.memory(n, m, d), f"metric {name!r} between {n:,} and {m:,} points of dimension {d:,}")
     return {"metric": name, **metric.fn(x, y, **opts)}
+
+
+def _exact_memory(n: int, m: int, d: int) -> float:
+    """A lower bound of the exact engine's memory: float64 copies of both sets, and for each point its
+    potential and tens of arcs."""
+    return (n + m) * (16 * d + 256)
 
 
 def _exact_target(y, a, b):
@@ -113,8 +128,8 @@ def _exact_target(y, a, b):
     return prepare_points(y)
 
 
-@register_metric("w1", "exact Wasserstein-1 (Euclidean, certified optimal)", prepare=_exact_target, a=None,
-                 b=None)
+@register_metric("w1", "exact Wasserstein-1 (Euclidean, certified optimal)", prepare=_exact_target,
+                 memory=_exact_memory, a=None, b=None)
 def _w1(x, y, a, b):
     from wganlab.ot.exact import wasserstein
 
@@ -122,8 +137,8 @@ def _w1(x, y, a, b):
     return {"value": r.value, "gap": r.gap, "solver": r.solver}
 
 
-@register_metric("w2", "exact Wasserstein-2 (Euclidean, certified optimal)", prepare=_exact_target, a=None,
-                 b=None)
+@register_metric("w2", "exact Wasserstein-2 (Euclidean, certified optimal)", prepare=_exact_target,
+                 memory=_exact_memory, a=None, b=None)
 def _w2(x, y, a, b):
     from wganlab.ot.exact import wasserstein
 

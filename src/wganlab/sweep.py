@@ -44,11 +44,16 @@ def parse_grid(name: str, preset: str, pairs: list[str], fixed: dict[str, str] |
         if key in (fixed or {}):
             raise ConfigError(f"{key!r} is both a grid key and a fixed value")
         is_tuple = typing.get_origin(hints.get(key)) is tuple
-        values = []
+        values, given = [], []
         for item in text.split(","):
-            item = item.strip().replace("|", ",") if is_tuple else item.strip()
-            cfg = exp.make_config(preset, {**(fixed or {}), key: item})
-            values.append(to_dict(cfg)[key])
+            item = item.strip()
+            cfg = exp.make_config(preset, {**(fixed or {}), key: item.replace("|", ",") if is_tuple else item})
+            value = to_dict(cfg)[key]
+            if value in values:  # one cell twice: its tasks would share a folder
+                raise ConfigError(f"grid key {key!r}: {item!r} repeats {given[values.index(value)]!r} (both are "
+                                  f"{value_text(value)}); give each value once")
+            values.append(value)
+            given.append(item)
         grid[key] = values
     return grid
 

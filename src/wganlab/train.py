@@ -12,8 +12,10 @@ continues a killed run from its last checkpoint and reproduces the uninterrupted
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +25,9 @@ from tqdm.auto import tqdm
 
 from wganlab import checkpoint, data, metrics
 from wganlab.config import MAX_PROJECTIONS, replace, to_dict
-from wganlab.errors import ConfigError
+from wganlab.errors import ConfigError, InputError
 from wganlab.images import enlarge, save_image_grid
+from wganlab.memory import check_memory
 from wganlab.models import build_critic, build_generator
 from wganlab.objectives import OBJECTIVES, backward, build_objective
 from wganlab.runs import (
@@ -127,8 +130,29 @@ _IMAGE_METRICS = {"patch-swd", "patch-swd-local"}
 
 #: the largest batch a run may ask for: each critic step holds two batches and their activations
 MAX_BATCH = 32_768
-#: the most generated points tracked for a continuous generator (an exact OT problem against the data)
+#: the most generated points tracked (a continuous generator's sample, a discrete one's M atoms): each tracking
+#: step solves an exact OT problem between them and the data
 MAX_TRACK_SAMPLES = 100_000
+#: the most generator steps a run may ask for (about 11 days at a millisecond a step)
+MAX_STEPS = 10**9
+#: the widest layer (z_dim, hidden units, channels, kernel side) and the deepest stack a model may ask for
+MAX_WIDTH = 65_536
+MAX_DEPTH = 1_024
+
+
+def _model_bytes(cfg: TrainConfig) -> tuple[float, str]:
+    """A lower bound of the models' memory in bytes (float32 weights, gradients and two optimiser moments, plus
+    the discrete latents; the data's dimension counted as 1) and the config sizes of its largest part."""
+    parts = [((cfg.m or 0) * cfg.z_dim / 4, f"m={cfg.m} latents of z_dim={cfg.z_dim:,}"),
+             (cfg.z_dim * cfg.g_hidden, f"z_dim={cfg.z_dim:,} x g_hidden={cfg.g_hidden:,}"),
+             (cfg.g_hidden**2 * (cfg.g_depth - 1), f"g_depth={cfg.g_depth:,} layers of g_hidden={cfg.g_hidden:,}"),
+             (16 * cfg.g_width**2, f"g_width={cfg.g_width:,}")]
+    if OBJECTIVES[cfg.objective].needs_critic:
+        conv = max((c * d * cfg.c_kernel**2 for c, d in itertools.pairwise(cfg.c_channels)), default=0)
+        parts += [(cfg.c_hidden**2 * (cfg.c_depth - 1) + cfg.c_hidden,
+                   f"c_depth={cfg.c_depth:,} layers of c_hidden={cfg.c_hidden:,}"),
+                  (conv, f"c_channels={list(cfg.c_channels)} with c_kernel={cfg.c_kernel:,}")]
+    return 16 * sum(n for n, _ in parts), f"the models ({max(parts)[1]})"
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
@@ -144,12 +168,20 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for key in ("steps", "z_dim", "track_every", "track_samples", "g_hidden", "g_depth", "g_width", "c_hidden",
                 "c_depth", "c_kernel", "c_stride", "patch_size", "patch_stride", "n_projections"):
         need(getattr(cfg, key) >= 1, key, ">= 1")
+    for key in ("z_dim", "g_hidden", "g_width", "c_hidden", "c_kernel"):
+        need(getattr(cfg, key) <= MAX_WIDTH, key, f"at most {MAX_WIDTH:,}")
+    need(max(cfg.c_channels, default=1) <= MAX_WIDTH, "c_channels", f"at most {MAX_WIDTH:,} each")
+    for key in ("g_depth", "c_depth"):
+        need(getattr(cfg, key) <= MAX_DEPTH, key, f"at most {MAX_DEPTH:,}")
+    need(cfg.steps <= MAX_STEPS, "steps", f"at most {MAX_STEPS:,}")
+    need(cfg.seed >= 0, "seed", ">= 0")
     for key in ("ckpt_every", "grid_every"):
         need(getattr(cfg, key) >= 0, key, ">= 0 (0: never)")
     need(1 <= cfg.batch <= MAX_BATCH, "batch", f"between 1 and {MAX_BATCH:,}")
     need(cfg.n_projections <= MAX_PROJECTIONS, "n_projections", f"at most {MAX_PROJECTIONS:,}")
     need(cfg.track_samples <= MAX_TRACK_SAMPLES, "track_samples", f"at most {MAX_TRACK_SAMPLES:,}")
-    need(cfg.m is None or cfg.m >= 1, "m", ">= 1 or none (a continuous latent)")
+    need(cfg.m is None or 1 <= cfg.m <= MAX_TRACK_SAMPLES, "m",
+         f"between 1 and {MAX_TRACK_SAMPLES:,} (the atoms are all tracked) or none (a continuous latent)")
     need(cfg.track_data is None or cfg.track_data >= 1, "track_data", ">= 1 or none (all)")
     need(cfg.threads is None or cfg.threads >= 1, "threads", ">= 1 or none")
     need(all(c >= 1 for c in cfg.c_channels) and len(cfg.c_channels) >= 1, "c_channels", "positive integers")
@@ -175,6 +207,16 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if unknown:
         raise ConfigError(f"track: unknown metric(s) {', '.join(unknown)}; choose from batch-w1, "
                           f"{', '.join(metrics.METRICS)}")
+    build_objective(cfg.objective, **objective_params(cfg))
+    critic = OBJECTIVES[cfg.objective].needs_critic
+    need(not critic or cfg.critic != "groupsort" or cfg.c_hidden % 2 == 0, "c_hidden",
+         "even for the groupsort critic (GroupSort sorts pairs)")
+    kind = data.parse_spec(cfg.data).info.kind
+    need(cfg.generator == "fc" or kind == "image", "generator", f"fc on {kind} data (conv needs images)")
+    need(cfg.critic in ("fc", "groupsort") or not critic or kind == "image", "critic",
+         f"fc or groupsort on {kind} data (a CNN critic needs images)")
+    resolve_device(cfg.device)
+    check_memory(*_model_bytes(cfg))
     return cfg
 
 
@@ -340,12 +382,11 @@ class Trainer:
         status, t0, last = "done", time.time(), {}
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.run_dir.name,
                    disable=None if progress else True)
-        if self.step == 0:
-            row = {"step": 0, "time": 0.0, **self.measure()}
-            append_jsonl(metrics_path, row)
-            last = row
-        else:  # resumed: the last row logged up to the checkpoint stands until a newer one is measured
+        if self.step > 0:  # resumed: the last row logged up to the checkpoint stands until a newer one is measured
             last = next((r for r in reversed(read_jsonl(metrics_path)) if r.get("step") == self.step), {})
+        if self.step == 0 or (not last and self.step == cfg.steps):  # a new run, or a finished one whose row was lost
+            last = {"step": self.step, "time": 0.0, **self.measure()}
+            append_jsonl(metrics_path, last)
         while self.step < cfg.steps:
             stats = self.iteration()
             self.step += 1
@@ -362,7 +403,7 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in cfg.track})
             if cfg.grid_every and self.x.ndim == 4 and self.step % cfg.grid_every == 0:
                 self.save_grid()
-            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+            if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or self.step == cfg.steps:
                 self.save()
         bar.close()
         return self.finish(status, last)
@@ -447,9 +488,15 @@ def resume(run_dir: str | Path, *, steps: int | None = None, progress: bool = Tr
     if steps is not None:
         cfg = dataclasses.replace(cfg, steps=steps)
     validate(cfg)
+    ckpts = [run_dir / "checkpoint.pt", run_dir / "checkpoint.pt.prev"]
+    for path in ckpts:
+        if path.exists() and not path.is_file():
+            raise InputError(f"{path}: not a file (a checkpoint is a file; move it away to restart the run)")
     with lock_run_dir(run_dir):
         trainer = Trainer(cfg, run_dir)
-        st = checkpoint.load_latest(run_dir / "checkpoint.pt")
+        st = checkpoint.load_latest(ckpts[0])
+        if not any(path.exists() for path in ckpts):
+            print(f"wganlab: no checkpoint in {run_dir}; the run restarts from step 0", file=sys.stderr)
         if st is not None:
             at = st.get("step")
             if not isinstance(at, int) or not 0 <= at <= cfg.steps:

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from wganlab.bench.baselines import plain_ot_means, plain_patch_swd, pot_w1
-from wganlab.bench.timing import PairedTimer, proc_kb, rel_diff, timed_row
+from wganlab.bench.timing import PairedTimer, rel_diff, timed_row
 from wganlab.config import renamed_key_error
 from wganlab.errors import ConfigError
+from wganlab.memory import proc_kb
 
 
 @dataclass(frozen=True)

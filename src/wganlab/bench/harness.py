@@ -28,8 +28,9 @@ from wganlab.bench import train_cases  # noqa: F401  (registers the train-* case
 from wganlab.bench.baselines import pot_w1
 from wganlab.bench.cases import CASES, describe_sizes, resolve_sizes
 from wganlab.bench.render import COLUMNS, markdown
-from wganlab.bench.timing import PairedTimer, proc_kb
+from wganlab.bench.timing import PairedTimer
 from wganlab.errors import BadInput, ConfigError, WganlabError
+from wganlab.memory import proc_kb
 
 
 def machine() -> dict:

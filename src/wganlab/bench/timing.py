@@ -15,19 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from wganlab.memory import proc_kb
+
 #: the real image set every case uses (pixels in [-1, 1])
 DATASET = "fashion-mnist"
-
-
-def proc_kb(path: str, field: str) -> int | None:
-    """A ``Field:  value kB`` entry of ``/proc/meminfo`` or ``/proc/self/status`` (None where absent)."""
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def _reset_peak() -> int | None:

@@ -23,8 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wganlab.checks import native_order
 from wganlab.data.spec import Dataset, DataSpec, Key
 from wganlab.errors import DatasetError
+from wganlab.memory import check_memory
 
 #: the most values (points x coordinates, or images x pixels) a generated or loaded data set may hold:
 #: 2 GB as float32. Larger requests are refused before anything is allocated.
@@ -40,9 +42,11 @@ def seed_key() -> Key:
 
 
 def check_values(name: str, count: int, what: str) -> None:
-    """Refuse (one-line :class:`DatasetError` naming the size) a data set of more than :data:`MAX_VALUES`."""
+    """Refuse (one-line error naming the size) a data set of more than :data:`MAX_VALUES`, or one beyond the
+    memory available (12 bytes a value: a float64 draw and its float32 copy)."""
     if count > MAX_VALUES:
         raise DatasetError(f"{name}: {what} = {count:,} values is too many (at most {MAX_VALUES:,})")
+    check_memory(12 * count, f"{name}: {what} = {count:,} values")
 
 
 def read_npy(path: str | os.PathLike, what: str = "array") -> np.ndarray:
@@ -78,12 +82,13 @@ def read_npy(path: str | os.PathLike, what: str = "array") -> np.ndarray:
     if count > MAX_VALUES:
         raise InputError(f"{path}: header claims shape {shape} = {count:,} values, more than the {MAX_VALUES:,} "
                          "allowed")
+    check_memory(count * dtype.itemsize, f"{path}: shape {shape}")
     have = path.stat().st_size - offset
     if have != count * dtype.itemsize:
         raise InputError(f"{path}: header claims shape {shape} ({count * dtype.itemsize:,} bytes) but the file "
                          f"holds {have:,} bytes of data")
     try:
-        return np.load(path, allow_pickle=False)
+        return native_order(np.load(path, allow_pickle=False))
     except (ValueError, OSError) as e:
         raise InputError(f"{path}: not a readable numeric .npy file ({e})") from None
 

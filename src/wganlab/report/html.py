@@ -54,10 +54,29 @@ def _read_result(path: Path, name: str) -> dict:
         r = read_json(path)
     except (OSError, InputError) as e:
         return {"experiment": name, "status": "failed", "error": f"unreadable result.json: {e}", "claims": []}
-    if not isinstance(r, dict) or not isinstance(r.get("status"), str):
-        return {"experiment": name, "status": "failed", "error": f"{path}: not a result.json of wganlab",
-                "claims": []}
+    problem = "not a result.json of wganlab" if not isinstance(r, dict) else _malformed(r)
+    if problem:
+        return {"experiment": name, "status": "failed", "error": f"{path}: {problem}", "claims": []}
     return {**r, "experiment": name}
+
+
+def _scalar(v) -> bool:
+    return v is None or isinstance(v, str | int | float)
+
+
+def _malformed(r: dict) -> str | None:
+    """What is wrong with the shape of a result.json's fields that the report reads (None when nothing)."""
+    fields = {"status": lambda v: isinstance(v, str),
+              "title": _scalar, "source": _scalar, "error": _scalar,
+              "seconds": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+              "claims": lambda v: isinstance(v, list) and all(
+                  isinstance(c, dict) and all(map(_scalar, c.values())) for c in v),
+              "figures": lambda v: isinstance(v, list) and all(
+                  isinstance(f, dict) and isinstance(f.get("file"), str) and _scalar(f.get("caption")) for f in v),
+              "notes": lambda v: isinstance(v, list) and all(
+                  _scalar(n) or (isinstance(n, dict) and _scalar(n.get("text"))) for n in v)}
+    bad = [k for k, ok in fields.items() if (k in r or k == "status") and not ok(r.get(k))]
+    return f"malformed result.json: field(s) {', '.join(bad)} of the wrong type" if bad else None
 
 
 def _results(folder: Path, asked: list[str]) -> list[dict]:
@@ -163,7 +182,7 @@ def claims_markdown(folders: list[str | Path]) -> str:
             for c in r.get("claims", []):
                 row = rows.setdefault((r["experiment"], c.get("key", "?")), {"claim": c, "ours": {}})
                 row["ours"][i] = f"{c.get('ours', '?')} ({c.get('status', '?')})"
-    head = ["experiment", "claim", "paper", "paper's number", *(top.get("preset", "?") for top, _ in runs)]
+    head = ["experiment", "claim", "paper", "paper's number", *(str(top.get("preset", "?")) for top, _ in runs)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (name, _), row in rows.items():
         c = row["claim"]

@@ -25,7 +25,9 @@ def solve_exact(C, a=None, b=None, *, plan: bool = False, tol: float = GAP_TOL) 
     """Exact OT for a cost matrix ``C (n, m)`` and weights ``a (n,)``, ``b (m,)`` (uniform if None).
 
     Network simplex (POT ``emd``) in float64 with an iteration budget that grows until the solver
-    reports optimality, then the duality-gap certificate (relative gap <= ``tol``).
+    reports optimality, then the duality-gap certificate (relative gap <= ``tol``). Negative costs are
+    allowed: the simplex solves ``C - min C`` (the same plans, the weights summing to 1) and the value and the
+    first potential are shifted back by ``min C``.
 
     >>> round(solve_exact([[0.0, 1.0], [1.0, 0.0]]).value, 12)
     0.0
@@ -41,8 +43,20 @@ def solve_exact(C, a=None, b=None, *, plan: bool = False, tol: float = GAP_TOL) 
     e = e if needs_rescaling(e) else 0
     if e:  # costs near 1 for the simplex's tolerances; exact (a power of two), undone on the result
         C = times_pow2(C, -e)
-    res = _trivial(C, a, b) if min(n, m) == 1 else _network_simplex(C, a, b, tol)
+    res = _trivial(C, a, b) if min(n, m) == 1 else _shifted_simplex(C, a, b, tol)
     return rescaled(res if plan else dataclasses.replace(res, plan=None), e)
+
+
+def _shifted_simplex(C: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float) -> OTResult:
+    """:func:`_network_simplex` on ``C - lo`` with ``lo = min(min C, 0)`` (POT's simplex wants costs >= 0; every
+    plan's cost moves by ``lo``), the value and ``u`` moved back by ``lo``."""
+    lo = min(float(C.min()), 0.0)
+    res = _network_simplex(C - lo, a, b, tol)
+    if lo == 0:
+        return res
+    u, v = res.potentials
+    return dataclasses.replace(res, value=res.value + lo, cost=res.cost + lo, potentials=(u + lo, v),
+                               info={**res.info, "cost_shift": lo})
 
 
 def _trivial(C: np.ndarray, a: np.ndarray, b: np.ndarray) -> OTResult:
