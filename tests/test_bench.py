@@ -86,6 +86,7 @@ def test_every_case_agrees_with_its_baseline(tiny_rows):
             assert_allclose(r["value_diff"], 0.0, atol=TOL[r["case"]], err_msg=r["case"])
         if r["case"].startswith("w1"):
             assert_allclose(r["gap_rel"], 0.0, atol=1e-9)  # the certificate of an exact solution
+            assert r["gemm_s"] > 0 and "float32 distances of every pair alone" in r["note"]
 
 
 def test_low_dimensional_case_rows_are_certified_and_right():
@@ -195,7 +196,7 @@ def test_a_child_that_cannot_start_becomes_a_row():
     # 0.2 GiB of address space is too little to import torch: the child dies, the bench reports it
     (row,) = bench.run_bench(["w1-square"], overrides={"w1-square": {"n": "20"}}, mem_limit_gib=0.2)
     assert row["status"] in ("error", "out of memory") and "child process exit code" in row["note"]
-    assert row["case"] == "w1-square" and row["size"] == "n=20" and row["wganlab_s"] is None
+    assert row["case"] == "w1-square" and row["size"] == "n=20 sides=28" and row["wganlab_s"] is None
 
 
 def test_a_missing_dataset_stops_the_bench_with_one_line(monkeypatch, capsys):
@@ -203,3 +204,13 @@ def test_a_missing_dataset_stops_the_bench_with_one_line(monkeypatch, capsys):
     assert main(["bench", "w1-square", "--in-process", "--set", "w1-square.n=10"]) == 2
     err = capsys.readouterr().err.splitlines()  # progress lines, then the error on one line
     assert err[-1].startswith("wganlab: error: unknown dataset 'no-such-dataset'")
+
+
+def test_exact_cases_run_at_each_side_length():
+    """sides: one row per image side length (64 is the authors' d = 4,096 in --full), each certified and equal
+    to POT on the resized images."""
+    rows = bench.run_bench(["w1-square"], overrides={"w1-square": {"n": "60", "sides": "28,32"}}, isolate=False)
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    assert_allclose([r["value_diff"] for r in rows], 0.0, atol=1e-10)
+    assert rows[0]["value"] != rows[1]["value"]
+    assert bench.resolve_sizes(["w1-square", "w1-batch", "ot-means"], full=True)["ot-means"]["sides"] == (28, 64)
