@@ -90,7 +90,8 @@ def _exact_row(ctx: PairedTimer, x, y, baseline: bool = True) -> dict:
     res = t["ours"]
     diff = rel_diff(res.value, t["base"]) if baseline else None
     gemm = _distance_pass_seconds(ctx, x, y)
-    return timed_row(t, f"{len(x)} x {len(y)}", diff, res.gap_rel, value=res.value, gemm_s=gemm,
+    side = f" ({x.shape[-2]}x{x.shape[-1]})" if x.ndim == 4 and x.shape[-1] != 28 else ""
+    return timed_row(t, f"{len(x)} x {len(y)}{side}", diff, res.gap_rel, value=res.value, gemm_s=gemm,
                      note=f"the float32 distances of every pair alone (GEMM and lower bounds, once): {gemm:.3g} s, "
                           f"{100 * gemm / t['ours_s']:.0f} % of wganlab's solve")
 
