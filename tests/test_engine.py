@@ -349,3 +349,14 @@ def test_smallest_per_column_matches_a_sort():
         want |= set(mine[np.argsort(key[mine])[:3]].tolist())
     assert set(keep.tolist()) == want
 
+
+
+def test_coarse_prices_with_zero_weights():
+    """Points of weight 0 (whole clusters of them) leave the coarse problem well defined and the value exact."""
+    r = np.random.default_rng(12)
+    x, y = _on_curve(r, 3000, "circle"), _on_curve(r, 3000, "circle")
+    a = np.where(np.arange(3000) % 2 == 0, 0.0, 1.0) * (x[:, 0] > 0)
+    a, b = a / a.sum(), np.full(3000, 1 / 3000)
+    res = wasserstein(x, y, a=a, b=b, engine="sparse")
+    assert res.info["prices"] == "coarse"
+    assert res.value == pytest.approx(wasserstein(x, y, a=a, b=b, engine="pot").value, rel=1e-9)

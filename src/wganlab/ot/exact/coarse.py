@@ -67,12 +67,12 @@ def clusters(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def coarsen(Z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(centroids (K, d) float64, masses (K,))`` of the weighted set ``Z (n, d)``, ``w (n,)``: each cluster's
-    weighted mean and total weight (all clusters but the last hold LEAF points)."""
+    mean and total weight (all clusters but the last hold LEAF points; the means are unweighted, a price's
+    approximation either way, and defined for clusters of weight 0)."""
     order, starts = clusters(Z)
-    wo = w[order]
-    mass = np.add.reduceat(wo, starts[:-1])
-    cent = np.add.reduceat(Z[order].astype(np.float64) * wo[:, None], starts[:-1], axis=0) / mass[:, None]
-    return cent, mass
+    counts = np.diff(starts)[:, None]
+    return np.add.reduceat(Z[order].astype(np.float64), starts[:-1], axis=0) / counts, \
+        np.add.reduceat(w[order], starts[:-1])
 
 
 def c_transform(X: np.ndarray, Yc: np.ndarray, V: np.ndarray, squared: bool, block: int = 2048) -> np.ndarray:
