@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -153,6 +153,7 @@ def test_truncated_or_damaged_cifar_batches(protocol, cut, flips):
 
 @FUZZ
 @given(st.binary(max_size=300))
+@example(b"F\x01\n")  # found by CI: the unpickler's reason quoted a newline of the file
 def test_random_bytes_as_a_cifar_batch(noise):
     _read(noise)
 

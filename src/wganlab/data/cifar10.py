@@ -92,7 +92,8 @@ def safe_load_pickle(path: str | os.PathLike):
     except DatasetError:
         raise
     except Exception as e:
-        raise DatasetError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
+        reason = " ".join(str(e).split())  # one line: the reason may quote the file's own newlines
+        raise DatasetError(f"{path}: not a readable pickle ({type(e).__name__}: {reason})") from None
 
 
 def read_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
