@@ -37,7 +37,8 @@ TINY_TRAIN = {name: {"sides": "16", "iters": "1", "n": "100"} for name in
 
 
 #: cases outside the default selection, run here at a tiny size (their own test)
-TINY_EXTRA = {"w1-low-dim": {"n": "150"}}
+TINY_EXTRA = {"w1-low-dim": {"n": "150"}, "patch-swd-64": {"n": "20", "n_projections": "8"},
+              "ot-means-authors": {"m": "6", "n": "90", "iters": "2", "inner": "3"}}
 
 
 def test_tiny_sizes_cover_every_case():
@@ -94,7 +95,7 @@ def test_low_dimensional_case_rows_are_certified_and_right():
     from wganlab.bench.cases import low_dimensional_points
     from wganlab.ot import wasserstein
 
-    rows = bench.run_bench(["w1-low-dim"], overrides=TINY_EXTRA, isolate=False)
+    rows = bench.run_bench(["w1-low-dim"], overrides={"w1-low-dim": TINY_EXTRA["w1-low-dim"]}, isolate=False)
     assert [r["size"] for r in rows] == [f"{k}, 150 x 150, p = {p}" for k in ("circle", "plane", "line+1e-3",
                                                                           "line+1e-6") for p in (1, 2)]
     for r in rows:
@@ -103,6 +104,42 @@ def test_low_dimensional_case_rows_are_certified_and_right():
         kind, p = r["size"].split(",")[0], int(r["size"][-1])
         x, y = low_dimensional_points(kind, 150, 1), low_dimensional_points(kind, 150, 2)
         assert r["value"] == pytest.approx(wasserstein(x, y, p=p, engine="pot").value, rel=1e-9)
+
+
+def test_authors_setting_cases_agree_with_their_baselines():
+    """patch-swd-64 and ot-means-authors: each row agrees with its plain baseline (the direct step against
+    all n, which has none, with wganlab's patch SWD called directly); the authors' times are quoted."""
+    from wganlab.ot.patches import patch_swd
+    from wganlab.ot.sliced import random_projections
+
+    names = ["patch-swd-64", "ot-means-authors"]
+    rows = bench.run_bench(names, overrides={k: TINY_EXTRA[k] for k in names}, isolate=False)
+    assert [r["size"] for r in rows] == ["patch SW1, 64 vs 20", "location-specific patch SW1, 64 vs 20",
+                                         "direct step, 64 vs 64", "direct step, 64 vs 20 (default max_elements)",
+                                         "direct step, 64 vs 20 (max_elements = 2^28)", "6 x 90 (64x64), 2 outer x 3"]
+    for r in rows:
+        assert r["status"] == "ok" and r["wganlab_s"] > 0, r
+    for r in rows[:3]:
+        assert_allclose(r["value_diff"], 0.0, atol=1e-5, err_msg=r["size"])
+    assert "13-16 s here at n = 10,000" in rows[0]["note"] and "5.9 s here" in rows[2]["note"]
+    ctx = bench.PairedTimer()
+    x, y = ctx.images("test", 64, size=64), ctx.images("train", 20, size=64)
+    want = float(patch_swd(x, y, 16, 1, projections=random_projections(256, 8, seed=0)))
+    for r in rows[3:5]:
+        assert r["baseline_s"] is None and r["value"] == pytest.approx(want, rel=1e-6)
+    assert_allclose(rows[5]["value_diff"], 0.0, atol=1e-8)
+    assert "per outer iteration (3 exact plans" in rows[5]["note"]
+
+
+def test_plain_patch_swd_local_is_the_mean_over_locations_of_scipy():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(3, 1, 6, 6, generator=g), torch.rand(5, 1, 6, 6, generator=g)
+    theta = random_projections(9, 4, seed=2)
+    px, py = (F.unfold(z, 3, stride=2).double().numpy() for z in (x, y))  # (N, 9, L = 4)
+    th = theta.double().numpy()
+    want = np.mean([[scipy.stats.wasserstein_distance(px[:, :, l] @ t, py[:, :, l] @ t) for t in th]
+                    for l in range(px.shape[-1])])
+    assert_allclose(bench.plain_patch_swd_local(x, y, theta, 3, 2, chunk=3), want, rtol=1e-5)
 
 
 def test_case_values_match_independent_computations(tiny_rows):

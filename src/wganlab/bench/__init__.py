@@ -8,12 +8,12 @@
 * :mod:`~wganlab.bench.render` — the text and markdown tables.
 """
 
-from wganlab.bench.baselines import plain_ot_means, plain_patch_swd, plain_train_steps, pot_w1
+from wganlab.bench.baselines import plain_ot_means, plain_patch_swd, plain_patch_swd_local, plain_train_steps, pot_w1
 from wganlab.bench.cases import CASES, Case, describe_sizes, resolve_sizes
 from wganlab.bench.harness import machine, run_bench, run_case
 from wganlab.bench.render import COLUMNS, markdown, table
 from wganlab.bench.timing import PairedTimer
 
 __all__ = ["CASES", "COLUMNS", "Case", "PairedTimer", "describe_sizes", "machine", "markdown",
-           "plain_ot_means", "plain_patch_swd", "plain_train_steps", "pot_w1", "resolve_sizes", "run_bench",
-           "run_case", "table"]
+           "plain_ot_means", "plain_patch_swd", "plain_patch_swd_local", "plain_train_steps", "pot_w1",
+           "resolve_sizes", "run_bench", "run_case", "table"]

@@ -21,19 +21,40 @@ def pot_w1(x, y) -> float:
 
 
 def plain_patch_swd(x, y, theta, patch_size: int, patch_stride: int = 1, chunk: int = 16) -> float:
-    """Patch SW1 written plainly in torch: unfold both image sets into patches, project them on ``theta``
-    ``(P, C size^2)``, sort, and integrate ``|F^-1(t) - G^-1(t)|`` exactly over the merged quantile
-    breakpoints ``{i/n} U {j/m}`` (each step function read at the middle of every merged piece).
-
-    When ``x`` requires grad, its gradient is accumulated in ``x.grad`` (as ``loss.backward()`` does), by
-    autograd through the sort, one chunk of projections at a time."""
-    import torch
+    """Patch SW1 written plainly in torch: unfold both image sets into patches and take
+    :func:`plain_sw1` of the two patch sets. When ``x`` requires grad, its gradient is accumulated in
+    ``x.grad`` (as ``loss.backward()`` does)."""
     import torch.nn.functional as F
 
-    d, P = theta.shape[1], theta.shape[0]
-    grad = x.requires_grad
+    d, grad = theta.shape[1], x.requires_grad
     px = F.unfold(x.detach(), patch_size, stride=patch_stride).transpose(1, 2).reshape(-1, d).requires_grad_(grad)
     py = F.unfold(y, patch_size, stride=patch_stride).transpose(1, 2).reshape(-1, d)
+    value = plain_sw1(px, py, theta, chunk)
+    if grad:
+        F.unfold(x, patch_size, stride=patch_stride).transpose(1, 2).reshape(-1, d).backward(px.grad)
+    return value
+
+
+def plain_patch_swd_local(x, y, theta, patch_size: int, patch_stride: int = 1, chunk: int = 16) -> float:
+    """Location-specific patch SW1 written plainly: unfold both image sets, then the mean over the ``L``
+    patch locations ``l`` of :func:`plain_sw1` between the patches of ``x`` and of ``y`` at ``l``."""
+    import torch.nn.functional as F
+
+    px, py = (F.unfold(z, patch_size, stride=patch_stride) for z in (x, y))  # (N, d, L)
+    L = px.shape[-1]
+    return sum(plain_sw1(px[:, :, l], py[:, :, l], theta, chunk) for l in range(L)) / L
+
+
+def plain_sw1(px, py, theta, chunk: int = 16) -> float:
+    """SW1 between point sets ``px (n, d)``, ``py (m, d)``: project them on ``theta (P, d)``, sort, and
+    integrate ``|F^-1(t) - G^-1(t)|`` exactly over the merged quantile breakpoints ``{i/n} U {j/m}`` (each
+    step function read at the middle of every merged piece); the mean over the ``P`` directions.
+
+    When ``px`` requires grad, its gradient is accumulated in ``px.grad``, by autograd through the sort,
+    one chunk of projections at a time."""
+    import torch
+
+    P, grad = theta.shape[0], px.requires_grad
     n, m = len(px), len(py)
     levels = torch.sort(torch.cat([torch.arange(1, n + 1, dtype=torch.float64) / n,
                                    torch.arange(1, m + 1, dtype=torch.float64) / m])).values
@@ -50,8 +71,6 @@ def plain_patch_swd(x, y, theta, patch_size: int, patch_stride: int = 1, chunk: 
         if grad:
             (term / P).backward()
         total += float(term.detach())
-    if grad:
-        F.unfold(x, patch_size, stride=patch_stride).transpose(1, 2).reshape(-1, d).backward(px.grad)
     return total / P
 
 

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from wganlab.bench.baselines import plain_ot_means, plain_patch_swd, pot_w1
+from wganlab.bench.baselines import plain_ot_means, plain_patch_swd, plain_patch_swd_local, pot_w1
 from wganlab.bench.timing import PairedTimer, rel_diff, timed_row
 from wganlab.config import renamed_key_error
 from wganlab.errors import ConfigError
@@ -256,10 +256,76 @@ register_case("patch-swd-train", "patch SW1 and its gradient for `batches` batch
               baseline_batches=3, n_projections=128)(functools.partial(_patch_batches, grad=True))
 
 
+#: the authors' code on this machine, 64x64 Fashion-MNIST against N = 10,000 images (REFERENCE.md, idle
+#: machine): seconds of their patch SWD, location-specific patch SWD and direct-descent step
+AUTHORS_PATCH_S = {"patch": (13.0, 16.0), "local": (4.5, 4.5), "direct": (5.9, 5.9)}
+
+
+@register_case("patch-swd-64", "the authors' patch metrics on 64x64 images: patch SW1 and location-specific "
+               "patch SW1 of 64 images against n (16x16 patches, stride 8, 128 projections, nothing reused), "
+               "and the direct-descent step (16x16 patches at stride 1, value and gradient) of 64 images "
+               "against a batch of 64 and against all n", "plain torch (unfold, project, sort); none against "
+               "all n", full={"n": 10_000}, in_default=False, n=1_000, n_projections=128)
+def _patch_swd_64(ctx: PairedTimer, n: int, n_projections: int) -> list[dict]:
+    import torch
+
+    from wganlab.ot.patches import patch_swd, patch_swd_local
+    from wganlab.ot.sliced import random_projections
+
+    y, x, batch = ctx.images("train", n, size=64), ctx.images("test", 64, size=64), ctx.images("test", 64, 1, 64)
+    theta = random_projections(256, n_projections, seed=0)
+    rows = []
+    for key, ours, base in (("patch", patch_swd, plain_patch_swd), ("local", patch_swd_local, plain_patch_swd_local)):
+        t = ctx.time(lambda ours=ours: float(ours(x, y, 16, 8, projections=theta)),
+                     lambda base=base: base(x, y, theta, 16, 8))
+        label = "patch SW1" if key == "patch" else "location-specific patch SW1"
+        rows.append(timed_row(t, f"{label}, 64 vs {n}", rel_diff(t["ours"], t["base"]), value=t["ours"],
+                              note=_authors_note(key, t["ours_s"], n)))
+
+    def step(target, max_elements=None):
+        xg = x.clone().requires_grad_(True)
+        v = patch_swd(xg, target, 16, 1, projections=theta, max_elements=max_elements)
+        return float(v.detach()), torch.autograd.grad(v, xg)[0]
+
+    def plain_step():
+        xg = x.clone().requires_grad_(True)
+        return plain_patch_swd(xg, batch, theta, 16, 1), xg.grad
+
+    t = ctx.time(functools.partial(step, batch), plain_step)
+    gdiff = float((t["ours"][1] - t["base"][1]).norm() / t["base"][1].norm())
+    rows.append(timed_row(t, "direct step, 64 vs 64", rel_diff(t["ours"][0], t["base"][0]), value=t["ours"][0],
+                          note=f"{_authors_note('direct', t['ours_s'], 10_000)}; gradients differ by {gdiff:.1e} "
+                               "(relative L2)"))
+    for max_elements in (None, BIG_CHUNK):
+        t = ctx.time(functools.partial(step, y, max_elements))
+        chunk = "default max_elements" if max_elements is None else f"max_elements = 2^{max_elements.bit_length() - 1}"
+        rows.append(timed_row(t, f"direct step, 64 vs {n} ({chunk})", value=t["ours"][0],
+                              note="stride 1 against every image (the authors' code cannot hold these patches in 24 "
+                                   "GiB); max_elements bounds the projected values of one pass: per pass, 2^26 "
+                                   "holds 2 projections at n = 10,000, 2^28 holds 11 (the convolution runs ~3.7x "
+                                   "faster per projection with 8 or more)"))
+    return rows
+
+
+#: a larger chunk of projected values for the direct step against all images (the peak memory it costs is the row's)
+BIG_CHUNK = 1 << 28
+
+
+def _authors_note(key: str, seconds: float, n: int) -> str:
+    lo, hi = AUTHORS_PATCH_S[key]
+    theirs = f"{lo:g} s" if lo == hi else f"{lo:g}-{hi:g} s"
+    if n != 10_000:
+        return f"the authors' code: {theirs} here at n = 10,000 (REFERENCE.md; not comparable at n = {n})"
+    speedup = f"{lo / seconds:.1f}x" if lo == hi else f"{lo / seconds:.1f}-{hi / seconds:.1f}x"
+    return f"the authors' code: {theirs} here (REFERENCE.md, idle machine): wganlab {speedup} faster"
+
+
 @register_case("ot-means", "OT-Means: m centroids fitted to n training images, iters x (exact plan + one "
                "Weiszfeld step), at each side length of sides", "POT ot.emd + numpy Weiszfeld",
                full={"n": 10_000, "sides": (28, 64)}, m=64, n=2_000, iters=20, sides=(28,))
-def _ot_means(ctx: PairedTimer, m: int, n: int, iters: int, sides: tuple) -> list[dict]:
+def _ot_means(ctx: PairedTimer, m: int, n: int, iters: int, sides: tuple, inner: int = 1) -> list[dict]:
+    """OT-Means rows; ``inner`` > 1: ``iters`` outer iterations of ``inner`` updates each (the authors' protocol),
+    timed per outer iteration as well."""
     import torch
 
     from wganlab.ot import ot_means
@@ -268,9 +334,27 @@ def _ot_means(ctx: PairedTimer, m: int, n: int, iters: int, sides: tuple) -> lis
     for side in sides:
         y = ctx.images("train", n, size=_resized(side))
         init = 0.5 * torch.randn(m, y[0].numel(), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-        t = ctx.time(functools.partial(lambda y, init: ot_means(y, m, n_iter=iters, ot_steps=1, weiszfeld_steps=1,
+        t = ctx.time(functools.partial(lambda y, init: ot_means(y, m, n_iter=iters, ot_steps=inner, weiszfeld_steps=1,
                                                                 init=init).w1_trace, y, init),
-                     functools.partial(plain_ot_means, y, init, iters))
-        rows.append(timed_row(t, f"{m} x {n} ({side}x{side}), {iters} iterations", rel_diff(t["ours"], t["base"]),
-                              value=t["ours"][-1], note="value diff: largest over the W1 traces"))
+                     functools.partial(plain_ot_means, y, init, iters * inner))
+        note = "value diff: largest over the W1 traces"
+        if inner > 1:
+            lo, hi = AUTHORS_OT_MEANS_S
+            per = t["ours_s"] / iters
+            note += (f"; {per:.3g} s per outer iteration ({inner} exact plans and Weiszfeld steps; the authors' code: "
+                     f"{lo:g}-{hi:g} s here at 64x64, n = 10,000 (REFERENCE.md, idle machine)"
+                     + (f": wganlab {lo / per:.1f}-{hi / per:.1f}x faster)" if (side, n) == (64, 10_000) else ")"))
+        label = f"{iters} iterations" if inner == 1 else f"{iters} outer x {inner}"
+        rows.append(timed_row(t, f"{m} x {n} ({side}x{side}), {label}", rel_diff(t["ours"], t["base"]),
+                              value=t["ours"][-1], note=note))
     return rows
+
+
+#: the authors' code on this machine: seconds per OT-Means outer iteration (5 exact solves + Weiszfeld steps),
+#: 64 centroids, 64x64 Fashion-MNIST, N = 10,000 (REFERENCE.md, idle machine)
+AUTHORS_OT_MEANS_S = (1.9, 2.5)
+
+register_case("ot-means-authors", "OT-Means at the authors' protocol: m centroids fitted to n training images at "
+              "64x64, iters outer iterations of inner x (exact plan + one Weiszfeld step), time per outer iteration",
+              "POT ot.emd + numpy Weiszfeld", full={"n": 10_000}, in_default=False, m=64, n=2_000, iters=10,
+              inner=5, sides=(64,))(_ot_means)
