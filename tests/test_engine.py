@@ -360,3 +360,51 @@ def test_coarse_prices_with_zero_weights():
     res = wasserstein(x, y, a=a, b=b, engine="sparse")
     assert res.info["prices"] == "coarse"
     assert res.value == pytest.approx(wasserstein(x, y, a=a, b=b, engine="pot").value, rel=1e-9)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_shifted_bounds_stay_below_the_costs(squared):
+    """CostBounds: bounds of the costs after the points moved (triangle inequality) stay below the true costs,
+    for small and large moves and exact zeros; bounds raised to exact costs stay below them; rounding to
+    float32 never rounds up, from subnormal to large values."""
+    r = np.random.default_rng(21)
+    x, y = r.normal(size=(40, 20)), r.normal(size=(300, 20))
+    x[:3] = y[:3]
+    yp = engine.Points(y)
+    lo = blocks.Distances(engine.Points(x, yp.mu), yp, squared).lower(0, slice(0, 40))
+    bounds = blocks.CostBounds(yp, x, lo.copy(), squared)
+    assert (bounds.shifted(x) <= lo).all()
+    for scale in (1e-9, 1e-3, 0.1, 3.0):
+        moved = x + scale * r.normal(size=x.shape)
+        C = cdist(moved, y, "sqeuclidean" if squared else "euclidean")
+        assert (bounds.shifted(moved).astype(np.float64) <= C).all()
+    C = cdist(x, y, "sqeuclidean" if squared else "euclidean")
+    rows, cols = r.integers(0, 40, 500), r.integers(0, 300, 500)
+    bounds.tightened(rows, cols, C[rows, cols])
+    assert (bounds.lo <= C).all() and (bounds.lo[rows, cols] >= C[rows, cols] * (1 - 2.0**-20) - 1e-30).all()
+    v = np.concatenate([[0.0, 1e-45, 1e-40, 1e-38], r.uniform(0, 10, 10**5) * 10.0 ** r.integers(-45, 30, 10**5)])
+    assert (blocks.round_down32(v).astype(np.float64) <= v).all()
+
+
+def test_a_warm_start_against_the_same_target_shifts_its_bounds():
+    """A solve warm-started from a result against the same prepared target takes the earlier cost bounds,
+    shifted by how far each point moved, instead of its distance GEMM, and gives a cold solve's certified
+    answer; not after a move that leaves the bounds uninformative, not for another target, not from a
+    result solved transposed."""
+    r = np.random.default_rng(22)
+    x, y = r.normal(size=(16, 10)), r.normal(size=(600, 10))
+    t = prepare_points(y)
+    first = wasserstein(x, t, engine="sparse")
+    assert first.bounds is not None and first.bounds.lo.shape == (16, 600)
+    prev = first
+    for _ in range(3):  # a chain of small moves, as OT-Means makes
+        x = x + 0.01 * r.normal(size=x.shape)
+        warm = wasserstein(x, t, plan=True, engine="sparse", warm_start=prev)
+        assert warm.info["shifted_bounds"]
+        assert_allclose(warm.value, wasserstein(x, y, engine="pot").value, rtol=1e-12)
+        assert_certified(warm, x, y, np.full(16, 1 / 16), np.full(600, 1 / 600))
+        prev = warm
+    assert not wasserstein(x + 5.0, t, engine="sparse", warm_start=prev).info["shifted_bounds"]
+    assert not wasserstein(x, prepare_points(y), engine="sparse", warm_start=prev).info["shifted_bounds"]
+    wide = wasserstein(y[:40], x, engine="sparse")  # more rows than columns: solved transposed
+    assert wide.bounds is None

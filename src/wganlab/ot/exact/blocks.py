@@ -63,11 +63,61 @@ class Distances:
                 self.all_t = g
         return lo
 
+    def seed(self, lo: np.ndarray) -> None:
+        """Use ``lo (M, N)``, float32 lower bounds of every pair's cost, as the cached blocks (no GEMM)."""
+        self.cache = {s: lo[s:s + self.step] for s in range(0, self.M, self.step)}
+        self.all_t = None
+
+    def cached_all(self) -> np.ndarray | None:
+        """The cached lower bounds of all pairs ``(M, N)``, or None unless every block is cached."""
+        if self.cache is None or any(s not in self.cache for s in range(0, self.M, self.step)):
+            return None
+        parts = [self.cache[s] for s in range(0, self.M, self.step)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
     def transposed(self) -> np.ndarray:
         """The lower bounds of all pairs as ``(N, M)`` (for few rows: one cached block)."""
         if self.all_t is None:
             self.all_t = np.ascontiguousarray(np.concatenate([blk for _, blk in self.blocks()]).T)
         return self.all_t
+
+
+class CostBounds:
+    """Float32 lower bounds ``lo (M, N)`` of the costs ``||x_i - y_j||`` (or their squares) between points
+    ``x (M, d)`` and a prepared target ``y`` (:class:`wganlab.ot.exact.sparse.Points`), kept by a solve for the
+    next solve against the same target (OT-Means: the same data, centroids that moved a little)."""
+
+    def __init__(self, target, x: np.ndarray, lo: np.ndarray, squared: bool):
+        self.target, self.x, self.lo, self.squared = target, np.array(x, dtype=np.float64), lo, squared
+
+    def tightened(self, rows: np.ndarray, cols: np.ndarray, costs: np.ndarray) -> CostBounds:
+        """In place, the bounds of the pairs ``(rows, cols)`` raised to their exact float64 ``costs`` (rounded
+        down to float32); returns ``self``."""
+        self.lo[rows, cols] = np.maximum(self.lo[rows, cols], round_down32(costs))
+        return self
+
+    def shifted(self, x: np.ndarray) -> np.ndarray:
+        """Lower bounds of the costs for the points moved to ``x (M, d)``: ``||x'_i - y|| >= ||x_i - y|| -
+        ||x'_i - x_i||`` (triangle inequality), in float64 with the shift rounded up, rounded down to float32."""
+        shift = np.linalg.norm(np.asarray(x, dtype=np.float64) - self.x, axis=1) * (1 + 1e-12)
+        d = self.lo.astype(np.float64)
+        if self.squared:
+            np.sqrt(d, out=d)
+        d *= 1 - 1e-15  # the square root's rounding, before the difference can make it large relative to d
+        d -= shift[:, None]
+        np.maximum(d, 0.0, out=d)
+        if self.squared:
+            d *= d
+        return round_down32(d)
+
+
+def round_down32(v: np.ndarray) -> np.ndarray:
+    """Non-negative float64 ``v`` as float32 values no larger than ``v``: shrunk by ``2^-22`` (relative) and
+    ``1e-40`` (beyond float32's subnormal spacing) before rounding to nearest, clipped at 0."""
+    w = v * (1 - 2.0**-22)
+    w -= 1e-40
+    np.maximum(w, 0.0, out=w)
+    return w.astype(np.float32)
 
 
 @nb.njit(cache=True, fastmath=True)

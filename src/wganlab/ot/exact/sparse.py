@@ -78,6 +78,11 @@ AUCTION_ROUNDS, AUCTION_NEW_ARCS = 4, 0.3
 #: in d = 3 and 8 s against 3 s on Fashion-MNIST at 10,000 x 10,000)
 COARSE_MIN = 3000
 COARSE_DIM_MAX = 2.5
+#: a result keeps its bounds of every pair's cost (for a warm-started solve against the same target) up to this size
+KEEP_BOUNDS_BYTES = 64 * 1024 * 1024
+#: a warm start's bounds, shifted by how far each point moved, replace the distance GEMM unless, at the warm
+#: start's potentials, more than this many pairs per point would fall below them (each needs its exact cost)
+SHIFT_MAX_CHECKS = 4
 
 
 class TooDense(NotOptimalError):
@@ -191,14 +196,16 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
                                         k=k, max_arcs=max_arcs))
     prob = _Problem(X, Y if isinstance(Y, Points) else Points(Y), a, b, squared, k)
     u0, prices = _warm_prices(warm_start, prob.M, prob.N), "warm" if warm_start is not None else "auction"
+    shifted = warm_start is not None and _seed_shifted_bounds(prob, warm_start)
     if u0 is None and not prob.few_rows and min(prob.M, prob.N) >= COARSE_MIN and _low_dimensional(prob):
         u0, prices = _coarse_prices(prob, tol), "coarse"
         prob.k = K_COARSE if k is None else k
         max_arcs = None if max_arcs is None else max_arcs * K_COARSE // K_NEAREST
     u, bids = _start(prob, u0)
     v, fr, fc, fcost, stats = _route_and_price(prob, u, max_arcs)
-    return _certified(prob, u, v, fr, fc, fcost, tol, {**stats, "warm": warm_start is not None, "prices": prices,
-                                                        "bids": bids})
+    res = _certified(prob, u, v, fr, fc, fcost, tol, {**stats, "warm": warm_start is not None, "prices": prices,
+                                                       "bids": bids, "shifted_bounds": shifted})
+    return dataclasses.replace(res, bounds=_kept_bounds(prob, fr, fc, fcost))
 
 
 class _Problem:
@@ -206,7 +213,7 @@ class _Problem:
     masses ``sa (M,)``, ``sb (N,)`` summing to ``total``, the arc set and the candidate count ``k``."""
 
     def __init__(self, X: np.ndarray, Yp: Points, a, b, squared: bool, k: int | None):
-        self.X, self.Y, self.squared = X, Yp.exact, squared
+        self.X, self.Y, self.target, self.squared = X, Yp.exact, Yp, squared
         self.dist = blocks.Distances(Points(X, Yp.mu), Yp, squared)
         M, N = self.M, self.N = len(X), len(Yp)
         self.uniform = a is None and b is None
@@ -241,6 +248,32 @@ def _warm_prices(warm_start: OTResult | None, M: int, N: int) -> np.ndarray | No
     if pots is None or len(pots[0]) != M or len(pots[1]) != N:
         raise InputError(f"warm_start: expected an OTResult with potentials for {M} x {N} points")
     return np.array(pots[0], dtype=np.float64)
+
+
+def _seed_shifted_bounds(prob: _Problem, warm: OTResult) -> bool:
+    """Seed the distance blocks with the warm start's cost bounds (:class:`blocks.CostBounds`) shifted by how far
+    each point of ``x`` moved, when they are bounds for this target and, at the warm start's potentials, leave
+    at most SHIFT_MAX_CHECKS (M + N) pairs to check exactly; returns whether it did."""
+    old = getattr(warm, "bounds", None)
+    if (old is None or old.target is not prob.target or old.squared != prob.squared
+            or old.lo.shape != (prob.M, prob.N) or prob.dist.cache is None):
+        return False
+    lo = old.shifted(prob.X)
+    u, v = warm.potentials
+    if np.count_nonzero(lo < (np.asarray(u)[:, None] + np.asarray(v)[None, :])) > SHIFT_MAX_CHECKS * (prob.M + prob.N):
+        return False
+    prob.dist.seed(lo)
+    return True
+
+
+def _kept_bounds(prob: _Problem, fr, fc, fcost) -> blocks.CostBounds | None:
+    """The bounds of every pair's cost this solve holds (tightened to the exact costs it computed: the arcs and
+    the last pricing pass's pairs), when they fit in KEEP_BOUNDS_BYTES; else None."""
+    if 4 * prob.M * prob.N > KEEP_BOUNDS_BYTES or (lo := prob.dist.cached_all()) is None:
+        return None
+    arcs = prob.arcs
+    return blocks.CostBounds(prob.target, prob.X, lo, prob.squared).tightened(
+        np.concatenate([arcs.row, fr]), np.concatenate([arcs.col, fc]), np.concatenate([arcs.cost, fcost]))
 
 
 def _low_dimensional(prob: _Problem, rows: int = 16) -> bool:
@@ -358,7 +391,7 @@ def _transposed(res: OTResult | None) -> OTResult | None:
         return res
     info = {**res.info, "n": res.info.get("m"), "m": res.info.get("n")}
     plan = None if res.plan is None else sp.csr_array(res.plan.T)
-    return dataclasses.replace(res, plan=plan, potentials=res.potentials[::-1], info=info)
+    return dataclasses.replace(res, plan=plan, potentials=res.potentials[::-1], info=info, bounds=None)
 
 
 def _auction_run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_start: float,
