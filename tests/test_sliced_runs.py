@@ -102,3 +102,47 @@ def test_absurd_number_of_projections_is_refused_before_allocation():
     x = torch.zeros(4, 784)
     with pytest.raises(InputError, match="100,000,000 projections"):
         sliced.sliced_wasserstein(x, x, n_projections=100_000_000)
+
+
+def _patch_reference(x, y, theta, p, local):
+    """Patch SW_p (or its location-specific mean) by :func:`merged_w_pp` on unfolded patches (3x3, stride 2)."""
+    px, py = F.unfold(x, 3, stride=2), F.unfold(y, 3, stride=2)  # (N, 9, L)
+    if local:
+        return torch.stack([merged_w_pp(theta @ px[:, :, l].T, theta @ py[:, :, l].T, p).mean() ** (1 / p)
+                            for l in range(px.shape[-1])]).mean()
+    flat = [z.transpose(1, 2).reshape(-1, 9) for z in (px, py)]
+    return merged_w_pp(theta @ flat[0].T, theta @ flat[1].T, p).mean() ** (1 / p)
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 1.5])
+@pytest.mark.parametrize("local", [False, True], ids=["patch", "local"])
+def test_a_batch_against_a_fixed_batch_of_its_size_matches_autograd_through_the_sort(p, local, monkeypatch):
+    """The direct-descent step (generated images against a fixed set of as many) takes the fused equal-size
+    path: its value and gradient are autograd's through the sort; with tied values, the same as the general
+    path's (which a target that needs a gradient takes)."""
+    from wganlab.ot.patches import patch_swd_local
+    from wganlab.ot.sliced.autograd import EqualPP
+
+    calls = []
+    forward = EqualPP.forward
+    monkeypatch.setattr(EqualPP, "forward", staticmethod(lambda ctx, v, w, p: calls.append(1) or forward(ctx, v, w, p)))
+    fn = patch_swd_local if local else patch_swd
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(6, 1, 9, 9, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(6, 1, 9, 9, generator=g, dtype=torch.float64)
+    theta = random_projections(9, 5, seed=2).double()
+    value = fn(x, y, 3, 2, p=p, projections=theta)
+    (grad,) = torch.autograd.grad(value, x)
+    assert calls
+    ref = _patch_reference(x, y, theta, p, local)
+    assert_close(value, ref.detach(), rtol=1e-12, atol=1e-14)
+    assert_close(grad, torch.autograd.grad(ref, x)[0], rtol=1e-10, atol=1e-13)
+    # ties: two equal generated images and one equal to a target image
+    xt = x.detach().clone()
+    xt[3], xt[2] = xt[1], y[0]
+    xt.requires_grad_(True)
+    (fused,) = torch.autograd.grad(fn(xt, y, 3, 2, p=p, projections=theta), xt)
+    n_calls = len(calls)
+    (general,) = torch.autograd.grad(fn(xt, y.clone().requires_grad_(True), 3, 2, p=p, projections=theta), xt)
+    assert len(calls) == n_calls  # a target with a gradient takes the general path
+    assert_close(fused, general, rtol=1e-12, atol=1e-15)

@@ -9,6 +9,7 @@ import torch
 from wganlab.ot.sliced.kernels import (
     UniformPlan,
     abs_pow,
+    argsort_values,
     blocked_main,
     dabs_pow,
     gather_runs,
@@ -77,6 +78,27 @@ class UniformPP(torch.autograd.Function):
             if gv is not None:
                 gv.index_add_(-1, plan.js, g0 - g1)
         return gu, gv, None, None
+
+
+class EqualPP(torch.autograd.Function):
+    """``W_p^p = mean_j |v_(j) - w_j|^p`` between two uniform measures of equal size, from the UNSORTED atoms
+    ``v (..., n)`` (``v_(j)``: the ``j``-th smallest) and the sorted atoms ``w (..., n)`` of a fixed target
+    (no gradient). One argsort and one pass give the value and the gradient
+    ``d/dv_(j) = p |v_(j) - w_j|^(p-1) sign(v_(j) - w_j) / n`` (0 where they tie, as autograd through the sort
+    gives), which the backward pass scales: no gather / abs / scatter graph is built."""
+
+    @staticmethod
+    def forward(ctx, v, w, p):
+        idx = argsort_values(v)
+        d = v.detach().gather(-1, idx).sub_(w)
+        pp = sum_abs_pow(d, p, inplace=False) / v.shape[-1]
+        ctx.grad = torch.empty_like(d).scatter_(-1, idx, dabs_pow(d, p).div_(v.shape[-1]))
+        return pp
+
+    @staticmethod
+    def backward(ctx, grad):
+        g, ctx.grad = ctx.grad, None
+        return g.mul_(grad.unsqueeze(-1)), None, None
 
 
 def pp_uniform(us: torch.Tensor, vs: torch.Tensor, p: float, plan: UniformPlan) -> torch.Tensor:

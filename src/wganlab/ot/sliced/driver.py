@@ -10,7 +10,7 @@ import torch
 
 from wganlab.checks import as_points, positive_int, same_dim
 from wganlab.errors import InputError
-from wganlab.ot.sliced.autograd import AttachGrad, pp_sorted
+from wganlab.ot.sliced.autograd import AttachGrad, EqualPP, pp_sorted
 from wganlab.ot.sliced.kernels import UniformPlan, sort_side
 from wganlab.ot.sliced.oned import check_p, checked_weights
 from wganlab.ot.sliced.projections import get_projections, matmul_t
@@ -146,12 +146,15 @@ def sliced_distance(xs: Side, ys: Side | SortedProjections, theta: torch.Tensor,
         leaves.append(y_in)
 
     def pp_chunk(i, j):
-        us, cu = sort_side(xs.project(x_in, theta[i:j]), xs.weights, inplace=True)
+        px = xs.project(x_in, theta[i:j])
         if cached:
             vs = ys.values[i:j]
             cv = None if ys.cum_weights is None else ys.cum_weights[i:j]
         else:
             vs, cv = sort_side(ys.project(y_in, theta[i:j]), ys.weights, inplace=True)
+        if plan is not None and plan.equal and px.requires_grad and not vs.requires_grad and px.shape == vs.shape:
+            return EqualPP.apply(px, vs, p)  # a generated batch against a fixed one of its size: the direct step
+        us, cu = sort_side(px, xs.weights, inplace=True)
         return pp_sorted(us, cu, vs, cv, p, plan)
 
     def run(grad_w):
