@@ -22,9 +22,6 @@ class OTResult:
             positive from floating-point rounding. ``gap_rel`` is it divided by ``max(cost, tiny)``.
         solver: the engine that produced the plan; ``info`` holds its own facts (iterations, retries,
             sizes of candidate sets).
-        bounds: the sparse engine's lower bounds of every pair's cost (:class:`wganlab.ot.exact.blocks.CostBounds`)
-            when the problem was small enough to keep them: a solve warm-started from this result against the
-            same prepared target shifts them by how far each point moved instead of recomputing them.
     """
 
     value: float
@@ -34,7 +31,6 @@ class OTResult:
     plan: Any = None
     potentials: tuple[np.ndarray, np.ndarray] | None = None
     info: dict = field(default_factory=dict)
-    bounds: Any = field(default=None, repr=False, compare=False)
 
     @property
     def gap_rel(self) -> float:

@@ -84,11 +84,11 @@ class Distances:
 
 class CostBounds:
     """Float32 lower bounds ``lo (M, N)`` of the costs ``||x_i - y_j||`` (or their squares) between points
-    ``x (M, d)`` and a prepared target ``y`` (:class:`wganlab.ot.exact.sparse.Points`), kept by a solve for the
-    next solve against the same target (OT-Means: the same data, centroids that moved a little)."""
+    ``x (M, d)`` and a target set, kept by a solve for the next solve against the same target (OT-Means: the
+    same data, centroids that moved a little)."""
 
-    def __init__(self, target, x: np.ndarray, lo: np.ndarray, squared: bool):
-        self.target, self.x, self.lo, self.squared = target, np.array(x, dtype=np.float64), lo, squared
+    def __init__(self, x: np.ndarray, lo: np.ndarray, squared: bool):
+        self.x, self.lo, self.squared = np.array(x, dtype=np.float64), lo, squared
 
     def tightened(self, rows: np.ndarray, cols: np.ndarray, costs: np.ndarray) -> CostBounds:
         """In place, the bounds of the pairs ``(rows, cols)`` raised to their exact float64 ``costs`` (rounded

@@ -78,7 +78,7 @@ AUCTION_ROUNDS, AUCTION_NEW_ARCS = 4, 0.3
 #: in d = 3 and 8 s against 3 s on Fashion-MNIST at 10,000 x 10,000)
 COARSE_MIN = 3000
 COARSE_DIM_MAX = 2.5
-#: a result keeps its bounds of every pair's cost (for a warm-started solve against the same target) up to this size
+#: a target set keeps the bounds of every pair's cost of its latest solve (for a warm-started next one) up to this size
 KEEP_BOUNDS_BYTES = 64 * 1024 * 1024
 #: a warm start's bounds, shifted by how far each point moved, replace the distance GEMM unless, at the warm
 #: start's potentials, more than this many pairs per point would fall below them (each needs its exact cost)
@@ -106,6 +106,8 @@ class Points:
         #: far from unit spread)
         self.exponent = exponent
         self._bounds: torch.Tensor | None = None
+        #: the cost bounds (:class:`blocks.CostBounds`) of the latest solve against this set that kept them
+        self.last_costs = None
         self.mu = Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if mu is None else mu
         self.z32 = np.subtract(Z, self.mu.astype(Z.dtype), out=np.empty(Z.shape, np.float32), casting="same_kind")
         self.sq32 = torch.linalg.vector_norm(torch.from_numpy(self.z32), dim=1).square_().numpy()
@@ -205,7 +207,9 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     v, fr, fc, fcost, stats = _route_and_price(prob, u, max_arcs)
     res = _certified(prob, u, v, fr, fc, fcost, tol, {**stats, "warm": warm_start is not None, "prices": prices,
                                                        "bids": bids, "shifted_bounds": shifted})
-    return dataclasses.replace(res, bounds=_kept_bounds(prob, fr, fc, fcost))
+    if isinstance(Y, Points):  # a target prepared for many solves
+        _keep_bounds(prob, fr, fc, fcost)
+    return res
 
 
 class _Problem:
@@ -251,12 +255,13 @@ def _warm_prices(warm_start: OTResult | None, M: int, N: int) -> np.ndarray | No
 
 
 def _seed_shifted_bounds(prob: _Problem, warm: OTResult) -> bool:
-    """Seed the distance blocks with the warm start's cost bounds (:class:`blocks.CostBounds`) shifted by how far
-    each point of ``x`` moved, when they are bounds for this target and, at the warm start's potentials, leave
-    at most SHIFT_MAX_CHECKS (M + N) pairs to check exactly; returns whether it did."""
-    old = getattr(warm, "bounds", None)
-    if (old is None or old.target is not prob.target or old.squared != prob.squared
-            or old.lo.shape != (prob.M, prob.N) or prob.dist.cache is None):
+    """Seed the distance blocks with the cost bounds the target kept from its latest solve
+    (:class:`blocks.CostBounds`), shifted by how far each point of ``x`` moved since, when they are for as many
+    points and, at the warm start's potentials, leave at most SHIFT_MAX_CHECKS (M + N) pairs to check exactly;
+    returns whether it did."""
+    old = prob.target.last_costs
+    if (old is None or old.squared != prob.squared or old.lo.shape != (prob.M, prob.N) or prob.dist.cache is None
+            or old.x.shape != prob.X.shape):
         return False
     lo = old.shifted(prob.X)
     u, v = warm.potentials
@@ -266,13 +271,14 @@ def _seed_shifted_bounds(prob: _Problem, warm: OTResult) -> bool:
     return True
 
 
-def _kept_bounds(prob: _Problem, fr, fc, fcost) -> blocks.CostBounds | None:
-    """The bounds of every pair's cost this solve holds (tightened to the exact costs it computed: the arcs and
-    the last pricing pass's pairs), when they fit in KEEP_BOUNDS_BYTES; else None."""
+def _keep_bounds(prob: _Problem, fr, fc, fcost) -> None:
+    """Let the target keep the bounds of every pair's cost this solve holds (raised to the exact costs it computed:
+    the arcs and the last pricing pass's pairs) when they fit in KEEP_BOUNDS_BYTES: one set per target, for
+    the next warm-started solve against it."""
     if 4 * prob.M * prob.N > KEEP_BOUNDS_BYTES or (lo := prob.dist.cached_all()) is None:
-        return None
+        return
     arcs = prob.arcs
-    return blocks.CostBounds(prob.target, prob.X, lo, prob.squared).tightened(
+    prob.target.last_costs = blocks.CostBounds(prob.X, lo, prob.squared).tightened(
         np.concatenate([arcs.row, fr]), np.concatenate([arcs.col, fc]), np.concatenate([arcs.cost, fcost]))
 
 
@@ -391,7 +397,7 @@ def _transposed(res: OTResult | None) -> OTResult | None:
         return res
     info = {**res.info, "n": res.info.get("m"), "m": res.info.get("n")}
     plan = None if res.plan is None else sp.csr_array(res.plan.T)
-    return dataclasses.replace(res, plan=plan, potentials=res.potentials[::-1], info=info, bounds=None)
+    return dataclasses.replace(res, plan=plan, potentials=res.potentials[::-1], info=info)
 
 
 def _auction_run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_start: float,
