@@ -364,24 +364,24 @@ def test_coarse_prices_with_zero_weights():
 
 @pytest.mark.parametrize("squared", [False, True])
 def test_shifted_bounds_stay_below_the_costs(squared):
-    """CostBounds: bounds of the costs after the points moved (triangle inequality) stay below the true costs,
-    for small and large moves and exact zeros; bounds raised to exact costs stay below them; rounding to
-    float32 never rounds up, from subnormal to large values."""
+    """CostBounds: bounds raised to exact costs, and bounds of the costs after the points moved (triangle
+    inequality), stay below the true costs, for small and large moves and exact zeros; rounding to float32
+    never rounds up, from subnormal to large values."""
     r = np.random.default_rng(21)
     x, y = r.normal(size=(40, 20)), r.normal(size=(300, 20))
     x[:3] = y[:3]
     yp = engine.Points(y)
-    lo = blocks.Distances(engine.Points(x, yp.mu), yp, squared).lower(0, slice(0, 40))
-    bounds = blocks.CostBounds(x, lo.copy(), squared)
-    assert (bounds.shifted(x) <= lo).all()
+    dist = blocks.Distances(engine.Points(x, yp.mu), yp, squared)
+    dist.lower(0, slice(0, 40))  # the one block, cached
+    rows, cols = r.integers(0, 40, 500), r.integers(0, 300, 500)
+    C = cdist(x, y, "sqeuclidean" if squared else "euclidean")
+    bounds = blocks.CostBounds.kept(dist, x, rows, cols, C[rows, cols])  # raised to exact costs
+    assert (bounds.lo <= C).all() and (bounds.lo[rows, cols] >= C[rows, cols] * (1 - 2.0**-20) - 1e-30).all()
+    assert (bounds.shifted(x) <= bounds.lo).all()
     for scale in (1e-9, 1e-3, 0.1, 3.0):
         moved = x + scale * r.normal(size=x.shape)
         C = cdist(moved, y, "sqeuclidean" if squared else "euclidean")
         assert (bounds.shifted(moved).astype(np.float64) <= C).all()
-    C = cdist(x, y, "sqeuclidean" if squared else "euclidean")
-    rows, cols = r.integers(0, 40, 500), r.integers(0, 300, 500)
-    bounds.tightened(rows, cols, C[rows, cols])
-    assert (bounds.lo <= C).all() and (bounds.lo[rows, cols] >= C[rows, cols] * (1 - 2.0**-20) - 1e-30).all()
     v = np.concatenate([[0.0, 1e-45, 1e-40, 1e-38], r.uniform(0, 10, 10**5) * 10.0 ** r.integers(-45, 30, 10**5)])
     assert (blocks.round_down32(v).astype(np.float64) <= v).all()
 

@@ -90,11 +90,27 @@ class CostBounds:
     def __init__(self, x: np.ndarray, lo: np.ndarray, squared: bool):
         self.x, self.lo, self.squared = np.array(x, dtype=np.float64), lo, squared
 
-    def tightened(self, rows: np.ndarray, cols: np.ndarray, costs: np.ndarray) -> CostBounds:
-        """In place, the bounds of the pairs ``(rows, cols)`` raised to their exact float64 ``costs`` (rounded
-        down to float32); returns ``self``."""
-        self.lo[rows, cols] = np.maximum(self.lo[rows, cols], round_down32(costs))
-        return self
+    @classmethod
+    def kept(cls, dist: Distances, x: np.ndarray, rows, cols, costs) -> CostBounds | None:
+        """The bounds ``dist`` holds for every pair (None unless all its blocks are cached) for the points ``x``,
+        raised to the exact float64 ``costs`` of the pairs ``(rows, cols)`` (rounded down to float32)."""
+        if (lo := dist.cached_all()) is None:
+            return None
+        lo[rows, cols] = np.maximum(lo[rows, cols], round_down32(costs))
+        return cls(x, lo, dist.squared)
+
+    def shift_into(self, dist: Distances, x: np.ndarray, u, v, max_checks: int) -> bool:
+        """Seed ``dist``'s blocks with these bounds :meth:`shifted` to the points ``x``, when they are bounds for
+        as many points and at the potentials ``u``, ``v`` at most ``max_checks`` pairs fall below them (each
+        would need its exact cost); returns whether it did."""
+        if (self.squared != dist.squared or self.x.shape != np.shape(x) or self.lo.shape[1] != len(v)
+                or dist.cache is None):
+            return False
+        lo = self.shifted(x)
+        if np.count_nonzero(lo < np.asarray(u)[:, None] + np.asarray(v)[None, :]) > max_checks:
+            return False
+        dist.seed(lo)
+        return True
 
     def shifted(self, x: np.ndarray) -> np.ndarray:
         """Lower bounds of the costs for the points moved to ``x (M, d)``: ``||x'_i - y|| >= ||x_i - y|| -

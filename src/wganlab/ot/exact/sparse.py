@@ -11,7 +11,10 @@ active arc set and one block of float32 distances:
    OT-Means solve) when there is one: with few rows on all pairs' float32 distances before the
    candidates are chosen; otherwise on the candidate arcs, each auction followed by every column's best
    rows at its prices joining the arcs, until few join. Good prices put the optimal arcs among the
-   candidates and let a greedy start route almost all the mass.
+   candidates and let a greedy start route almost all the mass. A prepared target keeps the bounds of its
+   latest solve (up to KEEP_BOUNDS_BYTES); a warm-started solve against it lowers them by how far each
+   point moved (``||x' - y|| >= ||x - y|| - ||x' - x||``) instead of running the GEMM, unless that would leave
+   too many pairs for the exact check.
 2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot.exact.ssp`, Dijkstra on reduced costs) on
    that arc set; with few rows the columns are contracted away and Dijkstra runs on the rows alone. If
    the arc set admits no feasible flow, the stuck rows and the columns with demand left are linked by
@@ -198,7 +201,9 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
                                         k=k, max_arcs=max_arcs))
     prob = _Problem(X, Y if isinstance(Y, Points) else Points(Y), a, b, squared, k)
     u0, prices = _warm_prices(warm_start, prob.M, prob.N), "warm" if warm_start is not None else "auction"
-    shifted = warm_start is not None and _seed_shifted_bounds(prob, warm_start)
+    last = prob.target.last_costs
+    shifted = warm_start is not None and last is not None and last.shift_into(
+        prob.dist, prob.X, *warm_start.potentials, SHIFT_MAX_CHECKS * (prob.M + prob.N))
     if u0 is None and not prob.few_rows and min(prob.M, prob.N) >= COARSE_MIN and _low_dimensional(prob):
         u0, prices = _coarse_prices(prob, tol), "coarse"
         prob.k = K_COARSE if k is None else k
@@ -207,8 +212,10 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     v, fr, fc, fcost, stats = _route_and_price(prob, u, max_arcs)
     res = _certified(prob, u, v, fr, fc, fcost, tol, {**stats, "warm": warm_start is not None, "prices": prices,
                                                        "bids": bids, "shifted_bounds": shifted})
-    if isinstance(Y, Points):  # a target prepared for many solves
-        _keep_bounds(prob, fr, fc, fcost)
+    if isinstance(Y, Points) and 4 * prob.M * prob.N <= KEEP_BOUNDS_BYTES:  # a target prepared for many solves
+        arcs = prob.arcs
+        Y.last_costs = blocks.CostBounds.kept(prob.dist, prob.X, np.concatenate([arcs.row, fr]),
+                                              np.concatenate([arcs.col, fc]), np.concatenate([arcs.cost, fcost]))
     return res
 
 
@@ -252,34 +259,6 @@ def _warm_prices(warm_start: OTResult | None, M: int, N: int) -> np.ndarray | No
     if pots is None or len(pots[0]) != M or len(pots[1]) != N:
         raise InputError(f"warm_start: expected an OTResult with potentials for {M} x {N} points")
     return np.array(pots[0], dtype=np.float64)
-
-
-def _seed_shifted_bounds(prob: _Problem, warm: OTResult) -> bool:
-    """Seed the distance blocks with the cost bounds the target kept from its latest solve
-    (:class:`blocks.CostBounds`), shifted by how far each point of ``x`` moved since, when they are for as many
-    points and, at the warm start's potentials, leave at most SHIFT_MAX_CHECKS (M + N) pairs to check exactly;
-    returns whether it did."""
-    old = prob.target.last_costs
-    if (old is None or old.squared != prob.squared or old.lo.shape != (prob.M, prob.N) or prob.dist.cache is None
-            or old.x.shape != prob.X.shape):
-        return False
-    lo = old.shifted(prob.X)
-    u, v = warm.potentials
-    if np.count_nonzero(lo < (np.asarray(u)[:, None] + np.asarray(v)[None, :])) > SHIFT_MAX_CHECKS * (prob.M + prob.N):
-        return False
-    prob.dist.seed(lo)
-    return True
-
-
-def _keep_bounds(prob: _Problem, fr, fc, fcost) -> None:
-    """Let the target keep the bounds of every pair's cost this solve holds (raised to the exact costs it computed:
-    the arcs and the last pricing pass's pairs) when they fit in KEEP_BOUNDS_BYTES: one set per target, for
-    the next warm-started solve against it."""
-    if 4 * prob.M * prob.N > KEEP_BOUNDS_BYTES or (lo := prob.dist.cached_all()) is None:
-        return
-    arcs = prob.arcs
-    prob.target.last_costs = blocks.CostBounds(prob.X, lo, prob.squared).tightened(
-        np.concatenate([arcs.row, fr]), np.concatenate([arcs.col, fc]), np.concatenate([arcs.cost, fcost]))
 
 
 def _low_dimensional(prob: _Problem, rows: int = 16) -> bool:
