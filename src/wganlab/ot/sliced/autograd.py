@@ -91,14 +91,15 @@ class EqualPP(torch.autograd.Function):
     def forward(ctx, v, w, p):
         idx = argsort_values(v)
         d = v.detach().gather(-1, idx).sub_(w)
-        pp = sum_abs_pow(d, p, inplace=False) / v.shape[-1]
-        ctx.grad = torch.empty_like(d).scatter_(-1, idx, dabs_pow(d, p).div_(v.shape[-1]))
+        pp = abs_pow(d, p).mean(-1)
+        ctx.slope = torch.empty_like(d).scatter_(-1, idx, dabs_pow(d, p))
         return pp
 
     @staticmethod
     def backward(ctx, grad):
-        g, ctx.grad = ctx.grad, None
-        return g.mul_(grad.unsqueeze(-1)), None, None
+        # the mean's factor first, as autograd applies it (for p = 1 the same bits as autograd through the sort)
+        slope, ctx.slope = ctx.slope, None
+        return slope.mul_((grad / slope.shape[-1]).unsqueeze(-1)), None, None
 
 
 def pp_uniform(us: torch.Tensor, vs: torch.Tensor, p: float, plan: UniformPlan) -> torch.Tensor:
