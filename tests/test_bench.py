@@ -15,6 +15,7 @@ from numpy.testing import assert_allclose
 from wganlab import bench
 from wganlab.bench import timing
 from wganlab.cli import main
+from wganlab.errors import ConfigError
 from wganlab.ot.sliced import random_projections
 
 TINY = {
@@ -88,6 +89,15 @@ def test_every_case_agrees_with_its_baseline(tiny_rows):
         if r["case"].startswith("w1"):
             assert_allclose(r["gap_rel"], 0.0, atol=1e-9)  # the certificate of an exact solution
             assert r["gemm_s"] > 0 and "float32 distances of every pair alone" in r["note"]
+
+
+def test_a_pattern_selects_the_cases_it_matches():
+    train = [n for n in bench.CASES if n.startswith("train-")]
+    assert list(bench.resolve_sizes(["train-*"], full=True)) == train
+    assert list(bench.resolve_sizes(["w1-batch", "train-wgan-gp-*"])) == ["w1-batch", *[n for n in train
+                                                                              if n.startswith("train-wgan-gp-")]]
+    with pytest.raises(ConfigError, match="no bench case matches 'nothing-\\*'"):
+        bench.resolve_sizes(["nothing-*"])
 
 
 def test_low_dimensional_case_rows_are_certified_and_right():

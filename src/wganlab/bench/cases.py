@@ -9,6 +9,7 @@ values the row compares; ``gap_rel`` = the certificate of wganlab's exact soluti
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,16 @@ def register_case(name: str, description: str, baseline: str, full: dict, in_def
     return wrap
 
 
+def _matching(name: str) -> list[str]:
+    """``[name]``, or the cases a name with ``*`` matches (in registry order)."""
+    if "*" not in name:
+        return [name]
+    hits = [c for c in CASES if fnmatch.fnmatchcase(c, name)]
+    if not hits:
+        raise ConfigError(f"no bench case matches {name!r}; choose from {', '.join(CASES)}")
+    return hits
+
+
 def describe_sizes(sizes: dict) -> str:
     """``key=value`` pairs as ``--set`` takes them (lists comma-separated)."""
     return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in sizes.items())
@@ -56,8 +67,9 @@ def resolve_sizes(names: list[str] | None, full: bool = False,
                   overrides: dict[str, dict[str, str]] | None = None) -> dict[str, dict]:
     """Case name -> sizes: defaults (or ``full``), then ``overrides`` ``{case: {key: "text"}}`` parsed as
     positive integers (a comma-separated list where the size is a list). No ``names``: the default
-    selection, or every case with ``full``."""
+    selection, or every case with ``full``; a name with ``*`` selects every case it matches (``train-*``)."""
     names = list(names or [c.name for c in CASES.values() if full or c.in_default])
+    names = [c for name in names for c in _matching(name)]
     for name in [*names, *(overrides or {})]:
         if name not in CASES:
             raise ConfigError(f"unknown bench case {name!r}; choose from {', '.join(CASES)}")
