@@ -94,7 +94,9 @@ def _engine_array(z: torch.Tensor) -> np.ndarray:
 def prepare_points(y) -> sparse.Points:
     """A fixed point set ``y (n, ...)`` (flattened) prepared once for many :func:`wasserstein` calls against
     it (OT-Means, W1 tracking during training): checked, copied (rescaled by a power of two when its spread
-    is far from 1), and its centred float32 copy and norms made once. Same results as passing ``y``."""
+    is far from 1), and its centred float32 copy and norms made once. Same results as passing ``y``. It also
+    keeps the float32 cost bounds of its latest solve (up to 64 MB), which a warm-started solve against it
+    shifts instead of recomputing them (OT-Means' updates)."""
     ys = as_points(y, "y")
     e = spread_exponent(ys)
     e = e if needs_rescaling(e) else 0
