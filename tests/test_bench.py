@@ -2,6 +2,8 @@
 oracles, one-line errors. Values and certificates are asserted; times never are."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -89,6 +91,29 @@ def test_every_case_agrees_with_its_baseline(tiny_rows):
         if r["case"].startswith("w1"):
             assert_allclose(r["gap_rel"], 0.0, atol=1e-9)  # the certificate of an exact solution
             assert r["gemm_s"] > 0 and "float32 distances of every pair alone" in r["note"]
+
+
+def test_the_warm_up_loads_every_kernel_an_exact_case_uses():
+    """After the harness's warm-up, the w1-batch and w1-square solves compile no numba kernel (compiling one
+    inside a timed call cost w1-batch 2-6 s in a fresh clone). In a new process: this one has them all."""
+    code = """
+import numba
+from wganlab.bench import harness
+from wganlab.bench.timing import PairedTimer
+from wganlab.ot import wasserstein
+from wganlab.ot.exact import auction, blocks, ssp
+def signatures():
+    return {(m.__name__, k): set(map(str, f.signatures)) for m in (auction, blocks, ssp)
+            for k, f in vars(m).items() if isinstance(f, numba.core.registry.CPUDispatcher)}
+harness._warm_up()
+before = signatures()
+ctx = PairedTimer()
+wasserstein(ctx.images("test", 64), ctx.images("train", 10000))
+wasserstein(ctx.images("test", 300), ctx.images("train", 300))
+print(sorted(k for k, v in signatures().items() if v - before[k]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_a_pattern_selects_the_cases_it_matches():
