@@ -273,6 +273,11 @@ register_case("patch-swd-train", "patch SW1 and its gradient for `batches` batch
 AUTHORS_PATCH_S = {"patch": (13.0, 16.0), "local": (4.5, 4.5), "direct": (5.9, 5.9)}
 
 
+#: the authors' code on this machine: seconds per OT-Means outer iteration (5 exact solves + Weiszfeld steps),
+#: 64 centroids, 64x64 Fashion-MNIST, N = 10,000 (REFERENCE.md, idle machine)
+AUTHORS_OT_MEANS_S = (1.9, 2.5)
+
+
 @register_case("patch-swd-64", "the authors' patch metrics on 64x64 images: patch SW1 and location-specific "
                "patch SW1 of 64 images against n (16x16 patches, stride 8, 128 projections, nothing reused), "
                "and the direct-descent step (16x16 patches at stride 1, value and gradient) of 64 images "
@@ -361,10 +366,6 @@ def _ot_means(ctx: PairedTimer, m: int, n: int, iters: int, sides: tuple, inner:
                               value=t["ours"][-1], note=note))
     return rows
 
-
-#: the authors' code on this machine: seconds per OT-Means outer iteration (5 exact solves + Weiszfeld steps),
-#: 64 centroids, 64x64 Fashion-MNIST, N = 10,000 (REFERENCE.md, idle machine)
-AUTHORS_OT_MEANS_S = (1.9, 2.5)
 
 register_case("ot-means-authors", "OT-Means at the authors' protocol: m centroids fitted to n training images at "
               "64x64, iters outer iterations of inner x (exact plan + one Weiszfeld step), time per outer iteration",

@@ -83,9 +83,9 @@ class UniformPP(torch.autograd.Function):
 class EqualPP(torch.autograd.Function):
     """``W_p^p = mean_j |v_(j) - w_j|^p`` between two uniform measures of equal size, from the UNSORTED atoms
     ``v (..., n)`` (``v_(j)``: the ``j``-th smallest) and the sorted atoms ``w (..., n)`` of a fixed target
-    (no gradient). One argsort and one pass give the value and the gradient
-    ``d/dv_(j) = p |v_(j) - w_j|^(p-1) sign(v_(j) - w_j) / n`` (0 where they tie, as autograd through the sort
-    gives), which the backward pass scales: no gather / abs / scatter graph is built."""
+    (no gradient). One argsort and one pass give the value and the slopes
+    ``p |v_(j) - w_j|^(p-1) sign(v_(j) - w_j)`` (0 where they tie, as autograd through the sort gives), put back
+    in ``v``'s order; the backward pass multiplies them by ``grad / n``: no gather / abs / scatter graph is built."""
 
     @staticmethod
     def forward(ctx, v, w, p):
