@@ -351,6 +351,71 @@ def test_smallest_per_column_matches_a_sort():
 
 
 
+@pytest.mark.parametrize("lookup", [False, True])
+def test_pricing_block_checks_exactly_the_pairs_its_bounds_cannot_settle(lookup):
+    """``blocks.violations`` on one block equals numpy: the pairs with ``lo - v32 < u32`` get their exact cost
+    (an arc's cost when looked up), the violating ones come back with their reduced costs, each column's smallest
+    ``c - u`` is kept, and the bounds are raised but stay below the exact costs."""
+    r = np.random.default_rng(14)
+    B, N, row0 = 30, 700, 5
+    X, Y = r.normal(size=(40, 6)), r.normal(size=(N, 6))
+    C = cdist(X[row0:row0 + B], Y)
+    lo = (C * 0.999).astype(np.float32)
+    u, v = r.uniform(1, 3, 40), r.uniform(-0.5, 0.5, N)
+    u32, v32 = u.astype(np.float32), v.astype(np.float32)
+    row_ptr = np.zeros(41, dtype=np.int64)  # one arc per row of the block, to column 3, with a cost of its own
+    row_ptr[row0 + 1:row0 + B + 1] = np.arange(1, B + 1)
+    row_ptr[row0 + B + 1:] = B
+    arc_col, arc_cost = np.full(B, 3, dtype=np.int64), C[:, 3] + 1e-3
+    lo[:, 3] = 0.0  # every arc's pair is checked
+    cmin = np.full(N, np.inf)
+    lo0 = lo.copy()
+    rows, cols, costs, rcs, checked = blocks.violations(lo, u32, v32, row0, X, Y, False, u, v, row_ptr, arc_col,
+                                                        arc_cost, lookup, cmin)
+    want = lo0 - v32[None] < u32[row0:row0 + B, None]
+    exact = C.copy()
+    if lookup:
+        exact[:, 3] = arc_cost
+    assert checked == want.sum()
+    rc = exact - u[row0:row0 + B, None] - v[None]
+    bad = want & (rc < -1e-12 * (np.abs(u[row0:row0 + B, None]) + np.abs(v[None]) + exact))
+    assert sorted(zip(rows.tolist(), cols.tolist())) == [(i + row0, j) for i, j in zip(*np.nonzero(bad))]
+    assert_allclose(costs, exact[rows - row0, cols], rtol=1e-13)
+    assert_allclose(rcs, rc[rows - row0, cols], rtol=1e-12, atol=1e-15)
+    assert_allclose(cmin, np.where(want, exact - u[row0:row0 + B, None], np.inf).min(0), rtol=1e-12, atol=1e-15)
+    assert (lo >= lo0).all() and (lo <= exact).all() and (lo[want] > lo0[want]).mean() > 0.9
+
+
+def test_pricing_keeps_the_worst_pairs_of_every_row_and_every_column():
+    """A row whose worst pair sits in a column with ``k`` worse pairs keeps it (a column's worst pairs alone took
+    twice the pricing rounds on degenerate data); every kept pair is among its row's or its column's ``k`` worst."""
+    r = np.random.default_rng(11)
+    rows, cols, rc = r.integers(0, 40, 3000), r.integers(0, 30, 3000), -r.uniform(size=3000)
+    cost = r.uniform(size=3000)
+    kr, kc, kcost = engine._worst_pairs(rows, cols, cost, rc, 3, 40, 30)
+    want = set()
+    for idx, n in ((rows, 40), (cols, 30)):
+        for t in range(n):
+            mine = np.flatnonzero(idx == t)
+            want |= set(mine[np.argsort(rc[mine])[:3]].tolist())
+    assert sorted(zip(kr.tolist(), kc.tolist(), kcost.tolist())) == \
+        sorted((rows[e], cols[e], cost[e]) for e in want)
+    assert len(want) > 3 * 30  # the rows' picks add pairs beyond the columns'
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_line_with_noise_far_below_the_spacing_is_exact(p):
+    """W1 on a line plus noise 1e-6 in R^5 is massively degenerate (every pair moving mass in the flow's
+    direction is nearly tight); the sparse engine's value is POT's and its gap is certified."""
+    r = np.random.default_rng(13)
+    q = np.linalg.qr(np.random.default_rng(0).normal(size=(5, 5)))[0].T
+    x, y = (np.concatenate([r.uniform(size=(3000, 1)), 1e-6 * r.normal(size=(3000, 4))], 1) @ q for _ in range(2))
+    res = wasserstein(x, y, p=p, engine="sparse")
+    assert res.info["prices"] == "coarse"
+    assert res.value == pytest.approx(wasserstein(x, y, p=p, engine="pot").value, rel=1e-9)
+    assert res.gap_rel <= 1e-9
+
+
 def test_coarse_prices_with_zero_weights():
     """Points of weight 0 (whole clusters of them) leave the coarse problem well defined and the value exact."""
     r = np.random.default_rng(12)

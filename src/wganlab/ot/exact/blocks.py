@@ -1,13 +1,13 @@
 """Float32 distance blocks of the sparse exact OT engine and the numba kernels that read them: rigorous lower
-bounds of the costs, each column's cheapest rows, the pairs a pricing pass must check, and the pairs kept per
-column."""
+bounds of the costs, each column's cheapest rows, a pricing pass's exact check of the pairs they cannot settle,
+and the pairs kept per column."""
 
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
 
-from wganlab.ot.exact.ssp import column_order
+from wganlab.ot.exact.ssp import column_order, pair_cost
 
 #: float32 elements in one block of distances (64 MB)
 BLOCK_ELEMENTS = 16 * 1024 * 1024
@@ -145,31 +145,65 @@ def _chunk_min(li, v, j0, j1):
 
 
 @nb.njit(cache=True)
-def below(lo, u, v, row0):
-    """``(rows, cols)`` of the entries with ``lo[i, j] < u[row0 + i] + v[j]`` (``lo``, ``u``, ``v``
-    float32; rows offset by ``row0``). Chunks of 256 columns are skipped on their vectorised minimum of
-    ``lo[i, j] - v[j]``, so only chunks with a hit are scanned entry by entry."""
+def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_cost, lookup, cmin):
+    """One block of a pricing pass, rows ``row0:row0+B`` of the float32 lower bounds ``lo (B, N)``.
+
+    Every pair the bound cannot settle (``lo_ij - v32_j < u32_i``; chunks of 256 columns are skipped on their
+    vectorised minimum, the others scanned without branches) gets its exact float64 cost ``c_ij`` (looked up among the arcs ``row_ptr`` / ``arc_col``
+    / ``arc_cost`` when ``lookup`` and present, else computed from ``X``, ``Y``), which raises ``lo_ij`` to
+    ``c_ij`` rounded down to float32 and lowers ``cmin_j`` to ``c_ij - u_i``. Returns ``(rows, cols, costs,
+    reduced costs, checked)``: the pairs with ``c_ij - u_i - v_j < -1e-12 (|u_i| + |v_j| + c_ij)`` and the
+    number of pairs computed."""
     B, N = lo.shape
-    n = 0
-    cap = 4 * (B + N)
-    rows = np.empty(cap, dtype=np.int64)
-    cols = np.empty(cap, dtype=np.int64)
+    n = checked = 0
+    cap = B + N
+    rows, cols = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
+    costs, rcs = np.empty(cap), np.empty(cap)
+    hits = np.empty(N, dtype=np.int64)
     for i in range(B):
-        ui = u[row0 + i]
+        r = row0 + i
         li = lo[i]
-        for j0 in range(0, N, 256):
+        ur32, ur = u32[r], u[r]
+        a0, a1 = row_ptr[r], row_ptr[r + 1]
+        m = 0
+        for j0 in range(0, N, 256):  # branch-free: write every column, keep the hits
             j1 = min(j0 + 256, N)
-            if _chunk_min(li, v, j0, j1) >= ui:
-                continue
-            if n + 256 > cap:
-                cap *= 2
-                rows2, cols2 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
-                rows2[:n], cols2[:n] = rows[:n], cols[:n]
-                rows, cols = rows2, cols2
-            for j in range(j0, j1):  # branch-free: write every entry, keep the hits
-                rows[n], cols[n] = row0 + i, j
-                n += li[j] - v[j] < ui
-    return rows[:n], cols[:n]
+            if _chunk_min(li, v32, j0, j1) < ur32:
+                for j in range(j0, j1):
+                    hits[m] = j
+                    m += li[j] - v32[j] < ur32
+        checked += m
+        if n + m > cap:  # room for every hit of the row (growing inside the loop below slows it 3x)
+            cap = max(2 * cap, n + m)
+            rows, cols = _grown(rows, n, cap), _grown(cols, n, cap)
+            costs, rcs = _grown(costs, n, cap), _grown(rcs, n, cap)
+        for t in range(m):
+            j = hits[t]
+            c = -1.0
+            if lookup:
+                q = a0 + np.searchsorted(arc_col[a0:a1], j)
+                if q < a1 and arc_col[q] == j:
+                    c = arc_cost[q]
+            if c < 0.0:
+                c = pair_cost(X, Y, r, j, squared)
+            f = np.float32(max(c * (1 - 2.0**-22) - 1e-40, 0.0))
+            if f > li[j]:
+                li[j] = f
+            w = c - ur
+            if w < cmin[j]:
+                cmin[j] = w
+            rc = w - v[j]
+            if rc < -1e-12 * (abs(ur) + abs(v[j]) + c + 1e-300):
+                rows[n], cols[n], costs[n], rcs[n] = r, j, c, rc
+                n += 1
+    return rows[:n], cols[:n], costs[:n], rcs[:n], checked
+
+
+@nb.njit(cache=True)
+def _grown(a, n, cap):
+    out = np.empty(cap, dtype=a.dtype)
+    out[:n] = a[:n]
+    return out
 
 
 @nb.njit(cache=True)

@@ -22,8 +22,8 @@ active arc set and one block of float32 distances:
 3. **Pricing.** Every pair is checked, block by block, for a negative reduced cost
    ``c_ij - u_i - v_j < 0``: a rigorous lower bound of ``c_ij`` from the float32 block (error at most
    ``(d + 8) 2^-24 (||x_i||^2 + ||y_j||^2)`` on the squared distance) rules out almost every pair, and the
-   rest are recomputed in float64. Violating pairs join the arc set and the solve resumes (their
-   columns' potentials are lowered and those columns released). When no pair violates, ``(u, v')`` with
+   rest are recomputed in float64. The most violating pairs of each column and of each row join the arc set
+   and the solve resumes (their columns' potentials are lowered and those columns released). When no pair violates, ``(u, v')`` with
    ``v'_j = min(v_j, min_i c_ij - u_i)`` is dual feasible for the FULL problem, and
    ``gap = cost - (a.u + b.v')`` certifies the plan (0 up to float64 rounding).
 
@@ -59,7 +59,8 @@ K_FEW_ROWS = 2
 #: when the arc set admits no feasible flow, stuck rows and columns with demand left get this many links each
 #: (doubled at every further stuck round, up to 16 times as many)
 K_EXTEND = 4
-#: at most this many violating pairs per column join the arc set in one pricing round
+#: this many of the most violating pairs of each column, and of each row, join the arc set in one pricing round
+#: (rows too: on degenerate data, e.g. W1 near a line, a column's worst pairs alone took twice the rounds)
 K_PRICE = 8
 MAX_ROUNDS = 200
 #: from this many coordinates, the costs of pairs already among the arcs are looked up rather than recomputed
@@ -209,13 +210,13 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
         prob.k = K_COARSE if k is None else k
         max_arcs = None if max_arcs is None else max_arcs * K_COARSE // K_NEAREST
     u, bids = _start(prob, u0)
-    v, fr, fc, fcost, stats = _route_and_price(prob, u, max_arcs)
-    res = _certified(prob, u, v, fr, fc, fcost, tol, {**stats, "warm": warm_start is not None, "prices": prices,
+    v, cmin, stats = _route_and_price(prob, u, max_arcs)
+    res = _certified(prob, u, v, cmin, tol, {**stats, "warm": warm_start is not None, "prices": prices,
                                                        "bids": bids, "shifted_bounds": shifted})
     if isinstance(Y, Points) and 4 * prob.M * prob.N <= KEEP_BOUNDS_BYTES:  # a target prepared for many solves
         arcs = prob.arcs
-        Y.last_costs = blocks.CostBounds.kept(prob.dist, prob.X, np.concatenate([arcs.row, fr]),
-                                              np.concatenate([arcs.col, fc]), np.concatenate([arcs.cost, fcost]))
+        # pricing raised the bounds of the pairs it computed; the arcs raise theirs
+        Y.last_costs = blocks.CostBounds.kept(prob.dist, prob.X, arcs.row, arcs.col, arcs.cost)
     return res
 
 
@@ -340,25 +341,23 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None):
             n_stuck += 1
             _insert(arcs, new_r, new_c, prob.costs(new_r, new_c), u, v, sr, dc)
             continue
-        fr, fc, fcost = _price(dist, u, v, prob.costs)
-        rc = fcost - u[fr] - v[fc]
-        bad = rc < -1e-12 * (np.abs(u[fr]) + np.abs(v[fc]) + fcost + 1e-300)
-        if not bad.any():
+        fr, fc, fcost, rc, cmin, checked = _price(prob, u, v)
+        if not len(fr):
             break
-        br, bc, bcost = _worst_per_column(fr[bad], fc[bad], fcost[bad], rc[bad], K_PRICE, N)
+        br, bc, bcost = _worst_pairs(fr, fc, fcost, rc, K_PRICE, M, N)
         _insert(arcs, br, bc, bcost, u, v, sr, dc)
         priced_in += len(br)
     stats = {"rounds": rounds, "augmentations": n_aug, "arcs": len(arcs.cost), "extended": extended,
-             "priced_in": priced_in, "checked": len(fr)}
-    return v, fr, fc, fcost, stats
+             "priced_in": priced_in, "checked": checked}
+    return v, cmin, stats
 
 
-def _certified(prob: _Problem, u, v, fr, fc, fcost, tol: float, stats: dict) -> OTResult:
-    """The plan on the arcs with flow, potentials ``(u, v')`` with ``v'_j = min(v_j, min_i c_ij - u_i)`` over
-    the last pricing pass's pairs (dual feasible for every pair), and the checked duality gap."""
+def _certified(prob: _Problem, u, v, cmin, tol: float, stats: dict) -> OTResult:
+    """The plan on the arcs with flow, potentials ``(u, v')`` with ``v'_j = min(v_j, cmin_j)``, ``cmin_j`` the
+    smallest ``c_ij - u_i`` of the last pricing pass's pairs (dual feasible for every pair), and the checked
+    duality gap."""
     arcs, total = prob.arcs, prob.total
-    vf = v.copy()
-    np.minimum.at(vf, fc, fcost - u[fr])
+    vf = np.minimum(v, cmin)
     keep = arcs.flow > 0
     P = sp.csr_array((arcs.flow[keep] / total, (arcs.row[keep], arcs.col[keep])), shape=(prob.M, prob.N))
     a_n, b_n = prob.sa / prob.sa.sum(), prob.sb / prob.sb.sum()
@@ -445,20 +444,24 @@ def _link_stuck(dist: blocks.Distances, stuck: np.ndarray, free: np.ndarray, k: 
     return stuck[rows], free[cols]
 
 
-def _price(dist: blocks.Distances, u: np.ndarray, v: np.ndarray, exact):
-    """All pairs ``(i, j)`` whose reduced cost the float32 lower bound cannot prove non-negative, with
-    their exact costs: ``(rows, cols, costs)``. ``slack`` covers the float32 rounding of ``u``, ``v`` and
-    of ``lo_ij - v_j`` (a few units in the last place of the largest of them)."""
+def _price(prob: _Problem, u: np.ndarray, v: np.ndarray):
+    """A pricing pass (:func:`wganlab.ot.exact.blocks.violations` on every block): the pairs with a negative
+    reduced cost ``(rows, cols, costs, reduced costs)``, ``cmin (N,)``, each column's smallest ``c_ij - u_i``
+    over the pairs computed exactly, and their number. The float32 threshold ``u32`` has a ``slack`` for the
+    float32 rounding of ``u``, ``v`` and of ``lo_ij - v_j`` (a few units in the last place of the largest)."""
     slack = 8 * 2.0**-24 * float(np.abs(u).max() + np.abs(v).max() + 1.0)
     u32, v32 = (u + slack).astype(np.float32), v.astype(np.float32)
-    found = [blocks.below(lo, u32, v32, s) for s, lo in dist.blocks()]
-    rows, cols = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
-    return rows, cols, exact(rows, cols)
+    arcs, lookup = prob.arcs, prob.X.shape[1] >= LOOKUP_MIN_DIM
+    cmin = np.full(prob.N, np.inf)
+    found = [blocks.violations(lo, u32, v32, s, prob.X, prob.Y, prob.squared, u, v, arcs.row_ptr, arcs.col,
+                               arcs.cost, lookup, cmin) for s, lo in prob.dist.blocks()]
+    return (*(np.concatenate([f[k] for f in found]) for k in range(4)), cmin, sum(f[4] for f in found))
 
 
-def _worst_per_column(rows, cols, cost, rc, k, N):
-    """At most ``k`` pairs per column, the most negative reduced costs ``rc`` first."""
-    keep = blocks.smallest_per_column(cols, rc, N, k)
+def _worst_pairs(rows, cols, cost, rc, k, M, N):
+    """The pairs among ``rows (E,)``, ``cols (E,)`` (rows below ``M``, columns below ``N``) that are among the
+    ``k`` most negative reduced costs ``rc`` of their column or of their row: ``(rows, cols, cost)``."""
+    keep = np.union1d(blocks.smallest_per_column(cols, rc, N, k), blocks.smallest_per_column(rows, rc, M, k))
     return rows[keep], cols[keep], cost[keep]
 
 

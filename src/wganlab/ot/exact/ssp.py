@@ -18,19 +18,22 @@ DONE, STUCK = 0, 1
 
 
 @nb.njit(cache=True, fastmath=True)
+def pair_cost(X, Y, i, j, squared):
+    """``||X[i] - Y[j]||`` (squared if ``squared``) in float64 (also for float32 points: their differences are
+    exact in float64)."""
+    s = 0.0
+    for k in range(X.shape[1]):
+        t = np.float64(X[i, k]) - np.float64(Y[j, k])
+        s += t * t
+    return s if squared else np.sqrt(s)
+
+
+@nb.njit(cache=True)
 def pair_costs(X, Y, rows, cols, squared):
-    """``||X[rows[e]] - Y[cols[e]]||`` (squared if ``squared``) for every pair ``e``, in float64 (also for
-    float32 points: their differences are exact in float64)."""
+    """:func:`pair_cost` of every pair ``(rows[e], cols[e])``."""
     out = np.empty(len(rows))
-    d = X.shape[1]
     for e in range(len(rows)):
-        xi = X[rows[e]]
-        yj = Y[cols[e]]
-        s = 0.0
-        for k in range(d):
-            t = np.float64(xi[k]) - np.float64(yj[k])
-            s += t * t
-        out[e] = s if squared else np.sqrt(s)
+        out[e] = pair_cost(X, Y, rows[e], cols[e], squared)
     return out
 
 
