@@ -379,7 +379,8 @@ def test_pricing_block_checks_exactly_the_pairs_its_bounds_cannot_settle(lookup)
     assert checked == want.sum()
     rc = exact - u[row0:row0 + B, None] - v[None]
     bad = want & (rc < -1e-12 * (np.abs(u[row0:row0 + B, None]) + np.abs(v[None]) + exact))
-    assert sorted(zip(rows.tolist(), cols.tolist())) == [(i + row0, j) for i, j in zip(*np.nonzero(bad))]
+    hits = [(i + row0, j) for i, j in zip(*np.nonzero(bad), strict=True)]
+    assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == hits
     assert_allclose(costs, exact[rows - row0, cols], rtol=1e-13)
     assert_allclose(rcs, rc[rows - row0, cols], rtol=1e-12, atol=1e-15)
     assert_allclose(cmin, np.where(want, exact - u[row0:row0 + B, None], np.inf).min(0), rtol=1e-12, atol=1e-15)
@@ -398,7 +399,7 @@ def test_pricing_keeps_the_worst_pairs_of_every_row_and_every_column():
         for t in range(n):
             mine = np.flatnonzero(idx == t)
             want |= set(mine[np.argsort(rc[mine])[:3]].tolist())
-    assert sorted(zip(kr.tolist(), kc.tolist(), kcost.tolist())) == \
+    assert sorted(zip(kr.tolist(), kc.tolist(), kcost.tolist(), strict=True)) == \
         sorted((rows[e], cols[e], cost[e]) for e in want)
     assert len(want) > 3 * 30  # the rows' picks add pairs beyond the columns'
 

@@ -149,9 +149,10 @@ def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_co
     """One block of a pricing pass, rows ``row0:row0+B`` of the float32 lower bounds ``lo (B, N)``.
 
     Every pair the bound cannot settle (``lo_ij - v32_j < u32_i``; chunks of 256 columns are skipped on their
-    vectorised minimum, the others scanned without branches) gets its exact float64 cost ``c_ij`` (looked up among the arcs ``row_ptr`` / ``arc_col``
-    / ``arc_cost`` when ``lookup`` and present, else computed from ``X``, ``Y``), which raises ``lo_ij`` to
-    ``c_ij`` rounded down to float32 and lowers ``cmin_j`` to ``c_ij - u_i``. Returns ``(rows, cols, costs,
+    vectorised minimum, the others scanned without branches) gets its exact float64 cost ``c_ij`` (looked up
+    among the arcs ``row_ptr`` / ``arc_col`` / ``arc_cost`` when ``lookup`` and present, else computed from
+    ``X``, ``Y``), which raises ``lo_ij`` to ``c_ij`` rounded down to float32 and lowers ``cmin_j`` to
+    ``c_ij - u_i``. Returns ``(rows, cols, costs,
     reduced costs, checked)``: the pairs with ``c_ij - u_i - v_j < -1e-12 (|u_i| + |v_j| + c_ij)`` and the
     number of pairs computed."""
     B, N = lo.shape

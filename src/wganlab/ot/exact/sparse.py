@@ -23,8 +23,8 @@ active arc set and one block of float32 distances:
    ``c_ij - u_i - v_j < 0``: a rigorous lower bound of ``c_ij`` from the float32 block (error at most
    ``(d + 8) 2^-24 (||x_i||^2 + ||y_j||^2)`` on the squared distance) rules out almost every pair, and the
    rest are recomputed in float64. The most violating pairs of each column and of each row join the arc set
-   and the solve resumes (their columns' potentials are lowered and those columns released). When no pair violates, ``(u, v')`` with
-   ``v'_j = min(v_j, min_i c_ij - u_i)`` is dual feasible for the FULL problem, and
+   and the solve resumes (their columns' potentials are lowered and those columns released). When no pair
+   violates, ``(u, v')`` with ``v'_j = min(v_j, min_i c_ij - u_i)`` is dual feasible for the FULL problem, and
    ``gap = cost - (a.u + b.v')`` certifies the plan (0 up to float64 rounding).
 
 Masses are whole numbers held in float64, so the flow arithmetic is exact: uniform weights become ``N / g``
