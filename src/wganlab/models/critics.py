@@ -29,19 +29,23 @@ from wganlab.errors import ConfigError
 
 class _ConstantSlope(torch.autograd.Function):
     """``y = relu(x)`` or ``leaky_relu(x, slope)`` whose backward ``g -> g * s(x)`` treats the slope ``s(x)``
-    (1 where ``x > 0``, else ``slope``) as a constant: differentiable again in ``g`` only."""
+    (1 where ``x > 0``, else ``slope``) as a constant: differentiable again in ``g`` only. The backward is
+    torch's own (``threshold_backward`` on the output for ReLU, ``leaky_relu_backward`` on the input) on a
+    detached copy, so autograd sees no path back into ``x``."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, slope: float) -> torch.Tensor:
-        positive = x > 0
-        ctx.save_for_backward(positive)
+        y = torch.nn.functional.leaky_relu(x, slope) if slope else torch.relu(x)
+        ctx.save_for_backward((x if slope else y).detach())
         ctx.slope = slope
-        return torch.nn.functional.leaky_relu(x, slope) if slope else torch.relu(x)
+        return y
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
-        (positive,) = ctx.saved_tensors
-        return torch.where(positive, g, g * ctx.slope if ctx.slope else g.new_zeros(())), None
+        (z,) = ctx.saved_tensors
+        if ctx.slope:
+            return torch.ops.aten.leaky_relu_backward(g, z, ctx.slope, False), None
+        return torch.ops.aten.threshold_backward(g, z, 0.0), None
 
 
 class PiecewiseLinear(nn.Module):
