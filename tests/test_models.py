@@ -131,3 +131,26 @@ def test_groupsort_critic_is_the_same_inside_one_cached_step(method):
     torch.testing.assert_close(cached, plain)
     for a, b in zip(g_cached, g_plain, strict=True):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.2])
+def test_constant_slope_activation_has_torchs_first_derivative_and_no_second_path(slope):
+    """``PiecewiseLinear`` equals ``nn.ReLU`` / ``nn.LeakyReLU`` in value and gradient (bit for bit), and its
+    input gradient depends on the upstream gradient only: differentiating it again has no path back into ``x``
+    (torch's own activation has one, of zeros)."""
+    from torch import nn
+
+    from wganlab.models.critics import PiecewiseLinear
+
+    x = torch.randn(200, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x[:5] = 0.0
+    w = torch.linspace(-1, 1, 200, dtype=torch.float64, requires_grad=True)
+    native = nn.LeakyReLU(slope) if slope else nn.ReLU()
+    grads = []
+    for f in (PiecewiseLinear(slope), native):
+        xr = x.clone().requires_grad_(True)
+        y = f(xr)
+        (g,) = torch.autograd.grad((y * w).sum(), xr, create_graph=True)
+        grads.append((y.detach(), g.detach(), torch.autograd.grad(g.sum(), xr, allow_unused=True)[0]))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+    assert grads[0][2] is None and grads[1][2] is not None
