@@ -9,9 +9,9 @@ import torch
 from wganlab.ot.sliced.kernels import (
     UniformPlan,
     abs_pow,
-    argsort_values,
     blocked_main,
     dabs_pow,
+    equal_match,
     gather_runs,
     numpy_ok,
     sum_abs_pow,
@@ -83,16 +83,13 @@ class UniformPP(torch.autograd.Function):
 class EqualPP(torch.autograd.Function):
     """``W_p^p = mean_j |v_(j) - w_j|^p`` between two uniform measures of equal size, from the UNSORTED atoms
     ``v (..., n)`` (``v_(j)``: the ``j``-th smallest) and the sorted atoms ``w (..., n)`` of a fixed target
-    (no gradient). One argsort and one pass give the value and the slopes
+    (no gradient). One sort with the permutation and one pass give the value and the slopes
     ``p |v_(j) - w_j|^(p-1) sign(v_(j) - w_j)`` (0 where they tie, as autograd through the sort gives), put back
     in ``v``'s order; the backward pass multiplies them by ``grad / n``: no gather / abs / scatter graph is built."""
 
     @staticmethod
     def forward(ctx, v, w, p):
-        idx = argsort_values(v)
-        d = v.detach().gather(-1, idx).sub_(w)
-        pp = abs_pow(d, p).mean(-1)
-        ctx.slope = torch.empty_like(d).scatter_(-1, idx, dabs_pow(d, p))
+        pp, ctx.slope = equal_match(v, w, p)
         return pp
 
     @staticmethod
