@@ -102,8 +102,8 @@ def test_continuous_generator_on_vector_data(tmp_path):
 def test_divergence_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     real_iteration = Trainer.iteration
 
-    def blow_up_at_step_25(self):
-        stats = real_iteration(self)
+    def blow_up_at_step_25(self, diagnose=True):
+        stats = real_iteration(self, diagnose)
         if self.step == 24:  # the 25th update makes the generator's weights NaN
             with torch.no_grad():
                 next(self.G.parameters()).fill_(float("nan"))
@@ -154,3 +154,33 @@ def test_cli_trains_every_objective_on_fashion_mnist(tmp_path, objective, capsys
     assert {"config.json", "metrics.jsonl", "summary.json", "summary.txt", "checkpoint.pt", "nearest.png",
             "grids"} <= {p.name for p in run.iterdir()}
     assert [r["step"] for r in read_jsonl(run / "metrics.jsonl")] == [0, 2, 4]
+
+
+@pytest.mark.parametrize("objective", ["wgan-gp", "wgan-wc", "nsgan"])
+def test_diagnostics_are_computed_at_recorded_steps_only_and_do_not_change_training(tmp_path, objective):
+    """The generator step's extra-pass statistics (a WGAN's Lipschitz bound on interpolates, NS-GAN's value
+    with D(real)) come only where a row is recorded; skipping them elsewhere leaves the losses, the models
+    and every random stream bit for bit as when they run at every step."""
+    a = Trainer(small(tmp_path / "a", objective=objective), tmp_path / "a")
+    b = Trainer(small(tmp_path / "b", objective=objective), tmp_path / "b")
+    b.load_state(a.state())
+    start = torch.get_rng_state()
+    stats_a = [a.iteration(diagnose=True) for _ in range(4)]
+    end_a = torch.get_rng_state()
+    torch.set_rng_state(start)
+    stats_b = [b.iteration(diagnose=i == 3) for i in range(4)]
+    assert torch.equal(torch.get_rng_state(), end_a)  # the same random numbers drawn
+    for i, (sa, sb) in enumerate(zip(stats_a, stats_b, strict=True)):
+        assert sa["generator_loss"] == sb["generator_loss"] and sa["critic_loss"] == sb["critic_loss"]
+        assert ("estimate" in sb) == (i == 3 or objective != "nsgan")
+        assert ("lipschitz" in sb) == (i == 3 and objective != "nsgan")
+    assert stats_a[-1] == stats_b[-1]
+    for pa, pb in zip([*a.G.parameters(), *a.D.parameters()], [*b.G.parameters(), *b.D.parameters()], strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_training_rows_carry_the_diagnostics(tmp_path):
+    res = train(small(tmp_path, objective="wgan-gp", steps=6, track_every=3, track=("w1",)), progress=False)
+    rows = read_jsonl(res.run_dir / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 3, 6]
+    assert all({"lipschitz", "normalised", "estimate", "critic_lipschitz"} <= set(r) for r in rows[1:])

@@ -12,6 +12,7 @@ continues a killed run from its last checkpoint and reproduces the uninterrupted
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import shutil
@@ -301,7 +302,9 @@ class Trainer:
             return self.G.support() if self.G.discrete else self.G(self.track_z)
 
     # -- one iteration ----------------------------------------------------------------------------
-    def iteration(self) -> dict:
+    def iteration(self, diagnose: bool = True) -> dict:
+        """One generator step after its ``n_critic`` critic steps: the steps' losses and statistics (the
+        generator step's extra-pass statistics only with ``diagnose``; the training is the same either way)."""
         stats: dict = {}
         if self.D is not None:
             # the generator is fixed during the critic steps: a discrete one's M atoms are computed once
@@ -318,7 +321,8 @@ class Trainer:
                 stats.update({f"critic_{k}": v for k, v in s.items()})
                 stats["critic_loss"] = float(loss.detach())
         real, fake = self.real_batch(), self.fake_batch()
-        loss, s = backward(self.opt_g, self.objective.generator_loss, self.D, real, fake)
+        loss, s = backward(self.opt_g, functools.partial(self.objective.generator_loss, diagnose=diagnose), self.D,
+                           real, fake)
         self.opt_g.step()
         self.last_batches = (real.detach(), fake.detach())
         stats.update(s)
@@ -388,7 +392,8 @@ class Trainer:
             last = {"step": self.step, "time": 0.0, **self.measure()}
             append_jsonl(metrics_path, last)
         while self.step < cfg.steps:
-            stats = self.iteration()
+            recorded = (self.step + 1) % cfg.track_every == 0 or self.step + 1 == cfg.steps
+            stats = self.iteration(diagnose=recorded)
             self.step += 1
             bar.update(1)
             if not _finite(stats) or not _finite_params(self.G, self.D):
@@ -396,7 +401,7 @@ class Trainer:
                 append_jsonl(metrics_path, {"step": self.step, "time": time.time() - t0, "status": status,
                                             **stats})
                 break
-            if self.step % cfg.track_every == 0 or self.step == cfg.steps:
+            if recorded:
                 row = {"step": self.step, "time": time.time() - t0, **stats, **self.measure()}
                 append_jsonl(metrics_path, row)
                 last = row

@@ -59,11 +59,12 @@ def plain_steps(trainer, state: dict, iters: int):
 
 
 def trainer_steps(trainer, state: dict, iters: int) -> list[float]:
-    """``iters`` :meth:`Trainer.iteration` calls from ``state``: each one's last critic and generator loss."""
+    """``iters`` :meth:`Trainer.iteration` calls from ``state``, as training runs them between recorded steps
+    (no extra-pass diagnostics): each one's last critic and generator loss."""
     trainer.load_state(state)
     out = []
     for _ in range(iters):
-        stats = trainer.iteration()
+        stats = trainer.iteration(diagnose=False)
         out += [stats["critic_loss"]] if "critic_loss" in stats else []
         out.append(stats["generator_loss"])
     return out

@@ -97,7 +97,7 @@ class Assignment(Objective):
             value = float(c.mean() + psi[idx].mean() - psi.mean())
         return loss, {"estimate": value, **assignment_stats(counts, len(fake))}
 
-    def generator_loss(self, assigner, real, fake):
+    def generator_loss(self, assigner, real, fake, diagnose=True):
         y = self._real()
         with torch.no_grad():
             psi = assigner(y)
@@ -133,7 +133,7 @@ class SmoothAssignment(Objective):
         value = self.soft_min(psi, real, fake).mean() - psi.mean()
         return -value, {"estimate": float(value.detach())}
 
-    def generator_loss(self, assigner, real, fake):
+    def generator_loss(self, assigner, real, fake, diagnose=True):
         with torch.no_grad():
             psi = assigner(real)
         loss = self.soft_min(psi, real, fake).mean()

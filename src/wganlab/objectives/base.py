@@ -4,13 +4,15 @@ An objective is an object with one method per update phase, separate from the tr
 
 * ``critic_loss(critic, real, fake) -> (loss, stats)`` — minimised by the critic's optimiser
   (``fake`` is detached); ``after_critic_step(critic)`` runs after each critic update (weight clipping);
-* ``generator_loss(critic, real, fake) -> (loss, stats)`` — minimised by the generator's optimiser.
+* ``generator_loss(critic, real, fake, diagnose=True) -> (loss, stats)`` — minimised by the generator's
+  optimiser; with ``diagnose=False`` it skips the statistics that cost extra passes (the trainer asks for
+  them only at the steps it records), with the same loss and the same random numbers drawn.
 
-``stats`` always holds ``estimate``: the objective's own estimate of the distance it claims to minimise,
-in the paper's sense (a WGAN critic's ``E D(real) - E D(fake)``, a c-transform's dual value, the Sinkhorn
-divergence, ...). Critics meant to be 1-Lipschitz also report ``lipschitz``, the lower bound
-``L = max ||grad D(x)||`` over interpolates between the batches (Stanczuk et al., Remark 3), and
-``normalised = estimate / L``.
+``stats`` holds ``estimate`` (in a generator step: when diagnosing): the objective's own estimate of the
+distance it claims to minimise, in the paper's sense (a WGAN critic's ``E D(real) - E D(fake)``, a
+c-transform's dual value, the Sinkhorn divergence, ...). Critics meant to be 1-Lipschitz also report
+``lipschitz``, the lower bound ``L = max ||grad D(x)||`` over interpolates between the batches (Stanczuk
+et al., Remark 3), and ``normalised = estimate / L``.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class Objective:
     def after_critic_step(self, critic: nn.Module) -> None:
         """Hook run after every critic update."""
 
-    def generator_loss(self, critic: nn.Module | None, real: torch.Tensor, fake: torch.Tensor):
+    def generator_loss(self, critic: nn.Module | None, real: torch.Tensor, fake: torch.Tensor,
+                       diagnose: bool = True):
         raise NotImplementedError
 
 
@@ -70,10 +73,16 @@ def gradient_norms(critic: nn.Module, x: torch.Tensor, create_graph: bool = Fals
     return grad.flatten(1).norm(dim=1)
 
 
-def lipschitz_stats(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, estimate: float) -> dict:
-    """``estimate``, the lower bound ``L = max ||grad D||`` over interpolates, and ``estimate / L``."""
+def lipschitz_stats(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, estimate: float,
+                    diagnose: bool = True) -> dict:
+    """``estimate``, the lower bound ``L = max ||grad D||`` over interpolates, and ``estimate / L``; without
+    ``diagnose`` only ``estimate`` (the interpolates are still drawn: a run's random numbers do not depend on
+    which steps are recorded)."""
+    x_hat = interpolates(real, fake)
+    if not diagnose:
+        return {"estimate": estimate}
     with torch.enable_grad():
-        lip = float(gradient_norms(critic, interpolates(real, fake)).max().detach())
+        lip = float(gradient_norms(critic, x_hat).max().detach())
     return {"estimate": estimate, "lipschitz": lip, "normalised": estimate / max(lip, 1e-12)}
 
 

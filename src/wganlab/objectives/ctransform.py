@@ -43,7 +43,7 @@ class CTransform(Objective):
         v = self.value(critic, real, fake)
         return -v, {"estimate": float(v.detach())}
 
-    def generator_loss(self, critic, real, fake):
+    def generator_loss(self, critic, real, fake, diagnose=True):
         v = self.value(critic, real, fake)
         return v, {"estimate": float(v.detach())}
 

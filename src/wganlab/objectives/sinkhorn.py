@@ -18,6 +18,6 @@ class SinkhornGenerator(Objective):
     def __init__(self, eps: float = 1.0, cost: str = "euclidean"):
         self.eps, self.cost = eps, cost
 
-    def generator_loss(self, critic, real, fake):
+    def generator_loss(self, critic, real, fake, diagnose=True):
         s = sinkhorn_divergence(fake, real, self.eps, cost=self.cost)
         return s, {"estimate": float(s.detach())}

@@ -29,9 +29,9 @@ class WeightClipping(Objective):
             for p in critic.parameters():
                 p.clamp_(-self.clip, self.clip)
 
-    def generator_loss(self, critic, real, fake):
+    def generator_loss(self, critic, real, fake, diagnose=True):
         v = critic_gap(critic, real, fake)
-        return v, lipschitz_stats(critic, real.detach(), fake.detach(), float(v.detach()))
+        return v, lipschitz_stats(critic, real.detach(), fake.detach(), float(v.detach()), diagnose)
 
 
 class GradientPenalty(Objective):
@@ -57,6 +57,6 @@ class GradientPenalty(Objective):
         return loss, {"estimate": est, "penalty": float(gp.detach()), "lipschitz": lip,
                       "normalised": est / max(lip, 1e-12)}
 
-    def generator_loss(self, critic, real, fake):
+    def generator_loss(self, critic, real, fake, diagnose=True):
         v = critic_gap(critic, real, fake)
-        return v, lipschitz_stats(critic, real.detach(), fake.detach(), float(v.detach()))
+        return v, lipschitz_stats(critic, real.detach(), fake.detach(), float(v.detach()), diagnose)
