@@ -10,7 +10,9 @@ from oracles import lp_value
 from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot import ot_means
 from wganlab.ot.exact import AUTO_MIN_PAIRS, auction, blocks, coarse, prepare_points, transport, wasserstein
+from wganlab.ot.exact import api as engine_api
 from wganlab.ot.exact import sparse as engine
+from wganlab.ot.exact.api import AUTO_LOW_DIM, AUTO_LOW_DIM_MAX_PAIRS
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="the sparse engine needs numba")
 
@@ -166,11 +168,17 @@ def test_auto_engine_and_transport():
     small_x, small_y = r.normal(size=(10, 3)), r.normal(size=(12, 3))
     assert wasserstein(small_x, small_y).solver == "pot-network-simplex"
     n = int(np.sqrt(AUTO_MIN_PAIRS)) + 1
-    x, y = r.normal(size=(n, 3)), r.normal(size=(n, 3))
+    x, y = r.normal(size=(n, AUTO_LOW_DIM + 1)), r.normal(size=(n, AUTO_LOW_DIM + 1))
     res = transport(x, y, "sqeuclidean")
     assert res.solver == "sparse-ssp" and res.plan is None
     assert_allclose(res.value, transport(x, y, "sqeuclidean", engine="pot").value, rtol=1e-12)
     assert wasserstein(x, y, p=3).solver == "pot-network-simplex"
+    # as many points in AUTO_LOW_DIM coordinates: POT at once (no sparse attempt first)
+    low = x[:, :AUTO_LOW_DIM], y[:, :AUTO_LOW_DIM]
+    assert n * n <= AUTO_LOW_DIM_MAX_PAIRS and wasserstein(*low).solver == "pot-network-simplex"
+    assert engine_api._pick_engine("auto", 1, n, n, AUTO_LOW_DIM + 1)
+    assert not engine_api._pick_engine("auto", 1, n, n, AUTO_LOW_DIM)
+    assert engine_api._pick_engine("auto", 1, 2001, 2001, AUTO_LOW_DIM)  # beyond the bound: the sparse engine
 
 
 def test_collapsed_set_against_a_ring():

@@ -13,7 +13,8 @@ it: auction prices (on data of low intrinsic dimension, prices from an exact sol
 an arc set of each point's cheapest partners, successive shortest paths, and pricing of every pair until none
 has a negative reduced cost, with the same certificate. ``"auto"`` picks
 ``"sparse"`` for those costs from :data:`AUTO_MIN_PAIRS` pairs between sets of similar sizes
-(:data:`AUTO_MIN_PAIRS_SMALL_SIDE` when one side is small and the other far larger) when numba is
+(:data:`AUTO_MIN_PAIRS_SMALL_SIDE` when one side is small and the other far larger; in at most ``AUTO_LOW_DIM``
+coordinates from ``AUTO_LOW_DIM_MAX_PAIRS``) when numba is
 importable, else ``"pot"``; it falls back to ``"pot"`` when the sparse arc set outgrows
 :data:`AUTO_ARCS_PER_POINT` arcs per point and the dense matrix is affordable, and beyond that size stops with
 :class:`NotOptimalError` past ``AUTO_ARCS_PER_POINT_LARGE`` arcs per point (point sets whose nearest

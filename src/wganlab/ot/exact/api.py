@@ -39,12 +39,19 @@ AUTO_DENSE_MAX_PAIRS = 120_000_000
 #: circle ~26, Gaussian data in d = 10 ~7); ``engine="sparse"`` has no limit. Both limits count twice as many
 #: arcs where the prices come from the coarsened problem (its first arc set is twice as large)
 AUTO_ARCS_PER_POINT_LARGE = 64
+#: in at most AUTO_LOW_DIM coordinates a point has many near-optimal partners and the sparse engine's arc set
+#: outgrows AUTO_ARCS_PER_POINT, so ``engine="auto"`` runs POT at once up to AUTO_LOW_DIM_MAX_PAIRS pairs
+#: (Gaussians in 2-D and 3-D at 1,000^2 and 2,000^2: the failed sparse attempt plus POT took 2-3x POT alone;
+#: in 2-D at 4,000^2 the sparse engine finished first)
+AUTO_LOW_DIM = 3
+AUTO_LOW_DIM_MAX_PAIRS = 4_000_000
 #: the costs the sparse engine covers, by the exponent of the Euclidean distance
 _SPARSE_COSTS = {"euclidean": 1, "sqeuclidean": 2}
 
 
-def _pick_engine(engine: str, power: int | None, n: int, m: int) -> bool:
-    """Whether to run the sparse engine; ``power`` is 1 or 2 for (squared) Euclidean costs, else None."""
+def _pick_engine(engine: str, power: int | None, n: int, m: int, d: int) -> bool:
+    """Whether to run the sparse engine on ``n x m`` points in ``d`` coordinates; ``power`` is 1 or 2 for
+    (squared) Euclidean costs, else None."""
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; choose one of {list(ENGINES)}")
     if engine == "sparse":
@@ -54,6 +61,8 @@ def _pick_engine(engine: str, power: int | None, n: int, m: int) -> bool:
             raise InputError("engine 'sparse' needs numba (pip install numba); use engine='pot'")
         return True
     small, large = sorted((n, m))
+    if d <= AUTO_LOW_DIM and n * m <= AUTO_LOW_DIM_MAX_PAIRS:
+        return False
     if small <= AUTO_SMALL_SIDE and large >= AUTO_SMALL_SIDE_RATIO * small:
         big = n * m >= AUTO_MIN_PAIRS_SMALL_SIDE
     else:
@@ -117,7 +126,7 @@ def transport(x, y, cost: str | CostFn = "euclidean", a=None, b=None, *, plan: b
     same_dim(xs, ys)
     power = _SPARSE_COSTS.get(cost) if isinstance(cost, str) else None
     if power is None:
-        _pick_engine(engine, None, len(xs), len(ys))  # validates the engine's name (only POT covers this cost)
+        _pick_engine(engine, None, len(xs), len(ys), 0)  # validates the engine's name (only POT covers this cost)
         return solve_exact(cost_matrix(xs, ys.to(xs.device), cost, dtype=torch.float64), a, b, plan=plan, tol=tol)
     res, e = _euclidean_power(xs.reshape(len(xs), -1), ys.reshape(len(ys), -1), power, a, b, plan, tol, engine,
                               warm_start, None)
@@ -183,7 +192,7 @@ def _euclidean_power(xs: torch.Tensor, ys: torch.Tensor, p: float, a, b, plan: b
 def _general(xs, ys, p, a, b, tol, engine, warm_start, prepared) -> OTResult:
     """The sparse engine where it applies (p = 1, 2), else POT on the dense cost matrix."""
     power = p if p in (1, 2) else None
-    if _pick_engine(engine, power, len(xs), len(ys)):
+    if _pick_engine(engine, power, len(xs), len(ys), xs.shape[1]):
         if isinstance(warm_start, OTResult) and warm_start.potentials is None:
             warm_start = None  # a closed-form result has no potentials to start from
         res = _sparse(xs, ys if prepared is None else prepared, a, b, power, warm_start, tol, engine)
