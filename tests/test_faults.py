@@ -71,8 +71,8 @@ def test_full_disk_is_refused_before_work_starts(tmp_path, monkeypatch, capsys):
 def test_diverging_experiment_is_recorded_failed_and_reproduce_goes_on(tmp_path, monkeypatch):
     real_iteration = Trainer.iteration
 
-    def nan_weights_at_step_8(self):
-        stats = real_iteration(self)
+    def nan_weights_at_step_8(self, diagnose=True):
+        stats = real_iteration(self, diagnose)
         if self.step == 7:
             with torch.no_grad():
                 next(self.G.parameters()).fill_(float("nan"))
