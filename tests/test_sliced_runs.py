@@ -219,3 +219,6 @@ def test_patch_projection_backward_is_autograd_through_unfold(local):
     refs = torch.autograd.grad((ref * weights).sum(), (x, theta))
     for a, b in zip(grads, refs, strict=True):
         assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # a plain sum hands the backward an expanded (stride 0) gradient
+    assert_close(torch.autograd.grad(_project(x, theta, 3, 2, 1, local).sum(), x)[0],
+                 torch.autograd.grad(ref.sum(), x)[0], rtol=1e-12, atol=1e-12)

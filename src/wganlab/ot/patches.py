@@ -156,7 +156,7 @@ class _Projection(torch.autograd.Function):
         patch_stride, padding, local = ctx.conf
         n, k = images.shape[0], kern.shape[0]
         grid = patch_grid(images.shape[2], images.shape[3], kern.shape[-1], patch_stride, padding)
-        g = grad.permute(2, 0, 1) if local else grad.view(k, n, -1).transpose(0, 1)
+        g = grad.permute(2, 0, 1) if local else grad.reshape(k, n, -1).transpose(0, 1)
         g = g.reshape(n, k, *grid).contiguous()
         gi = gk = None
         if ctx.needs_input_grad[0]:
