@@ -58,18 +58,28 @@ def _split_packed(f: np.ndarray) -> np.ndarray:
     return order
 
 
+def _plain_argsort(v: torch.Tensor) -> torch.Tensor:
+    if numpy_ok(v):
+        return torch.from_numpy(np.argsort(v.detach().numpy(), axis=-1))
+    return torch.argsort(v.detach(), dim=-1)
+
+
+def argsort_values(v: torch.Tensor) -> torch.Tensor:
+    """The permutation that sorts ``v`` along the last dimension (ties in any order): :func:`_packed_sort`
+    where it applies, else numpy's or torch's argsort."""
+    f = _packed_sort(v)
+    return _plain_argsort(v) if f is None else torch.from_numpy(_split_packed(f).astype(np.intp))
+
+
 def sort_with_order(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(v sorted along the last dimension, the permutation)`` without gradient: ``values == v.gather(-1,
     order)`` (ties in any order)."""
     f = _packed_sort(v)
-    if f is not None:
-        order = _split_packed(f)
-        return torch.from_numpy(f.astype(np.float32)), torch.from_numpy(order.astype(np.intp))
-    if numpy_ok(v):
-        order = torch.from_numpy(np.argsort(v.detach().numpy(), axis=-1))
-    else:
-        order = torch.argsort(v.detach(), dim=-1)
-    return v.detach().gather(-1, order), order
+    if f is None:
+        order = _plain_argsort(v)
+        return v.detach().gather(-1, order), order
+    order = _split_packed(f)
+    return torch.from_numpy(f.astype(np.float32)), torch.from_numpy(order.astype(np.intp))
 
 
 def equal_match(v: torch.Tensor, w: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,9 +107,9 @@ def sort_side(v: torch.Tensor, w: torch.Tensor | None, inplace: bool = False):
     """
     if w is None:
         if v.requires_grad:
-            return v.gather(-1, sort_with_order(v)[1]), None
+            return v.gather(-1, argsort_values(v)), None
         return sort_values(v, inplace), None
-    idx = sort_with_order(v)[1]
+    idx = argsort_values(v)
     vs = v.gather(-1, idx)
     cw = torch.cumsum(w.expand(v.shape).gather(-1, idx), dim=-1)
     cw[..., -1] = 1.0
