@@ -69,3 +69,32 @@ def test_piecewise_linear_equals_torch_to_second_order(slope):
         results.append((y.detach(), gx.detach(), gw))
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+def test_the_optimizers_update_as_torchs_per_parameter_loop(name):
+    """``build_optimizer``'s fused Adam equals torch's per-parameter Adam to rounding after 10 steps, its
+    foreach RMSprop bit for bit; an unknown name is a configuration error."""
+    from wganlab.errors import ConfigError
+    from wganlab.train import build_optimizer
+
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(7, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    b = copy.deepcopy(a)
+    ours = build_optimizer(name, a.parameters(), lr=1e-2)
+    plain = (torch.optim.Adam(b.parameters(), lr=1e-2, betas=(0.5, 0.9), foreach=False) if name == "adam"
+             else torch.optim.RMSprop(b.parameters(), lr=1e-2, foreach=False))
+    x, w0 = torch.randn(32, 7), a[0].weight.detach().clone()
+    for _ in range(10):
+        for net, opt in ((a, ours), (b, plain)):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        if name == "rmsprop":
+            assert torch.equal(pa, pb)
+        else:
+            torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+    assert (a[0].weight - w0).abs().max() > 1e-3  # the steps moved the weights
+    with pytest.raises(ConfigError, match="unknown optimizer 'sgd'"):
+        build_optimizer("sgd", a.parameters(), lr=1e-2)

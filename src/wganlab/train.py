@@ -238,11 +238,14 @@ def objective_params(cfg: TrainConfig) -> dict:
     return {} if cls is None else {arg: getattr(cfg, name) for arg, name in cls.config.items()}
 
 
-def _optimizer(name: str, params, lr: float, betas: tuple[float, float]):
-    if name == "adam":  # fused: one pass over each parameter instead of one per arithmetic operation
+def build_optimizer(name: str, params, lr: float, betas: tuple[float, float] = (0.5, 0.9)) -> torch.optim.Optimizer:
+    """Adam (``betas``) or RMSprop at learning rate ``lr``. Adam is fused: one pass over each parameter instead
+    of one per arithmetic operation (the same update up to rounding); RMSprop updates all parameters with one
+    call per operation (``foreach``: the same bits as the per-parameter loop)."""
+    if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
+        return torch.optim.RMSprop(params, lr=lr, foreach=True)
     raise ConfigError(f"unknown optimizer {name!r}; choose adam or rmsprop")
 
 
@@ -270,8 +273,8 @@ class Trainer:
                                   channels=cfg.c_channels, kernel=cfg.c_kernel, stride=cfg.c_stride,
                                   lipschitz=cfg.lipschitz).to(self.device)
         betas = (cfg.beta1, cfg.beta2)
-        self.opt_g = _optimizer(cfg.optimizer, self.G.parameters(), cfg.lr_g, betas)
-        self.opt_d = _optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_c, betas) if self.D else None
+        self.opt_g = build_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr_g, betas)
+        self.opt_d = build_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_c, betas) if self.D else None
         self.rng_data = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         self.rng_latent = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
         fixed = torch.Generator(device=self.device).manual_seed(cfg.seed + 3)

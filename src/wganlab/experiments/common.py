@@ -13,6 +13,7 @@ from wganlab.errors import DatasetError, TrainingDiverged
 from wganlab.experiments.base import Context
 from wganlab.objectives import GradientPenalty, backward, gradient_norms, interpolates
 from wganlab.runs import read_jsonl
+from wganlab.train import build_optimizer
 
 
 def load_data(ctx: Context, spec: str, fallback: str | None = None, seed: int | None = None) -> data.Dataset:
@@ -78,7 +79,7 @@ def oracle_estimate(critic: torch.nn.Module, p: torch.Tensor, q: torch.Tensor, *
     on batches of two fixed sets ``p``, ``q``, then ``W1^D = E_p D - E_q D`` on the full sets, the bound
     ``L = max ||grad D||`` and ``W1^D / L``. Returns ``({"estimate", "lipschitz", "normalised"}, log rows)``."""
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
+    opt = build_optimizer("adam", critic.parameters(), lr=lr, betas=(0.5, 0.9))
     log = fit_critic(GradientPenalty(lam), critic, batch_sampler(p, batch, g), batch_sampler(q, batch, g),
                      iterations, opt, log_every=log_every, progress=progress, desc=desc)
     with torch.no_grad():

@@ -31,6 +31,7 @@ from wganlab.experiments.common import batch_sampler, fit_critic, heldout_spec, 
 from wganlab.models import build_critic
 from wganlab.objectives import build_objective
 from wganlab.report.plots import bar_plot, line_plot, scatter_plot
+from wganlab.train import build_optimizer
 
 METHODS = ("wgan-wc", "wgan-gp", "ctransform")
 
@@ -78,8 +79,8 @@ def _critic(shape):
 
 def _optimizer(method: str, params):
     if method == "wgan-wc":
-        return torch.optim.RMSprop(params, lr=5e-5)
-    return torch.optim.Adam(params, lr=1e-4, betas=(0.5, 0.9))
+        return build_optimizer("rmsprop", params, lr=5e-5)
+    return build_optimizer("adam", params, lr=1e-4, betas=(0.5, 0.9))
 
 
 def run(cfg: Config, ctx: Context) -> dict:
