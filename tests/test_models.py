@@ -81,24 +81,6 @@ def test_continuous_generator_and_output_ranges():
         g.support()
 
 
-def test_conv_body_in_channels_last_computes_the_default_layouts_function():
-    """The body runs its activations channels-last (speed); its output is the plain layout's, values and
-    gradients equal to those of the same layers run in the default layout, to float32 rounding."""
-    torch.manual_seed(0)
-    g = build_generator("conv", (3, 32, 32), m=None, width=8)
-    body = g.body
-    z = torch.randn(5, g.z_dim)
-    ch, s0 = body.start
-    out = body(z)
-    ref = body.net(body.fc(z).reshape(5, ch, s0, s0))
-    assert out.is_contiguous() and out.shape == ref.shape == (5, 3, 32, 32)
-    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
-    w = body.net[0].weight
-    (ga,) = torch.autograd.grad(out.square().sum(), w)
-    (gb,) = torch.autograd.grad(ref.square().sum(), w)
-    torch.testing.assert_close(ga, gb, rtol=1e-4, atol=1e-6)
-
-
 @pytest.mark.parametrize("method", ["bjorck", "spectral"])
 def test_groupsort_critic_is_1_lipschitz(method):
     critic = build_critic("groupsort", (10,), hidden=32, depth=3, lipschitz=method)

@@ -84,10 +84,7 @@ class ConvBody(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         ch, s0 = self.start
-        # channels-last activations: on the CPU the transposed convolutions then run oneDNN's kernel instead of
-        # the default layout's im2col one (the whole body's forward + backward 1.1-1.2x faster, measured)
-        h = self.fc(z).reshape(len(z), ch, s0, s0).contiguous(memory_format=torch.channels_last)
-        return self.net(h).contiguous()
+        return self.net(self.fc(z).reshape(len(z), ch, s0, s0))
 
 
 class Generator(nn.Module):
