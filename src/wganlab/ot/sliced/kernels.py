@@ -74,7 +74,11 @@ def argsort_values(v: torch.Tensor) -> torch.Tensor:
 def sort_with_order(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(v sorted along the last dimension, the permutation)`` without gradient: ``values == v.gather(-1,
     order)`` (ties in any order)."""
-    f = _packed_sort(v)
+    return _sorted_from(v, _packed_sort(v))
+
+
+def _sorted_from(v: torch.Tensor, f: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sort_with_order` from ``f``, the result of ``_packed_sort(v)`` (None: an argsort)."""
     if f is None:
         order = _plain_argsort(v)
         return v.detach().gather(-1, order), order
@@ -86,9 +90,9 @@ def equal_match(v: torch.Tensor, w: torch.Tensor, p: float) -> tuple[torch.Tenso
     """``(mean_j |v_(j) - w_j|^p, slopes)`` for unsorted ``v (..., n)`` and sorted ``w (..., n)``, no gradient:
     the slopes ``p |d_j|^(p-1) sign(d_j)`` of ``d_j = v_(j) - w_j`` (0 at 0) put back in ``v``'s order.
     Float32 on the CPU: :func:`_packed_sort` and one numba pass (value, slope and scatter together)."""
-    f = _packed_sort(v) if match_kernel is not None and w.dtype == v.dtype else None
-    if f is None:
-        vs, order = sort_with_order(v)
+    f = _packed_sort(v)
+    if f is None or match_kernel is None or w.dtype != v.dtype:
+        vs, order = _sorted_from(v, f)
         d = vs.sub_(w)
         pp = abs_pow(d, p).mean(-1)
         return pp, torch.empty_like(d).scatter_(-1, order, dabs_pow(d, p))
