@@ -223,3 +223,32 @@ def test_patch_projection_backward_is_autograd_through_unfold(local):
     (summed,) = torch.autograd.grad(_project(x, theta, 3, 2, 1, local).sum(), x)
     (ref_summed,) = torch.autograd.grad((theta @ F.unfold(x, 3, stride=2, padding=1)).sum(), x)
     assert_close(summed, ref_summed, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("shape", "patch_size", "stride", "padding"),
+                         [((7, 1, 64, 64), 16, 1, 0), ((7, 1, 28, 28), 7, 1, 0), ((5, 3, 32, 30), 8, 2, 2),
+                          ((6, 2, 17, 23), 5, 3, 1), ((4, 1, 5, 9), 5, 1, 0)])
+def test_few_kernels_are_convolved_at_output_phases_with_the_same_bits(shape, patch_size, stride, padding, monkeypatch):
+    """Groups of fewer than ``PHASE_CHANNELS`` projections run as one strided convolution of shifted kernels
+    (float32): every output equals ``F.conv2d``'s bit for bit, so a projection's values do not depend on how
+    many others share its chunk (a patch SWD with 1-projection chunks equals the default one exactly)."""
+    from wganlab.ot import patches
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(shape, generator=g)
+    strides = []
+    conv2d = F.conv2d
+    monkeypatch.setattr(patches.F, "conv2d", lambda *a, **k: strides.append(k.get("stride")) or conv2d(*a, **k))
+    for k in (1, 2, 3, 5, 8, 15):
+        kern = torch.randn(k, shape[1], patch_size, patch_size, generator=g)
+        ref = conv2d(x, kern, stride=stride, padding=padding)
+        out = torch.full_like(ref.transpose(0, 1), float("nan")).transpose(0, 1)  # a strided destination
+        strides.clear()
+        patches._correlate_into(out, x, kern, stride, padding)
+        assert strides[0] > stride  # the phase path ran
+        assert torch.equal(out, ref)
+    y = torch.randn((9, *shape[1:]), generator=g)
+    theta = random_projections(shape[1] * patch_size ** 2, 21, seed=2)
+    whole = patch_swd(x, y, patch_size, stride, padding=padding, projections=theta)
+    per_projection = patch_swd(x, y, patch_size, stride, padding=padding, projections=theta, max_elements=1)
+    assert torch.equal(whole, per_projection)
