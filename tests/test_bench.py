@@ -286,3 +286,22 @@ def test_exact_cases_run_at_each_side_length():
     assert_allclose([r["value_diff"] for r in rows], 0.0, atol=1e-10)
     assert rows[0]["value"] != rows[1]["value"]
     assert bench.resolve_sizes(["w1-square", "w1-batch", "ot-means"], full=True)["ot-means"]["sides"] == (28, 64)
+
+
+def test_freed_memory_is_kept_for_reuse_and_released_before_a_peak_measurement():
+    """With :func:`keep_freed_memory` a freed 128 MB buffer stays in the heap (reused without fresh pages);
+    :func:`release_freed_memory` (called before each timed side) hands it back, so peaks are not understated.
+    In a child process: the setting is process-wide."""
+    code = (
+        "import numpy as np\n"
+        "from wganlab.memory import keep_freed_memory, proc_kb, release_freed_memory\n"
+        "rss = lambda: proc_kb('/proc/self/status', 'VmRSS')\n"
+        "print(keep_freed_memory())\n"
+        "a = np.ones(1 << 24); held = rss(); del a\n"
+        "kept = rss(); release_freed_memory()\n"
+        "print(held - kept, kept - rss())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    if out[0] != "True":
+        pytest.skip("not glibc: the allocator setting does not apply")
+    dropped_on_free, dropped_on_release = int(out[1]), int(out[2])
+    assert dropped_on_free < 16 * 1024 and dropped_on_release > 100 * 1024  # kB

@@ -209,7 +209,7 @@ def test_patch_projection_backward_is_autograd_through_unfold(local):
     g = torch.Generator().manual_seed(7)
     x = torch.rand(5, 2, 9, 8, generator=g, dtype=torch.float64, requires_grad=True)
     theta = torch.randn(37, 18, generator=g, dtype=torch.float64, requires_grad=True)  # 37: not a multiple of 16
-    out = _project(x, theta, 3, 2, 1, local)
+    out = _project(x, theta, 3, 2, 1, "local" if local else "images")
     cols = F.unfold(x, 3, stride=2, padding=1)  # (N, 18, L)
     ref = torch.einsum("kd,ndl->kln" if local else "kd,ndl->knl", theta, cols)
     ref = ref if local else ref.reshape(37, -1)
@@ -220,7 +220,7 @@ def test_patch_projection_backward_is_autograd_through_unfold(local):
     for a, b in zip(grads, refs, strict=True):
         assert_close(a, b, rtol=1e-12, atol=1e-12)
     # a plain sum hands the backward an expanded (stride 0) gradient
-    (summed,) = torch.autograd.grad(_project(x, theta, 3, 2, 1, local).sum(), x)
+    (summed,) = torch.autograd.grad(_project(x, theta, 3, 2, 1, "local" if local else "images").sum(), x)
     (ref_summed,) = torch.autograd.grad((theta @ F.unfold(x, 3, stride=2, padding=1)).sum(), x)
     assert_close(summed, ref_summed, rtol=1e-12, atol=1e-12)
 
@@ -230,8 +230,9 @@ def test_patch_projection_backward_is_autograd_through_unfold(local):
                           ((6, 2, 17, 23), 5, 3, 1), ((4, 1, 5, 9), 5, 1, 0)])
 def test_few_kernels_are_convolved_at_output_phases_with_the_same_bits(shape, patch_size, stride, padding, monkeypatch):
     """Groups of fewer than ``PHASE_CHANNELS`` projections run as one strided convolution of shifted kernels
-    (float32): every output equals ``F.conv2d``'s bit for bit, so a projection's values do not depend on how
-    many others share its chunk (a patch SWD with 1-projection chunks equals the default one exactly)."""
+    (float32): the blocks tile ``F.conv2d``'s output bit for bit, so a projection's values do not depend on how
+    many others share its chunk (a patch SWD with 1-projection chunks equals the default one exactly), and the
+    ``"any"`` layout holds each projection's values in another order."""
     from wganlab.ot import patches
 
     g = torch.Generator().manual_seed(3)
@@ -239,14 +240,18 @@ def test_few_kernels_are_convolved_at_output_phases_with_the_same_bits(shape, pa
     strides = []
     conv2d = F.conv2d
     monkeypatch.setattr(patches.F, "conv2d", lambda *a, **k: strides.append(k.get("stride")) or conv2d(*a, **k))
-    for k in (1, 2, 3, 5, 8, 15):
+    for k in (1, 2, 3, 5, 8, 11):
         kern = torch.randn(k, shape[1], patch_size, patch_size, generator=g)
         ref = conv2d(x, kern, stride=stride, padding=padding)
-        out = torch.full_like(ref.transpose(0, 1), float("nan")).transpose(0, 1)  # a strided destination
+        out = torch.full_like(ref, float("nan"))
         strides.clear()
-        patches._correlate_into(out, x, kern, stride, padding)
+        for (rs, cs), block in patches._correlation_blocks(x, kern, stride, padding, *ref.shape[2:]):
+            out[:, :, rs, cs] = block
         assert strides[0] > stride  # the phase path ran
         assert torch.equal(out, ref)
+        ordered, unordered = (patches._project_values(x, kern, stride, padding, layout) for layout in ("images", "any"))
+        assert torch.equal(ordered, ref.transpose(0, 1).reshape(k, -1))
+        assert torch.equal(torch.sort(unordered).values, torch.sort(ordered).values)
     y = torch.randn((9, *shape[1:]), generator=g)
     theta = random_projections(shape[1] * patch_size ** 2, 21, seed=2)
     whole = patch_swd(x, y, patch_size, stride, padding=padding, projections=theta)

@@ -30,7 +30,7 @@ from wganlab.bench.cases import CASES, describe_sizes, resolve_sizes
 from wganlab.bench.render import COLUMNS, markdown
 from wganlab.bench.timing import PairedTimer
 from wganlab.errors import BadInput, ConfigError, WganlabError
-from wganlab.memory import proc_kb
+from wganlab.memory import keep_freed_memory, proc_kb
 
 
 def machine() -> dict:
@@ -127,6 +127,7 @@ def _run_isolated(name: str, sizes: dict, repeat: int, data_root, threads: int |
 def child() -> None:
     """Entry point of an isolated case: a JSON job on stdin, ``{"rows": [...]}`` as the last stdout line."""
     job = json.loads(sys.stdin.read())
+    keep_freed_memory()
     if job["mem_limit"]:
         resource.setrlimit(resource.RLIMIT_AS, (job["mem_limit"], job["mem_limit"]))
     from wganlab.runtime import set_threads

@@ -15,15 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from wganlab.memory import proc_kb
+from wganlab.memory import proc_kb, release_freed_memory
 
 #: the real image set every case uses (pixels in [-1, 1])
 DATASET = "fashion-mnist"
 
 
 def _reset_peak() -> int | None:
-    """Reset the kernel's peak-RSS mark; return the current RSS in kB (None where not possible)."""
+    """Give freed heap memory back, reset the kernel's peak-RSS mark; return the current RSS in kB (None where
+    not possible)."""
     gc.collect()
+    release_freed_memory()
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:

@@ -40,10 +40,11 @@ from wganlab.ot.sliced import Side, SortedProjections, check_p, check_target_ten
 CONV_GROUP = 16
 #: projected values one convolution call may produce when no gradient is needed (images are chunked)
 IMAGE_CHUNK_ELEMENTS = 1 << 22
-#: output channels below which a CPU convolution costs about as much as with this many (oneDNN: one
-#: projection 58 ms, 8 projections 60 ms, 16 projections 85 ms for 400 images of 64x64, 16x16 kernels):
-#: smaller groups are convolved at ``s x s`` output phases at once (:func:`_correlate`)
-PHASE_CHANNELS = 16
+#: output channels below which a float32 CPU convolution (oneDNN) costs about as much per call as with this many:
+#: smaller groups are convolved at ``s x s`` output phases at once, ``s`` the least power of two reaching it
+#: (:func:`_correlate_into`; one thread, 64x64 images, 16x16 kernels, 2 projections: 80 us per projection and
+#: image directly, 23 us at s = 2, 10.5 us at s = 4; odd ``s`` measured slower)
+PHASE_CHANNELS = 12
 
 __all__ = [
     "MultiscalePatchSWD",
@@ -123,24 +124,23 @@ def fold_patches(patches, image_size: tuple[int, int], patch_size: int, patch_st
     return torch.where(count > 0, total / count.clamp_min(1), torch.zeros_like(total))
 
 
-def _correlate_into(dest: torch.Tensor, images: torch.Tensor, kern: torch.Tensor, patch_stride: int,
-                    padding: int) -> None:
-    """Write ``F.conv2d(images, kern, stride=patch_stride, padding=padding)`` into ``dest (b, k, rows, cols)``
-    (any strides).
+def _correlation_blocks(images: torch.Tensor, kern: torch.Tensor, patch_stride: int, padding: int, rows: int,
+                        cols: int) -> list[tuple[tuple[slice, slice], torch.Tensor]]:
+    """``F.conv2d(images, kern, stride=patch_stride, padding=padding)`` ``(b, k, rows, cols)`` as blocks
+    ``((row slice, column slice), values (b, k, r, c))`` that tile it.
 
     With fewer than :data:`PHASE_CHANNELS` kernels (float32 on CPU, oneDNN), one convolution of stride
     ``s * patch_stride`` with the ``s^2`` copies of each kernel shifted by ``(a, b) * patch_stride`` computes the
-    outputs ``(s Y + a, s X + b)`` as channels: ``s^2`` times the channels at ``1/s^2`` of the locations, the same
-    values bit for bit (the extra taps add finite pixels times zero; oneDNN sums the taps in the same order)."""
+    outputs ``(s Y + a, s X + b)`` as channels (block ``(a::s, b::s)``): ``s^2`` times the channels at ``1/s^2`` of
+    the locations, the same values bit for bit (the extra taps add finite pixels times zero; oneDNN sums the taps
+    in the same order)."""
     k, c, q, _ = kern.shape
     s = 1
     while k * s * s < PHASE_CHANNELS:
-        s += 1
+        s *= 2
     one_dnn = images.device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
     if s == 1 or images.dtype != torch.float32 or not one_dnn:
-        dest.copy_(F.conv2d(images, kern, stride=patch_stride, padding=padding))
-        return
-    rows, cols = dest.shape[2:]
+        return [((slice(None), slice(None)), F.conv2d(images, kern, stride=patch_stride, padding=padding))]
     size = q + (s - 1) * patch_stride
     bank = kern.new_zeros(k, s, s, c, size, size)
     for a, b in itertools.product(range(s), range(s)):
@@ -151,26 +151,39 @@ def _correlate_into(dest: torch.Tensor, images: torch.Tensor, kern: torch.Tensor
     x = F.pad(images, (padding, padding + grow_c, padding, padding + grow_r))
     out = F.conv2d(x, bank.reshape(k * s * s, c, size, size), stride=s * patch_stride)
     out = out.view(images.shape[0], k, s, s, n_r, n_c)
-    for a, b in itertools.product(range(min(s, rows)), range(min(s, cols))):
-        part = dest[:, :, a::s, b::s]
-        part.copy_(out[:, :, a, b, :part.shape[2], :part.shape[3]])
+    return [((slice(a, None, s), slice(b, None, s)), out[:, :, a, b, :len(range(a, rows, s)), :len(range(b, cols, s))])
+            for a, b in itertools.product(range(min(s, rows)), range(min(s, cols)))]
 
 
 def _project_values(images: torch.Tensor, kern: torch.Tensor, patch_stride: int, padding: int,
-                    local: bool) -> torch.Tensor:
+                    layout: str) -> torch.Tensor:
     """The projections of :func:`_project` without gradient: the images are convolved in chunks written
-    straight into one contiguous buffer (the caller sorts it in place), so the peak is that buffer."""
+    straight into one contiguous buffer (the caller sorts it in place), so the peak is that buffer.
+
+    ``layout``: ``"images"`` ``(k, N * L)`` image-major, ``"local"`` ``(k, L, N)``, or ``"any"`` ``(k, N * L)`` in
+    an order that only keeps each projection's values in its own row (for a caller that sorts the rows)."""
     n, k = images.shape[0], kern.shape[0]
     rows, cols = patch_grid(images.shape[2], images.shape[3], kern.shape[-1], patch_stride, padding)
     L = rows * cols
-    buf = torch.empty((k, rows, cols, n) if local else (k, n, rows, cols), dtype=images.dtype, device=images.device)
+    buf = torch.empty((k, rows, cols, n) if layout == "local" else (k, n, rows, cols), dtype=images.dtype,
+                      device=images.device)
     step = max(1, IMAGE_CHUNK_ELEMENTS // (min(k, CONV_GROUP) * L))
     with torch.no_grad():
         for i, g in itertools.product(range(0, n, step), range(0, k, CONV_GROUP)):
-            part = buf[g:g + CONV_GROUP, :, :, i:i + step].permute(3, 0, 1, 2) if local else \
+            blocks = _correlation_blocks(images[i:i + step], kern[g:g + CONV_GROUP], patch_stride, padding, rows, cols)
+            if layout == "any":  # each block's values, contiguous, where the chunk's images go
+                flat, at = buf[g:g + CONV_GROUP, i:i + step].flatten(1), 0
+                for _, block in blocks:
+                    size = block[:, 0].numel()
+                    flat[:, at:at + size].view(block.shape[1], block.shape[0], *block.shape[2:]).copy_(
+                        block.transpose(0, 1))
+                    at += size
+                continue
+            part = buf[g:g + CONV_GROUP, :, :, i:i + step].permute(3, 0, 1, 2) if layout == "local" else \
                 buf[g:g + CONV_GROUP, i:i + step].transpose(0, 1)
-            _correlate_into(part, images[i:i + step], kern[g:g + CONV_GROUP], patch_stride, padding)
-    return buf.view(k, L, n) if local else buf.view(k, n * L)
+            for (rs, cs), block in blocks:
+                part[:, :, rs, cs] = block
+    return buf.view(k, L, n) if layout == "local" else buf.view(k, n * L)
 
 
 class _Projection(torch.autograd.Function):
@@ -182,7 +195,7 @@ class _Projection(torch.autograd.Function):
     def forward(ctx, images, kern, patch_stride, padding, local):
         ctx.save_for_backward(images, kern)
         ctx.conf = patch_stride, padding, local
-        return _project_values(images, kern, patch_stride, padding, local)
+        return _project_values(images, kern, patch_stride, padding, "local" if local else "images")
 
     @staticmethod
     def backward(ctx, grad):
@@ -201,13 +214,14 @@ class _Projection(torch.autograd.Function):
 
 
 def _project(images: torch.Tensor, theta: torch.Tensor, patch_size: int, patch_stride: int, padding: int,
-             local: bool) -> torch.Tensor:
-    """``<theta_k, P_l x_n>`` for every projection, location and image (a convolution): ``(k, N * L)``
-    (image-major) or, when ``local``, ``(k, L, N)``; differentiable with respect to ``images`` and ``theta``."""
+             layout: str) -> torch.Tensor:
+    """``<theta_k, P_l x_n>`` for every projection, location and image (a convolution), laid out as
+    :func:`_project_values` says; differentiable with respect to ``images`` and ``theta`` (and then image-major
+    for layout ``"any"``)."""
     kern = theta.reshape(theta.shape[0], images.shape[1], patch_size, patch_size)
     if torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad):
-        return _Projection.apply(images, kern, patch_stride, padding, local)
-    return _project_values(images, kern, patch_stride, padding, local)
+        return _Projection.apply(images, kern, patch_stride, padding, layout == "local")
+    return _project_values(images, kern, patch_stride, padding, layout)
 
 
 def _patch_side(images: torch.Tensor, patch_size: int, patch_stride: int, padding: int, local: bool) -> Side:
@@ -215,9 +229,11 @@ def _patch_side(images: torch.Tensor, patch_size: int, patch_stride: int, paddin
     rows, cols = patch_grid(images.shape[2], images.shape[3], patch_size, patch_stride, padding)
     L = rows * cols
 
-    def project(data, theta):
-        return _project(data, theta, patch_size, patch_stride, padding, local)
-    return Side(images, project, n, (L,)) if local else Side(images, project, n * L)
+    def project(data, theta, layout="local" if local else "images"):
+        return _project(data, theta, patch_size, patch_stride, padding, layout)
+    if local:
+        return Side(images, project, n, (L,))
+    return Side(images, project, n * L, project_any_order=lambda data, theta: project(data, theta, "any"))
 
 
 def _meta(images: torch.Tensor, patch_size, patch_stride, padding, local) -> dict:

@@ -24,13 +24,22 @@ class Side:
     """One set of a sliced problem: a tensor and the linear map that projects it.
 
     ``project(data, theta (k, d)) -> (k, *batch, n)``: the projected values of the ``n`` atoms for each
-    of ``k`` directions (``batch`` is ``()`` for a point set, ``(L,)`` for location-specific patches).
+    of ``k`` directions (``batch`` is ``()`` for a point set, ``(L,)`` for location-specific patches);
+    ``project_any_order``, if given, the same values with each row in any order (cheaper to produce).
     """
 
     def __init__(self, data: torch.Tensor, project: Callable, n: int, batch: tuple = (),
-                 weights: torch.Tensor | None = None):
+                 weights: torch.Tensor | None = None, project_any_order: Callable | None = None):
         self.data, self.project, self.n, self.batch, self.weights = data, project, n, tuple(batch), weights
+        self.project_any_order = project_any_order
         self.needs_grad = torch.is_grad_enabled() and data.requires_grad
+
+    def sorted_values(self, data: torch.Tensor, theta: torch.Tensor):
+        """:func:`sort_side` of the projections of ``data`` (this side's tensor, or its detached leaf), sorted in
+        place; without weights or gradient they may come from ``project_any_order``."""
+        unordered = self.weights is None and not (torch.is_grad_enabled() and data.requires_grad)
+        project = self.project_any_order if unordered and self.project_any_order is not None else self.project
+        return sort_side(project(data, theta), self.weights, inplace=True)
 
 
 def _chunk_size(n_proj: int, per_projection: int, max_elements: int | None) -> int:
@@ -87,7 +96,7 @@ class SortedProjections:
             self.values.shape, dtype=torch.float64, device=self.values.device)
         with torch.no_grad():
             for i, j in _chunks(P, k):
-                vs, cw = sort_side(side.project(side.data, theta[i:j]), side.weights, inplace=True)
+                vs, cw = side.sorted_values(side.data, theta[i:j])
                 self.values[i:j] = vs
                 if cw is not None:
                     self.cum_weights[i:j] = cw
@@ -151,7 +160,7 @@ def sliced_distance(xs: Side, ys: Side | SortedProjections, theta: torch.Tensor,
             vs = ys.values[i:j]
             cv = None if ys.cum_weights is None else ys.cum_weights[i:j]
         else:
-            vs, cv = sort_side(ys.project(y_in, theta[i:j]), ys.weights, inplace=True)
+            vs, cv = ys.sorted_values(y_in, theta[i:j])
         if plan is not None and plan.equal and px.requires_grad and not vs.requires_grad and px.shape == vs.shape:
             return EqualPP.apply(px, vs, p)  # a generated batch against a fixed one of its size: the direct step
         us, cu = sort_side(px, xs.weights, inplace=True)
