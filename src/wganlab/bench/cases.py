@@ -319,8 +319,8 @@ def _patch_swd_64(ctx: PairedTimer, n: int, n_projections: int) -> list[dict]:
         rows.append(timed_row(t, f"direct step, 64 vs {n} ({chunk})", value=t["ours"][0],
                               note="stride 1 against every image (the authors' code cannot hold these patches in 24 "
                                    "GiB); max_elements bounds the projected values of one pass: per pass, 2^26 "
-                                   "holds 2 projections at n = 10,000, 2^28 holds 11 (the convolution runs ~3.7x "
-                                   "faster per projection with 8 or more)"))
+                                   "holds 2 projections at n = 10,000, 2^28 holds 11 (groups of fewer than 12 are "
+                                   "convolved at 4 or 16 output phases per call)"))
     return rows
 
 
