@@ -42,7 +42,7 @@ CONV_GROUP = 16
 IMAGE_CHUNK_ELEMENTS = 1 << 22
 #: output channels below which a float32 CPU convolution (oneDNN) costs about as much per call as with this many:
 #: smaller groups are convolved at ``s x s`` output phases at once, ``s`` the least power of two reaching it
-#: (:func:`_correlate_into`; one thread, 64x64 images, 16x16 kernels, 2 projections: 80 us per projection and
+#: (:func:`_correlation_blocks`; one thread, 64x64 images, 16x16 kernels, 2 projections: 80 us per projection and
 #: image directly, 23 us at s = 2, 10.5 us at s = 4; odd ``s`` measured slower)
 PHASE_CHANNELS = 12
 
