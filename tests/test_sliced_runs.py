@@ -257,3 +257,18 @@ def test_few_kernels_are_convolved_at_output_phases_with_the_same_bits(shape, pa
     whole = patch_swd(x, y, patch_size, stride, padding=padding, projections=theta)
     per_projection = patch_swd(x, y, patch_size, stride, padding=padding, projections=theta, max_elements=1)
     assert torch.equal(whole, per_projection)
+
+
+def test_kernels_of_3x3_or_less_keep_the_plain_convolution():
+    """torch sends a float32 CPU convolution of one image with kernels of at most 3x3 past oneDNN, and that path
+    sums in another order than oneDNN would for the shifted (larger) kernels: such groups keep ``F.conv2d``, so a
+    single image's patch SWD is the same bits however its projections are chunked."""
+    from wganlab.ot import patches
+
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(1, 1, 9, 9, generator=g), torch.randn(3, 1, 9, 9, generator=g)
+    kern = torch.randn(2, 1, 3, 3, generator=g)
+    (slices, block), = patches._correlation_blocks(x, kern, 1, 0, 7, 7)
+    assert slices == (slice(None), slice(None)) and torch.equal(block, F.conv2d(x, kern))
+    theta = random_projections(9, 21, seed=4)
+    assert torch.equal(patch_swd(x, y, 3, projections=theta), patch_swd(x, y, 3, projections=theta, max_elements=1))

@@ -129,7 +129,7 @@ def _correlation_blocks(images: torch.Tensor, kern: torch.Tensor, patch_stride: 
     """``F.conv2d(images, kern, stride=patch_stride, padding=padding)`` ``(b, k, rows, cols)`` as blocks
     ``((row slice, column slice), values (b, k, r, c))`` that tile it.
 
-    With fewer than :data:`PHASE_CHANNELS` kernels (float32 on CPU, oneDNN), one convolution of stride
+    With fewer than :data:`PHASE_CHANNELS` kernels (float32 on CPU, oneDNN, larger than 3x3), one convolution of stride
     ``s * patch_stride`` with the ``s^2`` copies of each kernel shifted by ``(a, b) * patch_stride`` computes the
     outputs ``(s Y + a, s X + b)`` as channels (block ``(a::s, b::s)``): ``s^2`` times the channels at ``1/s^2`` of
     the locations, the same values bit for bit (the extra taps add finite pixels times zero; oneDNN sums the taps
@@ -138,8 +138,9 @@ def _correlation_blocks(images: torch.Tensor, kern: torch.Tensor, patch_stride: 
     s = 1
     while k * s * s < PHASE_CHANNELS:
         s *= 2
+    # both calls must run oneDNN: torch sends float32 CPU convolutions there when enabled, kernels larger than 3x3
     one_dnn = images.device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-    if s == 1 or images.dtype != torch.float32 or not one_dnn:
+    if s == 1 or images.dtype != torch.float32 or not one_dnn or q <= 3:
         return [((slice(None), slice(None)), F.conv2d(images, kern, stride=patch_stride, padding=padding))]
     size = q + (s - 1) * patch_stride
     bank = kern.new_zeros(k, s, s, c, size, size)
