@@ -218,6 +218,21 @@ def test_prepared_set_far_from_unit_scale():
         wasserstein(x * 1e30, y).value, rel=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_column_bounds_in_one_pass_are_torchs_amax_and_amin(dtype):
+    """The one-pass kernel behind every spread check: each coordinate's max and min, as torch gives them, for one
+    point, for extremes and subnormals, and for a non-contiguous view (torch's own path)."""
+    from wganlab.ot.scale import column_bounds
+
+    r = np.random.default_rng(8)
+    z = torch.from_numpy(r.normal(size=(301, 7)) * 10.0 ** r.integers(-30, 30, size=7)).to(dtype)
+    z[5, 0], z[9, 1] = torch.finfo(dtype).max, -torch.finfo(dtype).tiny / 4
+    for points in (z, z[:1], z.T.contiguous().T, z[::3]):
+        hi, lo = column_bounds(points)
+        assert hi.dtype == lo.dtype == dtype
+        assert torch.equal(hi, points.amax(0)) and torch.equal(lo, points.amin(0))
+
+
 def test_one_point_on_one_side_with_negative_costs_is_trivial():
     C = np.array([[-1.0, 2.0, -3.0]])
     b = np.array([0.5, 0.25, 0.25])

@@ -9,6 +9,11 @@ import math
 import numpy as np
 import torch
 
+try:
+    from wganlab.ot import scale_kernel
+except ImportError:  # numba missing or broken: torch's two passes
+    scale_kernel = None
+
 #: costs (or coordinate spreads) ``2^e`` with ``e`` in this range are solved as given; others are first
 #: multiplied by a power of two (exact in floating point) to bring them near 1
 UNSCALED_EXPONENTS = (-7, 16)
@@ -28,10 +33,21 @@ def spread_exponent(*sets: torch.Tensor) -> int:
     """``e`` with the largest coordinate range ``max_k (max z_k - min z_k)`` over the union of the point
     sets ``(n, d)`` in about ``[2^(e-1), 2^e)`` (0 when every point is the same); computed without overflow."""
     dev = sets[0].device  # the per-coordinate bounds meet there (no host copy of the data)
-    hi = torch.stack([z.detach().amax(0).to(dev, torch.float64) for z in sets]).amax(0)
-    lo = torch.stack([z.detach().amin(0).to(dev, torch.float64) for z in sets]).amin(0)
+    bounds = [column_bounds(z) for z in sets]
+    hi = torch.stack([h.to(dev, torch.float64) for h, _ in bounds]).amax(0)
+    lo = torch.stack([low.to(dev, torch.float64) for _, low in bounds]).amin(0)
     half = float((0.5 * hi - 0.5 * lo).max())
     return exponent(half) + 1 if half > 0 else exponent(float((hi - lo).max()))
+
+
+def column_bounds(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each coordinate's largest and smallest value ``((d,), (d,))`` of finite points ``z (n, d)``, ``n >= 1``
+    (one pass on the CPU: :mod:`wganlab.ot.scale_kernel`)."""
+    z = z.detach()
+    if scale_kernel is not None and z.device.type == "cpu" and z.dtype in (torch.float32, torch.float64) \
+            and z.ndim == 2 and len(z) and z.is_contiguous():
+        return tuple(torch.from_numpy(b) for b in scale_kernel.column_max_min(z.numpy()))
+    return z.amax(0), z.amin(0)
 
 
 def times_pow2(z, e: float):

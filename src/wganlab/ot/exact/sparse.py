@@ -44,6 +44,7 @@ from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot.exact import coarse
 from wganlab.ot.exact.certificate import ROUNDING, check_certificate
 from wganlab.ot.result import OTResult
+from wganlab.ot.scale import column_bounds
 
 try:
     from wganlab.ot.exact import auction, blocks, ssp
@@ -123,7 +124,7 @@ class Points:
     def bounds(self) -> torch.Tensor:
         """``(2, d)``: the largest and the smallest value of each coordinate (made once, when first asked)."""
         if self._bounds is None:
-            self._bounds = torch.from_numpy(np.stack([self.exact.max(0), self.exact.min(0)]))
+            self._bounds = torch.stack(column_bounds(torch.from_numpy(self.exact)))
         return self._bounds
 
 

@@ -1,0 +1,21 @@
+"""Numba kernel: each coordinate's largest and smallest value of a point set in one pass (torch's ``amax`` and
+``amin`` read the set twice; the exact solver checks the spread of every set it is given)."""
+
+from __future__ import annotations
+
+import numba as nb
+
+
+@nb.njit(cache=True)
+def column_max_min(z):
+    """``(hi (d,), lo (d,))`` of finite points ``z (n, d)`` (C-contiguous, ``n >= 1``), in ``z``'s dtype."""
+    hi, lo = z[0].copy(), z[0].copy()
+    for i in range(1, z.shape[0]):
+        row = z[i]
+        for j in range(z.shape[1]):
+            v = row[j]
+            if v > hi[j]:
+                hi[j] = v
+            if v < lo[j]:
+                lo[j] = v
+    return hi, lo
