@@ -40,12 +40,17 @@ def spread_exponent(*sets: torch.Tensor) -> int:
     return exponent(half) + 1 if half > 0 else exponent(float((hi - lo).max()))
 
 
+#: sets of at least this many values have their spread read in one numba pass on the CPU (the exact solver's
+#: sets); smaller ones (training batches) keep torch's two passes, the same on every device
+ONE_PASS_MIN_VALUES = 1 << 20
+
+
 def column_bounds(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each coordinate's largest and smallest value ``((d,), (d,))`` of finite points ``z (n, d)``, ``n >= 1``
-    (one pass on the CPU: :mod:`wganlab.ot.scale_kernel`)."""
+    (one pass on the CPU for large sets: :mod:`wganlab.ot.scale_kernel`)."""
     z = z.detach()
     if scale_kernel is not None and z.device.type == "cpu" and z.dtype in (torch.float32, torch.float64) \
-            and z.ndim == 2 and len(z) and z.is_contiguous():
+            and z.ndim == 2 and z.numel() >= ONE_PASS_MIN_VALUES and z.is_contiguous():
         return tuple(torch.from_numpy(b) for b in scale_kernel.column_max_min(z.numpy()))
     return z.amax(0), z.amin(0)
 
