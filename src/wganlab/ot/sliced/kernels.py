@@ -126,8 +126,6 @@ def uniform_cum(n: int, shape, device) -> torch.Tensor:
     return c.expand(*shape, n)
 
 
-
-
 def abs_pow(d: torch.Tensor, p: float) -> torch.Tensor:
     if p == 1:
         return d.abs()
