@@ -480,3 +480,47 @@ def test_a_warm_start_against_the_same_target_shifts_its_bounds():
     assert not wasserstein(x + 2.0 * r.normal(size=x.shape), t, engine="sparse", warm_start=prev).info["shifted_bounds"]
     assert not wasserstein(x, prepare_points(y), engine="sparse", warm_start=prev).info["shifted_bounds"]
     assert not wasserstein(x[:12], t, engine="sparse", warm_start=wasserstein(x[:12], y)).info["shifted_bounds"]
+
+
+@pytest.mark.parametrize("squared", [False, True])
+@pytest.mark.parametrize("centred", [True, False])
+def test_sketched_bound_is_a_lower_bound_and_tight_on_low_rank_data(squared, centred):
+    """The principal-coordinates bound (its rounding terms included) stays below every cost: far from the
+    origin, with exact zeros, for points off the target's principal directions; on data of rank <= r it is
+    the cost up to float32 rounding (no further from it than the full float32 bound)."""
+    r = np.random.default_rng(3)
+    d = 40
+    span = np.linalg.qr(r.normal(size=(d, 3)))[0].T  # (3, d)
+    cases = {"gauss": (r.normal(size=(60, d)), r.normal(size=(80, d))),
+             "offset": (r.normal(size=(60, d)) + 1e3, r.normal(size=(80, d)) + 1e3),
+             "off-span": (r.normal(size=(60, d)), r.normal(size=(80, 3)) @ span),
+             "low-rank": (r.normal(size=(60, 3)) @ span + 5, r.normal(size=(80, 3)) @ span + 5)}
+    kind = "sqeuclidean" if squared else "euclidean"
+    for name, (x, y) in cases.items():
+        x[:5] = y[:5]
+        yp = engine.Points(y, None if centred else np.zeros(d))
+        full = blocks.Distances(engine.Points(x, yp.mu), yp, squared)
+        sk = full.sketched(8)
+        assert sk.x32.shape == (60, 9)
+        lo = sk.lower(None, np.arange(60)).astype(np.float64)
+        C = cdist(x, y, kind)
+        assert (lo <= C).all(), name
+        if name == "low-rank":
+            assert np.abs(lo - C).max() <= np.abs(full.lower(None, np.arange(60)) - C).max()
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize(("n", "m", "weighted"), [(300, 300, False), (200, 450, True)])
+def test_blocks_too_large_to_keep_screen_on_principal_coordinates(monkeypatch, p, n, m, weighted):
+    """Where no block is cached, pricing screens every pair on the principal-coordinates bound and picks
+    candidates by exact cost among more: the same certified optimum as the LP."""
+    monkeypatch.setattr(blocks, "CACHE_BYTES", 0)
+    monkeypatch.setattr(engine, "SKETCH_DIMS", 4)
+    r = np.random.default_rng(n + m + p)
+    x, y = r.normal(size=(n, 24)) * np.linspace(3, 0.1, 24), r.normal(size=(m, 24)) * np.linspace(3, 0.1, 24)
+    a = r.dirichlet(np.ones(n)) if weighted else np.full(n, 1 / n)
+    b = r.dirichlet(np.ones(m)) if weighted else np.full(m, 1 / m)
+    res = wasserstein(x, y, p=p, a=a if weighted else None, b=b if weighted else None, plan=True, engine="sparse")
+    assert res.info["bound_dims"] == 5
+    assert_allclose(res.cost, lp_value(cdist(x, y) ** p, a, b), rtol=1e-9)
+    assert_certified(res, x, y, a, b, p)

@@ -4,6 +4,9 @@ and the pairs kept per column."""
 
 from __future__ import annotations
 
+import math
+import types
+
 import numba as nb
 import numpy as np
 
@@ -15,6 +18,8 @@ BLOCK_ELEMENTS = 16 * 1024 * 1024
 THIN_BLOCK = 128
 #: keep all float32 distance blocks between the candidate pass and the pricing passes below this size
 CACHE_BYTES = 512 * 1024 * 1024
+#: rows of a set (a sample) used to find its principal directions
+PCA_SAMPLE = 4096
 
 
 class Distances:
@@ -22,12 +27,14 @@ class Distances:
     rigorous lower bound of the exact costs; blocks are cached when the whole matrix is small (and, when
     one block holds every row, also its transpose)."""
 
-    def __init__(self, X, Y, squared: bool):
-        """``X``, ``Y``: :class:`wganlab.ot.exact.sparse.Points` (their centred float32 copies and norms)."""
+    def __init__(self, X, Y, squared: bool, tau: float | None = None):
+        """``X``, ``Y``: :class:`wganlab.ot.exact.sparse.Points` (their centred float32 copies ``z32 (n, d)`` and
+        squared norms ``sq32``); ``tau``: the relative shrink of the norms' sum that makes the bound rigorous
+        (default: for a float32 GEMM of ``d`` terms)."""
         self.x32, self.y32, self.nx32, self.ny32 = X.z32, Y.z32, X.sq32, Y.sq32
-        self.tau = (X.exact.shape[1] + 8) * 2.0**-24 * 1.25
+        self.tau = (X.z32.shape[1] + 8) * 2.0**-24 * 1.25 if tau is None else tau
         self.squared = squared
-        M, N = len(X), len(Y)
+        M, N = len(X.z32), len(Y.z32)
         self.M = M
         self.step = max(1, min(M, BLOCK_ELEMENTS // max(N, 1)))
         self.cache: dict[int, np.ndarray] | None = {} if 4 * M * N <= CACHE_BYTES else None
@@ -74,6 +81,26 @@ class Distances:
             return None
         parts = [self.cache[s] for s in range(0, self.M, self.step)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def sketched(self, r: int) -> Distances:
+        """A rigorous lower bound of the same costs from ``r + 1`` coordinates instead of ``d``.
+
+        Each centred point ``z = B^T p + q`` is split by ``B (r, d)``, the leading principal directions of ``y``
+        (float32, rows orthonormal up to ``E = B B^T - I``): ``p = Bz`` rounded to float32, the rest ``q`` in
+        float64. Then ``z_x.z_y = p_x.(I + E) p_y + p_x.B q_y + q_x.B^T p_y + q_x.q_y`` is at most the float32
+        product ``s`` of ``(p_x, |q_x|)`` and ``(p_y, |q_y|)`` (norms rounded up) plus
+        ``(gamma_{r+1} A^2 + |E| P^2 + 2 P G) |z_x| |z_y|``, with ``A``, ``P``, ``G`` the largest ratios
+        ``|(p, |q|)| / |z|``, ``|p| / |z|``, ``|B q| / |z|``; so ``|z_x|^2 + |z_y|^2 - 2 s``, shrunk as the
+        full blocks are, bounds ``||x - y||^2`` from below. Close to it where the directions hold most of the
+        spread, at ``(r + 1) / d`` of the GEMM."""
+        basis = principal_directions(self.y32, r).astype(np.float32)
+        b64 = basis.astype(np.float64)
+        err_e = float(np.linalg.norm(b64 @ b64.T - np.eye(len(b64)), 2))
+        (cx, nx, rx), (cy, ny, ry) = (_split(z, basis) for z in (self.x32, self.y32))
+        a2, p2, g2 = np.maximum(rx, ry)
+        kappa = (len(b64) + 13) * 2.0**-24 * 1.25 * a2 + err_e * p2 + 2 * math.sqrt(p2 * g2)
+        return Distances(types.SimpleNamespace(z32=cx, sq32=nx), types.SimpleNamespace(z32=cy, sq32=ny),
+                         self.squared, tau=kappa * (1 + 1e-6) + 1e-12)
 
     def transposed(self) -> np.ndarray:
         """The lower bounds of all pairs as ``(N, M)`` (for few rows: one cached block)."""
@@ -125,6 +152,42 @@ class CostBounds:
         if self.squared:
             d *= d
         return round_down32(d)
+
+
+def _split(z32: np.ndarray, basis: np.ndarray, chunk: int = 8192):
+    """For points ``z32 (n, d)`` and ``basis (r, d)`` (float32): ``(coords (n, r + 1) float32, squared norms
+    rounded down (n,), ratios (3,))`` of :meth:`Distances.sketched`, ``ratios`` the largest squared
+    ``|coords| / |z|``, ``|p| / |z|``, ``|B q| / |z|`` (rounded up); the float64 parts chunk by chunk."""
+    n = len(z32)
+    coords, sq = np.empty((n, len(basis) + 1), np.float32), np.empty(n, np.float32)
+    ratios = np.zeros(3)
+    b64 = basis.astype(np.float64)
+    for s in range(0, n, chunk):
+        z = z32[s:s + chunk]
+        p = z @ basis.T
+        p64 = p.astype(np.float64)
+        q = z.astype(np.float64) - p64 @ b64
+        qn = np.sqrt(np.einsum("ij,ij->i", q, q)) * (1 + 1e-12)
+        zn2 = np.einsum("ij,ij->i", z.astype(np.float64), z.astype(np.float64))
+        coords[s:s + chunk, :-1] = p
+        coords[s:s + chunk, -1] = (qn * (1 + 2.0**-22)).astype(np.float32)
+        sq[s:s + chunk] = round_down32(zn2)
+        c64 = coords[s:s + chunk].astype(np.float64)
+        g = q @ b64.T
+        den = np.maximum(zn2, 1e-300)
+        for k, num in enumerate((np.einsum("ij,ij->i", c64, c64), np.einsum("ij,ij->i", p64, p64),
+                                 np.einsum("ij,ij->i", g, g))):
+            ratios[k] = max(ratios[k], float((num / den).max()) * (1 + 1e-9))
+    return coords, sq, ratios
+
+
+def principal_directions(Z: np.ndarray, r: int) -> np.ndarray:
+    """``(min(r, d), d)`` float64, orthonormal rows: the leading principal directions of ``Z (n, d)`` (the top
+    eigenvectors of the covariance of a sample of PCA_SAMPLE rows, each signed to have a positive sum)."""
+    sample = Z[:: max(1, len(Z) // PCA_SAMPLE)].astype(np.float64)
+    sample -= sample.mean(0)
+    top = np.linalg.eigh(sample.T @ sample)[1][:, ::-1][:, : min(r, Z.shape[1])].T
+    return top * np.where(top.sum(1) < 0, -1.0, 1.0)[:, None]
 
 
 def round_down32(v: np.ndarray) -> np.ndarray:

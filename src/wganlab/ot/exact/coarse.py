@@ -20,12 +20,12 @@ import math
 import numpy as np
 import torch
 
+from wganlab.ot.exact.blocks import PCA_SAMPLE, principal_directions
+
 #: points per cluster at most
 LEAF = 4
 #: principal coordinates the tree splits on
 TREE_DIMS = 8
-#: rows (a sample) used to find the principal directions
-PCA_SAMPLE = 4096
 
 
 def intrinsic_dimension(Xs: np.ndarray, Y: np.ndarray, approx: np.ndarray, k: tuple[int, int] = (16, 128)) -> float:
@@ -45,11 +45,9 @@ def intrinsic_dimension(Xs: np.ndarray, Y: np.ndarray, approx: np.ndarray, k: tu
 def clusters(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(order (n,), starts (K + 1,))``: cluster ``k`` holds the points ``order[starts[k]:starts[k+1]]``
     (at most LEAF each), the leaves of a k-d tree on ``Z (n, d)``'s leading principal coordinates."""
-    n, d = Z.shape
+    n = len(Z)
     Zc = Z - Z[:: max(1, n // PCA_SAMPLE)].mean(0, dtype=np.float64)
-    sample = Zc[:: max(1, n // PCA_SAMPLE)].astype(np.float64)
-    basis = np.linalg.svd(sample, full_matrices=False)[2][: min(d, TREE_DIMS)]
-    P = Zc.astype(np.float64) @ basis.T  # (n, r)
+    P = Zc.astype(np.float64) @ principal_directions(Zc, TREE_DIMS).T  # (n, r)
     order = np.arange(n)
     sizes = np.array([n])
     while sizes.max() > LEAF:

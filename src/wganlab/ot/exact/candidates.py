@@ -1,0 +1,66 @@
+"""Candidate arcs of the sparse exact OT engine (:mod:`wganlab.ot.exact.sparse`): each row's nearest columns and
+each column's cheapest rows at the row prices ``u`` (``c_ij - u_i``), found on the float32 lower bounds of
+:class:`wganlab.ot.exact.blocks.Distances` block by block, and the links that free rows stuck without a
+feasible flow. Candidates only guide the solver: pricing every pair is what makes the result exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from wganlab.ot.exact import blocks
+
+
+def by_bound(dist: blocks.Distances, k_row: int, k_col: int, N: int, rows=None, cols=None, u=None):
+    """``(rows, cols)`` of the ``k_row`` nearest columns of every row (row by row) and then the ``k_col`` rows
+    of every column (column by column) with the smallest ``lo_ij - u_i`` (``lo``: the bounds of ``dist``,
+    ``u``: row prices or None for 0; duplicates possible). ``rows``/``cols``: index arrays that restrict the
+    search (the result then indexes into them)."""
+    row_blocks = dist.blocks() if rows is None else dist.blocks(rows)
+    u32 = np.zeros(dist.M if rows is None else len(rows), np.float32) if u is None else u.astype(np.float32)
+    k_col = min(k_col, len(u32))
+    val, idx = np.full((N, k_col), np.inf, np.float32), np.zeros((N, k_col), np.int64)
+    out_r, out_c = [], []
+    for s, lo in row_blocks:
+        if cols is not None:
+            lo = np.ascontiguousarray(lo[:, cols])
+        if k_row > 0:
+            j = torch.topk(torch.from_numpy(lo), min(k_row, lo.shape[1]), dim=1, largest=False, sorted=False).indices
+            out_r.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
+            out_c.append(j.reshape(-1).numpy())
+        blocks.keep_smallest(lo, u32, s, val, idx)
+    out_r.append(idx.reshape(-1))  # column by column: each point of y is read once when the costs are computed
+    out_c.append(np.repeat(np.arange(N), k_col))
+    return np.concatenate(out_r), np.concatenate(out_c)
+
+
+def by_cost(dist: blocks.Distances, costs, k_row: int, k_col: int, over: int, u: np.ndarray):
+    """``(rows, cols, costs)``: :func:`by_bound`'s ``k_row`` per row and ``k_col`` per column, chosen among
+    ``over`` times as many by their exact costs ``costs(rows, cols)``: ``c_ij`` (rows), ``c_ij - u_i``
+    (columns). ``over > 1`` where the bound is loose (:meth:`blocks.Distances.sketched`)."""
+    M, N = len(u), len(dist.y32)
+    rows, cols = by_bound(dist, k_row * over, k_col * over, N, u=u)
+    cost = costs(rows, cols)
+    if over == 1:
+        return rows, cols, cost
+    per_row, per_col = min(k_row * over, N), min(k_col * over, M)
+    head = len(rows) - N * per_col
+    keep = np.concatenate([best_in_groups(cost[:head], per_row, k_row),
+                           head + best_in_groups(cost[head:] - u[rows[head:]], per_col, k_col)])
+    return rows[keep], cols[keep], cost[keep]
+
+
+def best_in_groups(w: np.ndarray, size: int, k: int) -> np.ndarray:
+    """Positions of the ``k`` smallest values of every consecutive group of ``size`` in ``w``."""
+    if size <= k or not len(w):
+        return np.arange(len(w))
+    best = np.argpartition(w.reshape(-1, size), k - 1, axis=1)[:, :k]
+    return (best + size * np.arange(len(w) // size)[:, None]).reshape(-1)
+
+
+def link_stuck(dist: blocks.Distances, stuck: np.ndarray, free: np.ndarray, k: int):
+    """``(rows, cols)`` linking the ``stuck`` rows and the ``free`` columns (demand left) by distance: each
+    stuck row to its ``k`` nearest free columns, each free column to its ``k`` nearest stuck rows. (By
+    distance, not reduced cost: reduced costs would send every link to the same few rows.)"""
+    rows, cols = by_bound(dist, k, k, len(free), rows=stuck, cols=free)
+    return stuck[rows], free[cols]
