@@ -9,7 +9,7 @@ from scipy.spatial.distance import cdist
 from oracles import lp_value
 from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot import ot_means
-from wganlab.ot.exact import AUTO_MIN_PAIRS, auction, blocks, coarse, prepare_points, transport, wasserstein
+from wganlab.ot.exact import AUTO_MIN_PAIRS, auction, blocks, coarse, prepare_points, pricing, transport, wasserstein
 from wganlab.ot.exact import api as engine_api
 from wganlab.ot.exact import sparse as engine
 from wganlab.ot.exact.api import AUTO_LOW_DIM, AUTO_LOW_DIM_MAX_PAIRS
@@ -379,7 +379,7 @@ def test_pricing_block_checks_exactly_the_pairs_its_bounds_cannot_settle(lookup)
     cmin = np.full(N, np.inf)
     lo0 = lo.copy()
     rows, cols, costs, rcs, checked = blocks.violations(lo, u32, v32, row0, X, Y, False, u, v, row_ptr, arc_col,
-                                                        arc_cost, lookup, cmin)
+                                                        arc_cost, lookup, cmin, 0.0)
     want = lo0 - v32[None] < u32[row0:row0 + B, None]
     exact = C.copy()
     if lookup:
@@ -401,7 +401,7 @@ def test_pricing_keeps_the_worst_pairs_of_every_row_and_every_column():
     r = np.random.default_rng(11)
     rows, cols, rc = r.integers(0, 40, 3000), r.integers(0, 30, 3000), -r.uniform(size=3000)
     cost = r.uniform(size=3000)
-    kr, kc, kcost = engine._worst_pairs(rows, cols, cost, rc, 3, 40, 30)
+    kr, kc, kcost = pricing.worst_pairs(rows, cols, cost, rc, 3, 40, 30)
     want = set()
     for idx, n in ((rows, 40), (cols, 30)):
         for t in range(n):
@@ -520,7 +520,46 @@ def test_blocks_too_large_to_keep_screen_on_principal_coordinates(monkeypatch, p
     x, y = r.normal(size=(n, 24)) * np.linspace(3, 0.1, 24), r.normal(size=(m, 24)) * np.linspace(3, 0.1, 24)
     a = r.dirichlet(np.ones(n)) if weighted else np.full(n, 1 / n)
     b = r.dirichlet(np.ones(m)) if weighted else np.full(m, 1 / m)
-    res = wasserstein(x, y, p=p, a=a if weighted else None, b=b if weighted else None, plan=True, engine="sparse")
-    assert res.info["bound_dims"] == 5
+    kw = {"p": p, "a": a if weighted else None, "b": b if weighted else None, "plan": True, "engine": "sparse"}
+    res = wasserstein(x, y, **kw)
+    assert res.info["bound_dims"] == 5 and res.info["partial_passes"] > 0
     assert_allclose(res.cost, lp_value(cdist(x, y) ** p, a, b), rtol=1e-9)
     assert_certified(res, x, y, a, b, p)
+    # later pricing passes check only what the potentials' changes leave open, and find the same pairs
+    monkeypatch.setattr(pricing, "KEEP_PER_POINT", -1)
+    every = wasserstein(x, y, **kw)
+    assert every.info["partial_passes"] == 0
+    for key in ("rounds", "priced_in", "arcs", "augmentations"):
+        assert res.info[key] == every.info[key]
+    assert (res.plan != every.plan).nnz == 0
+    np.testing.assert_array_equal(res.potentials[0], every.potentials[0])
+
+
+def test_a_partial_pricing_pass_finds_what_a_full_pass_finds(monkeypatch):
+    """After a full pass with a margin, potentials that rose (some rows and columns past the margin) are
+    priced from the kept pairs and those rows and columns alone: the same violating pairs in the same order,
+    and column minima that keep every pair dual feasible."""
+    monkeypatch.setattr(blocks, "CACHE_BYTES", 0)
+    r = np.random.default_rng(5)
+    x, y = r.normal(size=(120, 6)), r.normal(size=(150, 6))
+    yp = engine.Points(y)
+    prob = engine._Problem(x, yp, None, None, False, None)
+    C = cdist(x, y)
+    prob.arcs.add(*np.nonzero(C < np.quantile(C, 0.05)), C[C < np.quantile(C, 0.05)])
+    u, v = np.zeros(120), C.min(0) - 0.02  # dual feasible, some pairs within the margin
+    pricer = pricing.Pricer(prob, lookup=False)
+    assert len(pricer(u, v)[0]) == 0 and pricer.kept is not None
+    delta = pricer.kept[2]
+    u2, v2 = u + r.uniform(0, 0.4 * delta, 120), v + r.uniform(0, 0.4 * delta, 150)
+    u2[[3, 50]] += 0.5  # two rows and one column past the margin
+    v2[7] += 0.5
+    assert pricer._partial_plan(u2, v2) is not None
+    part = pricer(u2, v2)
+    assert pricer.partial_passes == 1
+    monkeypatch.setattr(pricing, "KEEP_PER_POINT", -1)
+    full = pricing.Pricer(prob, lookup=False)(u2, v2)
+    assert len(full[0]) > 0
+    for a, b in zip(part[:4], full[:4], strict=True):
+        np.testing.assert_array_equal(a, b)
+    rc = C - u2[:, None] - np.minimum(v2, part[4])[None, :]
+    assert rc.min() >= -1e-12

@@ -82,6 +82,13 @@ class Distances:
         parts = [self.cache[s] for s in range(0, self.M, self.step)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
+    def columns(self, cols: np.ndarray) -> Distances:
+        """The same bounds for the columns ``cols`` only (not cached)."""
+        y = types.SimpleNamespace(z32=self.y32[cols], sq32=self.ny32[cols])
+        out = Distances(types.SimpleNamespace(z32=self.x32, sq32=self.nx32), y, self.squared, self.tau)
+        out.cache = None
+        return out
+
     def sketched(self, r: int) -> Distances:
         """A rigorous lower bound of the same costs from ``r + 1`` coordinates instead of ``d``.
 
@@ -208,7 +215,7 @@ def _chunk_min(li, v, j0, j1):
 
 
 @nb.njit(cache=True)
-def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_cost, lookup, cmin):
+def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_cost, lookup, cmin, margin):
     """One block of a pricing pass, rows ``row0:row0+B`` of the float32 lower bounds ``lo (B, N)``.
 
     Every pair the bound cannot settle (``lo_ij - v32_j < u32_i``; chunks of 256 columns are skipped on their
@@ -216,8 +223,8 @@ def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_co
     among the arcs ``row_ptr`` / ``arc_col`` / ``arc_cost`` when ``lookup`` and present, else computed from
     ``X``, ``Y``), which raises ``lo_ij`` to ``c_ij`` rounded down to float32 and lowers ``cmin_j`` to
     ``c_ij - u_i``. Returns ``(rows, cols, costs,
-    reduced costs, checked)``: the pairs with ``c_ij - u_i - v_j < -1e-12 (|u_i| + |v_j| + c_ij)`` and the
-    number of pairs computed."""
+    reduced costs, checked)``: the pairs with ``c_ij - u_i - v_j < margin - 1e-12 (|u_i| + |v_j| + c_ij)`` (for
+    ``margin = 0``: the violations; ``u32`` then screens at ``u + margin``) and the number of pairs computed."""
     B, N = lo.shape
     n = checked = 0
     cap = B + N
@@ -257,7 +264,7 @@ def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_co
             if w < cmin[j]:
                 cmin[j] = w
             rc = w - v[j]
-            if rc < -1e-12 * (abs(ur) + abs(v[j]) + c + 1e-300):
+            if rc < margin - 1e-12 * (abs(ur) + abs(v[j]) + c + 1e-300):
                 rows[n], cols[n], costs[n], rcs[n] = r, j, c, rc
                 n += 1
     return rows[:n], cols[:n], costs[:n], rcs[:n], checked

@@ -25,7 +25,9 @@ active arc set and one block of float32 distances:
    ``c_ij - u_i - v_j < 0``: a rigorous lower bound of ``c_ij`` from the float32 block (error at most
    ``(d + 8) 2^-24 (||x_i||^2 + ||y_j||^2)`` on the squared distance) rules out almost every pair, and the
    rest are recomputed in float64. The most violating pairs of each column and of each row join the arc set
-   and the solve resumes (their columns' potentials are lowered and those columns released). When no pair
+   and the solve resumes (their columns' potentials are lowered and those columns released); where the blocks
+   are not cached, later passes check only what the potentials' changes since a full pass with a margin
+   leave open (:mod:`wganlab.ot.exact.pricing`). When no pair
    violates, ``(u, v')`` with ``v'_j = min(v_j, min_i c_ij - u_i)`` is dual feasible for the FULL problem, and
    ``gap = cost - (a.u + b.v')`` certifies the plan (0 up to float64 rounding).
 
@@ -43,7 +45,7 @@ import scipy.sparse as sp
 import torch
 
 from wganlab.errors import InputError, NotOptimalError
-from wganlab.ot.exact import candidates, coarse
+from wganlab.ot.exact import candidates, coarse, pricing
 from wganlab.ot.exact.certificate import ROUNDING, check_certificate
 from wganlab.ot.result import OTResult
 from wganlab.ot.scale import column_bounds
@@ -194,8 +196,10 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     are feasible for all pairs and ``gap`` is the certified duality gap. ``info``: ``rounds`` (solves
     between pricing passes), ``augmentations``, ``arcs`` (final arc-set size), ``priced_in`` (arcs added by
     pricing), ``extended`` (arcs added where the arc set admitted no feasible flow), ``checked`` (pairs
-    whose cost the last pricing pass recomputed in float64), ``bids`` (of the auctions), ``prices`` (where the
-    first row prices came from: ``"warm"``, ``"coarse"`` on data of low intrinsic dimension, or ``"auction"``),
+    the last pricing pass checked by their float64 cost), ``partial_passes`` (pricing passes that checked only
+    the pairs near a full pass's margin and the rows and columns whose potentials rose past it), ``bids`` (of
+    the auctions), ``prices`` (where the first row prices came from: ``"warm"``, ``"coarse"`` on data of low
+    intrinsic dimension, or ``"auction"``),
     ``bound_dims`` (coordinates of the float32 bound that screens the pairs: ``d``, or SKETCH_DIMS + 1).
     Raises :class:`NotOptimalError` if it cannot certify the result, and :class:`TooDense` once the arc set
     outgrows ``max_arcs`` (point sets whose nearest neighbours say little about the plan, e.g. a collapsed
@@ -332,6 +336,7 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None):
     ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc,
                     0.1 * ROUNDING * float(arcs.cost.max()))
     solver = ssp.ssp_few_rows if prob.few_rows else ssp.ssp
+    pricer = pricing.Pricer(prob, prob.X.shape[1] >= LOOKUP_MIN_DIM)
     rounds = n_aug = extended = priced_in = n_stuck = 0
     while True:
         rounds += 1
@@ -349,14 +354,14 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None):
             n_stuck += 1
             _insert(arcs, new_r, new_c, prob.costs(new_r, new_c), u, v, sr, dc)
             continue
-        fr, fc, fcost, rc, cmin, checked = _price(prob, u, v)
+        fr, fc, fcost, rc, cmin, checked = pricer(u, v)
         if not len(fr):
             break
-        br, bc, bcost = _worst_pairs(fr, fc, fcost, rc, K_PRICE, M, N)
+        br, bc, bcost = pricing.worst_pairs(fr, fc, fcost, rc, K_PRICE, M, N)
         _insert(arcs, br, bc, bcost, u, v, sr, dc)
         priced_in += len(br)
     stats = {"rounds": rounds, "augmentations": n_aug, "arcs": len(arcs.cost), "extended": extended,
-             "priced_in": priced_in, "checked": checked}
+             "priced_in": priced_in, "checked": checked, "partial_passes": pricer.partial_passes}
     return v, cmin, stats
 
 
@@ -419,27 +424,6 @@ def _dense_graph(lo_t: np.ndarray):
     N, M = lo_t.shape
     return (np.arange(N + 1, dtype=np.int64) * M, np.tile(np.arange(M, dtype=np.int64), N),
             np.ascontiguousarray(lo_t).reshape(-1))
-
-
-def _price(prob: _Problem, u: np.ndarray, v: np.ndarray):
-    """A pricing pass (:func:`wganlab.ot.exact.blocks.violations` on every block): the pairs with a negative
-    reduced cost ``(rows, cols, costs, reduced costs)``, ``cmin (N,)``, each column's smallest ``c_ij - u_i``
-    over the pairs computed exactly, and their number. The float32 threshold ``u32`` has a ``slack`` for the
-    float32 rounding of ``u``, ``v`` and of ``lo_ij - v_j`` (a few units in the last place of the largest)."""
-    slack = 8 * 2.0**-24 * float(np.abs(u).max() + np.abs(v).max() + 1.0)
-    u32, v32 = (u + slack).astype(np.float32), v.astype(np.float32)
-    arcs, lookup = prob.arcs, prob.X.shape[1] >= LOOKUP_MIN_DIM
-    cmin = np.full(prob.N, np.inf)
-    found = [blocks.violations(lo, u32, v32, s, prob.X, prob.Y, prob.squared, u, v, arcs.row_ptr, arcs.col,
-                               arcs.cost, lookup, cmin) for s, lo in prob.dist.blocks()]
-    return (*(np.concatenate([f[k] for f in found]) for k in range(4)), cmin, sum(f[4] for f in found))
-
-
-def _worst_pairs(rows, cols, cost, rc, k, M, N):
-    """The pairs among ``rows (E,)``, ``cols (E,)`` (rows below ``M``, columns below ``N``) that are among the
-    ``k`` most negative reduced costs ``rc`` of their column or of their row: ``(rows, cols, cost)``."""
-    keep = np.union1d(blocks.smallest_per_column(cols, rc, N, k), blocks.smallest_per_column(rows, rc, M, k))
-    return rows[keep], cols[keep], cost[keep]
 
 
 def _insert(arcs: _Arcs, rows, cols, cost, u, v, sr, dc) -> None:
