@@ -60,7 +60,9 @@ class Pricer:
         """``(rows, cols)`` to check at ``u``, ``v`` from the kept full pass, or None when a full pass is cheaper."""
         u0, v0, delta, *_ = self.kept
         du, dv = u - u0, v - v0
-        room = delta * (1 - 1e-6) - 1e-12 * float(np.abs(u0).max() + np.abs(v0).max() + self.prob.arcs.cost.max())
+        # a pair the full pass did not return: c - u0 - v0 >= delta - 1e-12 (|u0_i| + |v0_j| + c), and
+        # c < |u0| + |v0| + delta (else c - u0 - v0 >= delta)
+        room = delta * (1 - 1e-6) - 1e-12 * (2 * float(np.abs(u0).max() + np.abs(v0).max()) + delta)
         M, N = len(u), len(v)
         best = None
         for t in np.concatenate([np.quantile(du, [0.0, 0.5, 0.9, 0.99, 1.0]),
