@@ -563,3 +563,17 @@ def test_a_partial_pricing_pass_finds_what_a_full_pass_finds(monkeypatch):
         np.testing.assert_array_equal(a, b)
     rc = C - u2[:, None] - np.minimum(v2, part[4])[None, :]
     assert rc.min() >= -1e-12
+
+
+@pytest.mark.parametrize(("d", "r"), [(12, 4), (200, 10)])
+def test_principal_directions_are_the_leading_eigenvectors(d, r):
+    """Both ways (eigenvectors of the covariance for small d, subspace iteration for d > 4 r): orthonormal rows
+    along the axes of largest variance of an axis-aligned Gaussian with well separated variances, in order."""
+    rng = np.random.default_rng(9)
+    scales = np.concatenate([10 * 0.8 ** np.arange(r), np.geomspace(0.5, 0.05, d - r)])
+    perm = rng.permutation(d)
+    Z = rng.normal(size=(5000, d)) * scales[perm] + 3.0
+    B = blocks.principal_directions(Z.astype(np.float32), r)
+    assert B.shape == (r, d)
+    assert_allclose(B @ B.T, np.eye(r), atol=1e-12)
+    assert_allclose(np.abs(B[np.arange(r), perm.argsort()[:r]]), 1.0, atol=2e-2)
