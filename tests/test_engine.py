@@ -301,6 +301,22 @@ def test_low_dimensional_data_takes_coarse_prices_and_stays_exact(kind, p):
         assert res.info["rounds"] == 1
 
 
+def test_the_coarsened_problem_is_coarsened_again_when_large(monkeypatch):
+    """Nested levels: with COARSE_NESTED_MIN below the coarse problem's size, it takes its own coarse prices
+    (two sets coarsened per level), and the fine value is still POT's."""
+    calls = []
+    real = coarse.coarsen
+    monkeypatch.setattr(coarse, "coarsen", lambda Z, w: calls.append(len(Z)) or real(Z, w))
+    monkeypatch.setattr(engine, "COARSE_MIN", 1000)
+    monkeypatch.setattr(engine, "COARSE_NESTED_MIN", 200)
+    r = np.random.default_rng(8)
+    x, y = _on_curve(r, 1200, "circle"), _on_curve(r, 1300, "circle")
+    res = wasserstein(x, y, p=2, engine="sparse")
+    assert res.info["prices"] == "coarse"
+    assert calls == [1200, 1300, 300, 325]
+    assert res.value == pytest.approx(wasserstein(x, y, p=2, engine="pot").value, rel=1e-9)
+
+
 def test_coarse_prices_with_weights():
     r = np.random.default_rng(6)
     x, y = _on_curve(r, 3000, "plane"), _on_curve(r, 3100, "plane")
