@@ -533,12 +533,14 @@ def test_blocks_too_large_to_keep_screen_on_principal_coordinates(monkeypatch, p
     monkeypatch.setattr(blocks, "CACHE_BYTES", 0)
     monkeypatch.setattr(engine, "SKETCH_DIMS", 4)
     r = np.random.default_rng(n + m + p)
-    x, y = r.normal(size=(n, 24)) * np.linspace(3, 0.1, 24), r.normal(size=(m, 24)) * np.linspace(3, 0.1, 24)
+    x, y = r.normal(size=(n, 24)) * np.geomspace(3, 0.01, 24), r.normal(size=(m, 24)) * np.geomspace(3, 0.01, 24)
     a = r.dirichlet(np.ones(n)) if weighted else np.full(n, 1 / n)
     b = r.dirichlet(np.ones(m)) if weighted else np.full(m, 1 / m)
     kw = {"p": p, "a": a if weighted else None, "b": b if weighted else None, "plan": True, "engine": "sparse"}
     res = wasserstein(x, y, **kw)
-    assert res.info["bound_dims"] == 5 and res.info["partial_passes"] > 0
+    assert res.info["bound_dims"] == 5
+    if (n, p) in ((300, 1), (200, 2)):  # these take partial passes (the others: one round, or full passes only)
+        assert res.info["partial_passes"] > 0
     assert_allclose(res.cost, lp_value(cdist(x, y) ** p, a, b), rtol=1e-9)
     assert_certified(res, x, y, a, b, p)
     # later pricing passes check only what the potentials' changes leave open, and find the same pairs
@@ -549,6 +551,20 @@ def test_blocks_too_large_to_keep_screen_on_principal_coordinates(monkeypatch, p
         assert res.info[key] == every.info[key]
     assert (res.plan != every.plan).nnz == 0
     np.testing.assert_array_equal(res.potentials[0], every.potentials[0])
+
+
+def test_a_loose_principal_coordinates_bound_is_not_used(monkeypatch):
+    """Isotropic data (4 of 24 directions hold a sixth of the spread: the bound is about 0.4 of the distance)
+    keep the full float32 bound, which settles far more pairs."""
+    monkeypatch.setattr(blocks, "CACHE_BYTES", 0)
+    monkeypatch.setattr(engine, "SKETCH_DIMS", 4)
+    r = np.random.default_rng(2)
+    x, y = r.normal(size=(200, 24)), r.normal(size=(250, 24))
+    for p in (1, 2):
+        res = wasserstein(x, y, p=p, engine="sparse")
+        assert res.info["bound_dims"] == 24
+        assert_allclose(res.cost, lp_value(cdist(x, y) ** p, np.full(200, 1 / 200), np.full(250, 1 / 250)),
+                        rtol=1e-9)
 
 
 def test_a_partial_pricing_pass_finds_what_a_full_pass_finds(monkeypatch):
