@@ -147,15 +147,16 @@ def _resized(side: int) -> int | None:
     return None if side == 28 else side
 
 
-@register_case("w1-large", "exact W1 between two sets of n training images (seeded subsets), wganlab only",
-               "POT (not run)", full={"n": 50_000}, n=3_000)
-def _w1_large(ctx: PairedTimer, n: int) -> list[dict]:
-    row = _exact_row(ctx, ctx.images("train", n, seed=1), ctx.images("train", n, seed=2), baseline=False)
+@register_case("w1-large", "exact W1 between two sets of n training images (seeded subsets) at each side length "
+               "of sides, wganlab only", "POT (not run)", full={"n": 50_000, "sides": (28, 64)}, n=3_000, sides=(28,))
+def _w1_large(ctx: PairedTimer, n: int, sides: tuple) -> list[dict]:
     need = 16 * n * n  # float64 cost matrix + float64 plan
     total = (proc_kb("/proc/meminfo", "MemTotal") or 0) * 1024
     verdict = "out of memory here" if need > total else "fits here, not run"
+    rows = [_exact_row(ctx, ctx.images("train", n, seed=1, size=_resized(s)),
+                       ctx.images("train", n, seed=2, size=_resized(s)), baseline=False) for s in sides]
     return [{**row, "note": f"POT needs 16 n^2 bytes = {need / 1e9:.3g} GB for the dense cost and plan "
-                            f"({verdict}); {row['note']}"}]
+                            f"({verdict}); {row['note']}"} for row in rows]
 
 
 def low_dimensional_points(kind: str, n: int, seed: int):
