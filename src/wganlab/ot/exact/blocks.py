@@ -37,7 +37,7 @@ class Distances:
         M, N = len(X.z32), len(Y.z32)
         self.M = M
         self.step = max(1, min(M, BLOCK_ELEMENTS // max(N, 1)))
-        self.cache: dict[int, np.ndarray] | None = {} if 4 * M * N <= CACHE_BYTES else None
+        self.cache: dict[int, np.ndarray] | None = {} if cacheable(M, N) else None
         self.all_t: np.ndarray | None = None
 
     def blocks(self, rows: np.ndarray | None = None):
@@ -90,24 +90,8 @@ class Distances:
         return out
 
     def sketched(self, r: int) -> Distances:
-        """A rigorous lower bound of the same costs from ``r + 1`` coordinates instead of ``d``.
-
-        Each centred point ``z = B^T p + q`` is split by ``B (r, d)``, the leading principal directions of ``y``
-        (float32, rows orthonormal up to ``E = B B^T - I``): ``p = Bz`` rounded to float32, the rest ``q`` in
-        float64. Then ``z_x.z_y = p_x.(I + E) p_y + p_x.B q_y + q_x.B^T p_y + q_x.q_y`` is at most the float32
-        product ``s`` of ``(p_x, |q_x|)`` and ``(p_y, |q_y|)`` (norms rounded up) plus
-        ``(gamma_{r+1} A^2 + |E| P^2 + 2 P G) |z_x| |z_y|``, with ``A``, ``P``, ``G`` the largest ratios
-        ``|(p, |q|)| / |z|``, ``|p| / |z|``, ``|B q| / |z|``; so ``|z_x|^2 + |z_y|^2 - 2 s``, shrunk as the
-        full blocks are, bounds ``||x - y||^2`` from below. Close to it where the directions hold most of the
-        spread, at ``(r + 1) / d`` of the GEMM."""
-        basis = principal_directions(self.y32, r).astype(np.float32)
-        b64 = basis.astype(np.float64)
-        err_e = float(np.linalg.norm(b64 @ b64.T - np.eye(len(b64)), 2))
-        (cx, nx, rx), (cy, ny, ry) = (_split(z, basis) for z in (self.x32, self.y32))
-        a2, p2, g2 = np.maximum(rx, ry)
-        kappa = (len(b64) + 13) * 2.0**-24 * 1.25 * a2 + err_e * p2 + 2 * math.sqrt(p2 * g2)
-        return Distances(types.SimpleNamespace(z32=cx, sq32=nx), types.SimpleNamespace(z32=cy, sq32=ny),
-                         self.squared, tau=kappa * (1 + 1e-6) + 1e-12)
+        """:func:`sketched` for these points."""
+        return sketched(lambda s, e: self.x32[s:e], self.M, self.y32, self.squared, r)
 
     def transposed(self) -> np.ndarray:
         """The lower bounds of all pairs as ``(N, M)`` (for few rows: one cached block)."""
@@ -161,16 +145,44 @@ class CostBounds:
         return round_down32(d)
 
 
-def _split(z32: np.ndarray, basis: np.ndarray, chunk: int = 1024):
-    """For points ``z32 (n, d)`` and ``basis (r, d)`` (float32): ``(coords (n, r + 1) float32, squared norms
+def cacheable(M: int, N: int) -> bool:
+    """Whether the float32 bounds of all ``M x N`` pairs are small enough to keep (CACHE_BYTES)."""
+    return 4 * M * N <= CACHE_BYTES
+
+
+def sketched(x_rows, M: int, y32: np.ndarray, squared: bool, r: int) -> Distances:
+    """A rigorous lower bound of the costs between ``M`` points ``x`` (``x_rows(s, e)``: rows ``s:e`` centred, as
+    float32) and the centred float32 points ``y32 (N, d)``, from ``r + 1`` coordinates instead of ``d``.
+
+    Each centred point ``z = B^T p + q`` is split by ``B (r, d)``, the leading principal directions of ``y``
+    (float32, rows orthonormal up to ``E = B B^T - I``): ``p = Bz`` rounded to float32, the rest ``q`` in
+    float64. Then ``z_x.z_y = p_x.(I + E) p_y + p_x.B q_y + q_x.B^T p_y + q_x.q_y`` is at most the float32
+    product ``s`` of ``(p_x, |q_x|)`` and ``(p_y, |q_y|)`` (norms rounded up) plus
+    ``(gamma_{r+1} A^2 + |E| P^2 + 2 P G) |z_x| |z_y|``, with ``A``, ``P``, ``G`` the largest ratios
+    ``|(p, |q|)| / |z|``, ``|p| / |z|``, ``|B q| / |z|``; so ``|z_x|^2 + |z_y|^2 - 2 s``, shrunk as the
+    full blocks are, bounds ``||x - y||^2`` from below. Close to it where the directions hold most of the
+    spread, at ``(r + 1) / d`` of the GEMM."""
+    basis = principal_directions(y32, r).astype(np.float32)
+    b64 = basis.astype(np.float64)
+    err_e = float(np.linalg.norm(b64 @ b64.T - np.eye(len(b64)), 2))
+    (cx, nx, rx), (cy, ny, ry) = (_split(rows, n, basis) for rows, n in ((x_rows, M),
+                                                                         (lambda s, e: y32[s:e], len(y32))))
+    a2, p2, g2 = np.maximum(rx, ry)
+    kappa = (len(b64) + 13) * 2.0**-24 * 1.25 * a2 + err_e * p2 + 2 * math.sqrt(p2 * g2)
+    return Distances(types.SimpleNamespace(z32=cx, sq32=nx), types.SimpleNamespace(z32=cy, sq32=ny),
+                     squared, tau=kappa * (1 + 1e-6) + 1e-12)
+
+
+def _split(rows, n: int, basis: np.ndarray, chunk: int = 1024):
+    """For ``n`` points (``rows(s, e)``: rows ``s:e`` centred, float32 ``(e - s, d)``) and ``basis (r, d)``
+    (float32): ``(coords (n, r + 1) float32, squared norms
     rounded down (n,), ratios (3,))`` of :meth:`Distances.sketched`, ``ratios`` the largest squared
     ``|coords| / |z|``, ``|p| / |z|``, ``|B q| / |z|`` (rounded up); the float64 parts chunk by chunk."""
-    n = len(z32)
     coords, sq = np.empty((n, len(basis) + 1), np.float32), np.empty(n, np.float32)
     ratios = np.zeros(3)
     b64 = basis.astype(np.float64)
     for s in range(0, n, chunk):
-        z = z32[s:s + chunk]
+        z = rows(s, min(s + chunk, n))
         p = z @ basis.T
         p64 = p.astype(np.float64)
         q = z.astype(np.float64) - p64 @ b64

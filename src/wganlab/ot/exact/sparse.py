@@ -130,7 +130,7 @@ class Points:
         #: the cost bounds (:class:`blocks.CostBounds`) of the latest solve against this set that kept them
         self.last_costs = None
         self.mu = Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if mu is None else mu
-        self.z32 = np.subtract(Z, self.mu.astype(Z.dtype), out=np.empty(Z.shape, np.float32), casting="same_kind")
+        self.z32 = centred32(Z, self.mu)
         self.sq32 = torch.linalg.vector_norm(torch.from_numpy(self.z32), dim=1).square_().numpy()
 
     def __len__(self) -> int:
@@ -142,6 +142,11 @@ class Points:
         if self._bounds is None:
             self._bounds = torch.stack(column_bounds(torch.from_numpy(self.exact)))
         return self._bounds
+
+
+def centred32(Z: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """``Z - mu`` as float32 (computed in ``Z``'s precision, rounded once)."""
+    return np.subtract(Z, mu.astype(Z.dtype), out=np.empty(Z.shape, np.float32), casting="same_kind")
 
 
 class _Arcs:
@@ -246,13 +251,14 @@ class _Problem:
 
     def __init__(self, X: np.ndarray, Yp: Points, a, b, squared: bool, k: int | None):
         self.X, self.Y, self.target, self.squared = X, Yp.exact, Yp, squared
-        self.dist = blocks.Distances(Points(X, Yp.mu), Yp, squared)
-        self.over = 1  # candidates by the bound, chosen by exact costs among this many times as many
-        if self.dist.cache is None and X.shape[1] >= 4 * SKETCH_DIMS:  # every pass recomputes: a cheaper bound
-            sketch = self.dist.sketched(SKETCH_DIMS)
+        M, N = self.M, self.N = len(X), len(Yp)
+        self.dist, self.over = None, 1  # candidates by the bound, chosen by exact costs among this many times as many
+        if not blocks.cacheable(M, N) and X.shape[1] >= 4 * SKETCH_DIMS:  # every pass recomputes: a cheaper bound
+            sketch = blocks.sketched(lambda s, e: centred32(X[s:e], Yp.mu), M, Yp.z32, squared, SKETCH_DIMS)
             if _median_ratio(sketch, X, Yp.exact, squared) >= SKETCH_MIN_RATIO:
                 self.dist, self.over = sketch, RERANK
-        M, N = self.M, self.N = len(X), len(Yp)
+        if self.dist is None:  # no float32 copy of x where the sketch serves
+            self.dist = blocks.Distances(Points(X, Yp.mu), Yp, squared)
         self.uniform = a is None and b is None
         if self.uniform:
             g = math.gcd(M, N)
