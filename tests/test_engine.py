@@ -516,7 +516,7 @@ def test_sketched_bound_is_a_lower_bound_and_tight_on_low_rank_data(squared, cen
         x[:5] = y[:5]
         yp = engine.Points(y, None if centred else np.zeros(d))
         full = blocks.Distances(engine.Points(x, yp.mu), yp, squared)
-        sk = full.sketched(8)
+        sk = blocks.sketched(lambda s, e, z=full.x32: z[s:e], full.M, full.y32, squared, 8)
         assert sk.x32.shape == (60, 9)
         lo = sk.lower(None, np.arange(60)).astype(np.float64)
         C = cdist(x, y, kind)

@@ -89,10 +89,6 @@ class Distances:
         out.cache = None
         return out
 
-    def sketched(self, r: int) -> Distances:
-        """:func:`sketched` for these points."""
-        return sketched(lambda s, e: self.x32[s:e], self.M, self.y32, self.squared, r)
-
     def transposed(self) -> np.ndarray:
         """The lower bounds of all pairs as ``(N, M)`` (for few rows: one cached block)."""
         if self.all_t is None:
@@ -176,7 +172,7 @@ def sketched(x_rows, M: int, y32: np.ndarray, squared: bool, r: int) -> Distance
 def _split(rows, n: int, basis: np.ndarray, chunk: int = 1024):
     """For ``n`` points (``rows(s, e)``: rows ``s:e`` centred, float32 ``(e - s, d)``) and ``basis (r, d)``
     (float32): ``(coords (n, r + 1) float32, squared norms
-    rounded down (n,), ratios (3,))`` of :meth:`Distances.sketched`, ``ratios`` the largest squared
+    rounded down (n,), ratios (3,))`` of :func:`sketched`, ``ratios`` the largest squared
     ``|coords| / |z|``, ``|p| / |z|``, ``|B q| / |z|`` (rounded up); the float64 parts chunk by chunk."""
     coords, sq = np.empty((n, len(basis) + 1), np.float32), np.empty(n, np.float32)
     ratios = np.zeros(3)
@@ -185,9 +181,10 @@ def _split(rows, n: int, basis: np.ndarray, chunk: int = 1024):
         z = rows(s, min(s + chunk, n))
         p = z @ basis.T
         p64 = p.astype(np.float64)
-        q = z.astype(np.float64) - p64 @ b64
+        z64 = z.astype(np.float64)
+        q = z64 - p64 @ b64
         qn = np.sqrt(np.einsum("ij,ij->i", q, q)) * (1 + 1e-12)
-        zn2 = np.einsum("ij,ij->i", z.astype(np.float64), z.astype(np.float64))
+        zn2 = np.einsum("ij,ij->i", z64, z64)
         coords[s:s + chunk, :-1] = p
         coords[s:s + chunk, -1] = (qn * (1 + 2.0**-22)).astype(np.float32)
         sq[s:s + chunk] = round_down32(zn2)

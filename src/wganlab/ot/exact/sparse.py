@@ -15,7 +15,7 @@ active arc set and one block of float32 distances:
    latest solve (up to KEEP_BOUNDS_BYTES); a warm-started solve against it lowers them by how far each
    point moved (``||x' - y|| >= ||x - y|| - ||x' - x||``) instead of running the GEMM, unless that would leave
    too many pairs for the exact check. Where the blocks do not fit in memory (every pass recomputes them), the
-   bound comes from the points' principal coordinates (:meth:`blocks.Distances.sketched`, ``(SKETCH_DIMS + 1) / d``
+   bound comes from the points' principal coordinates (:func:`blocks.sketched`, ``(SKETCH_DIMS + 1) / d``
    of the GEMM), and candidates are chosen by exact costs among RERANK times as many.
 2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot.exact.ssp`, Dijkstra on reduced costs) on
    that arc set; with few rows the columns are contracted away and Dijkstra runs on the rows alone. If
@@ -92,7 +92,7 @@ COARSE_DIM_MAX = 2.5
 COARSE_NESTED_MIN = 1000
 #: where the distance blocks do not fit in the cache (every pass recomputes them) and the points have at least 4
 #: times as many coordinates, passes use the rigorous bound from this many principal directions
-#: (:meth:`blocks.Distances.sketched`; with partial pricing passes, 50,000 x 50,000 Fashion-MNIST in 81 s, not 435 s)
+#: (:func:`blocks.sketched`; with partial pricing passes, 50,000 x 50,000 Fashion-MNIST in 81 s, not 435 s)
 SKETCH_DIMS = 64
 #: candidates on that bound are chosen by their exact costs among this many times as many
 RERANK = 3
