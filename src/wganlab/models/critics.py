@@ -84,6 +84,15 @@ class FCCritic(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)
 
+    def one_hidden_layer(self) -> tuple[nn.Linear, float, nn.Linear] | None:
+        """``(first linear layer, activation slope, output layer)`` when the critic is
+        ``w2 . sigma(W1 x + b1) + b2`` (depth 1), else None: its input gradient has a closed form
+        (:mod:`wganlab.objectives.wgan` uses it for the gradient penalty)."""
+        layers = list(self.net)
+        if len(layers) != 4:
+            return None
+        return layers[1], layers[2].slope, layers[3]
+
 
 class CNNCritic(nn.Module):
     def __init__(self, in_shape: tuple[int, int, int], channels: tuple[int, ...] = (64, 64, 64),

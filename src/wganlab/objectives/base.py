@@ -59,10 +59,15 @@ class Objective:
         raise NotImplementedError
 
 
+def interpolation_weights(real: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One ``alpha ~ U[0, 1]`` per sample of ``real (B, ...)``, shaped ``(B, 1, ..., 1)``."""
+    shape = (len(real),) + (1,) * (real.ndim - 1)
+    return torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
+
+
 def interpolates(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None):
     """``x_hat = alpha * real + (1 - alpha) * fake`` with one ``alpha ~ U[0, 1]`` per sample, ``(B, ...)``."""
-    shape = (len(real),) + (1,) * (real.ndim - 1)
-    alpha = torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
+    alpha = interpolation_weights(real, generator)
     return alpha * real + (1 - alpha) * fake
 
 
