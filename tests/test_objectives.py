@@ -127,6 +127,8 @@ def test_one_hidden_layer_penalty_gradient_equals_autograds(lam):
         assert s1 == pytest.approx(s2, rel=1e-12)
         for a, b in zip(g1, g2, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    (l1, _, g1), (l2, _, g2) = _gp_step_by_autograd_and_closed_form(critic, real[:1], fake, lam)
+    torch.testing.assert_close(l1, l2)  # one real sample against many (broadcast): autograd's result either way
     with torch.no_grad():  # a critic of zero input gradient everywhere: the norm's gradient is taken as 0
         critic.net[-1].weight.zero_()
     (l1, _, g1), (l2, _, g2) = _gp_step_by_autograd_and_closed_form(critic, real, fake, lam)

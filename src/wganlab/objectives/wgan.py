@@ -60,7 +60,7 @@ class GradientPenalty(Objective):
 
     def critic_loss(self, critic, real, fake):
         layers = getattr(critic, "one_hidden_layer", lambda: None)()
-        if layers is not None and not (real.requires_grad or fake.requires_grad):
+        if layers is not None and len(real) == len(fake) and not (real.requires_grad or fake.requires_grad):
             lin1, slope, lin2 = layers
             alpha = interpolation_weights(real).reshape(-1, 1)  # the draws interpolates(real, fake) makes
             loss, v, gp, norms = _OneHiddenLayerLoss.apply(torch.cat([real, fake]).flatten(1), alpha, lin1.weight,
