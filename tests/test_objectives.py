@@ -160,6 +160,36 @@ def test_one_hidden_layer_penalty_trains_as_autograd_does():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("geometry", [((1, 16, 16), (4, 6, 8), 4, 2, 1, "gap"), ((3, 15, 13), (5, 7), 3, 2, 0, "fc"),
+                                      ((2, 9, 9), (4, 4), 3, 1, 1, "gap"), ((1, 17, 17), (3, 5, 6), 3, 2, 0, "fc")])
+def test_cnn_input_gradient_and_penalty_equal_autograds(geometry, monkeypatch):
+    """``CNNCritic.input_gradient`` (transposed convolutions whose backward is the native weight gradient) against
+    autograd in float64: the input gradient, and the WGAN-GP loss with its gradient for every parameter."""
+    from wganlab.models.critics import CNNCritic
+
+    shape, channels, kernel, stride, padding, head = geometry
+    torch.manual_seed(0)
+    critic = CNNCritic(shape, channels, kernel, stride, padding, head).double()
+    real, fake = torch.randn(6, *shape, dtype=torch.float64), torch.randn(6, *shape, dtype=torch.float64)
+    x = real.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(critic(x).sum(), x)
+    torch.testing.assert_close(critic.input_gradient(real), expected, rtol=0, atol=1e-13)
+    out = []
+    for own in (True, False):
+        c = copy.deepcopy(critic)
+        if not own:
+            monkeypatch.delattr(CNNCritic, "input_gradient")
+        torch.manual_seed(5)
+        loss, stats = GradientPenalty(10.0).critic_loss(c, real, fake)
+        loss.backward()
+        out.append((loss.detach(), stats, [q.grad for q in c.parameters()]))
+    (l1, s1, g1), (l2, s2, g2) = out
+    torch.testing.assert_close(l1, l2, rtol=1e-12, atol=1e-12)
+    assert s1 == pytest.approx(s2, rel=1e-12)
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_weight_clipping_bounds_every_weight():
     critic = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
     for p in critic.parameters():

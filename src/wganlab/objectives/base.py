@@ -72,9 +72,14 @@ def interpolates(real: torch.Tensor, fake: torch.Tensor, generator: torch.Genera
 
 
 def gradient_norms(critic: nn.Module, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
-    """``||grad_x D(x_b)||_2`` per sample (gradient flattened over all pixels and channels), ``(B,)``."""
-    x = x.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=create_graph)
+    """``||grad_x D(x_b)||_2`` per sample (gradient flattened over all pixels and channels), ``(B,)``: the critic's
+    own ``input_gradient`` where it has one (the CNN critics), else autograd's."""
+    x = x.detach()
+    if hasattr(critic, "input_gradient"):
+        with torch.enable_grad() if create_graph else torch.no_grad():
+            grad = critic.input_gradient(x)
+    else:
+        (grad,) = torch.autograd.grad(critic(x.requires_grad_(True)).sum(), x, create_graph=create_graph)
     return grad.flatten(1).norm(dim=1)
 
 
