@@ -158,7 +158,7 @@ class _ConvInputGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, g, weight, shape, stride, padding):
         ctx.save_for_backward(g, weight)
-        ctx.shape, ctx.stride, ctx.padding = shape, stride, padding
+        ctx.stride, ctx.padding = stride, padding
         return torch.nn.grad.conv2d_input(shape, weight, g, stride, padding)
 
     @staticmethod
