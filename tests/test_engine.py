@@ -327,6 +327,45 @@ def test_coarse_prices_with_weights():
     assert res.value == pytest.approx(wasserstein(x, y, a=a, b=b, engine="pot").value, rel=1e-9)
 
 
+def _spacing(z, idx):
+    """The (lower) median distance from the points ``z[idx]`` to their nearest other point of ``z`` (scipy's
+    cdist)."""
+    d = cdist(z[idx], z)
+    d[np.arange(len(idx)), idx] = np.inf
+    return np.sort(d.min(1))[(len(idx) - 1) // 2]
+
+
+def test_separation_of_a_translation_and_of_a_shrunk_set():
+    """A translation by ``t``: the 1-D W1 along the means' difference is ``|t|`` (the radial one at most that),
+    both sets have the same spacing. ``y = s x`` about the common mean 0: the radial W1 is ``(1 - s) E|x|`` (the
+    coordinate along the means' difference gives less), the spacing of ``y`` is ``s`` times that of ``x``."""
+    r = np.random.default_rng(9)
+    x = r.normal(size=(1600, 6))
+    idx = np.arange(0, 1600, 100)
+    w = np.full(1600, 1 / 1600)
+    t = np.array([3.0, -4.0, 0, 0, 0, 0])
+    assert coarse.separation(x, x + t, w, w) == pytest.approx(5.0 / _spacing(x, idx), rel=1e-9)
+    xc = x - x.mean(0)
+    radial = 0.75 * np.linalg.norm(xc, axis=1).mean()
+    assert coarse.separation(xc, 0.25 * xc, w, w) == pytest.approx(radial / (0.25 * _spacing(xc, idx)), rel=1e-9)
+    assert coarse.separation(xc, xc, w, w) == 0.0
+
+
+def test_sets_far_apart_take_coarse_prices_and_stay_exact():
+    """From SEPARATED_MIN points, sets far apart against their spacing (a translation by ten standard deviations,
+    a set shrunk tenfold) take their prices from the coarsened problem, and ``auto`` keeps the sparse engine
+    (the auction's arc set outgrew its limit there, and POT ran); values are POT's. Two samples of one
+    distribution keep the auction."""
+    r = np.random.default_rng(10)
+    x = r.normal(size=(engine.SEPARATED_MIN, 10))
+    for y in (r.normal(size=(1100, 10)) + np.eye(10)[0] * 10, 0.1 * r.normal(size=(1100, 10))):
+        for p in (1, 2):
+            res = wasserstein(x, y, p=p)
+            assert res.solver == "sparse-ssp" and res.info["prices"] == "coarse"
+            assert res.value == pytest.approx(wasserstein(x, y, p=p, engine="pot").value, rel=1e-9)
+    assert wasserstein(x, r.normal(size=(1100, 10))).info["prices"] == "auction"
+
+
 def test_generic_data_keeps_the_auction():
     r = np.random.default_rng(7)
     res = wasserstein(r.normal(size=(3000, 10)), r.normal(size=(3000, 10)), engine="sparse")

@@ -87,6 +87,12 @@ AUCTION_ROUNDS, AUCTION_NEW_ARCS = 4, 0.3
 #: in d = 3 and 8 s against 3 s on Fashion-MNIST at 10,000 x 10,000)
 COARSE_MIN = 3000
 COARSE_DIM_MAX = 2.5
+#: ... and from SEPARATED_MIN points on each side on sets at least SEPARATION_MIN apart against their point spacing
+#: (:func:`coarse.separation`; W1 by auction / coarse prices at 4,000 x 4,000: Gaussians in d = 10 two standard
+#: deviations apart (1.4) 1.0 / 0.33 s, ten apart (7) 8.5 / 0.43 s, Fashion-MNIST against its images plus 0.5
+#: (1.7) 2.7 / 0.9 s; at 1,000 x 1,000 the auction's arc set outgrew engine="auto"'s limit, then POT: 0.4 s
+#: against 0.1 s; two samples of one distribution: 0.01-0.06, where the auction is 1.2-1.7x faster)
+SEPARATED_MIN, SEPARATION_MIN = 1000, 1.0
 #: the coarsened problem is itself coarsened from this many points (on a line + 1e-6 noise at 11,000 points, W2:
 #: its 2,750 clusters took 4.7 s by the auction, the whole solve 1.6 s instead of 6.3 s with a nested level)
 COARSE_NESTED_MIN = 1000
@@ -204,7 +210,7 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     ``warm_start``: an earlier result between sets of the same sizes; its row potentials seed the solve
     (each column starts on the rows that are cheapest at those prices, as in the earlier plan).
     ``coarse_min``: from this many points on each side (default COARSE_MIN), data of low intrinsic dimension
-    get their first prices from a coarsened problem.
+    get their first prices from a coarsened problem (sets far apart from SEPARATED_MIN points).
     Returns an :class:`OTResult` whose ``plan`` is a ``scipy.sparse.csr_array (M, N)``, ``potentials``
     are feasible for all pairs and ``gap`` is the certified duality gap. ``info``: ``rounds`` (solves
     between pricing passes), ``augmentations``, ``arcs`` (final arc-set size), ``priced_in`` (arcs added by
@@ -212,7 +218,7 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     the last pricing pass checked by their float64 cost), ``partial_passes`` (pricing passes that checked only
     the pairs near a full pass's margin and the rows and columns whose potentials rose past it), ``bids`` (of
     the auctions), ``prices`` (where the first row prices came from: ``"warm"``, ``"coarse"`` on data of low
-    intrinsic dimension, or ``"auction"``),
+    intrinsic dimension and on sets far apart, or ``"auction"``),
     ``bound_dims`` (coordinates of the float32 bound that screens the pairs: ``d``, or SKETCH_DIMS + 1).
     Raises :class:`NotOptimalError` if it cannot certify the result, and :class:`TooDense` once the arc set
     outgrows ``max_arcs`` (point sets whose nearest neighbours say little about the plan, e.g. a collapsed
@@ -229,7 +235,7 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     shifted = warm_start is not None and last is not None and last.shift_into(
         prob.dist, prob.X, *warm_start.potentials, SHIFT_MAX_CHECKS * (prob.M + prob.N))
     coarse_min = COARSE_MIN if coarse_min is None else coarse_min
-    if u0 is None and not prob.few_rows and min(prob.M, prob.N) >= coarse_min and _low_dimensional(prob):
+    if u0 is None and not prob.few_rows and _coarse_prices_pay(prob, coarse_min):
         u0, prices = _coarse_prices(prob, tol), "coarse"
         prob.k = K_COARSE if k is None else k
         max_arcs = None if max_arcs is None else max_arcs * K_COARSE // K_NEAREST
@@ -309,6 +315,16 @@ def _low_dimensional(prob: _Problem, rows: int = 16) -> bool:
     from ``rows`` rows of ``x`` against all of ``y``) is below COARSE_DIM_MAX."""
     idx = np.arange(0, prob.M, max(1, prob.M // rows))[:rows]
     return coarse.intrinsic_dimension(prob.X[idx], prob.Y, prob.dist.lower(None, idx)) < COARSE_DIM_MAX
+
+
+def _coarse_prices_pay(prob: _Problem, coarse_min: int) -> bool:
+    """Whether the first prices should come from the coarsened problem: data of low intrinsic dimension from
+    ``coarse_min`` points on each side, sets far apart against their point spacing from SEPARATED_MIN."""
+    size = min(prob.M, prob.N)
+    if size >= coarse_min and _low_dimensional(prob):
+        return True
+    return size >= SEPARATED_MIN and coarse.separation(prob.X, prob.Y, prob.sa / prob.sa.sum(),
+                                                       prob.sb / prob.sb.sum()) >= SEPARATION_MIN
 
 
 def _coarse_prices(prob: _Problem, tol: float) -> np.ndarray:
