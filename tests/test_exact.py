@@ -280,6 +280,30 @@ def test_points_off_the_line_go_to_the_general_solver():
                                                        np.full(30, 1 / 30))), rel=1e-9)
 
 
+@pytest.mark.parametrize("p", [1, 2])
+def test_sets_near_a_line_take_the_closed_form_only_when_certified(p):
+    """A line plus 1e-6 noise in R^5 (W1 there hung the sparse engine at 11,000 points): shifted along the line by
+    0.3, the monotone plan's true cost is within 1e-9 of the projected optimum, so the closed form is certified and
+    POT's value (a different solver on the dense matrix) lies in ``[value - gap, value]``; unshifted, mass barely
+    moves and the gap is too large (1e-7 relative), so the general solver runs; with 1e-3 noise it is not tried."""
+    r = np.random.default_rng(10)
+    d = r.normal(size=5)
+    d /= np.linalg.norm(d)
+
+    def near_line(n, shift, noise):
+        return (r.normal(size=(n, 1)) + shift) * d + noise * r.normal(size=(n, 5))
+
+    x, y = near_line(1500, 0.0, 1e-6), near_line(1600, 0.3, 1e-6)
+    res = wasserstein(x, y, p=p)
+    ref = wasserstein(x, y, p=p, engine="pot").cost
+    assert res.solver == "closed-form-line" and 0 <= res.gap <= 1e-9 * res.cost
+    assert res.cost - res.gap - 1e-12 <= ref <= res.cost + 1e-12
+    for y in (near_line(1600, 0.0, 1e-6), near_line(1600, 0.3, 1e-3)):
+        res = wasserstein(x, y, p=p)
+        assert res.solver != "closed-form-line"
+        assert res.value == pytest.approx(wasserstein(x, y, p=p, engine="pot").value, rel=1e-9)
+
+
 def test_large_one_dimensional_and_collinear_sets_take_the_closed_form():
     """11,000 x 11,000 1-D points and 2,000 x 2,000 collinear points in R^5 hung in the sparse engine."""
     r = np.random.default_rng(9)

@@ -203,9 +203,15 @@ def _general(xs, ys, p, a, b, tol, engine, warm_start, prepared) -> OTResult:
     return solve_exact(C, a, b, plan=True, tol=tol)
 
 
+#: the closed form on a line is taken for sets near (not exactly on) one line when its relative gap is at most
+#: this (and ``tol``): the accuracy the solvers deliver elsewhere (gaps of 1e-16 to 1e-12 of the cost)
+LINE_TOL = 1e-9
+
+
 def _on_line(xs: torch.Tensor, ys: torch.Tensor, p: float, a, b, tol: float) -> OTResult | None:
-    """The closed form for sets on one line (:mod:`wganlab.ot.exact.line`), certified by the gap between the
-    monotone plan's true cost and the optimum along the line; None when the sets are not on one line."""
+    """The closed form for sets on or near one line (:mod:`wganlab.ot.exact.line`), certified by the gap between
+    the monotone plan's true cost and the optimum along the line (at most ``min(tol, LINE_TOL)`` of the cost);
+    None when the sets are not near one line or the gap is larger."""
     coords = line_coordinates(xs, ys)
     if coords is None:
         return None
@@ -222,7 +228,7 @@ def _on_line(xs: torch.Tensor, ys: torch.Tensor, p: float, a, b, tol: float) -> 
     res = OTResult(value=cost, cost=cost, gap=cost - float(mass @ along), solver="closed-form-line", plan=P,
                    info={"n": n, "m": m, "d": xs.shape[1]})
     try:
-        check_certificate(res, P.sum(1), P.sum(0), a, b, tol, float(pair.max()))
+        check_certificate(res, P.sum(1), P.sum(0), a, b, min(tol, LINE_TOL), float(pair.max()))
     except NotOptimalError:
-        return None  # nearly, not exactly, on one line: the general solver decides
+        return None  # too far off the line for the bound: the general solver decides
     return res

@@ -5,10 +5,13 @@ For points ``x (n,)``, ``y (m,)`` on the real line, weights ``a``, ``b`` and a c
 ``G`` the cumulative distributions; it couples the sorted sets along the union of their cumulative weights
 (at most ``n + m - 1`` pairs, ``O((n + m) log(n + m))``).
 
-Point sets in ``R^d`` that lie on one line are solved through their coordinates along it. Projection onto a
-line is 1-Lipschitz, so the projected optimum is a lower bound of the true one, and the true cost of the
+Point sets in ``R^d`` that lie on or near one line are solved through their coordinates along it. Projection
+onto a line is 1-Lipschitz, so the projected optimum is a lower bound of the true one, and the true cost of the
 monotone plan an upper bound: their difference is the certificate (0 up to rounding for exactly collinear
-data; a set that is only nearly collinear fails it and goes to the general solver).
+data). Off the line by ``delta``, a pair ``dx`` apart along it costs about ``delta^2 / dx`` more than its
+projection, so sets whose transport moves mass far against their distance from the line (a line plus 1e-6
+noise, shifted by 0.3: relative gap 4e-11) pass, and sets whose mass barely moves (the same unshifted: 1e-7)
+fail and go to the general solver.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-#: points count as collinear when every point is within this fraction of the set's extent from the line
-COLLINEAR_RTOL = 1e-9
+#: sets are tried on their line when every point is within this fraction of the sets' extent from it (the
+#: certificate decides; a line plus 1e-4 noise already fails it: relative gaps 4e-8 to 7e-4)
+COLLINEAR_RTOL = 1e-4
 #: points of each set tested first, before the whole sets are
 SAMPLE = 64
 
