@@ -127,18 +127,21 @@ def test_a_pattern_selects_the_cases_it_matches():
 
 def test_low_dimensional_case_rows_are_certified_and_right():
     """w1-low-dim: one row per data set and p, each certified, its value POT's on the same points."""
-    from wganlab.bench.cases import low_dimensional_points
+    from wganlab.bench.cases import LOW_DIM_SETS, low_dimensional_points
     from wganlab.ot import wasserstein
 
     rows = bench.run_bench(["w1-low-dim"], overrides={"w1-low-dim": TINY_EXTRA["w1-low-dim"]}, isolate=False)
-    assert [r["size"] for r in rows] == [f"{k}, 150 x 150, p = {p}" for k in ("circle", "plane", "line+1e-3",
-                                                                          "line+1e-6") for p in (1, 2)]
-    for r in rows:
+    names = ["circle", "plane", "line+1e-3", "line+1e-6", "line+1e-6 shifted by 0.3", "line+1e-1 shifted by 0.3",
+             "gauss10 shifted by 10"]
+    assert [r["size"] for r in rows] == [f"{k}, 150 x 150, p = {p}" for k in names for p in (1, 2)]
+    for r, (kind, shift) in zip(rows, [s for s in LOW_DIM_SETS for _ in (1, 2)], strict=True):
         assert r["status"] == "ok" and r["baseline_s"] > 0 and r["value_diff"] is None
         assert_allclose(r["gap_rel"], 0.0, atol=1e-9)
-        kind, p = r["size"].split(",")[0], int(r["size"][-1])
-        x, y = low_dimensional_points(kind, 150, 1), low_dimensional_points(kind, 150, 2)
+        p = int(r["size"][-1])
+        x, y = low_dimensional_points(kind, 150, 1), low_dimensional_points(kind, 150, 2, shift)
         assert r["value"] == pytest.approx(wasserstein(x, y, p=p, engine="pot").value, rel=1e-9)
+    x, y = low_dimensional_points("line+1e-6", 150, 1), low_dimensional_points("line+1e-6", 150, 2, 0.3)
+    assert np.linalg.norm(y.mean(0) - x.mean(0)) == pytest.approx(0.3, abs=0.1)  # the shift moved the sample
 
 
 def test_authors_setting_cases_agree_with_their_baselines():

@@ -159,16 +159,19 @@ def _w1_large(ctx: PairedTimer, n: int, sides: tuple) -> list[dict]:
                             f"({verdict}); {row['note']}"} for row in rows]
 
 
-def low_dimensional_points(kind: str, n: int, seed: int):
+def low_dimensional_points(kind: str, n: int, seed: int, shift: float = 0.0):
     """``n`` points in R^5 (a fixed rotation) of intrinsic dimension 1 or 2: ``circle`` (the unit circle),
-    ``plane`` (the unit square), ``line+1e-3`` / ``line+1e-6`` (the unit interval plus Gaussian noise of that
-    size in the 4 other coordinates, above / below the spacing of 11,000 points); ``gauss10``: Gaussians in
-    d = 10, the generic data of the comparison."""
+    ``plane`` (the unit square), ``line+1e-3`` / ``line+1e-6`` / ``line+1e-1`` (the unit interval plus Gaussian
+    noise of that size in the 4 other coordinates; 1e-3 and 1e-6 are above / below the spacing of 11,000 points);
+    ``gauss10``: Gaussians in d = 10, the generic data of the comparison. ``shift``: added to the first
+    coordinate (along the line) before the rotation."""
     import numpy as np
 
     r = np.random.default_rng(seed)
     if kind == "gauss10":
-        return r.normal(size=(n, 10))
+        z = r.normal(size=(n, 10))
+        z[:, 0] += shift
+        return z
     z = np.zeros((n, 5))
     if kind == "circle":
         t = r.uniform(0, 2 * np.pi, n)
@@ -178,24 +181,31 @@ def low_dimensional_points(kind: str, n: int, seed: int):
     else:
         z[:, 0] = r.uniform(size=n)
         z[:, 1:] = float(kind.split("+")[1]) * r.normal(size=(n, 4))
+    z[:, 0] += shift
     return z @ np.linalg.qr(np.random.default_rng(0).normal(size=(5, 5)))[0].T
 
 
-@register_case("w1-low-dim", "exact W1 and W2 between two samples of n points of a curve or a plane in R^5, "
-               "against the same solve on Gaussian samples in d = 10 (generic data of the same size)",
-               "wganlab on Gaussians in d = 10", full={"n": 11_000}, in_default=False, n=4_000)
+#: the data sets of ``w1-low-dim``: (kind of :func:`low_dimensional_points`, shift of the second sample)
+LOW_DIM_SETS = (("circle", 0.0), ("plane", 0.0), ("line+1e-3", 0.0), ("line+1e-6", 0.0), ("line+1e-6", 0.3),
+                ("line+1e-1", 0.3), ("gauss10", 10.0))
+
+
+@register_case("w1-low-dim", "exact W1 and W2 between two samples of n points of a curve or a plane in R^5, and "
+               "of sets far apart, against the same solve on Gaussian samples in d = 10 (generic data of the same "
+               "size)", "wganlab on Gaussians in d = 10", full={"n": 11_000}, in_default=False, n=4_000)
 def _w1_low_dim(ctx: PairedTimer, n: int) -> list[dict]:
     from wganlab.ot import wasserstein
 
     gx, gy = low_dimensional_points("gauss10", n, 1), low_dimensional_points("gauss10", n, 2)
     rows = []
-    for kind in ("circle", "plane", "line+1e-3", "line+1e-6"):
-        x, y = low_dimensional_points(kind, n, 1), low_dimensional_points(kind, n, 2)
+    for kind, shift in LOW_DIM_SETS:
+        x, y = low_dimensional_points(kind, n, 1), low_dimensional_points(kind, n, 2, shift)
+        name = f"{kind} shifted by {shift:g}" if shift else kind
         for p in (1, 2):
             t = ctx.time(functools.partial(wasserstein, x, y, p=p), functools.partial(wasserstein, gx, gy, p=p))
             res = t["ours"]
-            rows.append(timed_row(t, f"{kind}, {n} x {n}, p = {p}", None, res.gap_rel, value=res.value,
-                                  note=f"{kind} p = {p}: {res.solver}, prices {res.info.get('prices', '-')}, "
+            rows.append(timed_row(t, f"{name}, {n} x {n}, p = {p}", None, res.gap_rel, value=res.value,
+                                  note=f"{name} p = {p}: {res.solver}, prices {res.info.get('prices', '-')}, "
                                        f"{res.info.get('rounds', '-')} pricing rounds"))
     return rows
 
