@@ -24,6 +24,7 @@ from wganlab.objectives import (
     gradient_norms,
     interpolates,
 )
+from wganlab.objectives.base import critic_scores, distinct_samples
 from wganlab.ot import solve_exact
 from wganlab.ot.costs import cost_matrix, nearest
 
@@ -331,3 +332,37 @@ def test_every_objective_declares_its_constructor_arguments_as_config_fields():
     assert build_objective(cfg.objective, **objective_params(cfg)).lam == 3.5
     cfg = TrainConfig(objective="assignment", cost="ssim", cost_scale=0.1)
     assert objective_params(cfg) == {"cost": "ssim", "generator_cost": None, "cost_scale": 0.1}
+
+
+def test_distinct_samples_of_a_batch_with_repeats():
+    """The distinct samples in order of first occurrence, and the index that rebuilds the batch; all distinct: the
+    batch itself."""
+    atoms = torch.randn(5, 1, 3, 3, generator=torch.Generator().manual_seed(0))
+    picks = torch.tensor([3, 1, 3, 0, 1, 1, 4])
+    xd, inverse = distinct_samples(atoms[picks])
+    torch.testing.assert_close(xd, atoms[torch.tensor([3, 1, 0, 4])], rtol=0, atol=0)
+    assert inverse.tolist() == [0, 1, 0, 2, 1, 1, 3]
+    x = atoms[torch.tensor([2, 0, 4])]
+    xd, inverse = distinct_samples(x)
+    assert xd is x and inverse is None
+
+
+def test_critic_scores_equal_the_critic_on_every_sample_with_their_gradients():
+    """``critic_scores`` on a batch from a discrete generator (repeats): the critic's values, the gradient of their
+    weighted sum for the critic's parameters (the critic step: a repeat counts as often as it is drawn) and for
+    the generator's (the generator step), all as the critic run on every sample (float64)."""
+    g = torch.Generator().manual_seed(1)
+    G = nn.Linear(4, 6).double()
+    D = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 1), nn.Flatten(0)).double()
+    z = torch.randn(5, 4, generator=g, dtype=torch.float64)[torch.randint(5, (12,), generator=g)]
+    w = torch.randn(12, generator=g, dtype=torch.float64)
+    grads = []
+    for score in (critic_scores, lambda critic, x: critic(x)):
+        G.zero_grad()
+        D.zero_grad()
+        d = score(D, G(z))
+        (w * d).sum().backward()
+        grads.append([d.detach()] + [p.grad.clone() for p in (*G.parameters(), *D.parameters())])
+    assert len(distinct_samples(G(z))[0]) <= 5
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import torch
 
-from wganlab.objectives.base import Objective
+from wganlab.objectives.base import Objective, critic_scores
 from wganlab.ot.costs import cost_matrix
 from wganlab.ot.sinkhorn import soft_c_transform
 
@@ -35,7 +35,7 @@ class CTransform(Objective):
         return (C - phi_x[:, None]).min(0).values
 
     def value(self, critic, real, fake) -> torch.Tensor:
-        phi_x = critic(fake)
+        phi_x = critic_scores(critic, fake)
         C = cost_matrix(fake, real, self.cost, dtype=None)
         return phi_x.mean() + self.transform(phi_x, C).mean()
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from torch.nn import functional as F
 
-from wganlab.objectives.base import Objective
+from wganlab.objectives.base import Objective, critic_scores
 
 
 class NonSaturating(Objective):
     name = "nsgan"
 
     def critic_loss(self, critic, real, fake):
-        loss = F.softplus(-critic(real)).mean() + F.softplus(critic(fake)).mean()
+        loss = F.softplus(-critic(real)).mean() + F.softplus(critic_scores(critic, fake)).mean()
         return loss, {"estimate": -float(loss.detach())}
 
     def generator_loss(self, critic, real, fake, diagnose=True):
-        d_fake = critic(fake)
+        d_fake = critic_scores(critic, fake)
         loss = F.softplus(-d_fake).mean()
         if not diagnose:
             return loss, {}
