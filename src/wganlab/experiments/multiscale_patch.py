@@ -119,7 +119,7 @@ EXPERIMENT = register(Experiment(
               "keep the global structure", "000 Fig. 6, 11", "qualitative", _claims),
     ),
     description=__doc__,
-    quick_seconds=8,
+    quick_seconds=9,
     medium_seconds=375,
     paper_time="~30 min (300 patch-SWD steps per pyramid level against 10,000 images)",
 ))
