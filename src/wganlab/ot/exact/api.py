@@ -45,6 +45,9 @@ AUTO_ARCS_PER_POINT_LARGE = 64
 #: in 2-D at 4,000^2 the sparse engine finished first)
 AUTO_LOW_DIM = 3
 AUTO_LOW_DIM_MAX_PAIRS = 4_000_000
+#: the closed form on a line is taken for sets near (not exactly on) one line when its relative gap is at most
+#: this (and ``tol``): the accuracy the solvers deliver elsewhere (gaps of 1e-16 to 1e-12 of the cost)
+LINE_TOL = 1e-9
 #: the costs the sparse engine covers, by the exponent of the Euclidean distance
 _SPARSE_COSTS = {"euclidean": 1, "sqeuclidean": 2}
 
@@ -201,11 +204,6 @@ def _general(xs, ys, p, a, b, tol, engine, warm_start, prepared) -> OTResult:
     ys = ys.to(xs.device)
     C = cost_matrix(xs, ys, "sqeuclidean") if p == 2 else cost_matrix(xs, ys, "euclidean") ** p
     return solve_exact(C, a, b, plan=True, tol=tol)
-
-
-#: the closed form on a line is taken for sets near (not exactly on) one line when its relative gap is at most
-#: this (and ``tol``): the accuracy the solvers deliver elsewhere (gaps of 1e-16 to 1e-12 of the cost)
-LINE_TOL = 1e-9
 
 
 def _on_line(xs: torch.Tensor, ys: torch.Tensor, p: float, a, b, tol: float) -> OTResult | None:

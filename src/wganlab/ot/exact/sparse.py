@@ -87,11 +87,8 @@ AUCTION_ROUNDS, AUCTION_NEW_ARCS = 4, 0.3
 #: in d = 3 and 8 s against 3 s on Fashion-MNIST at 10,000 x 10,000)
 COARSE_MIN = 3000
 COARSE_DIM_MAX = 2.5
-#: ... and from SEPARATED_MIN points on each side on sets at least SEPARATION_MIN apart against their point spacing
-#: (:func:`coarse.separation`; W1 by auction / coarse prices at 4,000 x 4,000: Gaussians in d = 10 two standard
-#: deviations apart (1.4) 1.0 / 0.33 s, ten apart (7) 8.5 / 0.43 s, Fashion-MNIST against its images plus 0.5
-#: (1.7) 2.7 / 0.9 s; at 1,000 x 1,000 the auction's arc set outgrew engine="auto"'s limit, then POT: 0.4 s
-#: against 0.1 s; two samples of one distribution: 0.01-0.06, where the auction is 1.2-1.7x faster)
+#: ... and from SEPARATED_MIN points a side on sets at least SEPARATION_MIN apart against their point spacing
+#: (:func:`coarse.separation`; Gaussians in d = 10 ten apart, 4,000^2, W1: 8.5 s by auction, 0.43 s; README)
 SEPARATED_MIN, SEPARATION_MIN = 1000, 1.0
 #: the coarsened problem is itself coarsened from this many points (on a line + 1e-6 noise at 11,000 points, W2:
 #: its 2,750 clusters took 4.7 s by the auction, the whole solve 1.6 s instead of 6.3 s with a nested level)
@@ -318,13 +315,10 @@ def _low_dimensional(prob: _Problem, rows: int = 16) -> bool:
 
 
 def _coarse_prices_pay(prob: _Problem, coarse_min: int) -> bool:
-    """Whether the first prices should come from the coarsened problem: data of low intrinsic dimension from
-    ``coarse_min`` points on each side, sets far apart against their point spacing from SEPARATED_MIN."""
-    size = min(prob.M, prob.N)
-    if size >= coarse_min and _low_dimensional(prob):
-        return True
-    return size >= SEPARATED_MIN and coarse.separation(prob.X, prob.Y, prob.sa / prob.sa.sum(),
-                                                       prob.sb / prob.sb.sum()) >= SEPARATION_MIN
+    """Whether the first prices should come from the coarsened problem (module constants above)."""
+    size, a, b = min(prob.M, prob.N), prob.sa / prob.sa.sum(), prob.sb / prob.sb.sum()
+    return (size >= coarse_min and _low_dimensional(prob)) or (
+        size >= SEPARATED_MIN and coarse.separation(prob.X, prob.Y, a, b) >= SEPARATION_MIN)
 
 
 def _coarse_prices(prob: _Problem, tol: float) -> np.ndarray:
