@@ -380,11 +380,11 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None):
         rounds += 1
         if rounds > MAX_ROUNDS:
             raise NotOptimalError(f"sparse OT did not converge in {MAX_ROUNDS} pricing rounds")
+        if max_arcs is not None and len(arcs.cost) > max_arcs:  # before the paths, the costly part of a round
+            raise TooDense(f"the arc set grew to {len(arcs.cost)} arcs (limit {max_arcs})")
         status, aug, settled = solver(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr, arcs.col_arc,
                                       arcs.flow, u, v, sr, dc)
         n_aug += aug
-        if max_arcs is not None and len(arcs.cost) > max_arcs:
-            raise TooDense(f"the arc set grew to {len(arcs.cost)} arcs (limit {max_arcs})")
         if status == ssp.STUCK:  # Hall's condition fails on the arc set: link the stuck rows to free columns
             k_link = K_EXTEND << min(n_stuck, 4)  # doubles while the flow stays stuck, up to 16x
             new_r, new_c = candidates.link_stuck(dist, np.flatnonzero(settled[:M]), np.flatnonzero(dc > 0), k_link)
