@@ -102,8 +102,8 @@ def distinct_samples(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None
     drawn from a discrete generator's M atoms repeats them (64 draws of 64 hold about 41 distinct), so a critic
     scores it in about two thirds of the work. Indexing keeps the graph: a repeat's gradient goes to its first
     occurrence, the same function of the generator's parameters."""
-    _, inverse = torch.unique(x.detach().flatten(1), dim=0, return_inverse=True)
-    k = int(inverse.max()) + 1 if len(x) else 0
+    distinct, inverse = torch.unique(x.detach().flatten(1), dim=0, return_inverse=True)
+    k = len(distinct)
     if k == len(x):
         return x, None
     pos = torch.arange(len(x), device=x.device)
