@@ -241,23 +241,31 @@ def test_auction_prices_are_an_eps_optimal_dual(eps):
     x, y = r.normal(size=(5, 3)), r.normal(size=(40, 3))
     C = cdist(x, y)
     cap = np.array([4, 6, 8, 10, 12])
-    price = np.zeros(5)
-    bids = auction.auction_prices(*engine._dense_graph(C.T), cap, price, 1.0, eps, 4.0, 10**6)
+    price, owner = np.zeros(5), np.empty(40, dtype=np.int64)
+    col_ptr, arc_row, cost = auction.dense_graph(C.T)
+    bids = auction.auction_prices(col_ptr, arc_row, cost, cap, price, 1.0, eps, 4.0, 10**6, owner)
     u = -price
     dual = (cap @ u + (C - u[:, None]).min(0).sum()) / 40
     ot = lp_value(C, cap / 40, np.full(40, 1 / 40))
     assert bids >= 40
     assert ot - eps - 1e-12 <= dual <= ot + 1e-12
+    # the last phase's assignment: every column on one arc of its own, rows within capacity, each column within
+    # eps of its best row
+    rows = arc_row[owner]
+    assert (owner >= col_ptr[:-1]).all() and (owner < col_ptr[1:]).all()
+    assert (np.bincount(rows, minlength=5) == cap).all()
+    assert (C[rows, np.arange(40)] - u[rows] <= (C - u[:, None]).min(0) + eps + 1e-12).all()
 
 
 def test_auction_stops_where_the_graph_holds_no_assignment():
     """Three columns whose only arcs lead to one row of capacity 1 would outbid each other for ever: the
     phase stops at ``max_bids``; a column without any arc to a row with capacity stays out."""
     col_ptr, arc_row = np.array([0, 1, 2, 3, 3]), np.array([0, 0, 0])
-    price = np.zeros(2)
-    bids = auction.auction_prices(col_ptr, arc_row, np.ones(3), np.array([1, 3]), price, 1.0, 0.1, 2.0, 100)
+    price, owner = np.zeros(2), np.empty(4, dtype=np.int64)
+    bids = auction.auction_prices(col_ptr, arc_row, np.ones(3), np.array([1, 3]), price, 1.0, 0.1, 2.0, 100, owner)
     assert bids == 100
     assert price[0] > 0 and price[1] == 0
+    assert (owner >= 0).sum() == 1 and owner[3] == -1  # one column holds the row; the one without arcs has none
 
 
 def test_prepared_points_give_the_plain_answer():
@@ -380,6 +388,51 @@ def test_sets_far_apart_take_coarse_prices_and_stay_exact():
     assert wasserstein(x, r.normal(size=(1100, 10))).info["prices"] == "auction"
 
 
+@pytest.mark.parametrize("noise", [1e-3, 1e-2])
+def test_w1_near_a_line_is_certified_by_the_auction(noise):
+    """W1 between thin tubes shifted along themselves (nearly every pair along the line nearly tight): the
+    auction's assignment is the plan, its gap within CERTIFY_GAP of the cost, and the LP's value inside
+    [cost - gap, cost]; W2 on the same data keeps the shortest paths."""
+    r = np.random.default_rng(13)
+    x, y = (np.c_[r.uniform(size=1500) + s, noise * r.normal(size=(1500, 3))] for s in (0.0, 0.3))
+    res = engine.solve_points(x, y, coarse_min=1000)
+    assert res.info["prices"] == "coarse" and res.info["certified_by_auction"] is True
+    assert res.solver == "sparse-auction"
+    assert 0 <= res.gap <= auction.CERTIFY_GAP * res.cost
+    assert res.cost - res.gap - 1e-12 <= wasserstein(x, y, engine="pot").cost <= res.cost + 1e-12
+    assert "certified_by_auction" not in engine.solve_points(x, y, squared=True, coarse_min=1000).info
+
+
+def test_unmatched_is_a_maximum_matching():
+    """Against scipy's Hopcroft-Karp on random sparse graphs (some with too few rows for a set of columns): the
+    same matching size, partners consistent, every pair an arc."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    r = np.random.default_rng(14)
+    for M, N, k in ((30, 30, 2), (50, 50, 1), (40, 40, 3), (20, 30, 2)):
+        rows = np.sort(r.integers(0, M, size=(N, k)) % np.maximum(1, r.integers(1, M + 1, size=(N, 1))), axis=1)
+        col_ptr = np.arange(N + 1, dtype=np.int64) * k
+        row_col, col_row = auction.unmatched(col_ptr, rows.reshape(-1).astype(np.int64), M)
+        graph = sp.csr_array((np.ones(N * k), (rows.reshape(-1), np.repeat(np.arange(N), k))), shape=(M, N))
+        best = (maximum_bipartite_matching(graph, perm_type="row") >= 0).sum()
+        got = np.flatnonzero(col_row >= 0)
+        assert len(got) == best and (row_col[col_row[got]] == got).all() and (row_col >= 0).sum() == best
+        assert all(col_row[j] in rows[j] for j in got)
+
+
+def test_degenerate_w1_falls_back_to_the_shortest_paths(monkeypatch):
+    """An auction that runs out of bids every time gives up after CERTIFY_MAX_FAILS runs; the shortest paths then
+    solve from the prices the auction started from, exactly."""
+    monkeypatch.setattr(auction, "CERTIFY_MAX_BIDS", 0)
+    r = np.random.default_rng(13)
+    x, y = (np.c_[r.uniform(size=1500) + s, 1e-3 * r.normal(size=(1500, 3))] for s in (0.0, 0.3))
+    res = engine.solve_points(x, y, coarse_min=1000)
+    assert res.info["certified_by_auction"] is False and res.info["augmentations"] > 0
+    assert res.solver == "sparse-ssp"
+    assert_allclose(res.cost, wasserstein(x, y, engine="pot").cost, rtol=1e-12)
+
+
 def test_generic_data_keeps_the_auction():
     r = np.random.default_rng(7)
     res = wasserstein(r.normal(size=(3000, 10)), r.normal(size=(3000, 10)), engine="sparse")
@@ -411,9 +464,9 @@ def test_units_give_uniform_weights_one_unit_each():
     """(1 / 49) * 49 rounds below 1 in float64: flooring gave 0 units to all rows but one (an auction on one
     row); the largest remainders now take the missing units."""
     for n in (49, 98, 103, 11_000):
-        assert (engine._units(np.full(n, 1.0 / n), float(n)) == 1).all()
+        assert (auction.whole_units(np.full(n, 1.0 / n), float(n)) == 1).all()
     w = np.array([0.5, 0.25, 0.25])
-    assert engine._units(w, 2.0**50).sum() == 2.0**50
+    assert auction.whole_units(w, 2.0**50).sum() == 2.0**50
 
 
 def test_smallest_per_column_matches_a_sort():

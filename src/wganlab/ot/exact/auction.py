@@ -1,4 +1,4 @@
-"""Numba kernel: row prices for the exact solver by an epsilon-scaling auction.
+"""The epsilon-scaling auction of the sparse exact solver: row prices, and the solve itself on degenerate problems.
 
 Columns ``j`` (one unit of demand each) bid for rows ``i`` (``cap_i`` units each) over the arcs of a
 column-major graph (``col_ptr (N+1)``, ``arc_row (E)``, ``cost (E)``; a dense ``M x N`` problem is the
@@ -7,8 +7,9 @@ a min-heap of prices; an unassigned column takes the cheapest slot of its best r
 + p_i)`` (``p_i`` the row's cheapest slot) and raises that slot to the price at which the column's best
 other row would be as good, plus ``eps``, evicting the column that held it. Every phase ends with each
 column within ``eps`` of its best row (``eps``-complementary slackness); ``eps`` then shrinks by
-``factor``. The prices ``-p`` are a near-optimal start for the exact solver's row potentials, not a
-certificate.
+``factor``. The prices ``-p`` are a near-optimal start for the exact solver's row potentials; on degenerate
+problems (:class:`CertifiedAssignment`) the last phase's assignment at a tiny ``eps`` is the plan, certified by
+pricing every pair.
 """
 
 from __future__ import annotations
@@ -16,16 +17,31 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from wganlab.ot.exact import ssp
+from wganlab.ot.exact.certificate import ROUNDING
 from wganlab.ot.exact.ssp import sift_down
+
+#: auction (times the mean cost): epsilon at the start, after the phases on every COARSE-th column
+#: (few rows; a warm start's one phase) and at the end; the factor between phases, and the most bids per
+#: column in one phase
+EPS, FACTOR, COARSE, MAX_BIDS = (0.2, 3e-3, 1e-4), 30.0, 4, 50
+#: :class:`CertifiedAssignment`: the auction's last epsilon (times the mean cost: at most this relative gap on the
+#: arcs), the relative gap it stops at (violations of pricing included), the most bids per column in one phase
+#: (doubled after each run out of bids: a price war), and how many such runs before the shortest paths take over
+CERTIFY_EPS, CERTIFY_GAP, CERTIFY_MAX_BIDS, CERTIFY_MAX_FAILS = 1e-10, 1e-9, 200, 4
+#: ... taken where the greedy start on the tight arcs routes at most this share of the mass (4,000 points a side:
+#: thin tubes 1-10 %, a circle 17 %, where the paths are slow; a line + 1e-1 shifted and Gaussians ten apart 72-74 %)
+CERTIFY_GREEDY_MAX = 0.5
 
 
 @nb.njit(cache=True)
-def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, factor, max_bids):
+def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, factor, max_bids, owner):
     """Run the auction phases from ``eps_start`` down to ``eps_end`` (dividing by ``factor``), starting
     from (and updating in place) the row prices ``price (M,)``. Rows with ``cap_i = 0`` are not bid for
     (a column without another row raises by ``eps``, one without any row stays out). Stops early after
     ``max_bids`` bids in one phase (a sparse graph may hold no assignment for every column). Returns the
-    number of bids."""
+    number of bids; ``owner (N,)`` receives each column's arc (its position in the graph) in the last phase's
+    assignment, -1 for a column left without one."""
     N = len(col_ptr) - 1
     M = len(cap)
     start = np.zeros(M + 1, dtype=np.int64)
@@ -46,6 +62,7 @@ def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, facto
                 hj[s] = -1
         for t in range(N):
             stack[t] = N - 1 - t
+            owner[t] = -1
         n_free = N
         phase_bids = 0
         while n_free > 0 and phase_bids < max_bids:
@@ -72,10 +89,12 @@ def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, facto
             evicted = hj[s0]
             hp[s0] = top[i1] + b2 - b1 + eps
             hj[s0] = j
+            owner[j] = e0 + q1
             sift_down(hp, hj, s0, start[i1 + 1] - s0, 0)
             top[i1] = hp[s0]
             phase_bids += 1
             if evicted >= 0:
+                owner[evicted] = -1
                 stack[n_free] = evicted
                 n_free += 1
         bids += phase_bids
@@ -85,3 +104,176 @@ def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, facto
         if eps <= eps_end or phase_bids >= max_bids:
             return bids
         eps = max(eps / factor, eps_end)
+
+
+@nb.njit(cache=True)
+def unmatched(col_ptr, rows, M):
+    """A maximum matching of the bipartite graph of ``M`` rows and the columns of ``col_ptr (N+1)``, ``rows (E)``
+    (column-major arcs): a greedy start, then one breadth-first search for an augmenting path from each column left
+    free (rows already found in a component without a free row are skipped). Returns ``(row_col (M,), col_row
+    (N,))``, each node's partner or -1: the free columns left are those Hall's condition fails for."""
+    N = len(col_ptr) - 1
+    row_col, col_row = np.full(M, -1, dtype=np.int64), np.full(N, -1, dtype=np.int64)
+    for j in range(N):
+        for q in range(col_ptr[j], col_ptr[j + 1]):
+            if row_col[rows[q]] < 0:
+                row_col[rows[q]], col_row[j] = j, rows[q]
+                break
+    mark, pred = np.zeros(M, dtype=np.int64), np.empty(M, dtype=np.int64)  # mark: search stamp, -1 dead
+    queue = np.empty(N, dtype=np.int64)
+    for j0 in range(N):
+        if col_row[j0] >= 0:
+            continue
+        head, tail, found = 0, 1, -1
+        queue[0] = j0
+        while head < tail and found < 0:
+            j = queue[head]
+            head += 1
+            for q in range(col_ptr[j], col_ptr[j + 1]):
+                i = rows[q]
+                if mark[i] == j0 + 1 or mark[i] < 0:
+                    continue
+                mark[i], pred[i] = j0 + 1, j
+                if row_col[i] < 0:
+                    found = i
+                    break
+                queue[tail] = row_col[i]
+                tail += 1
+        if found < 0:  # every row reached is taken by a column reached: none of them can gain a row
+            for t in range(1, tail):
+                mark[col_row[queue[t]]] = -1
+            continue
+        i = found
+        while i >= 0:  # shift the partners along the path
+            j = pred[i]
+            i_next = col_row[j]
+            row_col[i], col_row[j] = j, i
+            i = i_next
+    return row_col, col_row
+
+
+class CertifiedAssignment:
+    """The solve of the sparse engine (:mod:`wganlab.ot.exact.sparse`) on degenerate problems, W1 on data of low
+    intrinsic dimension, where nearly every pair along the data is nearly tight and shortest paths explore them
+    all: as many rows as columns, one unit each (uniform weights). Each call runs the
+    auction on the arcs down to ``eps_end``, CERTIFY_EPS times the mean cost of its assignment (at most twice that
+    of the final one), and sets the flow to the assignment; pricing then checks every pair at ``v_j = min_i (c_ij -
+    u_i)`` over the arcs.
+    With no pair below, the certified gap is at most ``N eps_end``: 2 CERTIFY_EPS of the cost."""
+
+    def __init__(self, arcs, u: np.ndarray, eps: float, factor: float):
+        """``arcs``: the engine's arc set (``row``, ``col``, ``cost``, ``flow``, ``col_ptr``, ``col_arc``; grows
+        between calls); ``u``: the row potentials it starts from (kept as ``u_start``); ``eps``: the first phase's
+        epsilon, divided by ``factor`` between phases."""
+        self.u_start = u.copy()
+        self.arcs, self.eps, self.factor = arcs, eps, factor
+        self.floor = ROUNDING * float(arcs.cost.mean())  # the certificate's rounding slack covers this
+        self.eps_end, self.fails, self.gave_up = None, 0, False
+
+    def __call__(self, u: np.ndarray, v: np.ndarray, sr: np.ndarray, dc: np.ndarray):
+        """One solve on the arcs from the row potentials ``u``: ``(DONE, None)`` with the flow, ``u`` and ``v``
+        set, or ``(STUCK, rows)`` with the rows with room left marked in ``rows (M,)``, the columns without a
+        row in ``dc > 0`` (Hall's condition fails on the arcs, or the auction ran out of bids: link them);
+        ``gave_up`` after CERTIFY_MAX_FAILS runs out of bids."""
+        arcs = self.arcs
+        M, N = len(sr), len(dc)
+        if self.eps_end is None:  # Hall's condition first (the auction would bid for ever without it)
+            row_col, col_row = unmatched(arcs.col_ptr, arcs.row[arcs.col_arc], M)
+            if (col_row < 0).any():
+                return self._stuck(np.flatnonzero(row_col < 0), np.flatnonzero(col_row < 0), M, dc)
+        while True:
+            done, _ = assign(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, np.ones(M, dtype=np.int64), u, v,
+                             arcs.flow, self.eps, self.eps_end or self.eps, self.factor,
+                             CERTIFY_MAX_BIDS * N << self.fails)
+            if not done:
+                self.fails += 1
+                self.gave_up = self.fails > CERTIFY_MAX_FAILS
+                rows = np.flatnonzero(np.bincount(arcs.row, arcs.flow, M) == 0)
+                return self._stuck(rows, np.flatnonzero(np.bincount(arcs.col, arcs.flow, N) == 0), M, dc)
+            # the epsilon of the certificate from the assignment's cost (scaling on while that falls)
+            target = max(CERTIFY_EPS * float(arcs.flow @ arcs.cost) / N, self.floor)
+            if self.eps_end is not None and self.eps_end <= 2 * target:
+                self.eps = self.factor * self.eps_end
+                return ssp.DONE, None
+            self.eps, self.eps_end = self.eps_end or self.eps, target
+
+    def within_gap(self, u: np.ndarray, v: np.ndarray, cmin: np.ndarray) -> bool:
+        """Whether the flow's gap at the potentials ``(u, min(v, cmin))`` (``cmin``: pricing's smallest ``c_ij - u_i``
+        of each column, so dual feasible) is within CERTIFY_GAP of its cost: pricing's violations small enough to
+        stop."""
+        cost = float(self.arcs.flow @ self.arcs.cost)
+        return cost - (float(u.sum()) + float(np.minimum(v, cmin).sum())) <= CERTIFY_GAP * cost
+
+    def restart(self, violation: float) -> None:
+        """New arcs with reduced costs down to ``-violation``: the next call scales down from there."""
+        self.eps = max(violation, self.eps)
+
+    @staticmethod
+    def _stuck(rows, cols, M, dc):
+        dc[:] = 0.0
+        dc[cols] = 1.0
+        return ssp.STUCK, np.isin(np.arange(M), rows)
+
+
+def assign(col_ptr, col_arc, arc_row, cost, cap, u, v, flow, eps_start, eps_end, factor, max_bids) -> tuple[bool, int]:
+    """The auction on an arc set (CSR by column: ``col_ptr (N+1)``, ``col_arc`` the arcs in column order; ``arc_row``,
+    ``cost``, ``flow`` by arc) from the row potentials ``u = -price`` (updated in place) down to ``eps_end``, its
+    assignment as the flow (one unit on each assigned column's arc, 0 elsewhere) and ``v_j = min_i (c_ij - u_i)``
+    over each column's arcs. Each column's arc is within ``eps_end`` of that minimum, so on that arc set the plan
+    costs at most ``N eps_end`` more than ``cap.u + v.sum()``. Returns ``(every column assigned, bids)``."""
+    owner = np.empty(len(col_ptr) - 1, dtype=np.int64)
+    rows, price = arc_row[col_arc], -u
+    bids = auction_prices(col_ptr, rows, cost[col_arc], cap, price, eps_start, eps_end, factor, max_bids, owner)
+    u[:] = -price
+    flow[:] = 0.0
+    got = owner >= 0
+    flow[col_arc[owner[got]]] = 1.0
+    v[:] = np.minimum.reduceat(cost[col_arc] - u[rows], col_ptr[:-1])
+    return bool(got.all()), bids
+
+
+def whole_units(w: np.ndarray, total: float) -> np.ndarray:
+    """Weights summing to 1 as whole numbers summing to ``total`` exactly (float64 holds them exactly, so
+    no flow is ever split into rounding dust): ``floor(w_i total)``, plus one unit for the largest fractional
+    parts until the sum is ``total`` (uniform weights ``1 / n`` with ``total = n`` give 1 each, also where
+    ``(1 / n) n`` rounds below 1), the largest weight absorbing any rest."""
+    scaled = w * total
+    q = np.floor(scaled)
+    short = int(min(total - q.sum(), len(q)))
+    if short > 0:
+        q[np.argsort(q - scaled, kind="stable")[:short]] += 1
+    q[np.argmax(w)] += total - q.sum()
+    return q
+
+
+def run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_start: float, eps_end: float) -> int:
+    """The auction on a column-major graph for the row weights ``a`` (columns
+    of unit demand, rows of capacity ``a_i N`` rounded to whole units), from the row potentials ``u``
+    (updated in place) and ``eps_start`` down to ``eps_end`` (times ``scale``). Returns the bids."""
+    N = len(col_ptr) - 1
+    price = -u
+    bids = auction_prices(col_ptr, arc_row, cost, whole_units(a, float(N)).astype(np.int64), price, eps_start * scale,
+                          eps_end * scale, FACTOR, MAX_BIDS * N, np.empty(N, dtype=np.int64))
+    u[:] = -price
+    return bids
+
+
+def dense_prices(lo_t: np.ndarray, a: np.ndarray, warm: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """Row prices ``u`` for few rows by the auction on all pairs' float32 distances ``lo_t (N, M)``: near-optimal,
+    so the candidates hold the optimal arcs and the greedy start routes almost all mass. The large-epsilon phases
+    run on every COARSE-th column, the small ones on all; from ``warm`` (earlier potentials) one
+    phase at the middle epsilon runs. Returns ``(u, bids)``. A start; exactness comes from the solver."""
+    scale = float(lo_t.mean())
+    if warm is not None:
+        u = warm.copy()
+        return u, run(*dense_graph(lo_t), a, u, scale, EPS[1], EPS[1])
+    u = np.zeros(len(a))
+    bids = run(*dense_graph(lo_t[::COARSE]), a, u, scale, EPS[0], EPS[1])
+    return u, bids + run(*dense_graph(lo_t), a, u, scale, EPS[1], EPS[2])
+
+
+def dense_graph(lo_t: np.ndarray):
+    """``(col_ptr, arc_row, cost)`` of every pair of the ``(N, M)`` cost matrix ``lo_t``, column-major."""
+    N, M = lo_t.shape
+    return (np.arange(N + 1, dtype=np.int64) * M, np.tile(np.arange(M, dtype=np.int64), N),
+            np.ascontiguousarray(lo_t).reshape(-1))

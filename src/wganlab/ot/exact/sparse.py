@@ -20,7 +20,11 @@ active arc set and one block of float32 distances:
 2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot.exact.ssp`, Dijkstra on reduced costs) on
    that arc set; with few rows the columns are contracted away and Dijkstra runs on the rows alone. If
    the arc set admits no feasible flow, the stuck rows and the columns with demand left are linked by
-   distance (more links each time) and the solve resumes.
+   distance (more links each time) and the solve resumes. W1 with prices from the coarsened problem (data of low
+   intrinsic dimension, sets far apart) between sets of equal size and uniform weights is degenerate (nearly every pair
+   along the data nearly tight, which the paths would all explore): there the auction's assignment at a tiny
+   epsilon is the plan (:class:`auction.CertifiedAssignment`, a relative gap of at most 2e-10 on the arcs), and
+   the paths take over if it keeps running out of bids.
 3. **Pricing.** Every pair is checked, block by block, for a negative reduced cost
    ``c_ij - u_i - v_j < 0``: a rigorous lower bound of ``c_ij`` from the float32 block (error at most
    ``(d + 8) 2^-24 (||x_i||^2 + ||y_j||^2)`` on the squared distance) rules out almost every pair, and the
@@ -74,10 +78,6 @@ LOOKUP_MIN_DIM = 32
 MASS_UNITS = 2.0**50
 #: up to this many rows (and at least 4 times as many columns), paths run on rows only (:func:`ssp.ssp_few_rows`)
 ROWS_ONLY_MAX = 256
-#: auction (times the mean cost): epsilon at the start, after the phases on every AUCTION_COARSE-th column
-#: (few rows; a warm start's one phase) and at the end; the factor between phases, and the most bids per
-#: column in one phase
-AUCTION_EPS, AUCTION_FACTOR, AUCTION_COARSE, AUCTION_MAX_BIDS = (0.2, 3e-3, 1e-4), 30.0, 4, 50
 #: general case: at most this many auctions, each followed by the columns' best rows at its prices joining the
 #: arcs; stop when fewer than AUCTION_NEW_ARCS per column join
 AUCTION_ROUNDS, AUCTION_NEW_ARCS = 4, 0.3
@@ -183,20 +183,6 @@ class _Arcs:
         self.col_ptr, self.col_arc = ssp.column_order(self.col, self.N)
 
 
-def _units(w: np.ndarray, total: float) -> np.ndarray:
-    """Weights summing to 1 as whole numbers summing to ``total`` exactly (float64 holds them exactly, so
-    no flow is ever split into rounding dust): ``floor(w_i total)``, plus one unit for the largest fractional
-    parts until the sum is ``total`` (uniform weights ``1 / n`` with ``total = n`` give 1 each, also where
-    ``(1 / n) n`` rounds below 1), the largest weight absorbing any rest."""
-    scaled = w * total
-    q = np.floor(scaled)
-    short = int(min(total - q.sum(), len(q)))
-    if short > 0:
-        q[np.argsort(q - scaled, kind="stable")[:short]] += 1
-    q[np.argmax(w)] += total - q.sum()
-    return q
-
-
 def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = None, b: np.ndarray | None = None,
                  *, squared: bool = False, warm_start: OTResult | None = None, tol: float = 1e-7,
                  k: int | None = None, max_arcs: int | None = None, coarse_min: int | None = None) -> OTResult:
@@ -237,7 +223,9 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
         prob.k = K_COARSE if k is None else k
         max_arcs = None if max_arcs is None else max_arcs * K_COARSE // K_NEAREST
     u, bids = _start(prob, u0)
-    v, cmin, stats = _route_and_price(prob, u, max_arcs)
+    # W1 there is degenerate (nearly every pair along the data is nearly tight): paths would explore them all
+    by_auction = prices == "coarse" and not squared and prob.uniform and prob.M == prob.N
+    v, cmin, stats = _route_and_price(prob, u, max_arcs, by_auction)
     res = _certified(prob, u, v, cmin, tol, {**stats, "warm": warm_start is not None, "prices": prices,
                                                        "bids": bids, "shifted_bounds": shifted,
                                                        "bound_dims": prob.dist.x32.shape[1]})
@@ -268,8 +256,9 @@ class _Problem:
             self.sa, self.sb, self.total = np.full(M, float(N // g)), np.full(N, float(M // g)), M * N / g
         else:
             self.total = MASS_UNITS
-            self.sa, self.sb = (_units(np.full(n, 1.0 / n) if w is None else np.asarray(w, dtype=np.float64),
-                                       self.total) for w, n in ((a, M), (b, N)))
+            weights = (np.full(n, 1.0 / n) if w is None else np.asarray(w, dtype=np.float64)
+                       for w, n in ((a, M), (b, N)))
+            self.sa, self.sb = (auction.whole_units(w, self.total) for w in weights)
         self.few_rows = M <= ROWS_ONLY_MAX and N >= 4 * M
         self.k = (K_FEW_ROWS if self.few_rows else K_NEAREST) if k is None else k
         self.arcs = _Arcs(M, N)
@@ -344,18 +333,18 @@ def _start(prob: _Problem, u: np.ndarray | None) -> tuple[np.ndarray, int]:
     warm = u is not None
     bids = 0
     if prob.few_rows and dist.cache is not None:
-        u, bids = _auction_prices(dist, a, u)
+        u, bids = auction.dense_prices(dist.transposed(), a, u)
     elif u is None:
         u = np.zeros(M)
     # a warm start's prices already give the rows their columns
     k_row = (0 if warm else K_NEAREST) if prob.few_rows else max(prob.k, math.ceil(2 * N / M))
     arcs.add(*candidates.by_cost(dist, prob.costs, k_row, prob.k, prob.over, u))
     if not prob.few_rows:  # prices: auctions on the arcs, each column's best rows at their prices joining the arcs
-        eps = AUCTION_EPS[1 if warm else 0]
+        eps = auction.EPS[1 if warm else 0]
         for _ in range(AUCTION_ROUNDS):
-            bids += _auction_run(arcs.col_ptr, arcs.row[arcs.col_arc], arcs.cost[arcs.col_arc], a, u,
-                                 float(arcs.cost.mean()), eps, AUCTION_EPS[2])
-            eps = AUCTION_EPS[1]
+            bids += auction.run(arcs.col_ptr, arcs.row[arcs.col_arc], arcs.cost[arcs.col_arc], a, u,
+                                 float(arcs.cost.mean()), eps, auction.EPS[2])
+            eps = auction.EPS[1]
             before = len(arcs.key)
             arcs.add(*candidates.by_cost(dist, prob.costs, 0, prob.k, prob.over, u))
             if len(arcs.key) - before <= AUCTION_NEW_ARCS * N:
@@ -363,18 +352,23 @@ def _start(prob: _Problem, u: np.ndarray | None) -> tuple[np.ndarray, int]:
     return u, bids
 
 
-def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None):
+def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None, by_auction: bool):
     """Phase 3: column potentials at their largest feasible value and a greedy start on the tight arcs, then
     shortest paths on the arc set, linking stuck rows where it admits no feasible flow, and pricing of every
-    pair (exact where the float32 bound cannot decide) until none has a negative reduced cost. Returns
-    ``(v, rows, cols, costs of the last pricing pass's pairs, stats)``; ``u``, the arcs' flow are updated."""
+    pair (exact where the float32 bound cannot decide) until none has a negative reduced cost. ``by_auction``:
+    :class:`auction.CertifiedAssignment` instead of the paths where the greedy start routes at most
+    CERTIFY_GREEDY_MAX of the mass (the paths take over if it gives up).
+    Returns ``(v, cmin of the last pricing pass, stats)``; ``u``, the arcs' flow are updated."""
     M, N, dist, arcs = prob.M, prob.N, prob.dist, prob.arcs
     v = np.empty(N)
     sr, dc = prob.sa.copy(), prob.sb.copy()
-    ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc,
-                    0.1 * ROUNDING * float(arcs.cost.max()))
+    tight = 0.1 * ROUNDING * float(arcs.cost.max())
+    ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc, tight)
     solver = ssp.ssp_few_rows if prob.few_rows else ssp.ssp
     pricer = pricing.Pricer(prob, prob.X.shape[1] >= LOOKUP_MIN_DIM)
+    by_auction = by_auction and sr.sum() > (1 - auction.CERTIFY_GREEDY_MAX) * prob.sa.sum()
+    route = auction.CertifiedAssignment(arcs, u, auction.EPS[1] * float(arcs.cost.mean()),
+                                        auction.FACTOR) if by_auction else None
     rounds = n_aug = extended = priced_in = n_stuck = 0
     while True:
         rounds += 1
@@ -382,9 +376,15 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None):
             raise NotOptimalError(f"sparse OT did not converge in {MAX_ROUNDS} pricing rounds")
         if max_arcs is not None and len(arcs.cost) > max_arcs:  # before the paths, the costly part of a round
             raise TooDense(f"the arc set grew to {len(arcs.cost)} arcs (limit {max_arcs})")
-        status, aug, settled = solver(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr, arcs.col_arc,
-                                      arcs.flow, u, v, sr, dc)
-        n_aug += aug
+        if route is not None and route.gave_up:  # the shortest paths from scratch at the prices it started from
+            route, u[:], sr[:], dc[:], arcs.flow[:] = None, route.u_start, prob.sa, prob.sb, 0.0
+            ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc, tight)
+        if route is not None:
+            status, settled = route(u, v, sr, dc)
+        else:
+            status, aug, settled = solver(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr, arcs.col_arc,
+                                          arcs.flow, u, v, sr, dc)
+            n_aug += aug
         if status == ssp.STUCK:  # Hall's condition fails on the arc set: link the stuck rows to free columns
             k_link = K_EXTEND << min(n_stuck, 4)  # doubles while the flow stays stuck, up to 16x
             new_r, new_c = candidates.link_stuck(dist, np.flatnonzero(settled[:M]), np.flatnonzero(dc > 0), k_link)
@@ -393,13 +393,17 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None):
             _insert(arcs, new_r, new_c, prob.costs(new_r, new_c), u, v, sr, dc)
             continue
         fr, fc, fcost, rc, cmin, checked = pricer(u, v)
-        if not len(fr):
+        if not len(fr) or (route is not None and route.within_gap(u, v, cmin)):
             break
         br, bc, bcost = pricing.worst_pairs(fr, fc, fcost, rc, K_PRICE, M, N)
         _insert(arcs, br, bc, bcost, u, v, sr, dc)
         priced_in += len(br)
+        if route is not None:
+            route.restart(-float(rc.min()))
     stats = {"rounds": rounds, "augmentations": n_aug, "arcs": len(arcs.cost), "extended": extended,
              "priced_in": priced_in, "checked": checked, "partial_passes": pricer.partial_passes}
+    if by_auction:
+        stats["certified_by_auction"] = route is not None
     return v, cmin, stats
 
 
@@ -414,7 +418,8 @@ def _certified(prob: _Problem, u, v, cmin, tol: float, stats: dict) -> OTResult:
     a_n, b_n = prob.sa / prob.sa.sum(), prob.sb / prob.sb.sum()
     cost = float(arcs.flow[keep] @ arcs.cost[keep]) / total
     gap = cost - float(a_n @ u + b_n @ vf)
-    res = OTResult(value=cost, cost=cost, gap=gap, solver="sparse-ssp", plan=P, potentials=(u, vf),
+    solver = "sparse-auction" if stats.get("certified_by_auction") else "sparse-ssp"
+    res = OTResult(value=cost, cost=cost, gap=gap, solver=solver, plan=P, potentials=(u, vf),
                    info={"n": prob.M, "m": prob.N, **stats})
     check_certificate(res, P.sum(1), P.sum(0), a_n, b_n, tol, float(arcs.cost.max()))
     return res
@@ -427,41 +432,6 @@ def _transposed(res: OTResult | None) -> OTResult | None:
     info = {**res.info, "n": res.info.get("m"), "m": res.info.get("n")}
     plan = None if res.plan is None else sp.csr_array(res.plan.T)
     return dataclasses.replace(res, plan=plan, potentials=res.potentials[::-1], info=info)
-
-
-def _auction_run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_start: float,
-                 eps_end: float) -> int:
-    """The auction (:mod:`wganlab.ot.exact.auction`) on a column-major graph for the row weights ``a`` (columns
-    of unit demand, rows of capacity ``a_i N`` rounded to whole units), from the row potentials ``u``
-    (updated in place) and ``eps_start`` down to ``eps_end`` (times ``scale``). Returns the bids."""
-    N = len(col_ptr) - 1
-    price = -u
-    bids = auction.auction_prices(col_ptr, arc_row, cost, _units(a, float(N)).astype(np.int64), price,
-                                   eps_start * scale, eps_end * scale, AUCTION_FACTOR, AUCTION_MAX_BIDS * N)
-    u[:] = -price
-    return bids
-
-
-def _auction_prices(dist: blocks.Distances, a: np.ndarray, warm: np.ndarray | None) -> tuple[np.ndarray, int]:
-    """Row prices ``u`` for few rows by the auction on all pairs' float32 distances: near-optimal, so the
-    candidates hold the optimal arcs and the greedy start routes almost all mass. The large-epsilon phases
-    run on every AUCTION_COARSE-th column, the small ones on all; from ``warm`` (earlier potentials) one
-    phase at the middle epsilon runs. Returns ``(u, bids)``. A start; exactness comes from the solver."""
-    lo_t = dist.transposed()
-    scale = float(lo_t.mean())
-    if warm is not None:
-        u = warm.copy()
-        return u, _auction_run(*_dense_graph(lo_t), a, u, scale, AUCTION_EPS[1], AUCTION_EPS[1])
-    u = np.zeros(len(a))
-    bids = _auction_run(*_dense_graph(lo_t[::AUCTION_COARSE]), a, u, scale, AUCTION_EPS[0], AUCTION_EPS[1])
-    return u, bids + _auction_run(*_dense_graph(lo_t), a, u, scale, AUCTION_EPS[1], AUCTION_EPS[2])
-
-
-def _dense_graph(lo_t: np.ndarray):
-    """``(col_ptr, arc_row, cost)`` of every pair of the ``(N, M)`` cost matrix ``lo_t``, column-major."""
-    N, M = lo_t.shape
-    return (np.arange(N + 1, dtype=np.int64) * M, np.tile(np.arange(M, dtype=np.int64), N),
-            np.ascontiguousarray(lo_t).reshape(-1))
 
 
 def _insert(arcs: _Arcs, rows, cols, cost, u, v, sr, dc) -> None:
