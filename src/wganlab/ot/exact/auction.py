@@ -156,11 +156,10 @@ def unmatched(col_ptr, rows, M):
 class CertifiedAssignment:
     """The solve of the sparse engine (:mod:`wganlab.ot.exact.sparse`) on degenerate problems, W1 on data of low
     intrinsic dimension, where nearly every pair along the data is nearly tight and shortest paths explore them
-    all: as many rows as columns, one unit each (uniform weights). Each call runs the
-    auction on the arcs down to ``eps_end``, CERTIFY_EPS times the mean cost of its assignment (at most twice that
-    of the final one), and sets the flow to the assignment; pricing then checks every pair at ``v_j = min_i (c_ij -
-    u_i)`` over the arcs.
-    With no pair below, the certified gap is at most ``N eps_end``: 2 CERTIFY_EPS of the cost."""
+    all: as many rows as columns, one unit each (uniform weights). Each call runs the auction on the arcs down to
+    ``eps_end``, CERTIFY_EPS times the mean cost of its assignment (at most twice that of the final one), and sets
+    the flow to the assignment; pricing then checks every pair at ``v_j = min_i (c_ij - u_i)`` over the arcs. With
+    no pair below, the certified gap is at most ``N eps_end``: 2 CERTIFY_EPS of the cost."""
 
     def __init__(self, arcs, u: np.ndarray, eps: float, factor: float):
         """``arcs``: the engine's arc set (``row``, ``col``, ``cost``, ``flow``, ``col_ptr``, ``col_arc``; grows
@@ -183,9 +182,8 @@ class CertifiedAssignment:
             if (col_row < 0).any():
                 return self._stuck(np.flatnonzero(row_col < 0), np.flatnonzero(col_row < 0), M, dc)
         while True:
-            done, _ = assign(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, np.ones(M, dtype=np.int64), u, v,
-                             arcs.flow, self.eps, self.eps_end or self.eps, self.factor,
-                             CERTIFY_MAX_BIDS * N << self.fails)
+            done = assign(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, u, v, arcs.flow, self.eps,
+                          self.eps_end or self.eps, self.factor, CERTIFY_MAX_BIDS * N << self.fails)
             if not done:
                 self.fails += 1
                 self.gave_up = self.fails > CERTIFY_MAX_FAILS
@@ -216,21 +214,23 @@ class CertifiedAssignment:
         return ssp.STUCK, np.isin(np.arange(M), rows)
 
 
-def assign(col_ptr, col_arc, arc_row, cost, cap, u, v, flow, eps_start, eps_end, factor, max_bids) -> tuple[bool, int]:
-    """The auction on an arc set (CSR by column: ``col_ptr (N+1)``, ``col_arc`` the arcs in column order; ``arc_row``,
-    ``cost``, ``flow`` by arc) from the row potentials ``u = -price`` (updated in place) down to ``eps_end``, its
-    assignment as the flow (one unit on each assigned column's arc, 0 elsewhere) and ``v_j = min_i (c_ij - u_i)``
-    over each column's arcs. Each column's arc is within ``eps_end`` of that minimum, so on that arc set the plan
-    costs at most ``N eps_end`` more than ``cap.u + v.sum()``. Returns ``(every column assigned, bids)``."""
+def assign(col_ptr, col_arc, arc_row, cost, u, v, flow, eps_start, eps_end, factor, max_bids) -> bool:
+    """The auction between as many rows as columns, one unit each, on an arc set (CSR by column: ``col_ptr (N+1)``,
+    ``col_arc`` the arcs in column order; ``arc_row``, ``cost``, ``flow`` by arc) from the row potentials ``u =
+    -price`` (updated in place) down to ``eps_end``, its assignment as the flow (one unit on each assigned column's
+    arc, 0 elsewhere) and ``v_j = min_i (c_ij - u_i)`` over each column's arcs. Each column's arc is within
+    ``eps_end`` of that minimum, so on that arc set the plan costs at most ``N eps_end`` more than ``u.sum() +
+    v.sum()``. Returns whether every column got a row."""
     owner = np.empty(len(col_ptr) - 1, dtype=np.int64)
     rows, price = arc_row[col_arc], -u
-    bids = auction_prices(col_ptr, rows, cost[col_arc], cap, price, eps_start, eps_end, factor, max_bids, owner)
+    auction_prices(col_ptr, rows, cost[col_arc], np.ones(len(u), dtype=np.int64), price, eps_start, eps_end, factor,
+                   max_bids, owner)
     u[:] = -price
     flow[:] = 0.0
     got = owner >= 0
     flow[col_arc[owner[got]]] = 1.0
     v[:] = np.minimum.reduceat(cost[col_arc] - u[rows], col_ptr[:-1])
-    return bool(got.all()), bids
+    return bool(got.all())
 
 
 def whole_units(w: np.ndarray, total: float) -> np.ndarray:
