@@ -10,8 +10,9 @@ high) is rerun with a larger budget; a solution that still fails the check raise
 Engines (``engine=``): ``"pot"`` builds the dense float64 cost matrix and runs POT's network simplex;
 ``"sparse"`` (:mod:`wganlab.ot.exact.sparse`, Euclidean and squared Euclidean costs, needs numba) never builds
 it: auction prices (on data of low intrinsic dimension, prices from an exact solve of a coarsened problem),
-an arc set of each point's cheapest partners, successive shortest paths, and pricing of every pair until none
-has a negative reduced cost, with the same certificate. ``"auto"`` picks
+an arc set of each point's cheapest partners, successive shortest paths (for W1 where nearly every pair along the
+data is nearly tight, the auction's assignment at a tiny epsilon instead, certified to 1e-9 of the cost), and
+pricing of every pair until none has a negative reduced cost, with the same certificate. ``"auto"`` picks
 ``"sparse"`` for those costs from :data:`AUTO_MIN_PAIRS` pairs between sets of similar sizes
 (:data:`AUTO_MIN_PAIRS_SMALL_SIDE` when one side is small and the other far larger; in at most ``AUTO_LOW_DIM``
 coordinates from ``AUTO_LOW_DIM_MAX_PAIRS``) when numba is
