@@ -101,16 +101,18 @@ def plain_ot_means(y, init, n_iter: int) -> list[float]:
 
 def plain_critic(critic):
     """A copy of a wganlab critic with torch's own activations (``nn.ReLU`` / ``nn.LeakyReLU``) in place of
-    :class:`~wganlab.models.critics.PiecewiseLinear`: the same function and weights, as plain PyTorch
-    builds it."""
+    :class:`~wganlab.models.critics.PiecewiseLinear` and Björck's steps run one by one (``spectral=False``,
+    :func:`~wganlab.models.critics.bjorck`): the same function and weights, as plain PyTorch builds it."""
     import copy
 
     from torch import nn
 
-    from wganlab.models.critics import PiecewiseLinear
+    from wganlab.models.critics import BjorckWeight, PiecewiseLinear
 
     plain = copy.deepcopy(critic)
     for module in plain.modules():
+        if isinstance(module, BjorckWeight):
+            module.spectral = False
         for name, child in module.named_children():
             if isinstance(child, PiecewiseLinear):
                 setattr(module, name, nn.LeakyReLU(child.slope) if child.slope else nn.ReLU())
