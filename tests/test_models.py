@@ -113,8 +113,8 @@ def test_bjorck_equals_the_direct_iteration(shape):
     """``bjorck`` (through the eigendecomposition from BJORCK_SPECTRAL_MIN_WORK on) equals the direct Björck
     iteration in float64 to rounding, values and gradient, also where the matrix is nearly singular (a random
     square one: ``f`` and its divided differences reach 1e9 there, which the mirrored product rule keeps
-    exact); it is orthonormal on its short side (when 20 steps suffice); and in float32 it is no farther from float64 than the
-    direct float32 iteration."""
+    exact); it is orthonormal on its short side (when 20 steps suffice); and in float32 it is no farther from
+    float64 than the direct float32 iteration."""
     from wganlab.models.critics import BJORCK_SPECTRAL_MIN_WORK, bjorck
 
     r, c = sorted(shape)
