@@ -4,6 +4,7 @@ parameter names."""
 
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
@@ -181,6 +182,7 @@ def test_a_presets_note_reaches_the_report_as_a_stand_in(tmp_path, monkeypatch):
 def test_every_reproduce_session_records_its_commit_machine_and_time_and_the_report_shows_them(tmp_path):
     from wganlab.reproduce import reproduce
     from wganlab.runs import read_jsonl
+    from wganlab.runtime import cpu_model
 
     out = tmp_path / "run"
     reproduce(["mean-vs-real-dimension"], out=out, progress=False, executor="local",
@@ -193,7 +195,8 @@ def test_every_reproduce_session_records_its_commit_machine_and_time_and_the_rep
     git = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short=10", "HEAD"],
                          capture_output=True, text=True)
     for r in rows:
-        assert r["commit"].startswith(git.stdout.strip() or "wganlab ") and r["machine"] and r["time"].endswith("UTC")
+        assert r["commit"].startswith(git.stdout.strip() or "wganlab ") and r["time"].endswith("UTC")
+        assert f", {cpu_model()}, " in r["machine"] and r["machine"].endswith(f"{os.cpu_count()} cores")
         assert len(r["load"]) == 3 and r["torch"] == __import__("torch").__version__
     assert rows[1]["seconds"] >= 0
     page = (out / "report.html").read_text()

@@ -31,10 +31,25 @@ def set_threads(n: int | None) -> None:
         threadpool_limits(n, user_api="blas")
 
 
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (else the platform's processor or machine name): rounding of
+    the same code differs between CPUs (their BLAS and convolution kernels), so a run says which it ran on."""
+    import platform
+    from pathlib import Path
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def provenance(device: str = "auto") -> dict:
     """Where and with what code a run is made: the git commit of wganlab's source (``+dirty`` when its tracked
-    files differ from it; the package version when not a git checkout), UTC time, machine, cores, load average, Python,
-    torch and the device."""
+    files differ from it; the package version when not a git checkout), UTC time, machine (system, CPU model, cores),
+    load average, Python, torch and the device."""
     import datetime
     import os
     import platform
@@ -58,7 +73,7 @@ def provenance(device: str = "auto") -> dict:
     dev = resolve_device(device)
     return {"time": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "commit": commit or f"wganlab {__version__} (not a git checkout)",
-            "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+            "machine": f"{platform.system()} {platform.machine()}, {cpu_model()}, {os.cpu_count()} cores",
             "load": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
             "torch": torch.__version__,
             "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"}

@@ -11,7 +11,6 @@ assert values and certificates, never times.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -38,14 +37,11 @@ def machine() -> dict:
     import ot
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    from wganlab.runtime import cpu_model
+
     total = proc_kb("/proc/meminfo", "MemTotal")
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": None if total is None else round(total / 2**20, 1),
+    memory = None if total is None else round(total / 2**20, 1)
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "memory_gib": memory,
             "load_avg": [round(v, 2) for v in os.getloadavg()], "python": platform.python_version(),
             "torch": torch.__version__, "numpy": np.__version__, "pot": ot.__version__,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
