@@ -111,7 +111,9 @@ class Experiment:
     run: Callable[[Any, Context], dict]  # -> measurements (JSON-able); files go to ctx.dir
     claims: tuple[Claim, ...]
     description: str = ""
-    # measured times, each experiment on one core of an idle 2-core machine running two at once (2026-12-02)
+    # measured times, each experiment on one core of an idle 2-core machine running two at once (quick: the run
+    # in results/quick, 2026-12-03, Intel Xeon; medium: 2026-12-02, the machine of those days); quick runs the
+    # longest first
     quick_seconds: float = 0.0
     medium_seconds: float = 0.0
     paper_time: str = ""  # expected time of the paper preset on one GPU: an estimate, not yet measured

@@ -147,7 +147,7 @@ EXPERIMENT = register(Experiment(
               "", _fc_lowest_w1),
     ),
     description=__doc__,
-    quick_seconds=77,
+    quick_seconds=72,
     medium_seconds=516,
     paper_time="~3 h (3 x 100k WGAN-GP iterations with CNN critics at 64 px)",
 ))

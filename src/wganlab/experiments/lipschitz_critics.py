@@ -119,7 +119,7 @@ EXPERIMENT = register(Experiment(
               "001 Fig. 17-18", "qualitative (scatter plots)", _helps),
     ),
     description=__doc__,
-    quick_seconds=60,
+    quick_seconds=36,
     medium_seconds=622,
     paper_time="~30 min (4 x 20k iterations, 2-D MLPs)",
 ))

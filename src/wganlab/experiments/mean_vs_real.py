@@ -86,7 +86,7 @@ EXPERIMENT = register(Experiment(
                                 f"(batch {m['batch']})", "holds when the crossover lies in [10, 20]")),
     ),
     description=__doc__,
-    quick_seconds=1,
+    quick_seconds=0.3,
     medium_seconds=2,
     paper_time="~5 min, CPU",
 ))

@@ -141,7 +141,7 @@ EXPERIMENT = register(Experiment(
               "n=500, unlike W1", "001 Fig. 13", "≈ 0 at n=500", _sinkhorn_claim),
     ),
     description=__doc__,
-    quick_seconds=4,
+    quick_seconds=3,
     medium_seconds=24,
     paper_time="~1 h, CPU (100 exact W1 solves per size up to 10,000)",
 ))

@@ -126,7 +126,7 @@ EXPERIMENT = register(Experiment(
               "and budget", "001 Fig. 14-15", "qualitative", _below_control("diversity_ratio", "less diverse")),
     ),
     description=__doc__,
-    quick_seconds=57,
+    quick_seconds=52,
     medium_seconds=627,
     paper_time="~3 h (5 x 20k iterations at 64 px on CelebA)",
 ))
