@@ -138,6 +138,17 @@ def test_bjorck_equals_the_direct_iteration(shape):
     assert err[True][0] <= 2 * err[False][0] and err[True][1] <= 2 * err[False][1]
 
 
+def test_bjorck_of_a_diverged_weight_is_nan_not_an_error():
+    """A weight holding NaN or inf (a diverged run) gives NaN, as the steps do, so training reports the divergence;
+    the eigendecomposition would raise instead."""
+    from wganlab.models.critics import bjorck
+
+    for bad in (float("nan"), float("inf")):
+        w = torch.randn(8, 16)
+        w[0, 0] = bad
+        assert bjorck(w).isnan().all() and bjorck(w, spectral=False).isnan().all()
+
+
 def test_bjorck_polynomial_is_the_iteration_and_its_divided_differences():
     """``bjorck_polynomial``: ``f`` is the scalar iteration, the diagonal of ``D`` its derivative (central
     differences), off the diagonal the divided differences of far-apart points (no cancellation there), and

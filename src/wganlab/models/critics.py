@@ -200,7 +200,7 @@ def bjorck(w: torch.Tensor, iters: int = 20, spectral: bool = True) -> torch.Ten
         w = w.T
     scale = (w.abs().sum(0).max() * w.abs().sum(1).max()).sqrt().clamp_min(1e-12)
     w = w / scale
-    if spectral:
+    if spectral and bool(torch.isfinite(w).all()):  # (a diverged weight takes the steps: NaN out, not eigh's error)
         w = _SpectralBjorck.apply(w, iters)
     else:
         for _ in range(iters):
