@@ -185,7 +185,7 @@ def patch_stride(critic: nn.Module) -> int:
     return critic.stride**critic.depth
 
 
-def bjorck(w: torch.Tensor, iters: int = 20, spectral: bool = True) -> torch.Tensor:
+def bjorck(w: torch.Tensor, iters: int = 20, spectral: bool | None = None) -> torch.Tensor:
     """Closest (semi-)orthonormal matrix to ``w (out, in)``: scale by ``sqrt(||w||_1 ||w||_inf) >= ||w||_2``,
     then ``iters`` steps ``w <- w (1.5 I - 0.5 w^T w) = 1.5 w - 0.5 (w w^T) w`` (first-order Björck & Bowie),
     with the Gram matrix of the shorter side (``w`` transposed to ``(r, c)``, ``r <= c``), differentiable.
@@ -194,12 +194,16 @@ def bjorck(w: torch.Tensor, iters: int = 20, spectral: bool = True) -> torch.Ten
     with ``f_0 = 1``, ``f_{k+1}(t) = f_k(t) (1.5 - 0.5 t f_k(t)^2)``: ``spectral`` evaluates it as
     ``Q f_k(diag L) Q^T w_0`` from ``H = Q diag(L) Q^T`` (:class:`_SpectralBjorck`; the same matrix in exact
     arithmetic, one ``r x r`` eigendecomposition instead of ``2 r^2 c`` multiply-adds a step: forward and
-    backward 1.2x faster at 64 x 64, 4.5x at 256 x 784); False runs the steps (as plain PyTorch would)."""
+    backward on CPU 1.2x faster at 64 x 64, 4.5x at 256 x 784); False runs the steps (as plain PyTorch would);
+    None (the default) takes the eigendecomposition on CPU and the steps elsewhere (a GPU runs the small products
+    fast, and its eigendecomposition of a small matrix waits for the device: not measured here)."""
     transpose = w.shape[0] > w.shape[1]
     if transpose:
         w = w.T
     scale = (w.abs().sum(0).max() * w.abs().sum(1).max()).sqrt().clamp_min(1e-12)
     w = w / scale
+    if spectral is None:
+        spectral = w.device.type == "cpu"
     if spectral and bool(torch.isfinite(w).all()):  # (a diverged weight takes the steps: NaN out, not eigh's error)
         w = _SpectralBjorck.apply(w, iters)
     else:
@@ -269,7 +273,7 @@ class GroupSort(nn.Module):
 class BjorckWeight(nn.Module):
     """The parametrization ``weight = bjorck(raw weight)`` (``spectral``: see :func:`bjorck`)."""
 
-    def __init__(self, iters: int, spectral: bool = True):
+    def __init__(self, iters: int, spectral: bool | None = None):
         super().__init__()
         self.iters, self.spectral = iters, spectral
 
