@@ -89,7 +89,7 @@ def _sorted_from(v: torch.Tensor, f: np.ndarray | None) -> tuple[torch.Tensor, t
 def equal_match(v: torch.Tensor, w: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean_j |v_(j) - w_j|^p, slopes)`` for unsorted ``v (..., n)`` and sorted ``w (..., n)``, no gradient:
     the slopes ``p |d_j|^(p-1) sign(d_j)`` of ``d_j = v_(j) - w_j`` (0 at 0) put back in ``v``'s order.
-    Float32 on the CPU: :func:`_packed_sort` and one numba pass (value, slope and scatter together)."""
+    Float32 on the CPU: :func:`_packed_sort` and one numba pass (positions, value, slope and scatter together)."""
     f = _packed_sort(v)
     if f is None or match_kernel is None or w.dtype != v.dtype:
         vs, order = _sorted_from(v, f)
@@ -97,9 +97,8 @@ def equal_match(v: torch.Tensor, w: torch.Tensor, p: float) -> tuple[torch.Tenso
         pp = abs_pow(d, p).mean(-1)
         return pp, torch.empty_like(d).scatter_(-1, order, dabs_pow(d, p))
     n = v.shape[-1]
-    order = _split_packed(f)
     ws = np.ascontiguousarray(w.detach().numpy()).reshape(-1, n)
-    total, slope = match_kernel.match_sorted(f.reshape(-1, n), order.reshape(-1, n), ws, float(p))
+    total, slope = match_kernel.match_sorted(f.view(np.uint64).reshape(-1, n), _LOW, ws, float(p))
     return (torch.from_numpy(total / n).to(v.dtype).reshape(v.shape[:-1]),
             torch.from_numpy(slope).reshape(v.shape))
 

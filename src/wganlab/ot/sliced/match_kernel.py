@@ -9,18 +9,22 @@ import numpy as np
 
 
 @nb.njit(cache=True)
-def match_sorted(vs, order, w, p):
-    """Rows ``r`` of sorted values ``vs (k, n)`` (float64 holding float32 values), their original positions
-    ``order (k, n)`` and sorted targets ``w (k, n)`` (float32): ``(total (k,) float64, slope (k, n) float32)``
-    with ``d_j = vs[r, j] - w[r, j]`` in float32, ``total[r] = sum_j |d_j|^p`` and ``slope[r, order[r, j]] =
-    p |d_j|^(p-1) sign(d_j)`` (0 at 0)."""
-    k, n = vs.shape
+def match_sorted(packed, low, w, p):
+    """Rows ``r`` of the packed sort ``packed (k, n)`` (uint64 bits of float64 copies of float32 values, each
+    holding its original position in the bits ``low``) and sorted targets ``w (k, n)`` (float32):
+    ``(total (k,) float64, slope (k, n) float32)`` with ``d_j = v_(j) - w[r, j]`` in float32, ``total[r] =
+    sum_j |d_j|^p`` and the slope ``p |d_j|^(p-1) sign(d_j)`` (0 at 0) at ``v_(j)``'s original position."""
+    k, n = packed.shape
     total = np.zeros(k)
     slope = np.empty((k, n), dtype=np.float32)
+    bits = np.empty(1, dtype=np.uint64)
+    value = bits.view(np.float64)  # the position's bits cleared, read back as the float64 copy
     for r in range(k):
         acc = 0.0
         for j in range(n):
-            d = np.float32(vs[r, j]) - w[r, j]
+            b = packed[r, j]
+            bits[0] = b & ~low
+            d = np.float32(value[0]) - w[r, j]
             a = abs(d)
             if p == 1.0:
                 acc += a
@@ -31,6 +35,6 @@ def match_sorted(vs, order, w, p):
             else:
                 acc += np.float64(a) ** p
                 s = np.float32(0.0) if d == 0 else np.float32(np.copysign(p * np.float64(a) ** (p - 1.0), d))
-            slope[r, order[r, j]] = s
+            slope[r, b & low] = s
         total[r] = acc
     return total, slope
