@@ -44,8 +44,13 @@ def _packed_sort(v: torch.Tensor) -> np.ndarray | None:
     long a last dimension, or an inf or nan in ``v`` (their copies are not ordered)."""
     if not (v.device.type == "cpu" and v.dtype == torch.float32 and 0 < v.shape[-1] <= 1 << PACK_BITS):
         return None
-    f = v.detach().numpy().astype(np.float64)
-    f.view(np.uint64)[...] |= np.arange(v.shape[-1], dtype=np.uint64)
+    a = v.detach().numpy()
+    if match_kernel is None:
+        f = a.astype(np.float64)
+        f.view(np.uint64)[...] |= np.arange(v.shape[-1], dtype=np.uint64)
+    else:
+        f = np.empty(a.shape, dtype=np.float64)
+        match_kernel.pack_positions(np.ascontiguousarray(a).reshape(-1, a.shape[-1]), f.reshape(-1, a.shape[-1]))
     f.sort(axis=-1)
     return None if np.isnan(f[..., -1]).any() else f  # numpy sorts nan last; an inf became one
 

@@ -38,3 +38,15 @@ def match_sorted(packed, low, w, p):
             slope[r, b & low] = s
         total[r] = acc
     return total, slope
+
+
+@nb.njit(cache=True)
+def pack_positions(v, out):
+    """``out (k, n)`` float64 := the float32 ``v (k, n)``, each copy holding its column in its low mantissa
+    bits (zero in an exact float32 copy): one pass for :func:`wganlab.ot.sliced.kernels._packed_sort`."""
+    bits = out.view(np.uint64)
+    k, n = v.shape
+    for r in range(k):
+        for j in range(n):
+            out[r, j] = v[r, j]
+            bits[r, j] |= np.uint64(j)
