@@ -102,14 +102,16 @@ def plain_ot_means(y, init, n_iter: int) -> list[float]:
 def plain_critic(critic):
     """A copy of a wganlab critic with torch's own activations (``nn.ReLU`` / ``nn.LeakyReLU``) in place of
     :class:`~wganlab.models.critics.PiecewiseLinear` and Björck's steps run one by one (``spectral=False``,
-    :func:`~wganlab.models.critics.bjorck`): the same function and weights, as plain PyTorch builds it."""
+    :func:`~wganlab.models.critics.bjorck`) and convolution weights in torch's default NCHW layout: the same
+    function and weights, as plain PyTorch builds it."""
     import copy
 
+    import torch
     from torch import nn
 
     from wganlab.models.critics import BjorckWeight, PiecewiseLinear
 
-    plain = copy.deepcopy(critic)
+    plain = copy.deepcopy(critic).to(memory_format=torch.contiguous_format)
     for module in plain.modules():
         if isinstance(module, BjorckWeight):
             module.spectral = False
