@@ -31,7 +31,7 @@ EPS, FACTOR, COARSE, MAX_BIDS = (0.2, 3e-3, 1e-4), 30.0, 4, 50
 CERTIFY_EPS, CERTIFY_GAP, CERTIFY_MAX_BIDS, CERTIFY_MAX_FAILS = 1e-10, 1e-9, 200, 4
 #: ... taken where the greedy start on the tight arcs routes at most this share of the mass (4,000 points a side:
 #: thin tubes shifted along themselves 0.4-1.4 %; the paths were faster on a line + 1e-6 unshifted, 10 %, a circle,
-#: 17 %, a line + 1e-1 shifted and Gaussians ten apart, 72-74 %: README, w1-low-dim)
+#: 17 %, a line + 1e-1 shifted and Gaussians ten apart, 72-74 %: measured then; docs/speed-history.md, w1-low-dim)
 CERTIFY_GREEDY_MAX = 0.05
 
 

@@ -88,7 +88,8 @@ AUCTION_ROUNDS, AUCTION_NEW_ARCS = 4, 0.3
 COARSE_MIN = 3000
 COARSE_DIM_MAX = 2.5
 #: ... and from SEPARATED_MIN points a side on sets at least SEPARATION_MIN apart against their point spacing
-#: (:func:`coarse.separation`; Gaussians in d = 10 ten apart, 4,000^2, W1: 8.5 s by auction, 0.43 s; README)
+#: (:func:`coarse.separation`; Gaussians in d = 10 ten apart, 4,000^2, W1: 8.5 s by auction, 0.43 s;
+#: docs/speed-history.md)
 SEPARATED_MIN, SEPARATION_MIN = 1000, 1.0
 #: the coarsened problem is itself coarsened from this many points (on a line + 1e-6 noise at 11,000 points, W2:
 #: its 2,750 clusters took 4.7 s by the auction, the whole solve 1.6 s instead of 6.3 s with a nested level)
