@@ -318,9 +318,20 @@ def test_large_one_dimensional_and_collinear_sets_take_the_closed_form():
     assert res.solver == "closed-form-line" and res.gap <= 1e-7 * res.cost + 1e-12
 
 
+def test_auto_falls_back_to_pot_while_its_dense_problem_takes_at_most_half_the_memory(monkeypatch):
+    """POT's 11,000 x 11,000 solve (7.8 GB measured, 64 bytes a pair) fits beside 16 GiB available, 12,000 x 12,000
+    does not; where the memory is unknown the fixed AUTO_DENSE_MAX_PAIRS decides."""
+    from wganlab.ot.exact import api
+
+    monkeypatch.setattr(api, "memory_available", lambda: 16 * 2**30)
+    assert api.dense_fallback_fits(11_000, 11_000) and not api.dense_fallback_fits(12_000, 12_000)
+    monkeypatch.setattr(api, "memory_available", lambda: None)
+    assert api.dense_fallback_fits(10_000, 12_000) and not api.dense_fallback_fits(11_000, 11_000)
+
+
 def test_low_intrinsic_dimension_off_a_line_never_hangs_in_auto(monkeypatch):
     """A line plus 1e-9 noise in R^5 and a plane in R^5 (issue 14 §2): their sparse arc set grows far beyond
-    generic data's. ``auto`` hands them to POT while the dense problem fits, and beyond that size stops once the
+    generic data's. ``auto`` hands them to POT while the dense problem fits, and where it does not stops once the
     arcs outgrow AUTO_ARCS_PER_POINT_LARGE per point (here made small) instead of slowing without bound."""
     from wganlab.ot.exact import api
 
@@ -333,10 +344,14 @@ def test_low_intrinsic_dimension_off_a_line_never_hangs_in_auto(monkeypatch):
         res = wasserstein(x, x + shift, p=2)  # W_p of a translation is its length
         assert res.solver == "pot-network-simplex" and res.value == pytest.approx(0.1 * np.sqrt(5), rel=1e-9)
     monkeypatch.setattr(api, "AUTO_MIN_PAIRS", 0)  # as if 400 x 400 were a large problem
-    monkeypatch.setattr(api, "AUTO_DENSE_MAX_PAIRS", 0)
+    monkeypatch.setattr(api, "memory_available", lambda: 1)  # no room for POT's dense problem
     monkeypatch.setattr(api, "AUTO_ARCS_PER_POINT_LARGE", 12)
     with pytest.raises(NotOptimalError, match=r"low intrinsic dimension.*engine='pot'"):
         wasserstein(line, line + shift, p=2)
+    monkeypatch.setattr(api, "memory_available", lambda: 2**40)  # a large problem whose dense one fits: POT
+    monkeypatch.setattr(api, "AUTO_DENSE_MAX_PAIRS", 0)
+    res = wasserstein(line, line + shift, p=2)
+    assert res.solver == "pot-network-simplex" and res.value == pytest.approx(0.1 * np.sqrt(5), rel=1e-9)
     g = r.normal(size=(400, 10))  # generic data stays under the limit
     res = wasserstein(g, g[::-1] + 0.1, p=2)
     assert res.solver == "sparse-ssp" and res.info["arcs"] <= 12 * 800

@@ -17,7 +17,8 @@ pricing of every pair until none has a negative reduced cost, with the same cert
 (:data:`AUTO_MIN_PAIRS_SMALL_SIDE` when one side is small and the other far larger; in at most ``AUTO_LOW_DIM``
 coordinates from ``AUTO_LOW_DIM_MAX_PAIRS``) when numba is
 importable, else ``"pot"``; it falls back to ``"pot"`` when the sparse arc set outgrows
-:data:`AUTO_ARCS_PER_POINT` arcs per point and the dense matrix is affordable, and beyond that size stops with
+:data:`AUTO_ARCS_PER_POINT` arcs per point and POT's dense solve takes at most half the memory available
+(``api.dense_fallback_fits``), and beyond that size stops with
 :class:`NotOptimalError` past ``AUTO_ARCS_PER_POINT_LARGE`` arcs per point (point sets whose nearest
 neighbours say little about the plan) rather than hang; for sets on one line (1-D data included) it
 uses the closed form.

@@ -11,6 +11,7 @@ import torch
 
 from wganlab.checks import as_points, as_tensor, as_weights, same_dim
 from wganlab.errors import InputError, NotOptimalError
+from wganlab.memory import memory_available
 from wganlab.ot.costs import CostFn, cost_matrix
 from wganlab.ot.exact import sparse
 from wganlab.ot.exact.certificate import check_certificate
@@ -29,15 +30,19 @@ AUTO_MIN_PAIRS_SMALL_SIDE = 100_000
 AUTO_SMALL_SIDE = 128
 AUTO_BALANCE = 4
 AUTO_SMALL_SIDE_RATIO = 20
-#: ``engine="auto"`` hands a problem back to POT when the sparse engine needs more arcs than this per point
-#: and the dense problem has at most AUTO_DENSE_MAX_PAIRS pairs (16 bytes each in POT)
+#: ``engine="auto"`` hands a problem of at most AUTO_DENSE_MAX_PAIRS pairs back to POT when the sparse engine needs
+#: more arcs than this per point and the dense problem fits (:func:`dense_fallback_fits`)
 AUTO_ARCS_PER_POINT = 24
 AUTO_DENSE_MAX_PAIRS = 120_000_000
-#: beyond AUTO_DENSE_MAX_PAIRS (no dense fallback) ``engine="auto"`` stops the sparse engine at this many arcs per
-#: point and raises rather than slow without bound (data of low intrinsic dimension did, before the engine took
-#: its prices from a coarsened problem there: a plane in R^5 at 11,000 x 11,000 now needs ~14 per point, a
-#: circle ~26, Gaussian data in d = 10 ~7); ``engine="sparse"`` has no limit. Both limits count twice as many
-#: arcs where the prices come from the coarsened problem (its first arc set is twice as large)
+#: POT's peak memory per pair of a dense problem (its cost matrix, plan and network-simplex arcs): 7.8 GB above
+#: the data for 11,000 x 11,000 points (measured, 2026-12-03)
+POT_BYTES_PER_PAIR = 64
+#: on larger problems, or where the dense one does not fit, ``engine="auto"`` lets the sparse engine grow to this
+#: many arcs per point, then hands the problem to POT where it fits, else raises rather than slow without bound
+#: (data of low intrinsic dimension did, before the engine took its prices from a coarsened problem there: a plane
+#: in R^5 at 11,000 x 11,000 now needs ~14 per point, a circle ~26, Gaussian data in d = 10 ~7);
+#: ``engine="sparse"`` has no limit. Both limits count twice as many arcs where the prices come from the coarsened
+#: problem (its first arc set is twice as large)
 AUTO_ARCS_PER_POINT_LARGE = 64
 #: in at most AUTO_LOW_DIM coordinates a point has many near-optimal partners and the sparse engine's arc set
 #: outgrows AUTO_ARCS_PER_POINT, so ``engine="auto"`` runs POT at once up to AUTO_LOW_DIM_MAX_PAIRS pairs
@@ -74,14 +79,15 @@ def _pick_engine(engine: str, power: int | None, n: int, m: int, d: int) -> bool
 
 
 def _sparse(xs: torch.Tensor, ys, a, b, power: int, warm_start, tol: float, engine: str) -> OTResult | None:
-    """The sparse engine's result, or None when ``engine="auto"`` and its arc set outgrows
-    ``AUTO_ARCS_PER_POINT * (n + m)`` on a problem whose dense cost matrix fits (the caller then runs POT);
-    beyond that size, an arc set over ``AUTO_ARCS_PER_POINT_LARGE * (n + m)`` raises :class:`NotOptimalError`."""
+    """The sparse engine's result, or None when ``engine="auto"`` and its arc set outgrows ``AUTO_ARCS_PER_POINT *
+    (n + m)`` on a problem of at most AUTO_DENSE_MAX_PAIRS pairs, or ``AUTO_ARCS_PER_POINT_LARGE * (n + m)`` on a
+    larger one, whose dense problem fits (:func:`dense_fallback_fits`; the caller then runs POT); where it does
+    not, an arc set over ``AUTO_ARCS_PER_POINT_LARGE * (n + m)`` raises :class:`NotOptimalError`."""
     n, m = len(xs), len(ys)
     a = None if a is None else as_weights(a, n, "weights of x")
     b = None if b is None else as_weights(b, m, "weights of y")
-    dense_ok = n * m <= AUTO_DENSE_MAX_PAIRS
-    per_point = AUTO_ARCS_PER_POINT if dense_ok else AUTO_ARCS_PER_POINT_LARGE
+    dense_ok = dense_fallback_fits(n, m)
+    per_point = AUTO_ARCS_PER_POINT if dense_ok and n * m <= AUTO_DENSE_MAX_PAIRS else AUTO_ARCS_PER_POINT_LARGE
     limit = per_point * (n + m) if engine == "auto" else None
     try:
         Y = ys if isinstance(ys, sparse.Points) else _engine_array(ys)
@@ -91,9 +97,20 @@ def _sparse(xs: torch.Tensor, ys, a, b, power: int, warm_start, tol: float, engi
         if dense_ok:
             return None
         raise NotOptimalError(f"exact OT of {n} x {m} points stopped: {e}, as on data of low intrinsic dimension, "
-                              f"where the sparse engine slows without bound, and the dense problem "
-                              f"({16 * n * m / 2**30:.1f} GiB) is beyond engine='auto''s limit; use engine='pot' "
-                              f"(dense) or engine='sparse' (no arc limit), or fewer points") from None
+                              f"where the sparse engine slows without bound, and the dense problem (about "
+                              f"{POT_BYTES_PER_PAIR * n * m / 2**30:.1f} GiB in POT) is beyond engine='auto''s limit "
+                              f"(half the memory available); use engine='pot' (dense) or engine='sparse' (no arc "
+                              f"limit), or fewer points") from None
+
+
+def dense_fallback_fits(n: int, m: int) -> bool:
+    """Whether ``engine="auto"`` may hand an ``n x m`` problem to POT: its dense solve, ``POT_BYTES_PER_PAIR * n *
+    m`` bytes, takes at most half of :func:`wganlab.memory.memory_available` (at most AUTO_DENSE_MAX_PAIRS pairs
+    where that is unknown)."""
+    avail = memory_available()
+    if avail is None:
+        return n * m <= AUTO_DENSE_MAX_PAIRS
+    return POT_BYTES_PER_PAIR * n * m <= avail / 2
 
 
 def _engine_array(z: torch.Tensor) -> np.ndarray:
