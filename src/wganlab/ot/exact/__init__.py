@@ -17,11 +17,11 @@ pricing of every pair until none has a negative reduced cost, with the same cert
 (:data:`AUTO_MIN_PAIRS_SMALL_SIDE` when one side is small and the other far larger; in at most ``AUTO_LOW_DIM``
 coordinates from ``AUTO_LOW_DIM_MAX_PAIRS``) when numba is
 importable, else ``"pot"``; it falls back to ``"pot"`` when the sparse arc set outgrows
-:data:`AUTO_ARCS_PER_POINT` arcs per point and POT's dense solve takes at most half the memory available
-(``api.dense_fallback_fits``), and beyond that size stops with
-:class:`NotOptimalError` past ``AUTO_ARCS_PER_POINT_LARGE`` arcs per point (point sets whose nearest
-neighbours say little about the plan) rather than hang; for sets on one line (1-D data included) it
-uses the closed form.
+:data:`AUTO_ARCS_PER_POINT` arcs per point on a problem of at most ``AUTO_DENSE_MAX_PAIRS`` pairs whose dense
+solve takes at most half the memory available (``api.dense_fallback_fits``); larger problems, or those POT would
+not fit, grow to ``AUTO_ARCS_PER_POINT_LARGE`` arcs per point (point sets whose nearest neighbours say little about
+the plan) and then go to ``"pot"`` where it fits, else stop with :class:`NotOptimalError` rather than hang; for
+sets on one line (1-D data included) it uses the closed form.
 Every tolerance is relative and sets far from unit scale are rescaled by a power of two, so
 ``W_p(s x, s y) = s W_p(x, y)`` at any representable scale.
 
