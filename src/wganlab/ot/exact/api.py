@@ -86,7 +86,7 @@ def _sparse(xs: torch.Tensor, ys, a, b, power: int, warm_start, tol: float, engi
     n, m = len(xs), len(ys)
     a = None if a is None else as_weights(a, n, "weights of x")
     b = None if b is None else as_weights(b, m, "weights of y")
-    dense_ok = dense_fallback_fits(n, m)
+    dense_ok = engine == "auto" and dense_fallback_fits(n, m)  # engine="sparse" has no arc limit
     per_point = AUTO_ARCS_PER_POINT if dense_ok and n * m <= AUTO_DENSE_MAX_PAIRS else AUTO_ARCS_PER_POINT_LARGE
     limit = per_point * (n + m) if engine == "auto" else None
     try:
@@ -99,7 +99,8 @@ def _sparse(xs: torch.Tensor, ys, a, b, power: int, warm_start, tol: float, engi
         raise NotOptimalError(f"exact OT of {n} x {m} points stopped: {e}, as on data of low intrinsic dimension, "
                               f"where the sparse engine slows without bound, and the dense problem (about "
                               f"{POT_BYTES_PER_PAIR * n * m / 2**30:.1f} GiB in POT) is beyond engine='auto''s limit "
-                              f"(half the memory available); use engine='pot' (dense) or engine='sparse' (no arc "
+                              f"(half the memory available, or {AUTO_DENSE_MAX_PAIRS:,} pairs where that is "
+                              f"unknown); use engine='pot' (dense) or engine='sparse' (no arc "
                               f"limit), or fewer points") from None
 
 
