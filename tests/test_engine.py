@@ -481,6 +481,24 @@ def test_smallest_per_column_matches_a_sort():
 
 
 
+def test_each_columns_cheapest_rows_and_each_rows_nearest_columns_match_a_sort():
+    """``blocks.keep_smallest`` over two blocks and ``blocks.row_smallest`` equal a stable sort, ties (rounded
+    values) to the first row or column, on a width that is no multiple of the kernels' chunk."""
+    r = np.random.default_rng(12)
+    M, N, k = 90, 3 * blocks.KEEP_CHUNK + 17, 5
+    lo = np.round(r.uniform(0, 4, (M, N)), 1).astype(np.float32)
+    u = np.round(r.uniform(0, 1, M), 1).astype(np.float32)
+    val, idx = np.full((N, k), np.inf, np.float32), np.zeros((N, k), np.int64)
+    for s in (0, 40):
+        blocks.keep_smallest(lo[s:s + 40 if s == 0 else M], u, s, val, idx)
+    w = lo - u[:, None]
+    want = np.argsort(w, axis=0, kind="stable")[:k].T
+    assert np.array_equal(idx, want) and np.array_equal(val, np.take_along_axis(w.T, want, 1))
+    near = blocks.row_smallest(lo, k)
+    assert np.array_equal(near, np.argsort(lo, axis=1, kind="stable")[:, :k])
+
+
+
 @pytest.mark.parametrize("lookup", [False, True])
 def test_pricing_block_checks_exactly_the_pairs_its_bounds_cannot_settle(lookup):
     """``blocks.violations`` on one block equals numpy: the pairs with ``lo - v32 < u32`` get their exact cost

@@ -6,7 +6,6 @@ feasible flow. Candidates only guide the solver: pricing every pair is what make
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from wganlab.ot.exact import blocks
 
@@ -25,9 +24,9 @@ def by_bound(dist: blocks.Distances, k_row: int, k_col: int, N: int, rows=None, 
         if cols is not None:
             lo = np.ascontiguousarray(lo[:, cols])
         if k_row > 0:
-            j = torch.topk(torch.from_numpy(lo), min(k_row, lo.shape[1]), dim=1, largest=False, sorted=False).indices
+            j = blocks.row_smallest(lo, min(k_row, lo.shape[1]))
             out_r.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
-            out_c.append(j.reshape(-1).numpy())
+            out_c.append(j.reshape(-1))
         blocks.keep_smallest(lo, u32, s, val, idx)
     out_r.append(idx.reshape(-1))  # column by column: each point of y is read once when the costs are computed
     out_c.append(np.repeat(np.arange(N), k_col))
