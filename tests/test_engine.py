@@ -1,7 +1,5 @@
 """The sparse exact OT engine against an LP solver, POT, closed forms and its own certificate."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
@@ -11,18 +9,7 @@ from scipy.spatial.distance import cdist
 from oracles import lp_value
 from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot import ot_means
-from wganlab.ot.exact import (
-    AUTO_MIN_PAIRS,
-    auction,
-    blocks,
-    candidates,
-    coarse,
-    prepare_points,
-    pricing,
-    ssp,
-    transport,
-    wasserstein,
-)
+from wganlab.ot.exact import AUTO_MIN_PAIRS, auction, blocks, coarse, prepare_points, pricing, transport, wasserstein
 from wganlab.ot.exact import api as engine_api
 from wganlab.ot.exact import sparse as engine
 from wganlab.ot.exact.api import AUTO_LOW_DIM, AUTO_LOW_DIM_MAX_PAIRS
@@ -496,26 +483,17 @@ def test_smallest_per_column_matches_a_sort():
 
 def test_each_columns_cheapest_rows_and_each_rows_nearest_columns_match_a_sort():
     """``blocks.keep_smallest`` over two blocks and ``blocks.row_smallest`` equal a stable sort, ties (rounded
-    values) to the first row or column, on a width that is no multiple of the kernels' chunk; so does
-    ``keep_smallest`` capped by ``candidates.column_caps`` of some exact costs above the bounds."""
+    values) to the first row or column, on a width that is no multiple of the kernels' chunk."""
     r = np.random.default_rng(12)
     M, N, k = 90, 3 * blocks.KEEP_CHUNK + 17, 5
     lo = np.round(r.uniform(0, 4, (M, N)), 1).astype(np.float32)
     u = np.round(r.uniform(0, 1, M), 1).astype(np.float32)
+    val, idx = np.full((N, k), np.inf, np.float32), np.zeros((N, k), np.int64)
+    for s in (0, 40):
+        blocks.keep_smallest(lo[s:s + 40 if s == 0 else M], u, s, val, idx)
     w = lo - u[:, None]
     want = np.argsort(w, axis=0, kind="stable")[:k].T
-    arc_rows, arc_cols = r.integers(0, M, 40 * N), np.repeat(np.arange(N), 40)  # ~36 distinct rows per column
-    key = np.unique(arc_rows * N + arc_cols)
-    arc_rows, arc_cols = key // N, key % N
-    col_ptr, col_arc = ssp.column_order(arc_cols, N)
-    arcs = SimpleNamespace(row=arc_rows, cost=lo[arc_rows, arc_cols] + 0.01, col_ptr=col_ptr, col_arc=col_arc)
-    cap = candidates.column_caps(arcs, u.astype(np.float64), k)
-    assert np.isfinite(cap).all() and (cap >= np.take_along_axis(w.T, want, 1)[:, -1]).all()
-    for c in (np.full(N, np.inf, np.float32), cap):
-        val, idx = np.full((N, k), np.inf, np.float32), np.zeros((N, k), np.int64)
-        for s in (0, 40):
-            blocks.keep_smallest(lo[s:s + 40 if s == 0 else M], u, s, val, idx, c)
-        assert np.array_equal(idx, want) and np.array_equal(val, np.take_along_axis(w.T, want, 1))
+    assert np.array_equal(idx, want) and np.array_equal(val, np.take_along_axis(w.T, want, 1))
     near = blocks.row_smallest(lo, k)
     assert np.array_equal(near, np.argsort(lo, axis=1, kind="stable")[:, :k])
 

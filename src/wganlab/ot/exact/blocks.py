@@ -316,23 +316,21 @@ def _grown(a, n, cap):
 
 
 @nb.njit(cache=True)
-def keep_smallest(lo, u, row0, val, idx, cap):
+def keep_smallest(lo, u, row0, val, idx):
     """Merge the rows of the block ``lo (B, N)`` into each column's ``k`` smallest values of ``lo[i, j] -
-    u[row0 + i]``: ``val (N, k)`` (ascending, ``inf`` where empty) and their rows ``idx (N, k)``, in place.
-    ``cap (N,)``: values no smaller than each column's ``k``-th smallest over all rows (``inf`` where unknown;
-    :func:`wganlab.ot.exact.candidates.column_caps`): values above them are not merged, the result is the same."""
+    u[row0 + i]``: ``val (N, k)`` (ascending, ``inf`` where empty) and their rows ``idx (N, k)``, in place."""
     B, N = lo.shape
     k = val.shape[1]
     worst = np.empty(N, val.dtype)  # contiguous (a strided copy did not vectorise the chunks' test)
     for j in range(N):
-        worst[j] = min(val[j, k - 1], cap[j])
+        worst[j] = val[j, k - 1]
     for i in range(B):
         ui = u[row0 + i]
         li = lo[i]
         for j0 in range(0, N, KEEP_CHUNK):
             j1 = min(j0 + KEEP_CHUNK, N)
             if _any_below_shifted(li[j0:j1], ui, worst[j0:j1]):
-                _merge_row(li, ui, row0 + i, j0, j1, val, idx, worst, cap)
+                _merge_row(li, ui, row0 + i, j0, j1, val, idx, worst)
 
 
 @nb.njit(cache=True)
@@ -366,7 +364,8 @@ def _any_less(a, s):
 
 @nb.njit(cache=True)
 def _insert(val, pos, t, w, j):
-    """Insert value ``w`` of column ``j`` into the ascending ``val[:t + 1]`` (and ``pos``), dropping ``val[t]``."""
+    """Insert value ``w`` of index ``j`` into the ascending ``val[:t + 1]`` (and ``pos``), dropping ``val[t]``; after
+    equal values."""
     while t > 0 and val[t - 1] > w:
         val[t], pos[t] = val[t - 1], pos[t - 1]
         t -= 1
@@ -374,18 +373,14 @@ def _insert(val, pos, t, w, j):
 
 
 @nb.njit(cache=True)
-def _merge_row(li, ui, r, j0, j1, val, idx, worst, cap):
+def _merge_row(li, ui, r, j0, j1, val, idx, worst):
     """:func:`keep_smallest` for row ``r`` (bounds ``li``, price ``ui``) on the columns ``j0:j1``."""
     k = val.shape[1]
     for j in range(j0, j1):
         w = li[j] - ui
         if w < worst[j]:
-            t = k - 1
-            while t > 0 and val[j, t - 1] > w:
-                val[j, t], idx[j, t] = val[j, t - 1], idx[j, t - 1]
-                t -= 1
-            val[j, t], idx[j, t] = w, r
-            worst[j] = min(val[j, k - 1], cap[j])
+            _insert(val[j], idx[j], k - 1, w, r)
+            worst[j] = val[j, k - 1]
 
 
 @nb.njit(cache=True)
@@ -404,18 +399,6 @@ def finish_lower(g, n_rows, n_cols, shrink, squared):
         for j in range(N):
             t = max(zero, (a + s * n_cols[j]) - two * gi[j])
             gi[j] = t if squared else np.sqrt(t)
-
-@nb.njit(cache=True)
-def kth_per_column(col_ptr, w, k):
-    """``(N,)``: the ``k``-th smallest of each column's values ``w[col_ptr[j]:col_ptr[j + 1]]`` (``inf`` for a
-    column with fewer)."""
-    N = len(col_ptr) - 1
-    out = np.full(N, np.inf)
-    for j in range(N):
-        s, e = col_ptr[j], col_ptr[j + 1]
-        if e - s >= k:
-            out[j] = np.partition(w[s:e], k - 1)[k - 1]
-    return out
 
 
 @nb.njit(cache=True)

@@ -10,16 +10,15 @@ import numpy as np
 from wganlab.ot.exact import blocks
 
 
-def by_bound(dist: blocks.Distances, k_row: int, k_col: int, N: int, rows=None, cols=None, u=None, cap=None):
+def by_bound(dist: blocks.Distances, k_row: int, k_col: int, N: int, rows=None, cols=None, u=None):
     """``(rows, cols)`` of the ``k_row`` nearest columns of every row (row by row) and then the ``k_col`` rows
     of every column (column by column) with the smallest ``lo_ij - u_i`` (``lo``: the bounds of ``dist``,
     ``u``: row prices or None for 0; duplicates possible). ``rows``/``cols``: index arrays that restrict the
-    search (the result then indexes into them). ``cap``: :func:`column_caps` for ``k_col`` (speeds the search)."""
+    search (the result then indexes into them)."""
     row_blocks = dist.blocks() if rows is None else dist.blocks(rows)
     u32 = np.zeros(dist.M if rows is None else len(rows), np.float32) if u is None else u.astype(np.float32)
     k_col = min(k_col, len(u32))
     val, idx = np.full((N, k_col), np.inf, np.float32), np.zeros((N, k_col), np.int64)
-    cap = np.full(N, np.inf, np.float32) if cap is None else cap
     out_r, out_c = [], []
     for s, lo in row_blocks:
         if cols is not None:
@@ -28,20 +27,18 @@ def by_bound(dist: blocks.Distances, k_row: int, k_col: int, N: int, rows=None, 
             j = blocks.row_smallest(lo, min(k_row, lo.shape[1]))
             out_r.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
             out_c.append(j.reshape(-1))
-        blocks.keep_smallest(lo, u32, s, val, idx, cap)
+        blocks.keep_smallest(lo, u32, s, val, idx)
     out_r.append(idx.reshape(-1))  # column by column: each point of y is read once when the costs are computed
     out_c.append(np.repeat(np.arange(N), k_col))
     return np.concatenate(out_r), np.concatenate(out_c)
 
 
-def by_cost(dist: blocks.Distances, costs, k_row: int, k_col: int, over: int, u: np.ndarray, arcs=None):
+def by_cost(dist: blocks.Distances, costs, k_row: int, k_col: int, over: int, u: np.ndarray):
     """``(rows, cols, costs)``: :func:`by_bound`'s ``k_row`` per row and ``k_col`` per column, chosen among
     ``over`` times as many by their exact costs ``costs(rows, cols)``: ``c_ij`` (rows), ``c_ij - u_i``
-    (columns). ``over > 1`` where the bound is loose (:func:`blocks.sketched`). ``arcs``: pairs already known
-    (the solver's arc set), whose costs cap the search (:func:`column_caps`)."""
+    (columns). ``over > 1`` where the bound is loose (:func:`blocks.sketched`)."""
     M, N = len(u), len(dist.y32)
-    cap = None if arcs is None else column_caps(arcs, u, k_col * over)
-    rows, cols = by_bound(dist, k_row * over, k_col * over, N, u=u, cap=cap)
+    rows, cols = by_bound(dist, k_row * over, k_col * over, N, u=u)
     cost = costs(rows, cols)
     if over == 1:
         return rows, cols, cost
@@ -50,17 +47,6 @@ def by_cost(dist: blocks.Distances, costs, k_row: int, k_col: int, over: int, u:
     keep = np.concatenate([best_in_groups(cost[:head], per_row, k_row),
                            head + best_in_groups(cost[head:] - u[rows[head:]], per_col, k_col)])
     return rows[keep], cols[keep], cost[keep]
-
-
-def column_caps(arcs, u: np.ndarray, k: int) -> np.ndarray:
-    """``(N,)`` float32: for each column, a value no smaller than the ``k``-th smallest ``lo_ij - u_i`` over all
-    rows as :func:`blocks.keep_smallest` computes it (float32): the ``k``-th smallest ``c_ij - u_i`` over the
-    column's arcs (``lo <= c``), raised by that float32 arithmetic's rounding; ``inf`` for fewer than ``k`` arcs.
-    ``arcs``: ``row``, ``cost`` and the column-major ``col_ptr``, ``col_arc`` of :class:`sparse._Arcs`."""
-    order = arcs.col_arc
-    kth = blocks.kth_per_column(arcs.col_ptr, arcs.cost[order] - u[arcs.row[order]], k)
-    slack = 4 * 2.0**-24 * (float(np.abs(arcs.cost).max(initial=0.0)) + float(np.abs(u).max(initial=0.0)))
-    return np.nextafter((kth + slack).astype(np.float32), np.float32(np.inf))
 
 
 def best_in_groups(w: np.ndarray, size: int, k: int) -> np.ndarray:

@@ -347,7 +347,7 @@ def _start(prob: _Problem, u: np.ndarray | None) -> tuple[np.ndarray, int]:
                                  float(arcs.cost.mean()), eps, auction.EPS[2])
             eps = auction.EPS[1]
             before = len(arcs.key)
-            arcs.add(*candidates.by_cost(dist, prob.costs, 0, prob.k, prob.over, u, arcs))
+            arcs.add(*candidates.by_cost(dist, prob.costs, 0, prob.k, prob.over, u))
             if len(arcs.key) - before <= AUCTION_NEW_ARCS * N:
                 break
     return u, bids
