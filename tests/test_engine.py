@@ -496,6 +496,8 @@ def test_each_columns_cheapest_rows_and_each_rows_nearest_columns_match_a_sort()
     assert np.array_equal(idx, want) and np.array_equal(val, np.take_along_axis(w.T, want, 1))
     near = blocks.row_smallest(lo, k)
     assert np.array_equal(near, np.argsort(lo, axis=1, kind="stable")[:, :k])
+    assert blocks.row_smallest(lo, 0).shape == (M, 0)
+    assert np.array_equal(blocks.row_smallest(lo[:, :k], k), np.argsort(lo[:, :k], axis=1, kind="stable"))
 
 
 

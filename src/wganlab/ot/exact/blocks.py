@@ -340,7 +340,7 @@ def row_smallest(lo, k):
     B, N = lo.shape
     out = np.empty((B, k), np.int64)
     val = np.empty(k, lo.dtype)
-    for i in range(B):
+    for i in range(B if k > 0 else 0):
         li, oi = lo[i], out[i]
         for j in range(k):
             _insert(val, oi, j, li[j], j)
