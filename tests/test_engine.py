@@ -268,6 +268,27 @@ def test_auction_stops_where_the_graph_holds_no_assignment():
     assert (owner >= 0).sum() == 1 and owner[3] == -1  # one column holds the row; the one without arcs has none
 
 
+def test_the_auction_of_a_square_problem_runs_on_arcs_that_hold_a_perfect_matching(monkeypatch):
+    """Twenty columns whose nearest rows are the same eight (a hub: 64x64 images at 10,000 x 10,000 have a few)
+    leave the first arc set without a perfect matching, and an auction on it bids until its limit (every round
+    did, and the solve took five pricing rounds): the free rows and columns of a maximum matching are linked
+    first. The solve stays exact (POT)."""
+    r = np.random.default_rng(3)
+    X, Y = r.normal(size=(200, 10)) + 20.0, r.normal(size=(200, 10)) + 20.0
+    X[:8], Y[:20] = 0.01 * r.normal(size=(8, 10)), 0.01 * r.normal(size=(20, 10))
+    matched = []
+    run = auction.run
+
+    def spy(col_ptr, arc_row, cost, *args):
+        matched.append(bool((auction.unmatched(col_ptr, arc_row, 200)[1] >= 0).all()))
+        return run(col_ptr, arc_row, cost, *args)
+
+    monkeypatch.setattr(auction, "run", spy)
+    res = engine.solve_points(X, Y)
+    assert matched and all(matched)
+    assert_allclose(res.value, wasserstein(X, Y, engine="pot").value, rtol=1e-12)
+
+
 def test_prepared_points_give_the_plain_answer():
     """A set prepared once gives the same W1/W2 on both engines, is a copy (later changes of the input do
     not reach it), and is checked against x like a plain set."""

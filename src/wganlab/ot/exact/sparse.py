@@ -343,6 +343,8 @@ def _start(prob: _Problem, u: np.ndarray | None) -> tuple[np.ndarray, int]:
     if not prob.few_rows:  # prices: auctions on the arcs, each column's best rows at their prices joining the arcs
         eps = auction.EPS[1 if warm else 0]
         for _ in range(AUCTION_ROUNDS):
+            if prob.uniform and M == N:
+                _link_unmatched(prob)
             bids += auction.run(arcs.col_ptr, arcs.row[arcs.col_arc], arcs.cost[arcs.col_arc], a, u,
                                  float(arcs.cost.mean()), eps, auction.EPS[2])
             eps = auction.EPS[1]
@@ -351,6 +353,21 @@ def _start(prob: _Problem, u: np.ndarray | None) -> tuple[np.ndarray, int]:
             if len(arcs.key) - before <= AUCTION_NEW_ARCS * N:
                 break
     return u, bids
+
+
+def _link_unmatched(prob: _Problem) -> None:
+    """Where the arc set holds no perfect matching (as many rows as columns, one unit each; Hall's condition fails
+    for some columns: 64x64 images at 10,000 x 10,000, where a few rows are the nearest of many columns), the rows
+    and columns a maximum matching leaves free (as many of each) get K_EXTEND links each by distance
+    (:func:`candidates.link_stuck`) and one to each other in turn (which completes the matching): without a full
+    assignment the auction bids until its limit and its prices are poor."""
+    arcs = prob.arcs
+    row_col, col_row = auction.unmatched(arcs.col_ptr, arcs.row[arcs.col_arc], prob.M)
+    if (col_row < 0).any():
+        free_rows, free_cols = np.flatnonzero(row_col < 0), np.flatnonzero(col_row < 0)
+        rows, cols = candidates.link_stuck(prob.dist, free_rows, free_cols, K_EXTEND)
+        rows, cols = np.concatenate([rows, free_rows]), np.concatenate([cols, free_cols])
+        arcs.add(rows, cols, prob.costs(rows, cols))
 
 
 def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None, by_auction: bool):
