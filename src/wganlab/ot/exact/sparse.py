@@ -357,7 +357,7 @@ def _start(prob: _Problem, u: np.ndarray | None) -> tuple[np.ndarray, int]:
 
 def _link_unmatched(prob: _Problem) -> None:
     """Where the arc set holds no perfect matching (as many rows as columns, one unit each; Hall's condition fails
-    for some columns: 64x64 images at 10,000 x 10,000, where a few rows are the nearest of many columns), the rows
+    for some columns: 4 of the first arc set of 10,000 x 10,000 images at 64x64), the rows
     and columns a maximum matching leaves free (as many of each) get K_EXTEND links each by distance
     (:func:`candidates.link_stuck`) and one to each other in turn (which completes the matching): without a full
     assignment the auction bids until its limit and its prices are poor."""
