@@ -21,8 +21,9 @@ CACHE_BYTES = 512 * 1024 * 1024
 #: rows of a set (a sample) used to find its principal directions
 PCA_SAMPLE = 4096
 #: the kernels below test this many columns of a row at once (one vectorised test) and scan them only on a hit:
-#: a pricing pass's screen (:func:`violations`) and a column's cheapest rows (:func:`keep_smallest`, whose hits
-#: are more frequent; at the optimal prices of 10,000 x 10,000 images, k = 8: 10 % of 32-column chunks)
+#: a pricing pass's screen (:func:`violations`), and each column's cheapest rows and each row's nearest columns
+#: (:func:`keep_smallest`, :func:`row_smallest`: more frequent hits; at the optimal prices of 10,000 x 10,000
+#: images, k = 8: 10 % of 32-column chunks)
 SCREEN_CHUNK, KEEP_CHUNK = 256, 64
 
 
