@@ -342,9 +342,9 @@ def _start(prob: _Problem, u: np.ndarray | None) -> tuple[np.ndarray, int]:
     arcs.add(*candidates.by_cost(dist, prob.costs, k_row, prob.k, prob.over, u))
     if not prob.few_rows:  # prices: auctions on the arcs, each column's best rows at their prices joining the arcs
         eps = auction.EPS[1 if warm else 0]
+        if prob.uniform and M == N:  # once: arcs are only added, so the matching stays
+            _link_unmatched(prob)
         for _ in range(AUCTION_ROUNDS):
-            if prob.uniform and M == N:
-                _link_unmatched(prob)
             bids += auction.run(arcs.col_ptr, arcs.row[arcs.col_arc], arcs.cost[arcs.col_arc], a, u,
                                  float(arcs.cost.mean()), eps, auction.EPS[2])
             eps = auction.EPS[1]
