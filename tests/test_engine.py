@@ -30,6 +30,11 @@ def assert_certified(res, x, y, a, b, p=1):
         assert_allclose(P.sum(1), a, atol=1e-12)
         assert_allclose(P.sum(0), b, atol=1e-12)
         assert_allclose((P * C).sum(), res.cost, rtol=1e-12)
+    if res.plan_costs is not None:  # each plan entry's cost, in the plan's structure
+        assert res.plan_costs.shape == res.plan.shape
+        assert np.array_equal(res.plan_costs.indptr, res.plan.indptr)
+        assert np.array_equal(res.plan_costs.indices, res.plan.indices)
+        assert_allclose(res.plan_costs.toarray(), np.where(res.plan.toarray() > 0, C, 0), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -152,6 +157,43 @@ def test_warm_start_gives_the_same_answer_with_less_work(m):
     assert_allclose(warm.value, cold.value, rtol=1e-12)
     assert 0 < warm.info["bids"] < cold.info["bids"]
     assert_certified(warm, moved, y, np.full(m, 1 / m), np.full(400, 1 / 400))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-200, 1e150])
+@pytest.mark.parametrize(("n", "m"), [(30, 70), (70, 30)])
+def test_plan_costs_are_the_costs_of_the_plan_entries_at_any_scale(scale, n, m):
+    """The sparse engine returns each plan entry's cost (rescaled with the result; transposed with it when the
+    larger set is solved as the rows)."""
+    r = np.random.default_rng(n + m)
+    x, y = r.normal(size=(n, 5)), r.normal(size=(m, 5))
+    for p in (1, 2) if scale == 1 else (1,):  # squared costs at 1e-200 are below float64's range
+        res = wasserstein(x * scale, y * scale, p=p, plan=True, engine="sparse")
+        assert res.plan_costs is not None
+        C = np.where(res.plan.toarray() > 0, cdist(x, y) ** p, 0)
+        assert_allclose(res.plan_costs.toarray() / scale**p, C, rtol=1e-12, atol=0)
+        assert np.array_equal(res.plan_costs.indices, res.plan.indices)
+
+
+def test_ot_means_takes_the_solvers_edge_lengths(monkeypatch):
+    """OT-Means' Weiszfeld pass reads each plan entry's length from the sparse solve instead of computing it:
+    the lengths it would compute, the same terms."""
+    from wganlab.ot import otmeans, weiszfeld
+
+    r = np.random.default_rng(4)
+    y = torch.as_tensor(r.normal(size=(300, 6)))
+    given = []
+
+    def checked(x, Y, ynorm, rows, cols, w, want_dist=False, dist=None):
+        given.append(dist is not None)
+        out = weiszfeld.vz_terms(x, Y, ynorm, rows, cols, w, want_dist, dist)
+        if dist is not None:
+            for a, b in zip(out, weiszfeld.vz_terms(x, Y, ynorm, rows, cols, w, want_dist=True), strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+        return out
+
+    monkeypatch.setattr(otmeans, "vz_terms", checked)
+    ot_means(y, 8, n_iter=2, ot_steps=2, engine="sparse", init=r.normal(size=(8, 6)))
+    assert given == [True] * 4
 
 
 def test_ot_means_trace_matches_the_pot_engine():

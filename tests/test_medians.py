@@ -566,6 +566,12 @@ def test_cpu_kernel_gives_the_torch_terms(monkeypatch, dtype):
     assert float(kernel[2][1]) == float(w[1 * 30 + 3])  # the coinciding edge's weight
     for a, b in zip(kernel, plain, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    given = weiszfeld.vz_terms(x, Y, ynorm, rows, cols, w, True, plain[4])  # lengths given: the same terms
+    monkeypatch.undo()
+    given_kernel = weiszfeld.vz_terms(x, Y, ynorm, rows, cols, w, True, plain[4])
+    for a, b, c in zip(given, given_kernel, plain, strict=True):
+        torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(b, c, rtol=1e-12, atol=1e-14)
 
 
 def test_ot_means_is_equivariant_under_scaling_of_the_data():

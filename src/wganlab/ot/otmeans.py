@@ -130,13 +130,26 @@ def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps:
     for outer in range(int(n_iter)):
         for _ in range(ot_steps):
             rows, cols, w = plan_edges(solve(), m, N, Y.device)
+            dist = _edge_lengths(last, rows, cols, Y.device)
             for _ in range(weiszfeld_steps):
-                S, R, eta, _, _ = vz_terms(X, Y, ynorm, rows, cols, w)
+                S, R, eta, _, _ = vz_terms(X, Y, ynorm, rows, cols, w, dist=dist)
+                dist = None  # the centroids moved
                 X = vz_update(X, S, R, eta)
         if callback is not None:
             callback(outer, shaped(X.clone()).to(dtype), list(trace))
     plan = sp.csr_array(solve())
     return OTMeansResult(centroids=shaped(X).to(dtype), w1_trace=trace, n_solves=len(trace), plan=plan)
+
+
+def _edge_lengths(res, rows: torch.Tensor, cols: torch.Tensor, device) -> torch.Tensor | None:
+    """The solver's float64 costs ``||x_j - y_i||`` of the plan's entries ``(rows, cols)`` as :func:`plan_edges`
+    lists them (point by point), or None where the solver has none (then the Weiszfeld pass computes them)."""
+    if res.plan_costs is None:
+        return None
+    costs = sp.coo_array(sp.csc_array(res.plan_costs))  # the plan's structure, in plan_edges' order
+    if not (np.array_equal(costs.row, rows.cpu().numpy()) and np.array_equal(costs.col, cols.cpu().numpy())):
+        return None
+    return torch.as_tensor(np.asarray(costs.data, dtype=np.float64)).to(device)
 
 
 __all__ = ["OTMeansResult", "ot_means"]

@@ -22,6 +22,8 @@ class OTResult:
             positive from floating-point rounding. ``gap_rel`` is it divided by ``max(cost, tiny)``.
         solver: the engine that produced the plan; ``info`` holds its own facts (iterations, retries,
             sizes of candidate sets).
+        plan_costs: ``C_ij`` of every stored entry of a sparse ``plan`` (a ``scipy.sparse`` array of the
+            plan's structure), when the solver has them (the sparse engine's float64 costs); else None.
     """
 
     value: float
@@ -31,6 +33,7 @@ class OTResult:
     plan: Any = None
     potentials: tuple[np.ndarray, np.ndarray] | None = None
     info: dict = field(default_factory=dict)
+    plan_costs: Any = None
 
     @property
     def gap_rel(self) -> float:

@@ -78,15 +78,18 @@ def plan_edges(weights, k: int, n: int, device) -> tuple[torch.Tensor, torch.Ten
 
 
 def vz_terms(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch.Tensor,
-              cols: torch.Tensor, w: torch.Tensor, want_dist: bool = False):
+              cols: torch.Tensor, w: torch.Tensor, want_dist: bool = False, dist: torch.Tensor | None = None):
     """For every centroid ``x_j``: ``S_j = sum w/d`` and ``R_j = sum w (y - x_j)/d`` over the points not
     coinciding with ``x_j``, ``eta_j`` = the weight of the coinciding points and the objective
-    ``f_j = sum w d``; optionally the per-edge distances. Works in chunks of edges so memory stays
-    ``O(chunk * d)`` (float64 on the CPU with numba: one pass, :mod:`wganlab.ot.weiszfeld_kernel`).
-    Returns ``(S, R, eta, f, dist)``."""
+    ``f_j = sum w d``; optionally the per-edge distances. ``dist (E,)``: the edge lengths when they are known
+    (an exact solve's float64 costs of its plan's arcs, the same values), not computed again. Works in chunks
+    of edges so memory stays ``O(chunk * d)`` (float64 on the CPU with numba: one pass,
+    :mod:`wganlab.ot.weiszfeld_kernel`). Returns ``(S, R, eta, f, dist)``."""
     if weiszfeld_kernel is not None and x.device.type == Y.device.type == "cpu" and x.dtype == torch.float64 and \
             Y.dtype in (torch.float32, torch.float64):  # float32 points: read at half the cost, same values
-        out = weiszfeld_kernel.vz_terms(*(t.contiguous().numpy() for t in (x, Y, ynorm, rows, cols, w)), COINCIDE_RTOL)
+        lengths = np.empty(len(rows)) if dist is None else dist.to(torch.float64).contiguous().numpy()
+        out = weiszfeld_kernel.vz_terms(*(t.contiguous().numpy() for t in (x, Y, ynorm, rows, cols, w)), lengths,
+                                        dist is not None, COINCIDE_RTOL)
         return tuple(torch.from_numpy(t) for t in out)
     k, d = x.shape
     S = torch.zeros(k, dtype=x.dtype, device=x.device)
@@ -99,15 +102,15 @@ def vz_terms(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch.
     for s in range(0, len(rows), step):
         r, c, ww = rows[s:s + step], cols[s:s + step], w[s:s + step]
         diff = Y.index_select(0, c) - x.index_select(0, r)
-        dist = torch.linalg.vector_norm(diff, dim=1)
-        same = dist <= COINCIDE_RTOL * (ynorm.index_select(0, c) + xnorm.index_select(0, r))
-        inv = torch.where(same, torch.zeros_like(dist), ww / torch.where(same, torch.ones_like(dist), dist))
+        de = torch.linalg.vector_norm(diff, dim=1) if dist is None else dist[s:s + step].to(x)
+        same = de <= COINCIDE_RTOL * (ynorm.index_select(0, c) + xnorm.index_select(0, r))
+        inv = torch.where(same, torch.zeros_like(de), ww / torch.where(same, torch.ones_like(de), de))
         S.index_add_(0, r, inv)
         eta.index_add_(0, r, torch.where(same, ww, torch.zeros_like(ww)))
-        f.index_add_(0, r, ww * dist)
+        f.index_add_(0, r, ww * de)
         R.index_add_(0, r, diff * inv[:, None])
         if want_dist:
-            dist_all[s:s + step] = dist
+            dist_all[s:s + step] = de
     return S, R, eta, f, dist_all
 
 

@@ -94,10 +94,15 @@ def _network_simplex(C: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float) ->
 
 
 def rescaled(res: OTResult | None, e: int) -> OTResult | None:
-    """A result for costs ``2^e`` times those ``res`` was computed for (value, cost, gap and potentials
+    """A result for costs ``2^e`` times those ``res`` was computed for (value, cost, gap, potentials and plan costs
     times ``2^e``; the plan is unchanged). Values beyond float64's range become ``inf`` (or 0)."""
     if res is None or e == 0:
         return res
     pots = None if res.potentials is None else tuple(times_pow2(np.asarray(p), e) for p in res.potentials)
+    costs = res.plan_costs
+    if costs is not None:
+        costs = costs.copy()
+        costs.data = times_pow2(costs.data, e)
     return dataclasses.replace(res, value=times_pow2(res.value, e), cost=times_pow2(res.cost, e),
-                               gap=times_pow2(res.gap, e), potentials=pots, info={**res.info, "rescaled_exponent": e})
+                               gap=times_pow2(res.gap, e), potentials=pots, info={**res.info, "rescaled_exponent": e},
+                               plan_costs=costs)

@@ -432,13 +432,17 @@ def _certified(prob: _Problem, u, v, cmin, tol: float, stats: dict) -> OTResult:
     arcs, total = prob.arcs, prob.total
     vf = np.minimum(v, cmin)
     keep = arcs.flow > 0
-    P = sp.csr_array((arcs.flow[keep] / total, (arcs.row[keep], arcs.col[keep])), shape=(prob.M, prob.N))
+    on = np.flatnonzero(keep)
+    on = on[np.lexsort((arcs.col[on], arcs.row[on]))]  # row by row, as the CSR arrays store them
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(arcs.row[on], minlength=prob.M))])
+    P, C = (sp.csr_array((data, arcs.col[on], indptr), shape=(prob.M, prob.N))
+            for data in (arcs.flow[on] / total, arcs.cost[on]))
     a_n, b_n = prob.sa / prob.sa.sum(), prob.sb / prob.sb.sum()
     cost = float(arcs.flow[keep] @ arcs.cost[keep]) / total
     gap = cost - float(a_n @ u + b_n @ vf)
     solver = "sparse-auction" if stats.get("certified_by_auction") else "sparse-ssp"
     res = OTResult(value=cost, cost=cost, gap=gap, solver=solver, plan=P, potentials=(u, vf),
-                   info={"n": prob.M, "m": prob.N, **stats})
+                   info={"n": prob.M, "m": prob.N, **stats}, plan_costs=C)
     check_certificate(res, P.sum(1), P.sum(0), a_n, b_n, tol, float(arcs.cost.max()))
     return res
 
@@ -448,8 +452,8 @@ def _transposed(res: OTResult | None) -> OTResult | None:
     if getattr(res, "potentials", None) is None:  # None, or not a result (solve_points names the problem)
         return res
     info = {**res.info, "n": res.info.get("m"), "m": res.info.get("n")}
-    plan = None if res.plan is None else sp.csr_array(res.plan.T)
-    return dataclasses.replace(res, plan=plan, potentials=res.potentials[::-1], info=info)
+    plan, costs = (None if m is None else sp.csr_array(m.T) for m in (res.plan, res.plan_costs))
+    return dataclasses.replace(res, plan=plan, potentials=res.potentials[::-1], info=info, plan_costs=costs)
 
 
 def _insert(arcs: _Arcs, rows, cols, cost, u, v, sr, dc) -> None:
