@@ -331,6 +331,43 @@ def test_the_auction_of_a_square_problem_runs_on_arcs_that_hold_a_perfect_matchi
     assert_allclose(res.value, wasserstein(X, Y, engine="pot").value, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_centred_copy_pass_gives_numpys_values(dtype):
+    """One pass gives the centred float32 copy bit for bit as numpy's subtraction, its squared norms (float64
+    sums) and each coordinate's largest and smallest value; without numba the same values come from numpy."""
+    r = np.random.default_rng(13)
+    Z = (r.normal(size=(300, 37)) * 10 + 5).astype(dtype)
+    mu = Z.mean(0, dtype=np.float64)
+    z32, sq32, hi, lo = blocks.centred_copy(Z, mu)
+    assert np.array_equal(z32, engine.centred32(Z, mu)) and z32.dtype == np.float32
+    assert_allclose(sq32, (z32.astype(np.float64) ** 2).sum(1), rtol=1e-7)
+    assert np.array_equal(hi, Z.max(0)) and np.array_equal(lo, Z.min(0)) and hi.dtype == dtype
+    pts = engine.Points(Z, mu)
+    saved = engine.blocks
+    try:
+        engine.blocks = None
+        plain = engine.Points(Z, mu)
+    finally:
+        engine.blocks = saved
+    assert np.array_equal(plain.z32, pts.z32) and np.array_equal(plain.bounds.numpy(), pts.bounds.numpy())
+    assert_allclose(plain.sq32, pts.sq32, rtol=1e-6)
+
+
+def test_a_large_set_is_read_once_for_its_spread_and_its_float32_copy(monkeypatch):
+    """A large target is made ready for the sparse engine first: its spread comes from that pass (no separate
+    pass over it), and the answer is POT's."""
+    from wganlab.ot import scale
+
+    r = np.random.default_rng(14)
+    x, y = r.normal(size=(8, 512)), r.normal(size=(scale.ONE_PASS_MIN_VALUES // 512 + 1, 512))
+    read = []
+    original = scale.column_bounds
+    monkeypatch.setattr(scale, "column_bounds", lambda z: read.append(len(z)) or original(z))
+    res = wasserstein(x, y, engine="sparse")
+    assert len(y) not in read
+    assert_allclose(res.value, wasserstein(x, y, engine="pot").value, rtol=1e-12)
+
+
 def test_prepared_points_give_the_plain_answer():
     """A set prepared once gives the same W1/W2 on both engines, is a copy (later changes of the input do
     not reach it), and is checked against x like a plain set."""

@@ -18,7 +18,7 @@ from wganlab.ot.exact.certificate import check_certificate
 from wganlab.ot.exact.dense import GAP_TOL, rescaled, solve_exact
 from wganlab.ot.exact.line import line_coordinates, monotone_plan, plan_matrix
 from wganlab.ot.result import OTResult
-from wganlab.ot.scale import needs_rescaling, spread_exponent, times_pow2
+from wganlab.ot.scale import ONE_PASS_MIN_VALUES, needs_rescaling, spread_exponent, times_pow2
 
 ENGINES = ("auto", "pot", "sparse")
 #: ``engine="auto"`` uses the sparse engine from AUTO_MIN_PAIRS pairs ``n * m`` when the larger set has at most
@@ -178,9 +178,20 @@ def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: 
     prepared = y if isinstance(y, sparse.Points) else None
     xs, ys = as_points(x, "x"), as_points(y, "y") if prepared is None else torch.from_numpy(prepared.exact)
     same_dim(xs, ys)
+    if prepared is None and _ready_first(xs, ys, p, engine):
+        prepared = sparse.Points(_engine_array(ys))
     res, e = _euclidean_power(xs, ys, p, a, b, plan, tol, engine, warm_start, prepared)
     value = times_pow2(res.cost ** (1.0 / p), e)
     return dataclasses.replace(rescaled(res, p * e), value=value, info={**res.info, "p": p})
+
+
+def _ready_first(xs: torch.Tensor, ys: torch.Tensor, p: float, engine: str) -> bool:
+    """Whether ``ys`` is made ready for the sparse engine (:class:`sparse.Points`) before its spread is read: a
+    large CPU set with at least as many points as ``xs``, for a cost the engine covers. Its one pass
+    (:func:`blocks.centred_copy`) then gives the spread as well (64 x 10,000 images of 64x64: 13 of 190 ms)."""
+    return (engine != "pot" and p in (1, 2) and sparse.available() and ys.device.type == "cpu"
+            and ys.dtype in (torch.float32, torch.float64) and len(ys) >= len(xs)
+            and ys.numel() >= ONE_PASS_MIN_VALUES)
 
 
 def _euclidean_power(xs: torch.Tensor, ys: torch.Tensor, p: float, a, b, plan: bool, tol: float, engine: str,

@@ -52,7 +52,6 @@ from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot.exact import candidates, coarse, pricing
 from wganlab.ot.exact.certificate import ROUNDING, check_certificate
 from wganlab.ot.result import OTResult
-from wganlab.ot.scale import column_bounds
 
 try:
     from wganlab.ot.exact import auction, blocks, ssp
@@ -130,22 +129,20 @@ class Points:
         #: the set as given is ``exact * 2^exponent`` (:func:`wganlab.ot.exact.prepare_points` rescales sets
         #: far from unit spread)
         self.exponent = exponent
-        self._bounds: torch.Tensor | None = None
         #: the cost bounds (:class:`blocks.CostBounds`) of the latest solve against this set that kept them
         self.last_costs = None
         self.mu = Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if mu is None else mu
-        self.z32 = centred32(Z, self.mu)
-        self.sq32 = torch.linalg.vector_norm(torch.from_numpy(self.z32), dim=1).square_().numpy()
+        if blocks is not None:
+            self.z32, self.sq32, hi, lo = blocks.centred_copy(Z, self.mu)
+        else:  # numba missing (OT-Means' POT solves still read the set): the same values in four passes
+            self.z32 = centred32(Z, self.mu)
+            self.sq32 = np.einsum("ij,ij->i", self.z32, self.z32, dtype=np.float64).astype(np.float32)
+            hi, lo = Z.max(0), Z.min(0)
+        #: ``(2, d)``: the largest and the smallest value of each coordinate
+        self.bounds = torch.stack([torch.from_numpy(hi), torch.from_numpy(lo)])
 
     def __len__(self) -> int:
         return len(self.exact)
-
-    @property
-    def bounds(self) -> torch.Tensor:
-        """``(2, d)``: the largest and the smallest value of each coordinate (made once, when first asked)."""
-        if self._bounds is None:
-            self._bounds = torch.stack(column_bounds(torch.from_numpy(self.exact)))
-        return self._bounds
 
 
 def centred32(Z: np.ndarray, mu: np.ndarray) -> np.ndarray:
