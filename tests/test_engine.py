@@ -338,7 +338,8 @@ def test_the_centred_copy_pass_gives_numpys_values(dtype):
     r = np.random.default_rng(13)
     Z = (r.normal(size=(300, 37)) * 10 + 5).astype(dtype)
     mu = Z.mean(0, dtype=np.float64)
-    z32, sq32, hi, lo = blocks.centred_copy(Z, mu)
+    z32 = np.empty(Z.shape, np.float32)
+    sq32, hi, lo = blocks.centred_copy(Z, mu, z32)
     assert np.array_equal(z32, engine.centred32(Z, mu)) and z32.dtype == np.float32
     assert_allclose(sq32, (z32.astype(np.float64) ** 2).sum(1), rtol=1e-7)
     assert np.array_equal(hi, Z.max(0)) and np.array_equal(lo, Z.min(0)) and hi.dtype == dtype

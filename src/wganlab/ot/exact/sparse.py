@@ -133,7 +133,8 @@ class Points:
         self.last_costs = None
         self.mu = Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if mu is None else mu
         if blocks is not None:
-            self.z32, self.sq32, hi, lo = blocks.centred_copy(Z, self.mu)
+            self.z32 = np.empty(Z.shape, np.float32)
+            self.sq32, hi, lo = blocks.centred_copy(Z, self.mu, self.z32)
         else:  # numba missing (OT-Means' POT solves still read the set): the same values in four passes
             self.z32 = centred32(Z, self.mu)
             self.sq32 = np.einsum("ij,ij->i", self.z32, self.z32, dtype=np.float64).astype(np.float32)
