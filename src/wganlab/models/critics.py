@@ -134,23 +134,28 @@ class CNNCritic(nn.Module):
         backward of a convolution computes it as a convolution with batch and channels swapped: 1.2x the whole
         WGAN-GP critic step at 64x64)."""
         convs = [m for m in self.features if isinstance(m, nn.Conv2d)]
-        shapes, slopes = [], []
+        shapes, pre = [], []
         with torch.no_grad():
             f = x
             for conv in convs:
                 shapes.append(f.shape)
-                z = conv(f)
-                slopes.append((z > 0).to(z.dtype))
-                f = z.clamp_min(0)
+                pre.append(conv(f))
+                f = pre[-1].clamp_min(0)
         c, h, w = self.feature_shape
         weight = self.linear.weight
         head = weight.view(1, c, 1, 1) / (h * w) if self.head == "gap" else weight.view(1, c, h, w)
-        delta = head.expand(len(x), c, h, w) * slopes[-1]
-        for conv, shape, slope in zip(convs[::-1], shapes[::-1], [*slopes[-2::-1], None], strict=True):
+        delta = _masked(head.expand(len(x), c, h, w), pre[-1])
+        for conv, shape, z in zip(convs[::-1], shapes[::-1], [*pre[-2::-1], None], strict=True):
             delta = _ConvInputGrad.apply(delta, conv.weight, shape, conv.stride, conv.padding)
-            if slope is not None:
-                delta = delta * slope
+            if z is not None:
+                delta = _masked(delta, z)
         return delta
+
+
+def _masked(g: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``g * S`` with ``S = 1 where z > 0 else 0`` (ReLU's slope at ``z``, held constant), in one pass without the
+    mask (``threshold_backward``; differentiable in ``g``)."""
+    return torch.ops.aten.threshold_backward(g, z, 0.0)
 
 
 class _ConvInputGrad(torch.autograd.Function):
