@@ -369,6 +369,20 @@ def test_a_large_set_is_read_once_for_its_spread_and_its_float32_copy(monkeypatc
     assert_allclose(res.value, wasserstein(x, y, engine="pot").value, rtol=1e-12)
 
 
+def test_a_set_prepared_without_a_copy_reads_the_callers_memory():
+    """``copy=False`` (OT-Means) shares the caller's float32 array and gives the copied set's answer; a set far from
+    unit spread is still rescaled (a new array, the same exponent as the copied set's)."""
+    r = np.random.default_rng(15)
+    x, y = r.normal(size=(20, 6)).astype(np.float32), r.normal(size=(300, 6)).astype(np.float32)
+    shared, copied = prepare_points(y, copy=False), prepare_points(y)
+    assert np.shares_memory(shared.exact, y) and not np.shares_memory(copied.exact, y)
+    assert wasserstein(x, shared).value == wasserstein(x, copied).value
+    tiny = y.astype(np.float64) * 1e-200
+    shared, copied = prepare_points(tiny, copy=False), prepare_points(tiny)
+    assert shared.exponent == copied.exponent != 0 and not np.shares_memory(shared.exact, tiny)
+    assert_allclose(wasserstein(x * 1e-200, shared).value, wasserstein(x * 1e-200, copied).value, rtol=1e-12)
+
+
 def test_prepared_points_give_the_plain_answer():
     """A set prepared once gives the same W1/W2 on both engines, is a copy (later changes of the input do
     not reach it), and is checked against x like a plain set."""

@@ -85,7 +85,7 @@ def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps:
     e = e if needs_rescaling(e) else 0
     if e:
         Yt = times_pow2(Yt.double(), -e)
-    target = prepare_points(Yt)  # the solver's copy of y as given (float32 stays float32), made once
+    target = prepare_points(Yt, copy=False)  # y as given (float32 stays float32) made ready once, not copied
     # the Weiszfeld work reads the same values from it on the CPU (float32 data: half the reading)
     Y = torch.from_numpy(target.exact) if Yt.device.type == "cpu" else as_points(Yt, "y", torch.float64)
     N, D = Y.shape

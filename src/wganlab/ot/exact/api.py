@@ -121,18 +121,21 @@ def _engine_array(z: torch.Tensor) -> np.ndarray:
     return z.detach().reshape(len(z), -1).to("cpu", dtype).numpy()
 
 
-def prepare_points(y) -> sparse.Points:
+def prepare_points(y, copy: bool = True) -> sparse.Points:
     """A fixed point set ``y (n, ...)`` (flattened) prepared once for many :func:`wasserstein` calls against
     it (OT-Means, W1 tracking during training): checked, copied (rescaled by a power of two when its spread
     is far from 1), and its centred float32 copy and norms made once. Same results as passing ``y``. It also
     keeps the float32 cost bounds of its latest solve (up to 64 MB), which a warm-started solve against it
-    shifts instead of recomputing them (OT-Means' updates)."""
+    shifts instead of recomputing them (OT-Means' updates). ``copy=False``: the set reads ``y``'s memory where
+    it can, for a caller that keeps ``y`` unchanged while it uses the set (OT-Means: 164 MB less at 10,000
+    images of 64x64)."""
     ys = as_points(y, "y")
-    e = spread_exponent(ys)
-    e = e if needs_rescaling(e) else 0
-    if e:
-        ys = times_pow2(ys.double(), -e)
-    return sparse.Points(np.array(_engine_array(ys), copy=True), exponent=e)
+    z = _engine_array(ys)
+    prepared = sparse.Points(np.array(z, copy=True) if copy else z)
+    e = spread_exponent(prepared.bounds)  # each coordinate's largest and smallest value: the set's spread
+    if not needs_rescaling(e):
+        return prepared
+    return sparse.Points(_engine_array(times_pow2(ys.double(), -e)), exponent=e)
 
 
 def transport(x, y, cost: str | CostFn = "euclidean", a=None, b=None, *, plan: bool = False,
