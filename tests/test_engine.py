@@ -518,6 +518,48 @@ def test_w1_near_a_line_is_certified_by_the_auction(noise):
     assert "certified_by_auction" not in engine.solve_points(x, y, squared=True, coarse_min=1000).info
 
 
+def test_w1_along_a_thin_tube_routes_many_paths_per_search():
+    """W1 between thin tubes shifted along themselves with noise too large for the auction's route: one source at a
+    time, each shortest path settled thousands of nodes (71 s at 11,000 points); searches from all sources at once
+    route many paths each, and the plan stays optimal."""
+    r = np.random.default_rng(13)
+    x, y = (np.c_[r.uniform(size=1500) + s, 1e-2 * r.normal(size=(1500, 3))] for s in (0.0, 0.3))
+    res = engine.solve_points(x, y, coarse_min=1000)
+    assert res.solver == "sparse-ssp" and res.info["prices"] == "coarse"
+    assert res.info["searches"] < res.info["augmentations"] / 2
+    assert res.value == pytest.approx(wasserstein(x, y, engine="pot").value, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_shortest_paths_from_one_source_and_from_all_are_optimal(monkeypatch, seed):
+    """The paths' kernel (run as Python, switching between one source and all sources after every path) on a sparse
+    arc set with general masses: the flow meets the masses, every reduced cost is >= 0 and 0 where there is flow,
+    and its cost is the LP's on the same arcs (absent pairs cost 1e3)."""
+    from wganlab.ot.exact import ssp
+
+    monkeypatch.setattr(ssp, "ONE_AT_A_TIME_PATHS", 1)
+    r = np.random.default_rng(seed)
+    M, N = 30, 40
+    C = r.uniform(size=(M, N)).round(2)  # ties: paths from many sources meet
+    keep = r.uniform(size=(M, N)) < 0.5
+    keep[np.arange(M), np.arange(M)] = keep[np.arange(N) % M, np.arange(N)] = True  # a feasible flow exists
+    rows, cols = np.nonzero(keep)  # row-major: arc ids in row order
+    cost = C[rows, cols]
+    row_ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=M))]).astype(np.int64)
+    col_ptr, col_arc = ssp.column_order(cols.astype(np.int64), N)
+    sa = r.integers(4, 9, M).astype(float)
+    sb = (r.multinomial(sa.sum() - N, np.full(N, 1 / N)) + 1).astype(float)  # whole units, as the engine's
+    flow, u, v = np.zeros(len(cost)), np.zeros(M), np.zeros(N)
+    sr, dc = sa.copy(), sb.copy()
+    ssp.greedy_init(col_ptr, col_arc, rows, cost, flow, u, v, sr, dc, 0.0)
+    status, aug, _, searches = ssp.ssp.py_func(row_ptr, cols, rows, cost, col_ptr, col_arc, flow, u, v, sr, dc)
+    assert status == ssp.DONE and searches < aug
+    assert_allclose(np.bincount(rows, flow, M), sa) and assert_allclose(np.bincount(cols, flow, N), sb)
+    rc = cost - u[rows] - v[cols]
+    assert rc.min() >= -1e-12 and np.abs(rc[flow > 0]).max() <= 1e-12
+    assert flow @ cost == pytest.approx(lp_value(np.where(keep, C, 1e3), sa, sb), rel=1e-9)
+
+
 def test_unmatched_is_a_maximum_matching():
     """Against scipy's Hopcroft-Karp on random sparse graphs (some with too few rows for a set of columns): the
     same matching size, partners consistent, every pair an arc."""

@@ -161,7 +161,7 @@ def _w1_large(ctx: PairedTimer, n: int, sides: tuple) -> list[dict]:
 
 def low_dimensional_points(kind: str, n: int, seed: int, shift: float = 0.0):
     """``n`` points in R^5 (a fixed rotation) of intrinsic dimension 1 or 2: ``circle`` (the unit circle),
-    ``plane`` (the unit square), ``line+1e-3`` / ``line+1e-6`` / ``line+1e-1`` (the unit interval plus Gaussian
+    ``plane`` (the unit square), ``line+1e-3`` / ``line+1e-6`` / ``line+1e-2`` ... (the unit interval plus Gaussian
     noise of that size in the 4 other coordinates; 1e-3 and 1e-6 are above / below the spacing of 11,000 points);
     ``gauss10``: Gaussians in d = 10, the generic data of the comparison. ``shift``: added to the first
     coordinate (along the line) before the rotation."""
@@ -187,7 +187,7 @@ def low_dimensional_points(kind: str, n: int, seed: int, shift: float = 0.0):
 
 #: the data sets of ``w1-low-dim``: (kind of :func:`low_dimensional_points`, shift of the second sample)
 LOW_DIM_SETS = (("circle", 0.0), ("plane", 0.0), ("line+1e-3", 0.0), ("line+1e-6", 0.0), ("line+1e-6", 0.3),
-                ("line+1e-1", 0.3), ("gauss10", 10.0))
+                ("line+1e-2", 0.3), ("line+1e-1", 0.3), ("gauss10", 10.0))
 
 
 @register_case("w1-low-dim", "exact W1 and W2 between two samples of n points of a curve or a plane in R^5, and "

@@ -101,51 +101,78 @@ def greedy_init(col_ptr, col_arc, arc_row, cost, flow, u, v, sr, dc, tight):
                 dc[j] -= delta
 
 
+#: :func:`ssp` routes one source at a time for this many paths, then compares their cost with a phase from all
+#: sources at once
+ONE_AT_A_TIME_PATHS = 32
+
+
 @nb.njit(cache=True)
 def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc):
     """Successive shortest paths from rows with supply ``sr > 0.0`` to columns with demand
     ``dc > 0``, updating ``flow``, ``u``, ``v``, ``sr``, ``dc`` in place.
 
-    Each round runs Dijkstra from one row with supply on reduced costs (forward arcs row -> column, backward arcs
-    column -> row where there is flow), moves the potentials of the settled nodes by ``D - dist`` and
-    pushes as much as the path allows. A source that reaches no column with demand is set aside.
-    Returns ``(status, augmentations, stuck)``: ``DONE``, or ``STUCK`` with ``stuck`` marking the rows
-    (``[:M]``) and columns (``[M:]``) reached from the sources set aside.
+    Each phase runs Dijkstra on reduced costs (forward arcs row -> column, backward arcs column -> row where there
+    is flow) from one row with supply, or from all of them at once, until it has settled as many columns with
+    demand as it has sources (the last at distance ``D``), moves the potentials of the settled nodes by ``D - dist``
+    (every arc of the shortest-path forest is then tight) and pushes along each forest path to those columns that
+    shares no node with an earlier one of the phase, as much as the path allows. Phases run from one source
+    while that costs fewer settled nodes per path than a phase from all sources (measured as it goes: W1 along a
+    thin tube, 2,760 nodes a path from one source, 163 from all; on a circle, 71 against 1,418). Sources that
+    reach no column with demand are set aside. Returns ``(status, augmentations, stuck, searches)``: ``DONE``, or
+    ``STUCK`` with ``stuck`` marking the rows (``[:M]``) and columns (``[M:]``) reached from the sources set aside,
+    and the number of Dijkstra runs.
     """
     M = len(row_ptr) - 1
     N = len(col_ptr) - 1
     n = M + N
-    E = len(cost)
     dist = np.full(n, np.inf)
     settled = np.zeros(n, dtype=np.bool_)
+    used = np.zeros(n, dtype=np.bool_)
     pred = np.full(n, -1, dtype=np.int64)
     touched = np.empty(n, dtype=np.int64)
-    hd = np.empty(E + n + 1)
-    hn = np.empty(E + n + 1, dtype=np.int64)
-    n_aug = 0
-    src = 0
+    sinks = np.empty(N, dtype=np.int64)
+    hd = np.empty(len(cost) + n + 1)
+    hn = np.empty(len(cost) + n + 1, dtype=np.int64)
     stuck = np.zeros(n, dtype=np.bool_)  # what the sources that found no column with demand reached
+    n_aug = searches = 0
+    src = 0
+    from_all = False
+    per_path_one, per_path_all = np.inf, 0.0  # settled nodes per path routed (0.0: not measured yet)
+    one_nodes = one_paths = 0
     while True:
-        src = _next_source(sr, stuck, src)
-        if src < 0:
-            return (STUCK if stuck.any() else DONE), n_aug, stuck
-        dist[src] = 0.0
-        touched[0] = src
-        nt = 1
-        size = _push(hd, hn, 0, 0.0, src)
-        sink = -1
+        nt = size = 0
+        if from_all:
+            for i in range(M):
+                if sr[i] > 0.0 and not stuck[i]:
+                    touched[nt] = i
+                    nt += 1
+                    dist[i] = 0.0
+                    size = _push(hd, hn, size, 0.0, i)
+        else:
+            src = _next_source(sr, stuck, src)
+            if src >= 0:
+                touched[0] = src
+                nt = 1
+                dist[src] = 0.0
+                size = _push(hd, hn, 0, 0.0, src)
+        if nt == 0:
+            return (STUCK if stuck.any() else DONE), n_aug, stuck, searches
+        searches += 1
+        n_src = nt
+        ns = n_settled = 0
         D = 0.0
-        while size > 0:
+        while size > 0 and ns < n_src:
             d, x, size = _pop(hd, hn, size)
             if settled[x] or d > dist[x]:
                 continue
             settled[x] = True
+            n_settled += 1
+            D = d
             if x >= M:
                 j = x - M
                 if dc[j] > 0.0:
-                    sink = x
-                    D = d
-                    break
+                    sinks[ns] = x
+                    ns += 1
                 for q in range(col_ptr[j], col_ptr[j + 1]):
                     e = col_arc[q]
                     if flow[e] > 0.0:
@@ -174,11 +201,10 @@ def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc):
                         dist[y] = nd
                         pred[y] = e
                         size = _push(hd, hn, size, nd, y)
-        if sink < 0:
+        paths = 0
+        if ns == 0:
             stuck |= settled
         else:
-            _augment_general(sink, M, pred, arc_row, arc_col, flow, sr, dc)
-            n_aug += 1
             for t in range(nt):
                 x = touched[t]
                 if settled[x] and dist[x] < D:
@@ -186,10 +212,24 @@ def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc):
                         u[x] += D - dist[x]
                     else:
                         v[x - M] -= D - dist[x]
+            for s in range(ns):
+                paths += _augment_unused(sinks[s], M, pred, used, arc_row, arc_col, flow, sr, dc)
+            n_aug += paths
+        if from_all:
+            per_path_all = n_settled / max(paths, 1)
+            if per_path_all > per_path_one:
+                from_all, one_nodes, one_paths = False, 0, 0
+        else:
+            one_nodes += n_settled
+            one_paths += paths
+            if one_paths >= ONE_AT_A_TIME_PATHS:
+                per_path_one = one_nodes / one_paths
+                one_nodes = one_paths = 0
+                from_all = per_path_one > per_path_all
         for t in range(nt):
             x = touched[t]
             dist[x] = np.inf
-            settled[x] = False
+            settled[x] = used[x] = False
             pred[x] = -1
 
 
@@ -205,9 +245,16 @@ def _next_source(sr, stuck, start):
 
 
 @nb.njit(cache=True)
-def _augment_general(sink, M, pred, arc_row, arc_col, flow, sr, dc):
-    """Push along the path ending at column node ``sink`` as much as its sink demand, source supply and
-    the flows it takes back allow."""
+def _augment_unused(sink, M, pred, used, arc_row, arc_col, flow, sr, dc):
+    """Push along the path ending at column node ``sink`` (its source has ``pred -1``) as much as its sink demand,
+    source supply and the flows it takes back allow, unless a node on it is ``used`` by an earlier path of the
+    phase; mark its nodes used. Returns 1 if it pushed, else 0."""
+    x = sink
+    while x >= 0:
+        if used[x]:
+            return 0
+        e = pred[x]
+        x = arc_row[e] if x >= M else (M + arc_col[e] if e >= 0 else -1)
     delta = dc[sink - M]
     i = arc_row[pred[sink]]
     while pred[i] >= 0:
@@ -217,12 +264,14 @@ def _augment_general(sink, M, pred, arc_row, arc_col, flow, sr, dc):
     dc[sink - M] -= delta
     x = sink
     while True:
+        used[x] = True
         e = pred[x]
         flow[e] += delta
         i = arc_row[e]
+        used[i] = True
         if pred[i] < 0:
             sr[i] -= delta
-            break
+            return 1
         b = pred[i]
         flow[b] = flow[b] - delta if flow[b] > delta else 0.0
         x = M + arc_col[b]
@@ -291,12 +340,13 @@ def ssp_few_rows(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, 
     sf, sb = np.empty(M + 1, dtype=np.int64), np.empty(M + 1, dtype=np.int64)
     settled = np.zeros(M, dtype=np.bool_)
     stuck = np.zeros(M + N, dtype=np.bool_)
-    n_aug = 0
+    n_aug = searches = 0
     src = 0
     while True:
         src = _next_source(sr, stuck, src)
         if src < 0:
             break
+        searches += 1
         dist[:] = np.inf
         settled[:] = False
         dist[src] = 0.0
@@ -382,7 +432,7 @@ def ssp_few_rows(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, 
             j = arc_col[e]
             if dc[j] <= 0.0:
                 v[j] = cost[e] - u[arc_row[e]]
-    return (STUCK if stuck.any() else DONE), n_aug, stuck
+    return (STUCK if stuck.any() else DONE), n_aug, stuck, searches
 
 
 @nb.njit(cache=True)
