@@ -526,7 +526,7 @@ def test_w1_along_a_thin_tube_routes_many_paths_per_search():
     x, y = (np.c_[r.uniform(size=1500) + s, 1e-2 * r.normal(size=(1500, 3))] for s in (0.0, 0.3))
     res = engine.solve_points(x, y, coarse_min=1000)
     assert res.solver == "sparse-ssp" and res.info["prices"] == "coarse"
-    assert res.info["searches"] < res.info["augmentations"] / 2
+    assert res.info["searches"] < res.info["augmentations"] / 2 and res.info["settled"] > res.info["searches"]
     assert res.value == pytest.approx(wasserstein(x, y, engine="pot").value, rel=1e-12)
 
 
@@ -552,8 +552,9 @@ def test_shortest_paths_from_one_source_and_from_all_are_optimal(monkeypatch, se
     flow, u, v = np.zeros(len(cost)), np.zeros(M), np.zeros(N)
     sr, dc = sa.copy(), sb.copy()
     ssp.greedy_init(col_ptr, col_arc, rows, cost, flow, u, v, sr, dc, 0.0)
-    status, aug, _, searches = ssp.ssp.py_func(row_ptr, cols, rows, cost, col_ptr, col_arc, flow, u, v, sr, dc)
-    assert status == ssp.DONE and searches < aug
+    status, aug, _, searches, settled = ssp.ssp.py_func(row_ptr, cols, rows, cost, col_ptr, col_arc, flow, u, v, sr,
+                                                        dc)
+    assert status == ssp.DONE and searches < aug and settled >= 2 * searches
     assert_allclose(np.bincount(rows, flow, M), sa) and assert_allclose(np.bincount(cols, flow, N), sb)
     rc = cost - u[rows] - v[cols]
     assert rc.min() >= -1e-12 and np.abs(rc[flow > 0]).max() <= 1e-12

@@ -196,8 +196,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     Returns an :class:`OTResult` whose ``plan`` is a ``scipy.sparse.csr_array (M, N)``, ``potentials``
     are feasible for all pairs and ``gap`` is the certified duality gap. ``info``: ``rounds`` (solves
     between pricing passes), ``augmentations``, ``searches`` (Dijkstra runs, each from one source or from all of
-    them), ``arcs`` (final arc-set size), ``priced_in`` (arcs added by
-    pricing), ``extended`` (arcs added where the arc set admitted no feasible flow), ``checked`` (pairs
+    them), ``settled`` (nodes those runs settled: the paths' work), ``arcs`` (final arc-set size), ``priced_in``
+    (arcs added by pricing), ``extended`` (arcs added where the arc set admitted no feasible flow), ``checked`` (pairs
     the last pricing pass checked by their float64 cost), ``partial_passes`` (pricing passes that checked only
     the pairs near a full pass's margin and the rows and columns whose potentials rose past it), ``bids`` (of
     the auctions), ``prices`` (where the first row prices came from: ``"warm"``, ``"coarse"`` on data of low
@@ -386,7 +386,7 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None, by_auc
     by_auction = by_auction and sr.sum() > (1 - auction.CERTIFY_GREEDY_MAX) * prob.sa.sum()
     route = auction.CertifiedAssignment(arcs, u, auction.EPS[1] * float(arcs.cost.mean()),
                                         auction.FACTOR) if by_auction else None
-    rounds = n_aug = n_searches = extended = priced_in = n_stuck = 0
+    rounds = n_aug = n_searches = n_settled = extended = priced_in = n_stuck = 0
     while True:
         rounds += 1
         if rounds > MAX_ROUNDS:
@@ -399,10 +399,9 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None, by_auc
         if route is not None:
             status, settled = route(u, v, sr, dc)
         else:
-            status, aug, settled, searches = solver(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr,
-                                                    arcs.col_arc, arcs.flow, u, v, sr, dc)
-            n_aug += aug
-            n_searches += searches
+            status, aug, settled, searches, work = solver(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr,
+                                                          arcs.col_arc, arcs.flow, u, v, sr, dc)
+            n_aug, n_searches, n_settled = n_aug + aug, n_searches + searches, n_settled + work
         if status == ssp.STUCK:  # Hall's condition fails on the arc set: link the stuck rows to free columns
             k_link = K_EXTEND << min(n_stuck, 4)  # doubles while the flow stays stuck, up to 16x
             new_r, new_c = candidates.link_stuck(dist, np.flatnonzero(settled[:M]), np.flatnonzero(dc > 0), k_link)
@@ -418,8 +417,9 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None, by_auc
         priced_in += len(br)
         if route is not None:
             route.restart(-float(rc.min()))
-    stats = {"rounds": rounds, "augmentations": n_aug, "searches": n_searches, "arcs": len(arcs.cost),
-             "extended": extended, "priced_in": priced_in, "checked": checked, "partial_passes": pricer.partial_passes}
+    stats = {"rounds": rounds, "augmentations": n_aug, "searches": n_searches, "settled": n_settled,
+             "arcs": len(arcs.cost), "extended": extended, "priced_in": priced_in, "checked": checked,
+             "partial_passes": pricer.partial_passes}
     if by_auction:
         stats["certified_by_auction"] = route is not None
     return v, cmin, stats
