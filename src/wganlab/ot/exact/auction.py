@@ -248,13 +248,15 @@ def whole_units(w: np.ndarray, total: float) -> np.ndarray:
 
 
 def run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_start: float, eps_end: float) -> int:
-    """The auction on a column-major graph for the row weights ``a`` (columns
-    of unit demand, rows of capacity ``a_i N`` rounded to whole units), from the row potentials ``u``
-    (updated in place) and ``eps_start`` down to ``eps_end`` (times ``scale``). Returns the bids."""
+    """The auction on a column-major graph for the row weights ``a`` (columns of unit demand, rows of capacity
+    ``a_i N`` rounded to whole units, at least 1 where ``a_i > 0``: a row without a slot is never bid for and
+    keeps its first price, the cheapest row of many columns), from the row potentials ``u`` (updated in place)
+    and ``eps_start`` down to ``eps_end`` (times ``scale``). Returns the bids."""
     N = len(col_ptr) - 1
     price = -u
-    bids = auction_prices(col_ptr, arc_row, cost, whole_units(a, float(N)).astype(np.int64), price, eps_start * scale,
-                          eps_end * scale, FACTOR, MAX_BIDS * N, np.empty(N, dtype=np.int64))
+    cap = np.maximum(whole_units(a, float(N)), a > 0).astype(np.int64)
+    bids = auction_prices(col_ptr, arc_row, cost, cap, price, eps_start * scale, eps_end * scale, FACTOR,
+                          MAX_BIDS * N, np.empty(N, dtype=np.int64))
     u[:] = -price
     return bids
 
