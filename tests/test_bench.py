@@ -24,14 +24,15 @@ TINY = {
     "w1-square": {"n": "120"},
     "w1-batch": {"m": "16", "ns": "150,230"},
     "w1-large": {"n": "150"},
+    "w1-weighted": {"n": "150"},
     "patch-swd": {"n": "20", "n_projections": "8"},
     "patch-swd-reuse": {"n": "20", "batches": "3", "baseline_batches": "2", "n_projections": "8"},
     "patch-swd-train": {"n": "20", "batches": "2", "baseline_batches": "2", "n_projections": "8"},
     "ot-means": {"m": "6", "n": "90", "iters": "4"},
 }
 #: largest relative difference from the baseline each case may show
-TOL = {"w1-square": 1e-10, "w1-batch": 1e-10, "w1-large": None, "patch-swd": 1e-5, "patch-swd-reuse": 1e-5,
-       "patch-swd-train": 1e-5, "ot-means": 1e-8}
+TOL = {"w1-square": 1e-10, "w1-batch": 1e-10, "w1-large": None, "w1-weighted": 1e-10, "patch-swd": 1e-5,
+       "patch-swd-reuse": 1e-5, "patch-swd-train": 1e-5, "ot-means": 1e-8}
 
 
 #: the train-* cases run here (each objective family once; tests/test_train_step.py checks every pair)
@@ -77,8 +78,8 @@ def test_train_cases_agree_with_the_plain_loop():
 
 
 def test_every_case_agrees_with_its_baseline(tiny_rows):
-    assert [r["case"] for r in tiny_rows] == ["w1-square", "w1-batch", "w1-batch", "w1-large", "patch-swd",
-                                              "patch-swd-reuse", "patch-swd-train", "ot-means"]
+    assert [r["case"] for r in tiny_rows] == ["w1-square", "w1-batch", "w1-batch", "w1-large", "w1-weighted",
+                                              "patch-swd", "patch-swd-reuse", "patch-swd-train", "ot-means"]
     for r in tiny_rows:
         assert set(k for k, _ in bench.COLUMNS) <= set(r), r["case"]
         assert r["status"] == "ok", r

@@ -6,15 +6,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def pot_w1(x, y) -> float:
-    """Exact W1 with POT: the dense Euclidean cost matrix and ``ot.emd2`` (float64, uniform weights), with
-    an iteration budget large enough to converge; raises if POT does not report optimality."""
+def pot_w1(x, y, a=None, b=None) -> float:
+    """Exact W1 with POT: the dense Euclidean cost matrix and ``ot.emd2`` (float64, weights ``a``, ``b``, uniform
+    when None), with an iteration budget large enough to converge; raises if POT does not report optimality."""
     import ot
 
     xa = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     ya = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
     C = ot.dist(xa, ya, metric="euclidean")
-    value, log = ot.emd2(ot.unif(len(xa)), ot.unif(len(ya)), C, numItermax=10**10, log=True)
+    a, b = (ot.unif(len(z)) if w is None else np.asarray(w, dtype=np.float64) for w, z in ((a, xa), (b, ya)))
+    value, log = ot.emd2(a, b, C, numItermax=10**10, log=True)
     if log["result_code"] != 1:
         raise RuntimeError(f"POT emd2 did not converge: {log.get('warning')}")
     return float(value)

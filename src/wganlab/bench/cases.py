@@ -95,10 +95,10 @@ def resolve_sizes(names: list[str] | None, full: bool = False,
 # the cases
 
 
-def _exact_row(ctx: PairedTimer, x, y, baseline: bool = True) -> dict:
+def _exact_row(ctx: PairedTimer, x, y, baseline: bool = True, a=None, b=None) -> dict:
     from wganlab.ot import wasserstein
 
-    t = ctx.time(lambda: wasserstein(x, y), (lambda: pot_w1(x, y)) if baseline else None)
+    t = ctx.time(lambda: wasserstein(x, y, a=a, b=b), (lambda: pot_w1(x, y, a, b)) if baseline else None)
     res = t["ours"]
     diff = rel_diff(res.value, t["base"]) if baseline else None
     gemm = _distance_pass_seconds(ctx, x, y)
@@ -145,6 +145,19 @@ def _w1_batch(ctx: PairedTimer, m: int, ns: tuple, sides: tuple) -> list[dict]:
 def _resized(side: int) -> int | None:
     """The ``size`` argument of :meth:`PairedTimer.images` for a side length (None: Fashion-MNIST's own 28)."""
     return None if side == 28 else side
+
+
+@register_case("w1-weighted", "exact W1 between two seeded samples of n points of a Gaussian in d = 10 (float32), each "
+               "point weighted by a uniform draw from [0.5, 1.5] (normalised)", "POT ot.dist + ot.emd2",
+               full={"n": 5_000}, n=2_000)
+def _w1_weighted(ctx: PairedTimer, n: int) -> list[dict]:
+    import numpy as np
+    import torch
+
+    r = np.random.default_rng(1)
+    x, y = (torch.from_numpy(r.normal(size=(n, 10)).astype(np.float32)) for _ in range(2))
+    a, b = (w / w.sum() for w in r.uniform(0.5, 1.5, size=(2, n)))
+    return [_exact_row(ctx, x, y, a=a, b=b)]
 
 
 @register_case("w1-large", "exact W1 between two sets of n training images (seeded subsets) at each side length "
