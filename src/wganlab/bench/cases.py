@@ -174,8 +174,8 @@ def _w1_large(ctx: PairedTimer, n: int, sides: tuple) -> list[dict]:
 
 def low_dimensional_points(kind: str, n: int, seed: int, shift: float = 0.0):
     """``n`` points in R^5 (a fixed rotation) of intrinsic dimension 1 or 2: ``circle`` (the unit circle),
-    ``plane`` (the unit square), ``line+1e-3`` / ``line+1e-6`` / ``line+1e-2`` ... (the unit interval plus Gaussian
-    noise of that size in the 4 other coordinates; 1e-3 and 1e-6 are above / below the spacing of 11,000 points);
+    ``plane`` (the unit square), ``line+SIZE`` such as ``line+1e-3`` (the unit interval plus Gaussian noise of
+    that size in the 4 other coordinates; 1e-3 and 1e-6 are above / below the spacing of 11,000 points);
     ``gauss10``: Gaussians in d = 10, the generic data of the comparison. ``shift``: added to the first
     coordinate (along the line) before the rotation."""
     import numpy as np

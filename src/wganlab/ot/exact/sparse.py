@@ -397,14 +397,14 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None, by_auc
             route, u[:], sr[:], dc[:], arcs.flow[:] = None, route.u_start, prob.sa, prob.sb, 0.0
             ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc, tight)
         if route is not None:
-            status, settled = route(u, v, sr, dc)
+            status, stuck = route(u, v, sr, dc)
         else:
-            status, aug, settled, searches, work = solver(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr,
-                                                          arcs.col_arc, arcs.flow, u, v, sr, dc)
-            n_aug, n_searches, n_settled = n_aug + aug, n_searches + searches, n_settled + work
+            status, aug, stuck, searches, settled = solver(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr,
+                                                           arcs.col_arc, arcs.flow, u, v, sr, dc)
+            n_aug, n_searches, n_settled = n_aug + aug, n_searches + searches, n_settled + settled
         if status == ssp.STUCK:  # Hall's condition fails on the arc set: link the stuck rows to free columns
             k_link = K_EXTEND << min(n_stuck, 4)  # doubles while the flow stays stuck, up to 16x
-            new_r, new_c = candidates.link_stuck(dist, np.flatnonzero(settled[:M]), np.flatnonzero(dc > 0), k_link)
+            new_r, new_c = candidates.link_stuck(dist, np.flatnonzero(stuck[:M]), np.flatnonzero(dc > 0), k_link)
             extended += len(new_r)
             n_stuck += 1
             _insert(arcs, new_r, new_c, prob.costs(new_r, new_c), u, v, sr, dc)
