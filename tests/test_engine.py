@@ -320,6 +320,23 @@ def test_auction_prices_give_every_row_with_mass_a_slot(seed):
     assert (a * n < 0.5).sum() > 50 and np.minimum(a, drawn).sum() > 0.6
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_auction_prices_see_the_columns_weights(seed):
+    """Columns bidding as one unit each give prices that fit the columns' weights only roughly: the dual value
+    ``a.u + b.v`` (``v_j = min_i c_ij - u_i``) of such prices fell 3.5-5.3 % below the optimum here, and the greedy
+    start on weighted data routed about two thirds of the mass. Bidding as ``b_j K`` units, within 0.5 %."""
+    r = np.random.default_rng(seed)
+    n = 400
+    x, y = r.normal(size=(n, 5)), r.normal(size=(n, 5))
+    a, b = (w / w.sum() for w in (r.uniform(0.2, 1.8, n), r.uniform(0.2, 1.8, n)))
+    C = cdist(x, y)
+    u = np.zeros(n)
+    auction.run(*auction.dense_graph(np.ascontiguousarray(C.T)), a, u, float(C.mean()), auction.EPS[0],
+                auction.EPS[2], b)
+    dual, opt = a @ u + b @ (C - u[:, None]).min(0), wasserstein(x, y, 1, a, b, engine="pot").cost
+    assert 0 <= opt - dual < 5e-3 * opt
+
+
 def test_auction_stops_where_the_graph_holds_no_assignment():
     """Three columns whose only arcs lead to one row of capacity 1 would outbid each other for ever: the
     phase stops at ``max_bids``; a column without any arc to a row with capacity stays out."""
@@ -837,15 +854,14 @@ def test_blocks_too_large_to_keep_screen_on_principal_coordinates(monkeypatch, p
     candidates by exact cost among more: the same certified optimum as the LP."""
     monkeypatch.setattr(blocks, "CACHE_BYTES", 0)
     monkeypatch.setattr(engine, "SKETCH_DIMS", 4)
-    r = np.random.default_rng(n + m + p)
+    r = np.random.default_rng(3)  # a seed whose four cases take more than one round, so partial passes
     x, y = r.normal(size=(n, 24)) * np.geomspace(3, 0.01, 24), r.normal(size=(m, 24)) * np.geomspace(3, 0.01, 24)
     a = r.dirichlet(np.ones(n)) if weighted else np.full(n, 1 / n)
     b = r.dirichlet(np.ones(m)) if weighted else np.full(m, 1 / m)
     kw = {"p": p, "a": a if weighted else None, "b": b if weighted else None, "plan": True, "engine": "sparse"}
     res = wasserstein(x, y, **kw)
     assert res.info["bound_dims"] == 5
-    if (n, p) in ((300, 1), (200, 2)):  # these take partial passes (the others: one round, or full passes only)
-        assert res.info["partial_passes"] > 0
+    assert res.info["partial_passes"] > 0
     assert_allclose(res.cost, lp_value(cdist(x, y) ** p, a, b), rtol=1e-9)
     assert_certified(res, x, y, a, b, p)
     # later pricing passes check only what the potentials' changes leave open, and find the same pairs

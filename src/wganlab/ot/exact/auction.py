@@ -33,6 +33,10 @@ CERTIFY_EPS, CERTIFY_GAP, CERTIFY_MAX_BIDS, CERTIFY_MAX_FAILS = 1e-10, 1e-9, 200
 #: thin tubes shifted along themselves 0.4-1.4 %; the paths were faster on a line + 1e-6 unshifted, 10 %, a circle,
 #: 17 %, a line + 1e-1 shifted and Gaussians ten apart, 72-74 %: measured then; docs/speed-history.md, w1-low-dim)
 CERTIFY_GREEDY_MAX = 0.05
+#: weighted columns bid as this many units per column on average (W1 between 10,000 weighted Fashion-MNIST images a
+#: side: 30 s with 1, 23 s with 2, 15.5 s with 4, 17 s with 8; the greedy start routed 67 % of the mass with 1, 75 %
+#: with 4). Few rows (:func:`dense_prices`) keep one: their paths are cheap, the bids four times as many
+WEIGHT_UNITS = 4
 
 
 @nb.njit(cache=True)
@@ -247,18 +251,33 @@ def whole_units(w: np.ndarray, total: float) -> np.ndarray:
     return q
 
 
-def run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_start: float, eps_end: float) -> int:
-    """The auction on a column-major graph for the row weights ``a`` (columns of unit demand, rows of capacity
-    ``a_i N`` rounded to whole units, at least 1 where ``a_i > 0``: a row without a slot is never bid for and
-    keeps its first price, the cheapest row of many columns), from the row potentials ``u`` (updated in place)
-    and ``eps_start`` down to ``eps_end`` (times ``scale``). Returns the bids."""
+def run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_start: float, eps_end: float,
+        b: np.ndarray | None = None) -> int:
+    """The auction on a column-major graph for the row weights ``a`` and column weights ``b`` (None: uniform), from
+    the row potentials ``u`` (updated in place) and ``eps_start`` down to ``eps_end`` (times ``scale``). Column ``j``
+    bids as ``b_j K`` units (``K = WEIGHT_UNITS N`` rounded to whole units, one with uniform weights), row ``i``
+    holds ``a_i K`` slots; each at least 1 where its weight is positive (a row without a slot is never bid for and
+    keeps its first price, the cheapest row of many columns). Returns the bids."""
     N = len(col_ptr) - 1
     price = -u
-    cap = np.maximum(whole_units(a, float(N)), a > 0).astype(np.int64)
+    if b is not None:
+        units = np.maximum(whole_units(b, float(WEIGHT_UNITS * N)), b > 0).astype(np.int64)
+        col_ptr, arc_row, cost = repeated_columns(col_ptr, arc_row, cost, units)
+    total = len(col_ptr) - 1
+    cap = np.maximum(whole_units(a, float(total)), a > 0).astype(np.int64)
     bids = auction_prices(col_ptr, arc_row, cost, cap, price, eps_start * scale, eps_end * scale, FACTOR,
-                          MAX_BIDS * N, np.empty(N, dtype=np.int64))
+                          MAX_BIDS * total, np.empty(total, dtype=np.int64))
     u[:] = -price
     return bids
+
+
+def repeated_columns(col_ptr, arc_row, cost, units: np.ndarray):
+    """The column-major graph ``(col_ptr, arc_row, cost)`` with column ``j`` repeated ``units_j`` times."""
+    cols = np.repeat(np.arange(len(units)), units)
+    lengths = np.diff(col_ptr)[cols]
+    ptr = np.concatenate([[0], np.cumsum(lengths)])
+    at = np.repeat(col_ptr[cols] - ptr[:-1], lengths) + np.arange(ptr[-1])
+    return ptr, arc_row[at], cost[at]
 
 
 def dense_prices(lo_t: np.ndarray, a: np.ndarray, warm: np.ndarray | None) -> tuple[np.ndarray, int]:

@@ -343,9 +343,10 @@ def _start(prob: _Problem, u: np.ndarray | None) -> tuple[np.ndarray, int]:
         eps = auction.EPS[1 if warm else 0]
         if prob.uniform and M == N:  # once: arcs are only added, so the matching stays
             _link_unmatched(prob)
+        b = None if (prob.sb == prob.sb[0]).all() else prob.sb / prob.sb.sum()  # None: each column bids as one unit
         for _ in range(AUCTION_ROUNDS):
             bids += auction.run(arcs.col_ptr, arcs.row[arcs.col_arc], arcs.cost[arcs.col_arc], a, u,
-                                 float(arcs.cost.mean()), eps, auction.EPS[2])
+                                 float(arcs.cost.mean()), eps, auction.EPS[2], b)
             eps = auction.EPS[1]
             before = len(arcs.key)
             arcs.add(*candidates.by_cost(dist, prob.costs, 0, prob.k, prob.over, u))
