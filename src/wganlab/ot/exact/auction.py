@@ -1,15 +1,15 @@
 """The epsilon-scaling auction of the sparse exact solver: row prices, and the solve itself on degenerate problems.
 
-Columns ``j`` (one unit of demand each) bid for rows ``i`` (``cap_i`` units each) over the arcs of a
-column-major graph (``col_ptr (N+1)``, ``arc_row (E)``, ``cost (E)``; a dense ``M x N`` problem is the
-graph with every arc). This is Bertsekas' auction with similar objects: each row holds ``cap_i`` slots in
-a min-heap of prices; an unassigned column takes the cheapest slot of its best row ``i1 = argmin_i (c_ij
-+ p_i)`` (``p_i`` the row's cheapest slot) and raises that slot to the price at which the column's best
-other row would be as good, plus ``eps``, evicting the column that held it. Every phase ends with each
-column within ``eps`` of its best row (``eps``-complementary slackness); ``eps`` then shrinks by
-``factor``. The prices ``-p`` are a near-optimal start for the exact solver's row potentials; on degenerate
-problems (:class:`CertifiedAssignment`) the last phase's assignment at a tiny ``eps`` is the plan, certified by
-pricing every pair.
+Columns ``j`` (one unit of demand each; :func:`run` repeats a weighted column by its weight) bid for rows ``i``
+(``cap_i`` units each) over the arcs of a column-major graph (``col_ptr (N+1)``, ``arc_row (E)``, ``cost (E)``; a
+dense ``M x N`` problem is the graph with every arc). This is Bertsekas' auction with similar objects: each row
+holds ``cap_i`` slots in a min-heap of prices; an unassigned column takes the cheapest slot of its best row ``i1
+= argmin_i (c_ij + p_i)`` (``p_i`` the row's cheapest slot) and raises that slot to the price at which the
+column's best other row would be as good, plus ``eps``, evicting the column that held it. Every phase ends with
+each column within ``eps`` of its best row (``eps``-complementary slackness); ``eps`` then shrinks by ``factor``.
+The prices ``-p`` are a near-optimal start for the exact solver's row potentials; on degenerate problems
+(:class:`CertifiedAssignment`) the last phase's assignment at a tiny ``eps`` is the plan, certified by pricing
+every pair.
 """
 
 from __future__ import annotations
