@@ -716,8 +716,9 @@ def test_pricing_block_checks_exactly_the_pairs_its_bounds_cannot_settle(lookup)
     lo[:, 3] = 0.0  # every arc's pair is checked
     cmin = np.full(N, np.inf)
     lo0 = lo.copy()
+    none = np.empty((N, 0)), np.empty((N, 0), dtype=np.int64)
     rows, cols, costs, rcs, checked = blocks.violations(lo, u32, v32, row0, X, Y, False, u, v, row_ptr, arc_col,
-                                                        arc_cost, lookup, cmin, 0.0)
+                                                        arc_cost, lookup, cmin, 0.0, none)
     want = lo0 - v32[None] < u32[row0:row0 + B, None]
     exact = C.copy()
     if lookup:
@@ -739,7 +740,7 @@ def test_pricing_keeps_the_worst_pairs_of_every_row_and_every_column():
     r = np.random.default_rng(11)
     rows, cols, rc = r.integers(0, 40, 3000), r.integers(0, 30, 3000), -r.uniform(size=3000)
     cost = r.uniform(size=3000)
-    kr, kc, kcost = pricing.worst_pairs(rows, cols, cost, rc, 3, 40, 30)
+    kr, kc, kcost, _ = pricing.worst_pairs(rows, cols, cost, rc, 3, 40, 30)
     want = set()
     for idx, n in ((rows, 40), (cols, 30)):
         for t in range(n):
@@ -748,6 +749,34 @@ def test_pricing_keeps_the_worst_pairs_of_every_row_and_every_column():
     assert sorted(zip(kr.tolist(), kc.tolist(), kcost.tolist(), strict=True)) == \
         sorted((rows[e], cols[e], cost[e]) for e in want)
     assert len(want) > 3 * 30  # the rows' picks add pairs beyond the columns'
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.05])
+def test_a_pricing_pass_returns_the_worst_pairs_of_each_row_and_column(tolerance):
+    """With ``worst = k`` a pass returns only what :func:`pricing.worst_pairs` would pick from all its violations
+    (on degenerate data tens of millions: 40 s a pass to gather at 11,000 points a side), across row blocks, and
+    with a tolerance only the pairs violating by more; it computes the same pairs and the same ``cmin`` (the
+    certificate counts the smaller violations)."""
+    r = np.random.default_rng(15)
+    M, N, k = 50, 300, 3
+    X, Y = r.normal(size=(M, 4)), r.normal(size=(N, 4))
+    C = cdist(X, Y)
+    u, v = r.uniform(1, 3, M), r.uniform(-0.5, 0.5, N)
+    arcs = np.zeros(M + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), False
+    out = {}
+    for worst in (0, k):
+        lo = (C * 0.999).astype(np.float32)
+        cmin = np.full(N, np.inf)
+        out[worst] = (*pricing._pass([(0, lo[:20]), (20, lo[20:])], X, Y, False, u, v, arcs, cmin, -tolerance,
+                                     worst), cmin)
+    rows, cols, cost, rc, checked, cmin = out[0]
+    want = pricing.worst_pairs(rows, cols, cost, rc, k, M, N)
+    assert len(rows) > 4 * len(want[0]) and (rc < -tolerance).all()
+    for a, b in zip(want, out[k][:4], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert out[k][4] == checked
+    np.testing.assert_array_equal(out[k][5], cmin)
+    assert (np.diff(out[k][0] * N + out[k][1]) > 0).all()  # row-major, no pair twice
 
 
 @pytest.mark.parametrize("p", [1, 2])
@@ -900,7 +929,7 @@ def test_a_partial_pricing_pass_finds_what_a_full_pass_finds(monkeypatch):
     C = cdist(x, y)
     prob.arcs.add(*np.nonzero(C < np.quantile(C, 0.05)), C[C < np.quantile(C, 0.05)])
     u, v = np.zeros(120), C.min(0) - 0.02  # dual feasible, some pairs within the margin
-    pricer = pricing.Pricer(prob, lookup=False)
+    pricer = pricing.Pricer(prob, lookup=False, worst=engine.K_PRICE)
     assert len(pricer(u, v)[0]) == 0 and pricer.kept is not None
     delta = pricer.kept[2]
     u2, v2 = u + r.uniform(0, 0.4 * delta, 120), v + r.uniform(0, 0.4 * delta, 150)
@@ -910,7 +939,7 @@ def test_a_partial_pricing_pass_finds_what_a_full_pass_finds(monkeypatch):
     part = pricer(u2, v2)
     assert pricer.partial_passes == 1
     monkeypatch.setattr(pricing, "KEEP_PER_POINT", -1)
-    full = pricing.Pricer(prob, lookup=False)(u2, v2)
+    full = pricing.Pricer(prob, lookup=False, worst=engine.K_PRICE)(u2, v2)
     assert len(full[0]) > 0
     for a, b in zip(part[:4], full[:4], strict=True):
         np.testing.assert_array_equal(a, b)

@@ -200,6 +200,13 @@ class CertifiedAssignment:
                 return ssp.DONE, None
             self.eps, self.eps_end = self.eps_end or self.eps, target
 
+    @property
+    def tolerance(self) -> float:
+        """The reduced costs down to ``-tolerance`` that the assignment leaves on its arcs (its last epsilon): pricing
+        does not bring in pairs violating by less (on degenerate data tens of millions of them; the certificate
+        still counts them)."""
+        return self.eps_end or 0.0
+
     def within_gap(self, u: np.ndarray, v: np.ndarray, cmin: np.ndarray) -> bool:
         """Whether the flow's gap at the potentials ``(u, min(v, cmin))`` (``cmin``: pricing's smallest ``c_ij - u_i``
         of each column, so dual feasible) is within CERTIFY_GAP of its cost: pricing's violations small enough to

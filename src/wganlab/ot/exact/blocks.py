@@ -261,7 +261,7 @@ def _any_below_shifted(a, s, b):
 
 
 @nb.njit(cache=True)
-def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_cost, lookup, cmin, margin):
+def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_cost, lookup, cmin, margin, worst):
     """One block of a pricing pass, rows ``row0:row0+B`` of the float32 lower bounds ``lo (B, N)``.
 
     Every pair the bound cannot settle (``lo_ij - v32_j < u32_i``; chunks of 256 columns are skipped on their
@@ -270,8 +270,15 @@ def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_co
     ``X``, ``Y``), which raises ``lo_ij`` to ``c_ij`` rounded down to float32 and lowers ``cmin_j`` to
     ``c_ij - u_i``. Returns ``(rows, cols, costs,
     reduced costs, checked)``: the pairs with ``c_ij - u_i - v_j < margin - 1e-12 (|u_i| + |v_j| + c_ij)`` (for
-    ``margin = 0``: the violations; ``u32`` then screens at ``u + margin``) and the number of pairs computed."""
+    ``margin <= 0``: the violations beyond ``-margin``; ``u32`` then screens at ``u + max(margin, 0)``) and the
+    number of pairs computed. ``worst``: ``(rc, rows)``, each ``(N, k)``; with ``k > 0`` only the ``k``
+    smallest reduced costs of each row return, and each column's ``k`` smallest so far are merged into
+    ``worst`` (ascending, ``inf`` where empty; kept across blocks): degenerate data have tens of millions."""
     B, N = lo.shape
+    col_rc, col_row = worst
+    k = col_rc.shape[1]
+    row_rc, row_col = np.empty(k), np.empty(k, dtype=np.int64)
+    cost_at = np.empty(N if k > 0 else 0)  # the row's costs by column
     n = checked = 0
     cap = B + N
     rows, cols = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
@@ -294,6 +301,7 @@ def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_co
             cap = max(2 * cap, n + m)
             rows, cols = _grown(rows, n, cap), _grown(cols, n, cap)
             costs, rcs = _grown(costs, n, cap), _grown(rcs, n, cap)
+        row_rc[:] = np.inf
         for t in range(m):
             j = hits[t]
             c = -1.0
@@ -311,7 +319,18 @@ def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_co
                 cmin[j] = w
             rc = w - v[j]
             if rc < margin - 1e-12 * (abs(ur) + abs(v[j]) + c + 1e-300):
-                rows[n], cols[n], costs[n], rcs[n] = r, j, c, rc
+                if k == 0:
+                    rows[n], cols[n], costs[n], rcs[n] = r, j, c, rc
+                    n += 1
+                else:
+                    if rc < row_rc[k - 1]:
+                        _insert(row_rc, row_col, k - 1, rc, j)
+                        cost_at[j] = c
+                    if rc < col_rc[j, k - 1]:
+                        _insert(col_rc[j], col_row[j], k - 1, rc, r)
+        for t in range(k):
+            if row_rc[t] < np.inf:
+                rows[n], cols[n], costs[n], rcs[n] = r, row_col[t], cost_at[row_col[t]], row_rc[t]
                 n += 1
     return rows[:n], cols[:n], costs[:n], rcs[:n], checked
 

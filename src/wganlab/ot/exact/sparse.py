@@ -383,7 +383,7 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None, by_auc
     tight = 0.1 * ROUNDING * float(arcs.cost.max())
     ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc, tight)
     solver = ssp.ssp_few_rows if prob.few_rows else ssp.ssp
-    pricer = pricing.Pricer(prob, prob.X.shape[1] >= LOOKUP_MIN_DIM)
+    pricer = pricing.Pricer(prob, prob.X.shape[1] >= LOOKUP_MIN_DIM, K_PRICE)
     by_auction = by_auction and sr.sum() > (1 - auction.CERTIFY_GREEDY_MAX) * prob.sa.sum()
     route = auction.CertifiedAssignment(arcs, u, auction.EPS[1] * float(arcs.cost.mean()),
                                         auction.FACTOR) if by_auction else None
@@ -410,12 +410,11 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None, by_auc
             n_stuck += 1
             _insert(arcs, new_r, new_c, prob.costs(new_r, new_c), u, v, sr, dc)
             continue
-        fr, fc, fcost, rc, cmin, checked = pricer(u, v)
+        fr, fc, fcost, rc, cmin, checked = pricer(u, v, 0.0 if route is None else route.tolerance)
         if not len(fr) or (route is not None and route.within_gap(u, v, cmin)):
             break
-        br, bc, bcost = pricing.worst_pairs(fr, fc, fcost, rc, K_PRICE, M, N)
-        _insert(arcs, br, bc, bcost, u, v, sr, dc)
-        priced_in += len(br)
+        _insert(arcs, fr, fc, fcost, u, v, sr, dc)
+        priced_in += len(fr)
         if route is not None:
             route.restart(-float(rc.min()))
     stats = {"rounds": rounds, "augmentations": n_aug, "searches": n_searches, "settled": n_settled,
