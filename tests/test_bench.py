@@ -132,8 +132,8 @@ def test_low_dimensional_case_rows_are_certified_and_right():
     from wganlab.ot import wasserstein
 
     rows = bench.run_bench(["w1-low-dim"], overrides={"w1-low-dim": TINY_EXTRA["w1-low-dim"]}, isolate=False)
-    names = ["circle", "plane", "line+1e-3", "line+1e-6", "line+1e-6 shifted by 0.3", "line+1e-2 shifted by 0.3",
-             "line+1e-1 shifted by 0.3", "gauss10 shifted by 10"]
+    names = ["circle", "plane", "line+1e-3", "line+1e-6", "line+1e-6 shifted by 0.3", "line+1e-4 shifted by 0.3",
+             "line+1e-2 shifted by 0.3", "line+1e-1 shifted by 0.3", "gauss10 shifted by 10"]
     assert [r["size"] for r in rows] == [f"{k}, 150 x 150, p = {p}" for k in names for p in (1, 2)]
     for r, (kind, shift) in zip(rows, [s for s in LOW_DIM_SETS for _ in (1, 2)], strict=True):
         assert r["status"] == "ok" and r["baseline_s"] > 0 and r["value_diff"] is None

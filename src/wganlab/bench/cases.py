@@ -200,7 +200,7 @@ def low_dimensional_points(kind: str, n: int, seed: int, shift: float = 0.0):
 
 #: the data sets of ``w1-low-dim``: (kind of :func:`low_dimensional_points`, shift of the second sample)
 LOW_DIM_SETS = (("circle", 0.0), ("plane", 0.0), ("line+1e-3", 0.0), ("line+1e-6", 0.0), ("line+1e-6", 0.3),
-                ("line+1e-2", 0.3), ("line+1e-1", 0.3), ("gauss10", 10.0))
+                ("line+1e-4", 0.3), ("line+1e-2", 0.3), ("line+1e-1", 0.3), ("gauss10", 10.0))
 
 
 @register_case("w1-low-dim", "exact W1 and W2 between two samples of n points of a curve or a plane in R^5, and "
