@@ -261,7 +261,7 @@ def _any_below_shifted(a, s, b):
 
 
 @nb.njit(cache=True)
-def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_cost, lookup, cmin, margin, worst):
+def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_cost, lookup, cmin, margin, col_worst):
     """One block of a pricing pass, rows ``row0:row0+B`` of the float32 lower bounds ``lo (B, N)``.
 
     Every pair the bound cannot settle (``lo_ij - v32_j < u32_i``; chunks of 256 columns are skipped on their
@@ -271,11 +271,11 @@ def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_co
     ``c_ij - u_i``. Returns ``(rows, cols, costs,
     reduced costs, checked)``: the pairs with ``c_ij - u_i - v_j < margin - 1e-12 (|u_i| + |v_j| + c_ij)`` (for
     ``margin <= 0``: the violations beyond ``-margin``; ``u32`` then screens at ``u + max(margin, 0)``) and the
-    number of pairs computed. ``worst``: ``(rc, rows)``, each ``(N, k)``; with ``k > 0`` only the ``k``
+    number of pairs computed. ``col_worst``: ``(rc, rows)``, each ``(N, k)``; with ``k > 0`` only the ``k``
     smallest reduced costs of each row return, and each column's ``k`` smallest so far are merged into
-    ``worst`` (ascending, ``inf`` where empty; kept across blocks): degenerate data have tens of millions."""
+    ``col_worst`` (ascending, ``inf`` where empty; kept across blocks): degenerate data have tens of millions."""
     B, N = lo.shape
-    col_rc, col_row = worst
+    col_rc, col_row = col_worst
     k = col_rc.shape[1]
     row_rc, row_col = np.empty(k), np.empty(k, dtype=np.int64)
     cost_at = np.empty(N if k > 0 else 0)  # the row's costs by column
