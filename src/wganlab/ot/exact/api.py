@@ -78,8 +78,9 @@ def _pick_engine(engine: str, power: int | None, n: int, m: int, d: int, a=None,
     small, large = sorted((n, m))
     if d <= AUTO_LOW_DIM and n * m <= AUTO_LOW_DIM_MAX_PAIRS:
         return False
-    if (large <= AUTO_BALANCE * small and n * m <= AUTO_DENSE_MAX_PAIRS and dense_fallback_fits(n, m)
-            and (_far_from_uniform(a, n, "weights of x") or _far_from_uniform(b, m, "weights of y"))):
+    if (large <= AUTO_BALANCE * small and n * m <= AUTO_DENSE_MAX_PAIRS
+            and (_far_from_uniform(a, n, "weights of x") or _far_from_uniform(b, m, "weights of y"))
+            and dense_fallback_fits(n, m)):  # last: it reads /proc/meminfo, which uniform weights need not
         return False
     if small <= AUTO_SMALL_SIDE and large >= AUTO_SMALL_SIDE_RATIO * small:
         big = n * m >= AUTO_MIN_PAIRS_SMALL_SIDE
