@@ -9,7 +9,17 @@ from scipy.spatial.distance import cdist
 from oracles import lp_value
 from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot import ot_means
-from wganlab.ot.exact import AUTO_MIN_PAIRS, auction, blocks, coarse, prepare_points, pricing, transport, wasserstein
+from wganlab.ot.exact import (
+    AUTO_MIN_PAIRS,
+    auction,
+    blocks,
+    coarse,
+    prepare_points,
+    pricing,
+    ssp,
+    transport,
+    wasserstein,
+)
 from wganlab.ot.exact import api as engine_api
 from wganlab.ot.exact import sparse as engine
 from wganlab.ot.exact.api import AUTO_LOW_DIM, AUTO_LOW_DIM_MAX_PAIRS, AUTO_MIN_EFFECTIVE
@@ -719,7 +729,7 @@ def test_each_columns_cheapest_rows_and_each_rows_nearest_columns_match_a_sort()
 
 @pytest.mark.parametrize("lookup", [False, True])
 def test_pricing_block_checks_exactly_the_pairs_its_bounds_cannot_settle(lookup):
-    """``blocks.violations`` on one block equals numpy: the pairs with ``lo - v32 < u32`` get their exact cost
+    """``pricing.violations`` on one block equals numpy: the pairs with ``lo - v32 < u32`` get their exact cost
     (an arc's cost when looked up), the violating ones come back with their reduced costs, each column's smallest
     ``c - u`` is kept, and the bounds are raised but stay below the exact costs."""
     r = np.random.default_rng(14)
@@ -737,7 +747,7 @@ def test_pricing_block_checks_exactly_the_pairs_its_bounds_cannot_settle(lookup)
     cmin = np.full(N, np.inf)
     lo0 = lo.copy()
     none = np.empty((N, 0)), np.empty((N, 0), dtype=np.int64)
-    rows, cols, costs, rcs, checked = blocks.violations(lo, u32, v32, row0, X, Y, False, u, v, row_ptr, arc_col,
+    rows, cols, costs, rcs, checked = pricing.violations(lo, u32, v32, row0, X, Y, False, u, v, row_ptr, arc_col,
                                                         arc_cost, lookup, cmin, 0.0, none)
     want = lo0 - v32[None] < u32[row0:row0 + B, None]
     exact = C.copy()
@@ -935,6 +945,76 @@ def test_a_loose_principal_coordinates_bound_is_not_used(monkeypatch):
         assert res.info["bound_dims"] == 24
         assert_allclose(res.cost, lp_value(cdist(x, y) ** p, np.full(200, 1 / 200), np.full(250, 1 / 250)),
                         rtol=1e-9)
+
+
+@pytest.mark.parametrize("d", [1, 3, 5, 8])
+def test_few_coordinates_are_summed_in_order(d):
+    """Up to ``ssp.ORDERED_MAX_DIM`` coordinates a cost is the in-order sum of the squared differences (no reordering,
+    no fused multiply-add): the same bits on any CPU and in :func:`pricing.exact_pass`, which sums a whole row at once.
+    Above, the sum is vectorised (any order) and agrees to rounding."""
+    assert d <= ssp.ORDERED_MAX_DIM
+    r = np.random.default_rng(d)
+    X, Y = r.normal(size=(40, d)), r.normal(size=(50, d)).astype(np.float32)
+    rows, cols = np.repeat(np.arange(40), 50), np.tile(np.arange(50), 40)
+    s = np.zeros(len(rows))
+    for k in range(d):
+        t = X[rows, k] - Y[cols, k].astype(np.float64)
+        s = s + t * t
+    np.testing.assert_array_equal(ssp.pair_costs(X, Y, rows, cols, True), s)
+    np.testing.assert_array_equal(ssp.pair_costs(X, Y, rows, cols, False), np.sqrt(s))
+    X, Y = r.normal(size=(40, 40)), r.normal(size=(50, 40))
+    assert_allclose(ssp.pair_costs(X, Y, rows, cols, False), cdist(X, Y).ravel(), rtol=1e-14)
+
+
+@pytest.mark.parametrize(("squared", "tolerance"), [(False, 0.0), (False, 0.05), (True, 0.0)])
+def test_a_pricing_pass_on_every_exact_cost_finds_what_the_bounds_find(squared, tolerance):
+    """:func:`pricing.exact_pass` (every pair's float64 cost, no float32 bound) returns the same pairs, costs (bit for
+    bit) and reduced costs as a pass on the bounds, the ``k`` worst of each row and column; its ``cmin`` may hold more
+    pairs but gives the same dual-feasible ``min(v, cmin)``. Ties and duplicated points included."""
+    r = np.random.default_rng(21)
+    M, N, k = 60, 700, 3  # three chunks of 256 columns
+    X, Y = r.integers(0, 4, size=(M, 3)).astype(np.float64), r.integers(0, 4, size=(N, 3)).astype(np.float64)
+    C = cdist(X, Y) ** (2 if squared else 1)
+    u = r.uniform(0, 2, M)
+    v = (C - u[:, None]).min(0) + r.choice([0.0, 0.3, 1.0], N)  # tight, mildly and strongly violated columns
+    arcs = np.zeros(M + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), False
+    out = []
+    for scan in ([(0, (C * 0.999).astype(np.float32))], (X, np.ascontiguousarray(Y.T))):
+        cmin = np.full(N, np.inf)
+        out.append((*pricing._pass(scan, X, Y, squared, u, v, arcs, cmin, -tolerance, k), cmin))
+    (rows, cols, cost, rc, _, cmin), exact = out
+    assert len(rows) > 3 * k
+    for a, b in zip((rows, cols, cost, rc), exact[:4], strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.minimum(v, cmin), np.minimum(v, exact[5]))
+    assert (C - u[:, None] - np.minimum(v, exact[5])[None, :]).min() >= -1e-12
+
+
+def test_pricing_turns_to_every_exact_cost_where_the_bounds_settle_few_pairs(monkeypatch):
+    """On a thin tube shifted along itself (nearly every pair within float32 rounding of tight) a pricing pass on the
+    bounds computes most costs exactly; the pricer then computes every cost (``exact``), with the same solve: the
+    same value, potentials and plan as with the bounds alone."""
+    from wganlab.bench.cases import low_dimensional_points
+
+    x, y = low_dimensional_points("line+1e-4", 600, 1), low_dimensional_points("line+1e-4", 600, 2, 0.3)
+    made = []
+    real = pricing.Pricer.__call__
+
+    def spy(self, u, v, tolerance=0.0):
+        made.append(self.exact is not None)  # how this pass prices
+        return real(self, u, v, tolerance)
+
+    monkeypatch.setattr(pricing.Pricer, "__call__", spy)
+    res = engine.solve_points(x, y, coarse_min=10**6)  # paths from an auction's prices (no coarsened problem)
+    assert made[0] is False and all(made[1:]) and len(made) > 2
+    monkeypatch.setattr(pricing, "EXACT_SHARE", 2.0)
+    made.clear()
+    ref = engine.solve_points(x, y, coarse_min=10**6)
+    assert not any(made)
+    assert res.value == ref.value and res.solver == ref.solver
+    for a, b in zip(res.potentials, ref.potentials, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert (res.plan != ref.plan).nnz == 0
 
 
 def test_a_partial_pricing_pass_finds_what_a_full_pass_finds(monkeypatch):

@@ -1,6 +1,6 @@
 """Float32 distance blocks of the sparse exact OT engine and the numba kernels that read them: rigorous lower
-bounds of the costs, each column's cheapest rows, a pricing pass's exact check of the pairs they cannot settle,
-and the pairs kept per column."""
+bounds of the costs, each column's cheapest rows and each row's nearest columns, and the pairs kept per column (a
+pricing pass's check of the pairs they cannot settle is :func:`wganlab.ot.exact.pricing.violations`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numba as nb
 import numpy as np
 import torch
 
-from wganlab.ot.exact.ssp import column_order, pair_cost
+from wganlab.ot.exact.ssp import column_order
 
 #: float32 elements in one block of distances (64 MB)
 BLOCK_ELEMENTS = 16 * 1024 * 1024
@@ -21,10 +21,10 @@ THIN_BLOCK = 128
 CACHE_BYTES = 512 * 1024 * 1024
 #: rows of a set (a sample) used to find its principal directions
 PCA_SAMPLE = 4096
-#: the kernels below test this many columns of a row at once (one vectorised test) and scan them only on a hit:
-#: a pricing pass's screen (:func:`violations`), and each column's cheapest rows and each row's nearest columns
-#: (:func:`keep_smallest`, :func:`row_smallest`: more frequent hits; at the optimal prices of 10,000 x 10,000
-#: images, k = 8: 10 % of 32-column chunks)
+#: the kernels below test this many columns of a row at once (one vectorised test) and scan them only on a hit: a
+#: pricing pass's screen (:func:`wganlab.ot.exact.pricing.violations`), and each column's cheapest rows and each
+#: row's nearest columns (:func:`keep_smallest`, :func:`row_smallest`: more frequent hits; at the optimal prices of
+#: 10,000 x 10,000 images, k = 8: 10 % of 32-column chunks)
 SCREEN_CHUNK, KEEP_CHUNK = 256, 64
 
 
@@ -242,104 +242,13 @@ def round_down32(v: np.ndarray) -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def _any_diff_below(a, b, s):
-    """Whether ``a[t] - b[t] < s`` for some ``t`` (1-D slices: numba vectorises it; on a loop over a range of a
-    whole row with computed bounds it did not, 4-5x slower)."""
-    hit = False
-    for t in range(len(a)):
-        hit |= a[t] - b[t] < s
-    return hit
-
-
-@nb.njit(cache=True)
 def _any_below_shifted(a, s, b):
-    """Whether ``a[t] - s < b[t]`` for some ``t`` (vectorised as :func:`_any_diff_below`)."""
+    """Whether ``a[t] - s < b[t]`` for some ``t`` (1-D slices: numba vectorises it; on a loop over a range of a
+    whole row with computed bounds it did not, 4-5x slower)."""
     hit = False
     for t in range(len(a)):
         hit |= a[t] - s < b[t]
     return hit
-
-
-@nb.njit(cache=True)
-def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_cost, lookup, cmin, margin, col_worst):
-    """One block of a pricing pass, rows ``row0:row0+B`` of the float32 lower bounds ``lo (B, N)``.
-
-    Every pair the bound cannot settle (``lo_ij - v32_j < u32_i``; chunks of 256 columns are skipped on their
-    vectorised minimum, the others scanned without branches) gets its exact float64 cost ``c_ij`` (looked up
-    among the arcs ``row_ptr`` / ``arc_col`` / ``arc_cost`` when ``lookup`` and present, else computed from
-    ``X``, ``Y``), which raises ``lo_ij`` to ``c_ij`` rounded down to float32 and lowers ``cmin_j`` to
-    ``c_ij - u_i``. Returns ``(rows, cols, costs,
-    reduced costs, checked)``: the pairs with ``c_ij - u_i - v_j < margin - 1e-12 (|u_i| + |v_j| + c_ij)`` (for
-    ``margin <= 0``: the violations beyond ``-margin``; ``u32`` then screens at ``u + max(margin, 0)``) and the
-    number of pairs computed. ``col_worst``: ``(rc, rows)``, each ``(N, k)``; with ``k > 0`` only the ``k``
-    smallest reduced costs of each row return, and each column's ``k`` smallest so far are merged into
-    ``col_worst`` (ascending, ``inf`` where empty; kept across blocks): degenerate data have tens of millions."""
-    B, N = lo.shape
-    col_rc, col_row = col_worst
-    k = col_rc.shape[1]
-    row_rc, row_col = np.empty(k), np.empty(k, dtype=np.int64)
-    cost_at = np.empty(N if k > 0 else 0)  # the row's costs by column
-    n = checked = 0
-    cap = B + N
-    rows, cols = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
-    costs, rcs = np.empty(cap), np.empty(cap)
-    hits = np.empty(N, dtype=np.int64)
-    for i in range(B):
-        r = row0 + i
-        li = lo[i]
-        ur32, ur = u32[r], u[r]
-        a0, a1 = row_ptr[r], row_ptr[r + 1]
-        m = 0
-        for j0 in range(0, N, SCREEN_CHUNK):  # branch-free: write every column, keep the hits
-            j1 = min(j0 + SCREEN_CHUNK, N)
-            if _any_diff_below(li[j0:j1], v32[j0:j1], ur32):
-                for j in range(j0, j1):
-                    hits[m] = j
-                    m += li[j] - v32[j] < ur32
-        checked += m
-        if n + m > cap:  # room for every hit of the row (growing inside the loop below slows it 3x)
-            cap = max(2 * cap, n + m)
-            rows, cols = _grown(rows, n, cap), _grown(cols, n, cap)
-            costs, rcs = _grown(costs, n, cap), _grown(rcs, n, cap)
-        row_rc[:] = np.inf
-        for t in range(m):
-            j = hits[t]
-            c = -1.0
-            if lookup:
-                q = a0 + np.searchsorted(arc_col[a0:a1], j)
-                if q < a1 and arc_col[q] == j:
-                    c = arc_cost[q]
-            if c < 0.0:
-                c = pair_cost(X, Y, r, j, squared)
-            f = np.float32(max(c * (1 - 2.0**-22) - 1e-40, 0.0))
-            if f > li[j]:
-                li[j] = f
-            w = c - ur
-            if w < cmin[j]:
-                cmin[j] = w
-            rc = w - v[j]
-            if rc < margin - 1e-12 * (abs(ur) + abs(v[j]) + c + 1e-300):
-                if k == 0:
-                    rows[n], cols[n], costs[n], rcs[n] = r, j, c, rc
-                    n += 1
-                else:
-                    if rc < row_rc[k - 1]:
-                        _insert(row_rc, row_col, k - 1, rc, j)
-                        cost_at[j] = c
-                    if rc < col_rc[j, k - 1]:
-                        _insert(col_rc[j], col_row[j], k - 1, rc, r)
-        for t in range(k):
-            if row_rc[t] < np.inf:
-                rows[n], cols[n], costs[n], rcs[n] = r, row_col[t], cost_at[row_col[t]], row_rc[t]
-                n += 1
-    return rows[:n], cols[:n], costs[:n], rcs[:n], checked
-
-
-@nb.njit(cache=True)
-def _grown(a, n, cap):
-    out = np.empty(cap, dtype=a.dtype)
-    out[:n] = a[:n]
-    return out
 
 
 @nb.njit(cache=True)
@@ -370,19 +279,19 @@ def row_smallest(lo, k):
     for i in range(B if k > 0 else 0):
         li, oi = lo[i], out[i]
         for j in range(k):
-            _insert(val, oi, j, li[j], j)
+            insert_sorted(val, oi, j, li[j], j)
         for j0 in range(k, N, KEEP_CHUNK):
             j1 = min(j0 + KEEP_CHUNK, N)
             if _any_less(li[j0:j1], val[k - 1]):
                 for j in range(j0, j1):
                     if li[j] < val[k - 1]:
-                        _insert(val, oi, k - 1, li[j], j)
+                        insert_sorted(val, oi, k - 1, li[j], j)
     return out
 
 
 @nb.njit(cache=True)
 def _any_less(a, s):
-    """Whether ``a[t] < s`` for some ``t`` (vectorised as :func:`_any_diff_below`)."""
+    """Whether ``a[t] < s`` for some ``t`` (vectorised as :func:`_any_below_shifted`)."""
     hit = False
     for t in range(len(a)):
         hit |= a[t] < s
@@ -390,7 +299,7 @@ def _any_less(a, s):
 
 
 @nb.njit(cache=True)
-def _insert(val, pos, t, w, j):
+def insert_sorted(val, pos, t, w, j):
     """Insert value ``w`` of index ``j`` into the ascending ``val[:t + 1]`` (and ``pos``), dropping ``val[t]``; after
     equal values."""
     while t > 0 and val[t - 1] > w:
@@ -406,7 +315,7 @@ def _merge_row(li, ui, r, j0, j1, val, idx, worst):
     for j in range(j0, j1):
         w = li[j] - ui
         if w < worst[j]:
-            _insert(val[j], idx[j], k - 1, w, r)
+            insert_sorted(val[j], idx[j], k - 1, w, r)
             worst[j] = val[j, k - 1]
 
 

@@ -387,6 +387,8 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None, by_auc
     by_auction = by_auction and sr.sum() > (1 - auction.CERTIFY_GREEDY_MAX) * prob.sa.sum()
     route = auction.CertifiedAssignment(arcs, u, auction.EPS[1] * float(arcs.cost.mean()),
                                         auction.FACTOR) if by_auction else None
+    if by_auction:  # degenerate: the float32 bounds would settle few pairs
+        pricer.compute_every_cost()
     rounds = n_aug = n_searches = n_settled = extended = priced_in = n_stuck = 0
     while True:
         rounds += 1

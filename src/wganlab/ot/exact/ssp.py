@@ -17,15 +17,32 @@ import numpy as np
 DONE, STUCK = 0, 1
 
 
-@nb.njit(cache=True, fastmath=True)
+#: up to this many coordinates a squared distance is summed coordinate by coordinate, in order and without fused
+#: multiply-adds: the same bits as a pricing pass that sums many pairs at once (:func:`pricing.exact_pass`)
+ORDERED_MAX_DIM = 8
+
+
+@nb.njit(cache=True)
 def pair_cost(X, Y, i, j, squared):
     """``||X[i] - Y[j]||`` (squared if ``squared``) in float64 (also for float32 points: their differences are
-    exact in float64)."""
+    exact in float64); up to ORDERED_MAX_DIM coordinates summed in order, above in any order (vectorised)."""
+    s = 0.0
+    if X.shape[1] <= ORDERED_MAX_DIM:
+        for k in range(X.shape[1]):
+            t = np.float64(X[i, k]) - np.float64(Y[j, k])
+            s += t * t
+    else:
+        s = _squared_distance(X, Y, i, j)
+    return s if squared else np.sqrt(s)
+
+
+@nb.njit(cache=True, fastmath=True)
+def _squared_distance(X, Y, i, j):
     s = 0.0
     for k in range(X.shape[1]):
         t = np.float64(X[i, k]) - np.float64(Y[j, k])
         s += t * t
-    return s if squared else np.sqrt(s)
+    return s
 
 
 @nb.njit(cache=True)
