@@ -586,16 +586,25 @@ def test_w1_near_a_line_is_certified_by_the_auction(noise):
     assert "certified_by_auction" not in engine.solve_points(x, y, squared=True, coarse_min=1000).info
 
 
-def test_w1_along_a_thin_tube_routes_many_paths_per_search():
+def test_w1_along_a_thin_tube_routes_many_paths_per_search(monkeypatch):
     """W1 between thin tubes shifted along themselves with noise too large for the auction's route: one source at a
     time, each shortest path settled thousands of nodes (71 s at 11,000 points); searches from all sources at once
-    route many paths each, and the plan stays optimal."""
+    route many paths each, and the plan stays optimal. With a budget for the paths' work, they hand over to the
+    auction's certified assignment, from their prices."""
+    monkeypatch.setattr(engine, "PATHS_BUDGET", np.inf)
     r = np.random.default_rng(13)
     x, y = (np.c_[r.uniform(size=1500) + s, 1e-2 * r.normal(size=(1500, 3))] for s in (0.0, 0.3))
     res = engine.solve_points(x, y, coarse_min=1000)
     assert res.solver == "sparse-ssp" and res.info["prices"] == "coarse"
     assert res.info["searches"] < res.info["augmentations"] / 2 and res.info["settled"] > res.info["searches"]
     assert res.value == pytest.approx(wasserstein(x, y, engine="pot").value, rel=1e-12)
+    monkeypatch.setattr(engine, "PATHS_BUDGET", 0.5 * res.info["settled"] / 1500)
+    half = engine.solve_points(x, y, coarse_min=1000)
+    assert half.solver == "sparse-auction" and half.info["certified_by_auction"] is True
+    assert 0 < half.info["settled"] < res.info["settled"]
+    assert 0 <= half.gap <= auction.CERTIFY_GAP * half.cost
+    assert half.cost - half.gap - 1e-12 <= res.cost <= half.cost + 1e-12
+    assert "certified_by_auction" not in engine.solve_points(x, y, squared=True, coarse_min=1000).info
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -620,9 +629,19 @@ def test_shortest_paths_from_one_source_and_from_all_are_optimal(monkeypatch, se
     flow, u, v = np.zeros(len(cost)), np.zeros(M), np.zeros(N)
     sr, dc = sa.copy(), sb.copy()
     ssp.greedy_init(col_ptr, col_arc, rows, cost, flow, u, v, sr, dc, 0.0)
+    state = flow, u, v, sr, dc
+    # a budget of 0 nodes stops after each phase, every invariant holding: further calls go on where it stopped
+    stops = 0
+    while (status := ssp.ssp.py_func(row_ptr, cols, rows, cost, col_ptr, col_arc, *state, 0)[0]) == ssp.OVER_BUDGET:
+        stops += 1
+    assert status == ssp.DONE and stops > 1
+    budgeted = [a.copy() for a in state]
+    flow[:], u[:], v[:], sr[:], dc[:] = 0.0, 0.0, 0.0, sa, sb
+    ssp.greedy_init(col_ptr, col_arc, rows, cost, flow, u, v, sr, dc, 0.0)
     status, aug, _, searches, settled = ssp.ssp.py_func(row_ptr, cols, rows, cost, col_ptr, col_arc, flow, u, v, sr,
                                                         dc)
     assert status == ssp.DONE and searches < aug and settled >= 2 * searches
+    assert budgeted[0] @ cost == pytest.approx(flow @ cost, rel=1e-12)
     assert_allclose(np.bincount(rows, flow, M), sa) and assert_allclose(np.bincount(cols, flow, N), sb)
     rc = cost - u[rows] - v[cols]
     assert rc.min() >= -1e-12 and np.abs(rc[flow > 0]).max() <= 1e-12

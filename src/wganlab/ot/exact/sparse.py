@@ -23,8 +23,8 @@ active arc set and one block of float32 distances:
    distance (more links each time) and the solve resumes. W1 with prices from the coarsened problem (data of low
    intrinsic dimension, sets far apart) between sets of equal size and uniform weights is degenerate (nearly every pair
    along the data nearly tight, which the paths would all explore): there the auction's assignment at a tiny
-   epsilon is the plan (:class:`auction.CertifiedAssignment`, a relative gap of at most 2e-10 on the arcs), and
-   the paths take over if it keeps running out of bids.
+   epsilon is the plan (:class:`auction.CertifiedAssignment`, a relative gap of at most 2e-10 on the arcs) where
+   the greedy start routes little or the paths outgrow their budget, the paths if it keeps running out of bids.
 3. **Pricing.** Every pair is checked, block by block, for a negative reduced cost
    ``c_ij - u_i - v_j < 0``: a rigorous lower bound of ``c_ij`` from the float32 block (error at most
    ``(d + 8) 2^-24 (||x_i||^2 + ||y_j||^2)`` on the squared distance) rules out almost every pair, and the
@@ -64,6 +64,10 @@ K_NEAREST = 8
 #: optimal row within a few neighbours of the best by reduced cost: ranks up to 12 seen on a curve)
 K_COARSE = 16
 K_FEW_ROWS = 2
+#: where the auction's assignment may certify (W1, coarse prices, uniform, square) the paths hand over to it after
+#: settling this many nodes a point (thin tube, 1e-2 noise, 11,000 a side: 734, 12.7 s, by the auction 2.8 s; circle:
+#: 115, 3.1 s against 5.6 s; generic data below 20)
+PATHS_BUDGET = 200
 #: when the arc set admits no feasible flow, stuck rows and columns with demand left get this many links each
 #: (doubled at every further stuck round, up to 16 times as many)
 K_EXTEND = 4
@@ -375,18 +379,18 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None, by_auc
     shortest paths on the arc set, linking stuck rows where it admits no feasible flow, and pricing of every
     pair (exact where the float32 bound cannot decide) until none has a negative reduced cost. ``by_auction``:
     :class:`auction.CertifiedAssignment` instead of the paths where the greedy start routes at most
-    CERTIFY_GREEDY_MAX of the mass (the paths take over if it gives up).
+    CERTIFY_GREEDY_MAX of the mass (the paths take over if it gives up), and once the paths have settled
+    PATHS_BUDGET nodes per column.
     Returns ``(v, cmin of the last pricing pass, stats)``; ``u``, the arcs' flow are updated."""
     M, N, dist, arcs = prob.M, prob.N, prob.dist, prob.arcs
     v = np.empty(N)
     sr, dc = prob.sa.copy(), prob.sb.copy()
     tight = 0.1 * ROUNDING * float(arcs.cost.max())
     ssp.greedy_init(arcs.col_ptr, arcs.col_arc, arcs.row, arcs.cost, arcs.flow, u, v, sr, dc, tight)
-    solver = ssp.ssp_few_rows if prob.few_rows else ssp.ssp
     pricer = pricing.Pricer(prob, prob.X.shape[1] >= LOOKUP_MIN_DIM, K_PRICE)
+    eps, budget = auction.EPS[1] * float(arcs.cost.mean()), (PATHS_BUDGET * N if by_auction else np.inf)
     by_auction = by_auction and sr.sum() > (1 - auction.CERTIFY_GREEDY_MAX) * prob.sa.sum()
-    route = auction.CertifiedAssignment(arcs, u, auction.EPS[1] * float(arcs.cost.mean()),
-                                        auction.FACTOR) if by_auction else None
+    route = auction.CertifiedAssignment(arcs, u, eps, auction.FACTOR) if by_auction else None
     if by_auction:  # degenerate: the float32 bounds would settle few pairs
         pricer.compute_every_cost()
     rounds = n_aug = n_searches = n_settled = extended = priced_in = n_stuck = 0
@@ -402,14 +406,18 @@ def _route_and_price(prob: _Problem, u: np.ndarray, max_arcs: int | None, by_auc
         if route is not None:
             status, stuck = route(u, v, sr, dc)
         else:
-            status, aug, stuck, searches, settled = solver(arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr,
-                                                           arcs.col_arc, arcs.flow, u, v, sr, dc)
+            args = arcs.row_ptr, arcs.col, arcs.row, arcs.cost, arcs.col_ptr, arcs.col_arc, arcs.flow, u, v, sr, dc
+            status, aug, stuck, searches, settled = (ssp.ssp_few_rows(*args) if prob.few_rows
+                                                     else ssp.ssp(*args, budget - n_settled))
             n_aug, n_searches, n_settled = n_aug + aug, n_searches + searches, n_settled + settled
+            if status == ssp.OVER_BUDGET:  # the auction's assignment from the paths' prices, once
+                route, budget, by_auction = auction.CertifiedAssignment(arcs, u, eps, auction.FACTOR), np.inf, True
+                pricer.compute_every_cost()
+                continue
         if status == ssp.STUCK:  # Hall's condition fails on the arc set: link the stuck rows to free columns
             k_link = K_EXTEND << min(n_stuck, 4)  # doubles while the flow stays stuck, up to 16x
             new_r, new_c = candidates.link_stuck(dist, np.flatnonzero(stuck[:M]), np.flatnonzero(dc > 0), k_link)
-            extended += len(new_r)
-            n_stuck += 1
+            extended, n_stuck = extended + len(new_r), n_stuck + 1
             _insert(arcs, new_r, new_c, prob.costs(new_r, new_c), u, v, sr, dc)
             continue
         fr, fc, fcost, rc, cmin, checked = pricer(u, v, 0.0 if route is None else route.tolerance)

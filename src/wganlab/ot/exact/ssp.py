@@ -13,8 +13,9 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-#: returned by :func:`ssp` when all supply is routed / when some supply cannot reach a free column
-DONE, STUCK = 0, 1
+#: returned by :func:`ssp` when all supply is routed / when some supply cannot reach a free column / when its
+#: searches settled more nodes than its budget
+DONE, STUCK, OVER_BUDGET = 0, 1, 2
 
 
 #: up to this many coordinates a squared distance is summed coordinate by coordinate, in order and without fused
@@ -124,7 +125,7 @@ ONE_AT_A_TIME_PATHS = 32
 
 
 @nb.njit(cache=True)
-def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc):
+def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc, budget=np.inf):
     """Successive shortest paths from rows with supply ``sr > 0.0`` to columns with demand
     ``dc > 0``, updating ``flow``, ``u``, ``v``, ``sr``, ``dc`` in place.
 
@@ -138,7 +139,8 @@ def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc):
     thin tube, 2,760 nodes a path from one source, 163 from all; on a circle, 71 against 1,418). Sources that
     reach no column with demand are set aside. Returns ``(status, augmentations, stuck, searches, settled)``:
     ``DONE``, or ``STUCK`` with ``stuck`` marking the rows (``[:M]``) and columns (``[M:]``) reached from the
-    sources set aside; the Dijkstra runs and the nodes they settled in all.
+    sources set aside, or ``OVER_BUDGET`` after the phase in which the searches settled more than ``budget``
+    nodes (every invariant holds; a further call goes on); the Dijkstra runs and the nodes they settled in all.
     """
     M = len(row_ptr) - 1
     N = len(col_ptr) - 1
@@ -251,6 +253,8 @@ def ssp(row_ptr, arc_col, arc_row, cost, col_ptr, col_arc, flow, u, v, sr, dc):
             settled[x] = False
             pred[x] = -1
         total += n_settled
+        if total > budget:
+            return OVER_BUDGET, n_aug, stuck, searches, total
 
 
 @nb.njit(cache=True)
