@@ -177,13 +177,13 @@ def worst_pairs(rows, cols, cost, rc, k, M, N):
 @nb.njit(cache=True)
 def exact_pass(X, Yt, squared, u, v, cmin, margin, col_worst):
     """A pricing pass on every pair's float64 cost ``c_ij`` (``X (M, d)``, ``Yt (d, N)`` the columns' coordinates
-    transposed, float64; at most ``ssp.ORDERED_MAX_DIM`` coordinates: :func:`ssp.pair_cost`'s bits, summed for a whole
-    row at once), for a ``margin <= 0``. The squared distance ``s_ij`` settles every pair with ``s_ij >= (u_i +
-    v_j)^2 (1 + 1e-12)`` (then ``c_ij - u_i >= v_j``); chunks of 256 columns with another pair lower ``cmin_j`` to
-    ``c_ij - u_i``. Returns
-    ``(rows, cols, costs, reduced costs, checked)`` as :func:`violations` with ``k >= 1`` (its
-    ``col_worst``): the pairs with ``c_ij - u_i - v_j < margin - 1e-12 (|u_i| + |v_j| + c_ij)`` among the ``k``
-    smallest of their row or column."""
+    transposed, float64; at most ``ssp.ORDERED_MAX_DIM`` coordinates: :func:`ssp.pair_cost`'s bits, summed for a
+    whole row at once), for a ``margin <= 0``. The squared distance ``s_ij`` settles every pair with ``s_ij >=
+    lim_ij^2 (1 + 1e-12)``, ``lim_ij = u_i + v_j + 1e-12 (|u_i| + |v_j|)`` (then ``c_ij - u_i >= v_j`` despite
+    rounding); in a chunk of 256 columns with another pair every ``cmin_j`` is lowered to ``c_ij - u_i``. Returns
+    ``(rows, cols, costs, reduced costs, checked)`` as :func:`violations` with ``k >= 1`` (its ``col_worst``): the
+    pairs with ``c_ij - u_i - v_j < margin - 1e-12 (|u_i| + |v_j| + c_ij)`` among the ``k`` smallest of their row
+    or column."""
     M = X.shape[0]
     d, N = Yt.shape
     col_rc, col_row = col_worst
@@ -227,11 +227,11 @@ def exact_pass(X, Yt, squared, u, v, cmin, margin, col_worst):
 
 @nb.njit(cache=True)
 def _below_limit(s, v, ur, squared):
-    """Whether some squared distance ``s_j < lim_j^2 (1 + 1e-12)``, ``lim_j = max(u_r + v_j, 0)`` (``lim_j`` itself
-    for ``squared`` costs): a pair the limit does not settle (:func:`exact_pass`)."""
+    """Whether some squared distance ``s_j < lim_j^2 (1 + 1e-12)``, ``lim_j = max(u_r + v_j + 1e-12 (|u_r| + |v_j|),
+    0)`` (``lim_j`` itself for ``squared`` costs): a pair the limit does not settle (:func:`exact_pass`)."""
     hit = False
     for j in range(len(s)):
-        lim = max(ur + v[j], 0.0)
+        lim = max(ur + v[j] + 1e-12 * (abs(ur) + abs(v[j])), 0.0)
         hit |= s[j] < (lim if squared else lim * lim) * (1 + 1e-12)
     return hit
 
