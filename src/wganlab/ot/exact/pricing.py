@@ -138,15 +138,15 @@ def _pass(row_blocks, X, Y, squared, u, v, arcs, cmin, margin, worst):
     ``(row_ptr, col, cost, lookup)``, or None where the rows or columns are a subset (no lookup); ``worst``: 0
     (every pair below the margin), or only those among the ``worst`` smallest reduced costs of their row or of their
     column. Returns the pairs (row-major order) and the count of pairs computed."""
-    screen = max(margin, 0.0)
-    slack = 8 * 2.0**-24 * float(np.abs(u).max() + np.abs(v).max() + screen + 1.0)
-    u32, v32 = (u + slack + screen).astype(np.float32), v.astype(np.float32)
-    if arcs is None:
-        arcs = (np.zeros(len(u) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), False)
     col_rc, col_row = np.full((len(v), worst), np.inf), np.empty((len(v), worst), dtype=np.int64)
     if isinstance(row_blocks, tuple):  # (X, Y^T) in float64: every pair's exact cost
         found = [exact_pass(*row_blocks, squared, u, v, cmin, margin, (col_rc, col_row))]
     else:
+        screen = max(margin, 0.0)
+        slack = 8 * 2.0**-24 * float(np.abs(u).max() + np.abs(v).max() + screen + 1.0)
+        u32, v32 = (u + slack + screen).astype(np.float32), v.astype(np.float32)
+        if arcs is None:
+            arcs = (np.zeros(len(u) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), False)
         found = [violations(lo, u32, v32, s, X, Y, squared, u, v, *arcs, cmin, margin, (col_rc, col_row))
                  for s, lo in row_blocks]
     checked = sum(f[4] for f in found)
@@ -191,7 +191,7 @@ def exact_pass(X, Yt, squared, u, v, cmin, margin, col_worst):
     row_rc, row_col = np.empty(k), np.empty(k, dtype=np.int64)
     rows, cols = np.empty(M * k, dtype=np.int64), np.empty(M * k, dtype=np.int64)
     costs, rcs = np.empty(M * k), np.empty(M * k)
-    s, c, cost_at, col_top = np.empty(N), np.empty(N), np.empty(N), col_rc[:, k - 1].copy()
+    s, cost_at, col_top = np.empty(N), np.empty(N), col_rc[:, k - 1].copy()
     hits = np.empty(blocks.SCREEN_CHUNK, dtype=np.int64)
     n = 0
     for r in range(M):
@@ -209,7 +209,8 @@ def exact_pass(X, Yt, squared, u, v, cmin, margin, col_worst):
             if not _below_limit(s[j0:j1], v[j0:j1], ur, squared):
                 continue
             row_top = row_rc[k - 1]
-            keep = _chunk_costs(s[j0:j1], c[j0:j1], cmin[j0:j1], v[j0:j1], col_top[j0:j1], ur, tol, row_top, squared)
+            keep = _chunk_costs(s[j0:j1], cmin[j0:j1], v[j0:j1], col_top[j0:j1], ur, tol, row_top, squared)
+            c = s  # the chunk's squared distances are now its costs
             m = 0
             for j in range(j0, j1 if keep else j0):  # branch-free: the violations below their row's or column's k-th
                 rc = c[j] - ur - v[j]
@@ -237,16 +238,18 @@ def _below_limit(s, v, ur, squared):
 
 
 @nb.njit(cache=True)
-def _chunk_costs(s, c, cmin, v, col_top, ur, tol, row_top, squared):
-    """The costs ``c = s`` (``squared``) or ``sqrt(s)``, ``cmin_j`` lowered to ``c_j - u_r``, and whether a pair
-    violates by more than ``-tol`` below its row's (``row_top``) or its column's (``col_top``) k-th so far."""
+def _chunk_costs(s, cmin, v, col_top, ur, tol, row_top, squared):
+    """The squared distances ``s`` replaced in place by the costs (``sqrt(s)``, or ``s`` for ``squared``), ``cmin_j``
+    lowered to ``c_j - u_r``, and whether a pair violates by more than ``-tol`` below its row's (``row_top``) or its
+    column's (``col_top``) k-th so far."""
     keep = False
     for j in range(len(s)):
-        c[j] = s[j] if squared else np.sqrt(s[j])
-        w = c[j] - ur
+        c = s[j] if squared else np.sqrt(s[j])
+        s[j] = c
+        w = c - ur
         cmin[j] = min(cmin[j], w)
         rc = w - v[j]
-        keep |= (rc + 1e-12 * (abs(v[j]) + c[j]) < tol) & ((rc < row_top) | (rc < col_top[j]))
+        keep |= (rc + 1e-12 * (abs(v[j]) + c) < tol) & ((rc < row_top) | (rc < col_top[j]))
     return keep
 
 
