@@ -179,6 +179,55 @@ def test_sort_with_order_carries_positions_exactly_through_one_float64_sort():
     assert kernels._packed_sort(v.double()) is None
 
 
+def _awkward_rows(g: torch.Generator, n: int) -> torch.Tensor:
+    """float32 rows with ties, signed zeros, subnormals and extremes, some in every radix digit."""
+    v = torch.randn(3, n, generator=g)
+    v[:, :50] = 0.25
+    v[:, 50:80] = -0.25
+    v[0, 80:90], v[0, 90:100] = -0.0, 0.0
+    v[1, 80:90] = torch.tensor([1e-45, -1e-45, 1e-40, -1e-40, 3.4e38, -3.4e38, 1.2e-38, -1.2e-38, 1e-45, 0.0])
+    v[2] = torch.round(v[2] * 8) / 8  # long runs of ties, both signs
+    return v[:, torch.randperm(n, generator=g)].contiguous()
+
+
+@pytest.mark.skipif(kernels.match_kernel is None, reason="needs numba")
+def test_radix_sorts_give_numpys_sort(monkeypatch):
+    """The radix sorts that replace numpy's sort where it is slower (rows of at least RADIX_MIN values): the
+    packed sort (values with positions) is numpy's sort of the packed copies bit for bit, positions of ties
+    descending among negatives; the plain sort gives numpy's values (+0 == -0); an inf sorts, a nan (or, packed,
+    an inf) falls back; whichever way ``_radix_wins`` decides, the sorts and the matching agree bit for bit."""
+    g = torch.Generator().manual_seed(7)
+    v = _awkward_rows(g, kernels.RADIX_MIN + 1000)
+    n = v.shape[-1]
+    packed = np.empty(v.shape)
+    assert kernels.match_kernel.packed_radix_sort(v.numpy(), packed, kernels._LOW)
+    ref = np.empty(v.shape)
+    kernels.match_kernel.pack_positions(v.numpy(), ref)
+    ref.sort(axis=-1)
+    assert np.array_equal(packed.view(np.uint64), ref.view(np.uint64))
+    out = np.empty(v.shape, dtype=np.float32)
+    assert kernels.match_kernel.radix_sort(v.numpy(), out)
+    assert np.array_equal(out, np.sort(v.numpy(), axis=-1))
+    bad = v.clone()
+    bad[1, 7] = float("inf")
+    assert kernels.match_kernel.radix_sort(bad.numpy(), out) and np.array_equal(out, np.sort(bad.numpy(), -1))
+    assert not kernels.match_kernel.packed_radix_sort(bad.numpy(), packed, kernels._LOW)
+    bad[2, 9] = float("nan")
+    assert not kernels.match_kernel.radix_sort(bad.numpy(), out)
+
+    w = torch.sort(torch.randn(3, n, generator=g), -1).values
+    results = []
+    for radix in (True, False):
+        monkeypatch.setattr(kernels, "_radix_wins", lambda packed, radix=radix: radix)
+        results.append((kernels._packed_sort(v), kernels.sort_values(v.clone(), inplace=True),
+                        kernels.sort_values(bad), kernels.sort_with_order(v), kernels.equal_match(v, w, 1.0)))
+    (fa, sa, na, (va, oa), (pa, ga)), (fb, sb, nb, (vb, ob), (pb, gb)) = results
+    assert np.array_equal(fa.view(np.uint64), fb.view(np.uint64))
+    assert torch.equal(sa, sb) and torch.equal(va, vb) and torch.equal(oa, ob)
+    assert torch.equal(na.isnan(), nb.isnan()) and torch.equal(na.nan_to_num(), nb.nan_to_num())
+    assert torch.equal(pa, pb) and torch.equal(ga, gb)
+
+
 @pytest.mark.parametrize("p", [1.0, 2.0, 1.5])
 def test_equal_match_kernel_equals_the_numpy_path(p, monkeypatch):
     """The fused numba pass (value, slopes, scatter) against sort + gather + abs + scatter in torch, with ties

@@ -1,11 +1,128 @@
-"""Numba kernel: the 1-D matching of two equal-size uniform samples in one pass, from a packed sort
-(:func:`wganlab.ot.sliced.kernels.equal_match`): the value ``sum_j |v_(j) - w_j|^p`` and the slopes put back
-in the unsorted order, without the gather / abs / scatter passes of the numpy path."""
+"""Numba kernels of the sliced distances' 1-D work on float32 rows: a radix sort (values alone, or packed with
+their positions, see :func:`wganlab.ot.sliced.kernels.sort_values` and ``_packed_sort``) and the matching of two
+equal-size uniform samples in one pass from a packed sort (:func:`wganlab.ot.sliced.kernels.equal_match`): the
+value ``sum_j |v_(j) - w_j|^p`` and the slopes put back in the unsorted order, without the gather / abs /
+scatter passes of the numpy path."""
 
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
+
+#: the radix sorts take a float32 key's 32 bits in three stable passes of at most 11 bits (2,048 counts each)
+RADIX_BITS = 11
+_RADIX = 1 << RADIX_BITS
+_SIGN, _ALL = np.uint32(0x80000000), np.uint32(0xFFFFFFFF)
+_NOT_FINITE = np.uint32(0x7F800000)  # |bits| at least this: an inf or a nan
+
+
+@nb.njit(cache=True)
+def _key(u):
+    """float32 bits ``u`` (uint32) as a uint32 in the float order: a negative's bits all flipped, any other's
+    sign bit set (so -0 sorts just before +0)."""
+    return u ^ (_ALL if u >> np.uint32(31) else _SIGN)
+
+
+@nb.njit(cache=True)
+def _unkey(key):
+    """The float32 bits that :func:`_key` turned into ``key``."""
+    return key ^ (_SIGN if key >> np.uint32(31) else _ALL)
+
+
+@nb.njit(cache=True)
+def _count_digits(key, counts):
+    counts[0, key & np.uint32(_RADIX - 1)] += 1
+    counts[1, (key >> np.uint32(RADIX_BITS)) & np.uint32(_RADIX - 1)] += 1
+    counts[2, key >> np.uint32(2 * RADIX_BITS)] += 1
+
+
+@nb.njit(cache=True)
+def _radix_passes(a, b, n, counts, shifts, mask):
+    """Stable LSD radix passes over ``a[:n]`` (uint keys; ``b`` the same size, scratch): pass ``p`` orders by
+    the digit ``(x >> shifts[p]) & mask``, whose histogram is ``counts[p]`` (made offsets in place); a pass
+    whose digit is the same for all is skipped. Returns the array holding the sorted keys (``a`` or ``b``)."""
+    src, dst = a, b
+    for p in range(len(shifts)):
+        c = counts[p]
+        first = 0
+        while c[first] == 0:
+            first += 1
+        if c[first] == n:
+            continue
+        total = 0
+        for q in range(_RADIX):
+            t = c[q]
+            c[q] = total
+            total += t
+        s = shifts[p]
+        for j in range(n):
+            x = src[j]
+            d = (x >> s) & mask
+            dst[c[d]] = x
+            c[d] += 1
+        src, dst = dst, src
+    return src
+
+
+@nb.njit(cache=True)
+def radix_sort(v, out):
+    """``out (k, n)`` float32 := each row of ``v (k, n)`` float32 sorted ascending (-0 before +0), the order
+    numpy's sort gives but for the signs of zeros. False (``out`` unspecified) if ``v`` holds a nan."""
+    k, n = v.shape
+    vb, ob = v.view(np.uint32), out.view(np.uint32)
+    a, b = np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.uint32)
+    counts = np.zeros((3, _RADIX), dtype=np.int64)
+    shifts = np.array([0, RADIX_BITS, 2 * RADIX_BITS], dtype=np.uint32)
+    for r in range(k):
+        counts[:] = 0
+        for j in range(n):
+            u = vb[r, j]
+            if u & ~_SIGN > _NOT_FINITE:
+                return False
+            key = _key(u)
+            a[j] = key
+            _count_digits(key, counts)
+        keys = _radix_passes(a, b, n, counts, shifts, np.uint32(_RADIX - 1))
+        for j in range(n):
+            ob[r, j] = _unkey(keys[j])
+    return True
+
+
+@nb.njit(cache=True)
+def packed_radix_sort(v, out, low):
+    """``out (k, n)`` float64 := :func:`pack_positions` of ``v (k, n)`` float32, each row sorted: the same
+    array as numpy's sort of the packed copies (positions break ties, descending among negatives), by a
+    stable radix sort of ``key << 32 | position``. False (``out`` unspecified) if ``v`` holds an inf or a nan."""
+    k, n = v.shape
+    vb, ob = v.view(np.uint32), out.view(np.uint64)
+    a, b = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.uint64)
+    counts = np.zeros((3, _RADIX), dtype=np.int64)
+    shifts = np.array([32, 32 + RADIX_BITS, 32 + 2 * RADIX_BITS], dtype=np.uint64)
+    copy = np.empty(1, dtype=np.float32)
+    copy_bits = copy.view(np.uint32)
+    wide = np.empty(1, dtype=np.float64)
+    wide_bits = wide.view(np.uint64)
+    for r in range(k):
+        counts[:] = 0
+        front, back = 0, n - 1
+        for j in range(n):
+            u = vb[r, j]
+            if u & ~_SIGN >= _NOT_FINITE:
+                return False
+            key = _key(u)
+            # negatives from the back (a stable sort keeps their ties in descending position), the rest from the front
+            neg = np.int64(u >> np.uint32(31))
+            a[back if neg else front] = (np.uint64(key) << np.uint64(32)) | np.uint64(j)
+            back -= neg
+            front += 1 - neg
+            _count_digits(key, counts)
+        keys = _radix_passes(a, b, n, counts, shifts, np.uint64(_RADIX - 1))
+        for j in range(n):
+            x = keys[j]
+            copy_bits[0] = _unkey(np.uint32(x >> np.uint64(32)))
+            wide[0] = np.float64(copy[0])
+            ob[r, j] = wide_bits[0] | (x & low)
+    return True
 
 
 @nb.njit(cache=True)
