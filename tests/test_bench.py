@@ -232,6 +232,7 @@ def test_cli_writes_json_and_markdown(tmp_path, capsys):
     assert_allclose([r["value_diff"] for r in report["rows"]], 0.0, atol=1e-10)
     md = out.with_suffix(".md").read_text()
     assert md.startswith("Machine: ") and md.count("| w1-batch |") == 2
+    assert f"sliced sorts (plain / packed) {report['machine']['sliced_sort']};" in md.splitlines()[0]
     assert "ratio" in printed.splitlines()[0] and "wrote" in printed
 
 

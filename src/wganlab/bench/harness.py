@@ -37,13 +37,14 @@ def machine() -> dict:
     import ot
     import torch
 
+    from wganlab.ot.sliced.kernels import sort_choice
     from wganlab.runtime import cpu_model
 
     total = proc_kb("/proc/meminfo", "MemTotal")
     memory = None if total is None else round(total / 2**20, 1)
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "memory_gib": memory,
             "load_avg": [round(v, 2) for v in os.getloadavg()], "python": platform.python_version(),
-            "torch": torch.__version__, "numpy": np.__version__, "pot": ot.__version__,
+            "torch": torch.__version__, "numpy": np.__version__, "pot": ot.__version__, "sliced_sort": sort_choice(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 

@@ -40,7 +40,8 @@ def table(rows: list[dict]) -> str:
 def markdown(rows: list[dict], info: dict) -> str:
     """The rows as a markdown table headed by the machine it ran on."""
     head = (f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB; torch {info['torch']}, "
-            f"POT {info['pot']}; load average {info['load_avg'][0]} at start, "
+            f"POT {info['pot']}; sliced sorts (plain / packed) {info.get('sliced_sort', '?')}; load average "
+            f"{info['load_avg'][0]} at start, "
             f"{info.get('load_avg_end', ['?'])[0]} at the end; {info['date']}.\n\n")
     lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(c.replace("|", "/") for c in cells) + " |" for cells in _cells(rows)]

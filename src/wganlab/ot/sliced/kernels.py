@@ -63,6 +63,14 @@ def _best_time(f, repeat: int = 3) -> float:
     return best
 
 
+def sort_choice() -> str:
+    """The sort that float32 rows of at least RADIX_MIN values get in this process, as ``"plain / packed"``:
+    ``"radix"`` or ``"numpy"`` each (bench tables print it beside the machine)."""
+    if match_kernel is None:
+        return "numpy / numpy (no numba)"
+    return " / ".join("radix" if _radix_wins(packed) else "numpy" for packed in (False, True))
+
+
 def _use_radix(a: np.ndarray, packed: bool) -> bool:
     return match_kernel is not None and a.shape[-1] >= RADIX_MIN and a.size > 0 and _radix_wins(packed)
 
