@@ -1,7 +1,6 @@
 """The 1-D kernels of the sliced distances: sorting (numpy's vectorised sort or a radix sort, whichever is faster
-on this CPU), the run-based merge of two
-uniform quantile functions (:class:`UniformPlan`) and ``W_p^p`` between sorted samples, block by block.
-See :mod:`wganlab.ot.sliced` for the formulas."""
+on this CPU), the run-based merge of two uniform quantile functions (:class:`UniformPlan`) and ``W_p^p`` between
+sorted samples, block by block. See :mod:`wganlab.ot.sliced` for the formulas."""
 
 from __future__ import annotations
 
@@ -30,10 +29,11 @@ RADIX_MIN = 1 << 12
 @functools.cache
 def _radix_wins(packed: bool) -> bool:
     """Whether the radix sort (:mod:`match_kernel`; ``packed``: with positions) beats numpy's on this CPU: best
-    of three sorts of 16 rows of 2^13 random float32 values each way, once per process (a few ms). numpy's
-    AVX-512 sort runs 4-6x slower on an AMD Zen 4 (its memory-destination compress is microcoded there) and is
-    the faster on an Intel Xeon. The packed sorts give the same array either way, the plain ones the same
-    values (zeros' signs aside), so the choice changes no result."""
+    of three sorts of 16 rows of 2^13 random float32 values each way, once per process (about 0.2 s, mostly
+    loading the kernels from numba's cache). numpy's AVX-512 sort runs 4-6x slower on an AMD Zen 4 (its
+    memory-destination compress is microcoded there) than on an Intel Xeon, where it is about as fast as the
+    radix sort: the measurement decides. The packed sorts give the same array either way, the plain ones the
+    same values (zeros' signs aside), so the choice changes no result."""
     v = np.random.default_rng(0).standard_normal((16, RADIX_MIN * 2)).astype(np.float32)
     out = np.empty(v.shape, dtype=np.float64 if packed else np.float32)
 
