@@ -32,8 +32,9 @@ def _radix_wins(packed: bool) -> bool:
     of three sorts of 16 rows of 2^13 random float32 values each way, once per process (about 0.2 s, mostly
     loading the kernels from numba's cache). numpy's AVX-512 sort runs 4-6x slower on an AMD Zen 4 (its
     memory-destination compress is microcoded there) than on an Intel Xeon, where it took about what the radix
-    sort takes on the Zen 4 (the radix sort was not timed there): the measurement decides. The packed sorts give the same array either way, the plain ones the
-    same values (zeros' signs aside), so the choice changes no result."""
+    sort takes on the Zen 4 (the radix sort was not timed there): the measurement decides. The packed sorts
+    give the same array either way, the plain ones the same values (zeros' signs aside), so the choice changes
+    no result."""
     v = np.random.default_rng(0).standard_normal((16, RADIX_MIN * 2)).astype(np.float32)
     out = np.empty(v.shape, dtype=np.float64 if packed else np.float32)
 
