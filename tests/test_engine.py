@@ -932,7 +932,7 @@ def test_blocks_too_large_to_keep_screen_on_principal_coordinates(monkeypatch, p
     candidates by exact cost among more: the same certified optimum as the LP."""
     monkeypatch.setattr(blocks, "CACHE_BYTES", 0)
     monkeypatch.setattr(engine, "SKETCH_DIMS", 4)
-    r = np.random.default_rng(3)  # a seed whose four cases take more than one round, so partial passes
+    r = np.random.default_rng(27)  # a seed whose four cases take more than one round, so partial passes
     x, y = r.normal(size=(n, 24)) * np.geomspace(3, 0.01, 24), r.normal(size=(m, 24)) * np.geomspace(3, 0.01, 24)
     a = r.dirichlet(np.ones(n)) if weighted else np.full(n, 1 / n)
     b = r.dirichlet(np.ones(m)) if weighted else np.full(m, 1 / m)

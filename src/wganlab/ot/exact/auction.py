@@ -23,8 +23,11 @@ from wganlab.ot.exact.ssp import sift_down
 
 #: auction (times the mean cost): epsilon at the start, after the phases on every COARSE-th column
 #: (few rows; a warm start's one phase) and at the end; the factor between phases, and the most bids per
-#: column in one phase
-EPS, FACTOR, COARSE, MAX_BIDS = (0.2, 3e-3, 1e-4), 30.0, 4, 50
+#: column in one phase. A factor of 6 rather than 30 halves the certified assignment's bids on a line + 1e-6
+#: (W1, 11,000 a side: 35.8 M -> 15-19 M bids) and leaves generic data as it was (Fashion-MNIST 64 x 10,000,
+#: 2,000^2, 10,000^2, Gaussians ten apart: the same times within noise); 4 and 10 were slower on the degenerate sets
+#: (docs/speed-history.md, "The auction's factor and the paths' budget")
+EPS, FACTOR, COARSE, MAX_BIDS = (0.2, 3e-3, 1e-4), 6.0, 4, 50
 #: :class:`CertifiedAssignment`: the auction's last epsilon (times the mean cost: at most this relative gap on the
 #: arcs), the relative gap it stops at (violations of pricing included), the most bids per column in one phase
 #: (doubled after each run out of bids: a price war), and how many such runs before the shortest paths take over

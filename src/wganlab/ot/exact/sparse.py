@@ -65,9 +65,9 @@ K_NEAREST = 8
 K_COARSE = 16
 K_FEW_ROWS = 2
 #: where the auction's assignment may certify (W1, coarse prices, uniform, square) the paths hand over to it after
-#: settling this many nodes a point (thin tube, 1e-2 noise, 11,000 a side: 734, 12.7 s, by the auction 2.8 s; circle:
-#: 115, 3.1 s against 5.6 s; generic data below 20)
-PATHS_BUDGET = 200
+#: settling this many nodes a point (a 1e-2 tube needs 734, a circle 115, generic data below 20); 60, 40, 100 and 200
+#: took 43-47, 47, 47 and 53-58 s on seven degenerate sets (docs/speed-history.md, "The auction's factor and ...")
+PATHS_BUDGET = 60
 #: when the arc set admits no feasible flow, stuck rows and columns with demand left get this many links each
 #: (doubled at every further stuck round, up to 16 times as many)
 K_EXTEND = 4
