@@ -98,10 +98,6 @@ def packed_radix_sort(v, out, low):
     a, b = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.uint64)
     counts = np.zeros((3, _RADIX), dtype=np.int64)
     shifts = np.array([32, 32 + RADIX_BITS, 32 + 2 * RADIX_BITS], dtype=np.uint64)
-    copy = np.empty(1, dtype=np.float32)
-    copy_bits = copy.view(np.uint32)
-    wide = np.empty(1, dtype=np.float64)
-    wide_bits = wide.view(np.uint64)
     for r in range(k):
         counts[:] = 0
         front, back = 0, n - 1
@@ -119,9 +115,8 @@ def packed_radix_sort(v, out, low):
         keys = _radix_passes(a, b, n, counts, shifts, np.uint64(_RADIX - 1))
         for j in range(n):
             x = keys[j]
-            copy_bits[0] = _unkey(np.uint32(x >> np.uint64(32)))
-            wide[0] = np.float64(copy[0])
-            ob[r, j] = wide_bits[0] | (x & low)
+            value = np.uint32(_unkey(np.uint32(x >> np.uint64(32)))).view(np.float32)
+            ob[r, j] = np.float64(value).view(np.uint64) | (x & low)
     return True
 
 
