@@ -15,7 +15,7 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
   $py -c "import torch, numpy, numba, ot; print('torch', torch.__version__, torch.cuda.get_device_name(),
 'numpy', numpy.__version__, 'numba', numba.__version__, 'POT', ot.__version__)"; } > "$out/env.txt" 2>&1
 
-timeout 120 $py -m pytest -q -m gpu -p no:cacheprovider -n 4 tests/test_gpu.py tests/test_medians.py \
+timeout 60 $py -m pytest -q -m gpu -p no:cacheprovider -n 4 tests/test_gpu.py tests/test_medians.py \
   > "$out/gpu-tests.log" 2>&1
 echo "exit status $?" >> "$out/gpu-tests.log"
 
@@ -33,14 +33,14 @@ while read -r name limit sets; do
     >> "$out/presets.log" 2>&1 < /dev/null
   echo "exit status $?" >> "$out/presets.log"
 done <<END
-critic-architecture 60 --set critic-architecture.data=$mnist
-otmeans-vs-fc-wgan 40 --set otmeans-vs-fc-wgan.data=$mnist --set otmeans-vs-fc-wgan.copy_data=${mnist/10000/1000}
+critic-architecture 55 --set critic-architecture.data=$mnist
+otmeans-vs-fc-wgan 50 --set otmeans-vs-fc-wgan.data=$mnist --set otmeans-vs-fc-wgan.copy_data=${mnist/10000/1000}
 batch-estimate 50 --set batch-estimate.data=noise:n=50000:size=64:channels=3
-sinkhorn-generator 55 --set sinkhorn-generator.data=noise:n=50000:size=64:channels=3
-oracle-estimate 60 --set oracle-estimate.data=noise:n=20000:size=32:channels=3
-assignment 100 --set assignment.models=L2^2,SSIM
-gmm8-tracking 15
-lipschitz-critics 20
-multiscale-patch 25 --set multiscale-patch.data=$mnist
+sinkhorn-generator 45 --set sinkhorn-generator.data=noise:n=50000:size=64:channels=3
+oracle-estimate 40 --set oracle-estimate.data=noise:n=20000:size=32:channels=3
+assignment 40 --set assignment.models=L2^2,SSIM
+gmm8-tracking 20
+lipschitz-critics 25
+multiscale-patch 40 --set multiscale-patch.data=$mnist
 END
 $py scripts/time_presets.py --summary "$out/presets.jsonl" > "$out/summary.txt" 2>&1

@@ -6,20 +6,22 @@ paper-preset times.
 
 The first form runs ``wganlab reproduce NAME`` in this process with every training loop cut after ``S``
 seconds of its own steps (default 5): a ``Trainer`` (its steps and, apart, its tracked measurements) and each
-progress loop of :func:`wganlab.experiments.common.fit_critic` and :func:`wganlab.direct.patch_swd_descent`. Everything
-outside those loops (data, OT-Means, exact W1 evaluations, claims) runs in full. Each cut loop appends one
-JSON line to ``OUT.jsonl``: the loop, its steps (``total``), the steps timed (``done``), the seconds of
-its first step (set-up, kernels' tuning) and of the later ones, and its measurements' seconds. At the end
-a line ``{"loop": "(whole run)", "seconds": ...}`` gives the wall time of the cut run. The extrapolated
-time of a loop is ``first + (total - 1) * later / (done - 1) + measures * fastest_measure``, with one
-measurement at step 0 and one every ``track_every`` steps (the fastest of the run's measurements: the first
-includes compiling); the run's other work is the cut run's wall time
-less its loops' time. Each loop synchronises the device before it reads the clock. ``--summary`` prints
-that extrapolation per experiment.
+progress loop of :func:`wganlab.experiments.common.fit_critic` and :func:`wganlab.direct.patch_swd_descent`.
+Everything outside those loops (data, OT-Means, exact W1 evaluations, claims) runs in full. Each cut loop
+appends one JSON line to ``OUT.jsonl`` (a ``Trainer`` then runs its last step, which logs the row its
+experiment reads): the loop, its steps (``total``), the steps timed (``done``), the seconds of its first step
+(set-up, kernels' tuning) and of the later ones, and its measurements' seconds. At the end a line
+``{"loop": "(whole run)", "seconds": ...}`` gives the wall time of the cut run (``status`` "stopped", and a
+traceback of where it was, when ``timeout`` ended it first). The extrapolated time of a loop is
+``first + (total - 1) * later / (done - 1) + measures * fastest_measure``, with one measurement at step 0 and
+one every ``track_every`` steps (the fastest of the run's measurements: the first includes compiling); the
+run's other work is the cut run's wall time less its loops' time. Each loop synchronises the device before it
+reads the clock. ``--summary`` prints that extrapolation per experiment.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -88,6 +90,8 @@ def install(rec: Recorder) -> None:
 
     def cut_iteration(self, *a, **kw):
         tm = timing(self)
+        if tm.get("cut"):  # the last step, untimed: it logs the final row that the experiment reads
+            return iteration(self, *a, **kw)
         t0 = time.perf_counter()
         out = iteration(self, *a, **kw)
         _sync()
@@ -96,8 +100,9 @@ def install(rec: Recorder) -> None:
         if tm["later_s"] >= rec.seconds or self.step + 1 >= self.cfg.steps:
             rec.write({"loop": self.run_dir.name, "kind": "train", "total": self.cfg.steps, "done": tm["done"],
                        "first_s": tm["first_s"], "later_s": tm["later_s"], "track_every": self.cfg.track_every,
-                       "measures_s": tm["measures"]})
-            self.step = self.cfg.steps - 1  # the loop's own increment ends it
+                       "measures_s": list(tm["measures"])})
+            tm["cut"] = True
+            self.step = max(self.step, self.cfg.steps - 2)  # after the loop's own increment, one step is left
         return out
 
     Trainer.iteration, Trainer.measure = cut_iteration, timed_measure
@@ -146,8 +151,9 @@ def main(argv: list[str]) -> int:
     install(rec)
     t0 = time.perf_counter()
 
-    def stopped(signum, _frame):  # `timeout` ended the cut run: say when, for the summary
+    def stopped(signum, _frame):  # `timeout` ended the cut run: say when and where, for the summary
         rec.write({"loop": "(whole run)", "kind": "run", "seconds": time.perf_counter() - t0, "status": "stopped"})
+        faulthandler.dump_traceback()
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, stopped)

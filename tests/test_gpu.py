@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from wganlab import metrics
+from wganlab.models import build_generator
+from wganlab.ot import wasserstein
 from wganlab.runner import run_experiment
 from wganlab.train import TrainConfig, Trainer
 
@@ -91,3 +93,53 @@ def test_an_experiment_runs_on_cuda(tmp_path):
             "n_projections": "16", "direct_steps": "3"}
     r = run_experiment("critic-architecture", "quick", tmp_path, overrides=over, progress=False, device="cuda")
     assert r["status"] == "done", r.get("error")
+
+
+@gpu
+@pytest.mark.parametrize("collinear", [False, True])
+def test_exact_w1_of_a_cuda_batch_against_a_cpu_set(collinear):
+    """A generated batch on CUDA against a set kept on the CPU (as ``Trainer.measure`` and OT-Means call it):
+    the CPU's value, through the closed form on a line too."""
+    g = torch.Generator().manual_seed(0)
+    if collinear:
+        e, t = torch.randn(1, 5, generator=g, dtype=torch.float64), torch.rand(50, 1, generator=g, dtype=torch.float64)
+        x, y = t[:20] * e, (t[20:] + 0.3) * e
+    else:
+        x, y = torch.rand(20, 5, generator=g, dtype=torch.float64), torch.rand(30, 5, generator=g, dtype=torch.float64)
+    on_cpu, mixed = wasserstein(x, y, p=1), wasserstein(x.cuda(), y, p=1)
+    assert mixed.solver == on_cpu.solver and (on_cpu.solver == "closed-form-line") == collinear
+    assert mixed.value == pytest.approx(on_cpu.value, rel=1e-12)
+
+
+@gpu
+@pytest.mark.parametrize("m", [8, None])
+def test_sampling_with_a_seeded_cpu_generator_is_the_same_on_cuda(m):
+    G = build_generator("fc", (1, 4, 4), z_dim=3, m=m, hidden=8, latent_noise=0.1 if m else 0.0)
+    on_cpu = G.sample(6, torch.Generator().manual_seed(1))
+    on_gpu = G.cuda().sample(6, torch.Generator().manual_seed(1))
+    assert on_gpu.device.type == "cuda"
+    torch.testing.assert_close(on_gpu.cpu(), on_cpu, rtol=1e-5, atol=1e-6)
+
+
+OWN_LOOPS = [("oracle-estimate", {"data": "digits:train:n=200", "lambdas": "1,10", "iterations": "20",
+                                  "log_every": "10", "critic_hidden": "16"}),
+             ("gmm8-tracking", {"data": "gauss8:n=200", "steps": "20", "track_every": "10", "hidden": "16",
+                                "critic_iterations": "20"}),
+             ("multiscale-patch", {"data": "digits:train:n=100:size=16", "m": "4", "patch_size": "5",
+                                   "min_side": "11", "steps_per_level": "3", "n_projections": "8",
+                                   "target_batch": "20", "metric_stride": "3", "otmeans_iters": "1",
+                                   "otmeans_ot_steps": "1"})]
+
+
+@gpu
+@pytest.mark.parametrize(("name", "over"), OWN_LOOPS)
+def test_experiments_with_their_own_loops_train_on_cuda(tmp_path, monkeypatch, name, over):
+    """Experiments that train outside ``Trainer`` (a critic on fixed sets, patch-SWD descent) put their models
+    and tensors on the run's device too: every optimiser step updates CUDA tensors."""
+    devices = []
+    step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: devices.append(
+        {p.device.type for group in self.param_groups for p in group["params"]}) or step(self, *a, **k))
+    r = run_experiment(name, "quick", tmp_path, overrides=over, progress=False, device="cuda")
+    assert r["status"] == "done", r.get("error")
+    assert devices and all(d == {"cuda"} for d in devices)

@@ -26,6 +26,7 @@ import torch
 from wganlab.config import PRESET_NAMES
 from wganlab.errors import ConfigError
 from wganlab.runs import write_json
+from wganlab.runtime import resolve_device
 
 HOLDS, FAILS, NA = "holds", "does not hold", "not comparable"
 
@@ -70,6 +71,11 @@ class Context:
     progress: bool = True
     notes: list[dict] = field(default_factory=list)  # {"kind", "text"}: kind "remark", or "repeats" (reproduce's)
     figures: list[dict] = field(default_factory=list)  # {"file", "caption"} in report order
+
+    @property
+    def torch_device(self) -> torch.device:
+        """Where the experiment's own models and tensors go: ``device`` resolved (``auto``: CUDA when present)."""
+        return resolve_device(self.device)
 
     def figure(self, file: str, caption: str) -> str:
         """Show ``file`` (already written in ``dir``) in the report with ``caption``."""

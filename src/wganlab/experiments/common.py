@@ -63,11 +63,11 @@ def fit_critic(objective, critic: torch.nn.Module, sample_p: Callable, sample_q:
 
 def lipschitz_bound(critic, p: torch.Tensor, q: torch.Tensor, batches: int = 20, batch: int = 256) -> float:
     """``max ||grad D||`` over interpolates between random pairs of points of ``p`` and ``q`` (Remark 3)."""
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator(device=p.device).manual_seed(0)
     best = 0.0
     for _ in range(batches):
-        i = torch.randint(len(p), (batch,), generator=g)
-        j = torch.randint(len(q), (batch,), generator=g)
+        i = torch.randint(len(p), (batch,), generator=g, device=p.device)
+        j = torch.randint(len(q), (batch,), generator=g, device=p.device)
         best = max(best, float(gradient_norms(critic, interpolates(p[i], q[j], g)).max()))
     return best
 
@@ -77,8 +77,10 @@ def oracle_estimate(critic: torch.nn.Module, p: torch.Tensor, q: torch.Tensor, *
                     desc: str = "critic") -> tuple[dict, list[dict]]:
     """Stanczuk et al. Algorithm 2: train ``critic`` by WGAN-GP (weight ``lam``, Adam ``lr``, betas (0.5, 0.9))
     on batches of two fixed sets ``p``, ``q``, then ``W1^D = E_p D - E_q D`` on the full sets, the bound
-    ``L = max ||grad D||`` and ``W1^D / L``. Returns ``({"estimate", "lipschitz", "normalised"}, log rows)``."""
-    g = torch.Generator().manual_seed(seed)
+    ``L = max ||grad D||`` and ``W1^D / L``, on the device of ``p`` and ``q`` (the critic is moved there).
+    Returns ``({"estimate", "lipschitz", "normalised"}, log rows)``."""
+    critic.to(p.device)
+    g = torch.Generator(device=p.device).manual_seed(seed)
     opt = build_optimizer("adam", critic.parameters(), lr=lr, betas=(0.5, 0.9))
     log = fit_critic(GradientPenalty(lam), critic, batch_sampler(p, batch, g), batch_sampler(q, batch, g),
                      iterations, opt, log_every=log_every, progress=progress, desc=desc)

@@ -86,15 +86,15 @@ def run(cfg: Config, ctx: Context) -> dict:
             grids[critic] = result.generator.support()
     g = torch.Generator().manual_seed(cfg.seed)
     init = 0.5 * torch.randn(cfg.m, *y.shape[1:], generator=g)
-    direct = patch_swd_descent(y, init, patch_size=s, patch_stride=cfg.direct_stride or cfg.patch_stride,
-                               steps=cfg.direct_steps, lr=cfg.direct_lr,
-                               n_projections=cfg.n_projections, target_batch=cfg.direct_target_batch, seed=cfg.seed,
-                               progress=ctx.progress)
-    grids["direct"] = direct.images
+    direct = patch_swd_descent(y.to(ctx.torch_device), init, patch_size=s,
+                               patch_stride=cfg.direct_stride or cfg.patch_stride, steps=cfg.direct_steps,
+                               lr=cfg.direct_lr, n_projections=cfg.n_projections,
+                               target_batch=cfg.direct_target_batch, seed=cfg.seed, progress=ctx.progress)
+    grids["direct"] = direct.images.cpu()  # the metrics below compare it with the training set on the CPU
     opts = {"patch_size": s, "patch_stride": cfg.patch_stride, "n_projections": cfg.n_projections, "seed": cfg.seed}
-    final["direct"] = {"w1": metrics.compute("w1", direct.images, y)["value"],
-                       "patch-swd": metrics.compute("patch-swd", direct.images, y, **opts)["value"],
-                       "patch-swd-local": metrics.compute("patch-swd-local", direct.images, y, **opts)["value"]}
+    final["direct"] = {"w1": metrics.compute("w1", grids["direct"], y)["value"],
+                       "patch-swd": metrics.compute("patch-swd", grids["direct"], y, **opts)["value"],
+                       "patch-swd-local": metrics.compute("patch-swd-local", grids["direct"], y, **opts)["value"]}
     ctx.save_table("final", [{"method": k, **v} for k, v in final.items()])
     for metric in ("patch-swd", "patch-swd-local", "w1"):
         ctx.figure(line_plot(ctx.path(f"{metric}.png"), {

@@ -54,6 +54,7 @@ def _fixed_set_normalised(cfg: Config, p: torch.Tensor, q: torch.Tensor, ctx: Co
     """``W1^D / L`` of a fresh WGAN-GP critic (lambda 10) trained on the fixed sets ``p``, ``q``."""
     torch.manual_seed(cfg.seed)
     critic = build_critic("fc", (2,), hidden=cfg.hidden, depth=cfg.depth)
+    p, q = p.to(ctx.torch_device), q.to(ctx.torch_device)
     est, _ = oracle_estimate(critic, p, q, lam=10.0, iterations=cfg.critic_iterations, batch=64, lr=1e-4,
                              seed=cfg.seed, progress=ctx.progress, desc=desc)
     return abs(est["normalised"])

@@ -64,11 +64,11 @@ def run(cfg: Config, ctx: Context) -> dict:
     y = train.x
     om = ot_means(y, cfg.m, n_iter=cfg.otmeans_iters, ot_steps=cfg.otmeans_ot_steps, seed=cfg.seed)
     centroids = om.centroids.to(y.dtype)
-    res = multiscale_descent(y, cfg.m, init=centroids, patch_size=cfg.patch_size, scale=cfg.scale,
+    res = multiscale_descent(y.to(ctx.torch_device), cfg.m, init=centroids, patch_size=cfg.patch_size, scale=cfg.scale,
                              min_side=min(cfg.min_side, y.shape[-1]),
                              steps_per_level=cfg.steps_per_level, lr=cfg.lr, n_projections=cfg.n_projections,
                              target_batch=cfg.target_batch, seed=cfg.seed, progress=ctx.progress)
-    out = res.images.clamp(-1, 1)
+    out = res.images.clamp(-1, 1).cpu()
     rows = []
     for name, x in (("OT-Means", centroids), ("multi-scale patch SWD", out), ("real test batch", test.x)):
         nn = nearest(x, y).values

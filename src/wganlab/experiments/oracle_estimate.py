@@ -71,6 +71,7 @@ def run(cfg: Config, ctx: Context) -> dict:
     p, q = ds.x[perm[:half]], ds.x[perm[half:2 * half]]
     exact = metrics.compute("w1", p, q)["value"]
     ctx.save_grid("sets.png", torch.cat([p[:32], q[:32]]), "The two fixed sets (first 4 rows: p, last 4: q).")
+    p, q = p.to(ctx.torch_device), q.to(ctx.torch_device)
     rows, curves = [], {}
     for lam in cfg.lambdas:
         torch.manual_seed(cfg.seed)

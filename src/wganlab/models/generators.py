@@ -112,17 +112,22 @@ class Generator(nn.Module):
                 and not any(isinstance(mod, nn.BatchNorm2d) for mod in self.modules()))
 
     def atom_indices(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``(n,)`` uniform picks among the ``M`` latents (the draws :meth:`sample_latents` makes)."""
-        return torch.randint(self.m, (n,), generator=generator, device=self.latents.device)
+        """``(n,)`` uniform picks among the ``M`` latents (the draws :meth:`sample_latents` makes), drawn on
+        ``generator``'s device (a seeded CPU generator picks the same on any device) and returned on the
+        latents' device."""
+        at = self.latents.device if generator is None else generator.device
+        return torch.randint(self.m, (n,), generator=generator, device=at).to(self.latents.device)
 
     def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``(n, z_dim)`` latents: uniform picks from the table (discrete) or ``N(0, I)`` draws."""
+        """``(n, z_dim)`` latents on the model's device: uniform picks from the table (discrete) or
+        ``N(0, I)`` draws, drawn on ``generator``'s device."""
         dev = next(self.parameters()).device
+        at = dev if generator is None else generator.device
         if not self.discrete:
-            return torch.randn(n, self.z_dim, generator=generator, device=dev)
+            return torch.randn(n, self.z_dim, generator=generator, device=at).to(dev)
         z = self.latents[self.atom_indices(n, generator)]
         if self.latent_noise:
-            z = z + self.latent_noise * torch.randn(n, self.z_dim, generator=generator, device=dev)
+            z = z + self.latent_noise * torch.randn(n, self.z_dim, generator=generator, device=at).to(dev)
         return z
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

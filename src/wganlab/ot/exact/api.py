@@ -271,7 +271,8 @@ def _on_line(xs: torch.Tensor, ys: torch.Tensor, p: float, a, b, tol: float) -> 
     along = np.abs(coords[0][rows] - coords[1][cols]) ** p
     pair = along
     if xs.shape[1] > 1:
-        diff = xs[torch.from_numpy(rows).to(xs.device)].double() - ys[torch.from_numpy(cols).to(ys.device)].double()
+        diff = (xs[torch.from_numpy(rows).to(xs.device)].double()
+                - ys[torch.from_numpy(cols).to(ys.device)].double().to(xs.device))
         pair = torch.linalg.vector_norm(diff, dim=1).cpu().numpy() ** p
     cost = float(mass @ pair)
     P = plan_matrix(rows, cols, mass, n, m)

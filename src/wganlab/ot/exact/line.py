@@ -57,12 +57,12 @@ def line_coordinates(xs: torch.Tensor, ys: torch.Tensor) -> tuple[np.ndarray, np
     if xs.shape[1] == 1:
         return xs[:, 0].double().cpu().numpy(), ys[:, 0].double().cpu().numpy()
     o = xs[0].double()
-    line = _direction(torch.cat([xs[:SAMPLE], ys[:SAMPLE]]).double() - o)
+    line = _direction(torch.cat([xs[:SAMPLE], ys[:SAMPLE].to(xs.device)]).double() - o)
     if line is None:
         return None
     out = []
-    for z in (xs, ys):
-        t = _along(z.double() - o, *line)
+    for z in (xs, ys):  # each set on its own device (a CUDA batch against a training set kept on the CPU)
+        t = _along(z.double() - o.to(z.device), line[0].to(z.device), line[1])
         if t is None:
             return None
         out.append(t.cpu().numpy())
@@ -88,5 +88,5 @@ def _along(zc: torch.Tensor, e: torch.Tensor, extent: float) -> torch.Tensor | N
     ``COLLINEAR_RTOL`` times ``extent`` (or than its own distance) from the line."""
     t = zc @ e
     off = torch.linalg.vector_norm(zc - t[:, None] * e, dim=1)
-    reach = torch.maximum(torch.linalg.vector_norm(zc, dim=1), torch.tensor(extent, dtype=zc.dtype))
+    reach = torch.linalg.vector_norm(zc, dim=1).clamp(min=extent)
     return t if bool((off <= COLLINEAR_RTOL * reach).all()) else None
