@@ -88,14 +88,6 @@ def test_resume_on_cuda_reproduces_the_uninterrupted_run(tmp_path):
 
 
 @gpu
-def test_an_experiment_runs_on_cuda(tmp_path):
-    over = {"data": "squares:size=16:square=4", "m": "8", "steps": "4", "track_every": "2", "channels": "4,4,4",
-            "n_projections": "16", "direct_steps": "3"}
-    r = run_experiment("critic-architecture", "quick", tmp_path, overrides=over, progress=False, device="cuda")
-    assert r["status"] == "done", r.get("error")
-
-
-@gpu
 @pytest.mark.parametrize("collinear", [False, True])
 def test_exact_w1_of_a_cuda_batch_against_a_cpu_set(collinear):
     """A generated batch on CUDA against a set kept on the CPU (as ``Trainer.measure`` and OT-Means call it):
@@ -121,25 +113,47 @@ def test_sampling_with_a_seeded_cpu_generator_is_the_same_on_cuda(m):
     torch.testing.assert_close(on_gpu.cpu(), on_cpu, rtol=1e-5, atol=1e-6)
 
 
-OWN_LOOPS = [("oracle-estimate", {"data": "digits:train:n=200", "lambdas": "1,10", "iterations": "20",
-                                  "log_every": "10", "critic_hidden": "16"}),
-             ("gmm8-tracking", {"data": "gauss8:n=200", "steps": "20", "track_every": "10", "hidden": "16",
-                                "critic_iterations": "20"}),
-             ("multiscale-patch", {"data": "digits:train:n=100:size=16", "m": "4", "patch_size": "5",
-                                   "min_side": "11", "steps_per_level": "3", "n_projections": "8",
-                                   "target_batch": "20", "metric_stride": "3", "otmeans_iters": "1",
-                                   "otmeans_ot_steps": "1"})]
+#: every experiment's quick preset cut to seconds (each runs end to end on CUDA below)
+TINY = {
+    "blur-vs-real": {"data": "digits:train:n=300", "batch_sizes": "10,20", "n_projections": "8", "patch_size": "3",
+                     "otmeans_iters": "1", "otmeans_ot_steps": "1", "kmedians_init": "1", "batch_level_repeats": "2"},
+    "otmeans-vs-fc-wgan": {"data": "digits:train:n=200", "m": "8", "steps": "4", "track_every": "2",
+                           "copy_data": "squares:size=8:square=2:n=16", "copy_steps": "4", "otmeans_iters": "1",
+                           "otmeans_ot_steps": "1"},
+    "critic-architecture": {"data": "squares:size=16:square=4", "m": "8", "steps": "4", "track_every": "2",
+                            "channels": "4,4,4", "n_projections": "16", "direct_steps": "3"},
+    "multiscale-patch": {"data": "digits:train:n=100:size=16", "m": "4", "patch_size": "5", "min_side": "11",
+                         "steps_per_level": "3", "n_projections": "8", "target_batch": "20", "metric_stride": "3",
+                         "otmeans_iters": "1", "otmeans_ot_steps": "1"},
+    "oracle-estimate": {"data": "digits:train:n=200", "lambdas": "1,10", "iterations": "20", "log_every": "10",
+                        "critic_hidden": "16"},
+    "gmm8-tracking": {"data": "gauss8:n=200", "steps": "20", "track_every": "10", "hidden": "16",
+                      "critic_iterations": "20"},
+    "batch-estimate": {"data": "digits:train:n=200:size=16", "steps": "4", "track_every": "2", "g_width": "4",
+                       "channels": "4,4,4"},
+    "sample-complexity": {"sizes": "10,25", "repeats": "2", "sinkhorn_sizes": "10", "sinkhorn_repeats": "2"},
+    "mean-vs-real-dimension": {"dims": "1,2,5", "repeats": "2"},
+    "sinkhorn-generator": {"data": "digits:train:n=200:size=16", "eps": "1", "steps": "3", "batch": "16",
+                           "g_width": "4", "channels": "4,4,4"},
+    "lipschitz-critics": {"data": "gauss8:n=200", "steps": "4", "hidden": "8"},
+    "assignment": {"data": "digits:train:n=50:size=16", "models": "WGAN-GP,L2^2,SSIM", "steps": "3", "n_critic": "2",
+                   "g_hidden": "16", "latent_centres": "20", "hidden": "16", "depth": "2", "oversample": "2",
+                   "ring_steps": "3"},
+    "estimator-error": {"datasets": "gauss2,digits:train:n=200", "iterations": "4", "trace_every": "2",
+                        "repeats": "2", "eval_batches": "2"},
+}
 
 
 @gpu
-@pytest.mark.parametrize(("name", "over"), OWN_LOOPS)
-def test_experiments_with_their_own_loops_train_on_cuda(tmp_path, monkeypatch, name, over):
-    """Experiments that train outside ``Trainer`` (a critic on fixed sets, patch-SWD descent) put their models
-    and tensors on the run's device too: every optimiser step updates CUDA tensors."""
+@pytest.mark.parametrize("name", list(TINY))
+def test_every_experiment_runs_on_cuda(tmp_path, monkeypatch, name):
+    """Each experiment end to end on CUDA, its figures and claims too; every optimiser step (in ``Trainer`` or
+    the experiment's own loops: critics on fixed sets, patch-SWD descents) updates CUDA tensors."""
     devices = []
-    step = torch.optim.Adam.step
-    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: devices.append(
-        {p.device.type for group in self.param_groups for p in group["params"]}) or step(self, *a, **k))
-    r = run_experiment(name, "quick", tmp_path, overrides=over, progress=False, device="cuda")
+    for opt in (torch.optim.Adam, torch.optim.RMSprop):
+        monkeypatch.setattr(opt, "step", lambda self, *a, _step=opt.step, **k: devices.append(
+            {p.device.type for group in self.param_groups for p in group["params"]}) or _step(self, *a, **k))
+    r = run_experiment(name, "quick", tmp_path, overrides=TINY[name], progress=False, device="cuda")
     assert r["status"] == "done", r.get("error")
-    assert devices and all(d == {"cuda"} for d in devices)
+    assert all(d == {"cuda"} for d in devices)
+    assert devices or name in ("blur-vs-real", "sample-complexity", "mean-vs-real-dimension")

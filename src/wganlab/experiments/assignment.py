@@ -133,7 +133,7 @@ def run(cfg: Config, ctx: Context) -> dict:
         result, _ = train_gan(ctx, _slug(name), tcfg)
         with torch.no_grad():
             fake = torch.cat([result.generator.sample(1000, torch.Generator().manual_seed(i))
-                              for i in range((cfg.oversample * len(y) + 999) // 1000)])[:cfg.oversample * len(y)]
+                              for i in range((cfg.oversample * len(y) + 999) // 1000)])[:cfg.oversample * len(y)].cpu()
         closest = nearest(fake, y, ecost, dtype=None).indices
         stats = assignment_stats(torch.bincount(closest, minlength=len(y)), len(fake))
         rows.append({"model": name, "w1_10x": metrics.compute("w1", fake, y)["value"], **stats,
@@ -163,8 +163,8 @@ def _ring(cfg: Config, ctx: Context) -> dict:
                        track_samples=2000, ckpt_every=cfg.ring_steps, grid_every=0, seed=cfg.seed)
     result, rows = train_gan(ctx, "ring10", tcfg)
     with torch.no_grad():
-        fake = result.generator.sample(1000, torch.Generator().manual_seed(0)).numpy()
-    ctx.figure(scatter_plot(ctx.path("ring.png"), {"real": result.train_x.numpy(), "generated": fake},
+        fake = result.generator.sample(1000, torch.Generator().manual_seed(0)).cpu().numpy()
+    ctx.figure(scatter_plot(ctx.path("ring.png"), {"real": result.train_x.cpu().numpy(), "generated": fake},
                             title="Fig. 2: ring of 10 Gaussians"), "Assignment method (squared Euclidean) on a ring "
                "of 10 Gaussians: 200 real and 1,000 generated points.")
     return {"w1_start": rows[0].get("w1"), "w1_end": rows[-1].get("w1")}

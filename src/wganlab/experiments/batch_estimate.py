@@ -73,7 +73,7 @@ def run(cfg: Config, ctx: Context) -> dict:
         out[method] = {"steps": [r["step"] for r in rows], "estimate": est.tolist(), "batch_w1": w1.tolist(),
                        "median_rel_error": float(np.median(rel[len(rel) // 2:]))}
         with torch.no_grad():
-            samples[method] = result.generator.sample(64, torch.Generator().manual_seed(0))
+            samples[method] = result.generator.sample(64, torch.Generator().manual_seed(0)).cpu()
         out[method]["sharpness"] = sharpness(samples[method])
         ctx.save_grid(f"samples-{method}.png", samples[method][:32], f"Fig. 7: {method} samples.")
     real_sharp = sharpness(train.x[:512])

@@ -92,7 +92,8 @@ def run(cfg: Config, ctx: Context) -> dict:
             ctx.figure(scatter_plot(ctx.path("gaussians.png"), {"p = N([1,1], I)": p[:500].numpy(),
                                                                  "q = N([-1,-1], I)": q[:500].numpy()},
                                     title="Fig. 2 setting"), "The two shifted 2-D Gaussians (500 points each).")
-        g = torch.Generator().manual_seed(cfg.seed)
+        p, q = p.to(ctx.torch_device), q.to(ctx.torch_device)
+        g = torch.Generator(device=p.device).manual_seed(cfg.seed)
         sp, sq = batch_sampler(p, cfg.batch, g), batch_sampler(q, cfg.batch, g)
         evals = [(sp(), sq()) for _ in range(cfg.eval_batches)]
         exact = np.array([metrics.compute("w1", a, b)["value"] for a, b in evals])
@@ -100,7 +101,7 @@ def run(cfg: Config, ctx: Context) -> dict:
             errors, estimates = [], []
             for rep in range(cfg.repeats):
                 torch.manual_seed(cfg.seed * 1000 + rep)
-                critic = _critic(tuple(p.shape[1:]))
+                critic = _critic(tuple(p.shape[1:])).to(p.device)
                 obj = build_objective(method)
                 opt = _optimizer(method, critic.parameters())
                 done = 0

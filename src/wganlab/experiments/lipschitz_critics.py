@@ -75,8 +75,8 @@ def run(cfg: Config, ctx: Context) -> dict:
         result, _ = train_gan(ctx, name.replace(" / ", "-").lower(), tcfg)
         seconds = time.perf_counter() - t0
         with torch.no_grad():
-            fake = result.generator(result.generator.sample_latents(1000, torch.Generator().manual_seed(1)))
-        real = result.train_x[:1000]
+            fake = result.generator(result.generator.sample_latents(1000, torch.Generator().manual_seed(1))).cpu()
+        real = result.train_x[:1000].cpu()
         covered, share = mode_quality(fake.numpy(), meta["centers"], meta["std"])
         rows.append({"run": name, "w1": metrics.compute("w1", fake, real)["value"], "modes_covered": covered,
                      "share_near_mode": share, "seconds": seconds, "updates": cfg.steps, "status": result.status})

@@ -103,7 +103,7 @@ def _copy_run(cfg: Config, ctx: Context, y: torch.Tensor) -> dict:
                          ylabel="exact image W1", title=f"Fig. 9: M = N = {n}", markers=False),
                f"M = N = {n}: the W1 optimum is 0 (copy the training set).")
     with torch.no_grad():
-        gen = result.generator.support()
+        gen = result.generator.support().cpu()
     save_nearest_grid(gen[:16], y, ctx.path("copy_nearest.png"))
     ctx.figure("copy_nearest.png", "Fig. 10: generated image (left) next to its nearest training image (right).")
     nn = nearest(gen, y).values
