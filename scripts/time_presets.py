@@ -71,9 +71,10 @@ class Recorder:
             yield items[-1]
 
 
-def install(rec: Recorder) -> None:
-    """Cut every Trainer and progress loop after ``rec.seconds`` of its later steps."""
-    iteration, measure = Trainer.iteration, Trainer.measure
+def install(rec: Recorder):
+    """Cut every Trainer and progress loop after ``rec.seconds`` of its later steps; returns the function that
+    puts everything back."""
+    iteration, measure, tqdm = Trainer.iteration, Trainer.measure, common.tqdm
 
     def timing(trainer) -> dict:
         if not hasattr(trainer, "_timing"):
@@ -105,8 +106,13 @@ def install(rec: Recorder) -> None:
             self.step = max(self.step, self.cfg.steps - 2)  # after the loop's own increment, one step is left
         return out
 
+    def undo():
+        Trainer.iteration, Trainer.measure = iteration, measure
+        common.tqdm = direct.tqdm = tqdm
+
     Trainer.iteration, Trainer.measure = cut_iteration, timed_measure
     common.tqdm = direct.tqdm = rec.cut_iterable
+    return undo
 
 
 def extrapolate(rows: list[dict]) -> dict[str, dict]:
@@ -148,7 +154,6 @@ def main(argv: list[str]) -> int:
         seconds = float(rest[i + 1])
         rest = rest[:i] + rest[i + 2:]
     rec = Recorder(out, name, seconds)
-    install(rec)
     t0 = time.perf_counter()
 
     def stopped(signum, _frame):  # `timeout` ended the cut run: say when and where, for the summary
@@ -156,8 +161,12 @@ def main(argv: list[str]) -> int:
         faulthandler.dump_traceback()
         os._exit(128 + signum)
 
-    signal.signal(signal.SIGTERM, stopped)
-    status = cli.main(["reproduce", name, "--executor", "local", *rest])
+    undo, on_term = install(rec), signal.signal(signal.SIGTERM, stopped)
+    try:
+        status = cli.main(["reproduce", name, "--executor", "local", *rest])
+    finally:
+        undo()
+        signal.signal(signal.SIGTERM, on_term)
     rec.write({"loop": "(whole run)", "kind": "run", "seconds": time.perf_counter() - t0, "status": status})
     return status
 

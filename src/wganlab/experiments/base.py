@@ -122,7 +122,9 @@ class Experiment:
     # longest first
     quick_seconds: float = 0.0
     medium_seconds: float = 0.0
-    paper_time: str = ""  # expected time of the paper preset on one GPU: an estimate, not yet measured
+    # the paper preset's time on one GPU, saying what was measured (scripts/gpu_check.sh on an H200, each loop's
+    # first seconds extrapolated by scripts/time_presets.py) and what is estimated
+    paper_time: str = ""
 
     def make_config(self, preset: str, overrides: dict | None = None):
         from wganlab.config import resolve

@@ -88,5 +88,5 @@ EXPERIMENT = register(Experiment(
     description=__doc__,
     quick_seconds=0.3,
     medium_seconds=2,
-    paper_time="~5 min, CPU",
+    paper_time="~5 min, CPU (estimate, not measured)",
 ))

@@ -143,5 +143,5 @@ EXPERIMENT = register(Experiment(
     description=__doc__,
     quick_seconds=3,
     medium_seconds=24,
-    paper_time="~1 h, CPU (100 exact W1 solves per size up to 10,000)",
+    paper_time="~1 h, CPU (100 exact W1 solves per size up to 10,000) (estimate, not measured)",
 ))
