@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The checks to run when a CUDA machine is at hand: the tests marked `gpu`, then the first seconds of every
-# training-bound paper preset on --device cuda, timed and extrapolated by scripts/time_presets.py.
+# The checks to run when a CUDA machine is at hand: the tests marked `gpu`, a profile of one CNN-critic training
+# step (scripts/profile_step.py), then the first seconds of every training-bound paper preset on --device cuda,
+# timed and extrapolated by scripts/time_presets.py.
 #   bash scripts/gpu_check.sh OUT [SECONDS_PER_LOOP]
-# Writes OUT/env.txt, OUT/gpu-tests.log, OUT/presets.jsonl, OUT/presets.log and OUT/summary.txt.
+# Writes OUT/env.txt, OUT/gpu-tests.log, OUT/profile.txt, OUT/presets.jsonl, OUT/presets.log and OUT/summary.txt.
 # PYTHON names the interpreter (default python3, with this checkout's src/ on PYTHONPATH); DEVICE=cpu tries the
 # script where there is no GPU.
 set -u
@@ -18,6 +19,9 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 timeout 60 $py -m pytest -q -m gpu -p no:cacheprovider -n 4 tests/test_gpu.py tests/test_medians.py \
   > "$out/gpu-tests.log" 2>&1
 echo "exit status $?" >> "$out/gpu-tests.log"
+
+# where a CNN critic's WGAN-GP step spends its time on the device (131 ms on an H200 at 959508c)
+timeout 60 $py scripts/profile_step.py cnn-gap "${DEVICE:-cuda}" > "$out/profile.txt" 2>&1
 
 # MNIST, CIFAR-10 and CelebA are not installable here: Fashion-MNIST (the same format and sizes) and the
 # `noise` data set of the same shapes stand in (a step's time does not depend on what the pixels show)
