@@ -225,8 +225,6 @@ EXPERIMENT = register(Experiment(
     description=__doc__,
     quick_seconds=65,
     medium_seconds=549,
-    # 3 whole-set assignment models x 20k steps x 13 generator passes of 50,000 32 px images (0.8 GFLOP each)
-    # ~ 520 TFLOP a step, at ~100 TFLOP/s: ~30 h each
     paper_time=("~1.6 days: the whole-set L2^2 assignment model 2.22 s a step x 20k = 12.4 h (measured on one H200), "
                 "L2 and SSIM taken as the same, the four other models not measured"),
 ))

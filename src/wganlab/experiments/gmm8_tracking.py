@@ -134,5 +134,5 @@ EXPERIMENT = register(Experiment(
     quick_seconds=40,
     medium_seconds=509,
     paper_time=("~12 min: 28.7 ms a WGAN-GP step x 20k, measured on one H200, and the tracked W1 (101 solves); "
-                "the three oracle critics' 5,000 updates each not measured"),
+                "its two oracle critics' 5,000 updates each not measured"),
 ))
