@@ -150,7 +150,7 @@ def cmd_list(args) -> int:
     for e in EXPERIMENTS.values():
         print(f"  {e.name:24s} {e.source:28s} {e.title}")
         print(f"  {'':24s} measured on one core of an idle 2-core machine: quick {e.quick_seconds:.0f} s, medium "
-              f"{e.medium_seconds:.0f} s; paper preset on one GPU: {e.paper_time}")
+              f"{e.medium_seconds:.0f} s; paper preset: {e.paper_time}")
     print("\ntraining presets (wganlab train --preset NAME):\n  " + ", ".join(TRAIN_PRESETS))
     print("\nmetrics (wganlab distance --metric NAME):")
     for m in METRICS.values():

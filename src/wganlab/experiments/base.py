@@ -122,8 +122,8 @@ class Experiment:
     # longest first
     quick_seconds: float = 0.0
     medium_seconds: float = 0.0
-    # the paper preset's time on one GPU, saying what was measured (scripts/gpu_check.sh on an H200, each loop's
-    # first seconds extrapolated by scripts/time_presets.py) and what is estimated
+    # the paper preset's time, on which device, and whether measured (results/paper on the CPU; scripts/gpu_check.sh
+    # on an H200, each loop's first seconds extrapolated by scripts/time_presets.py) or estimated
     paper_time: str = ""
 
     def make_config(self, preset: str, overrides: dict | None = None):

@@ -184,5 +184,6 @@ EXPERIMENT = register(Experiment(
     description=__doc__,
     quick_seconds=14,
     medium_seconds=87,
-    paper_time="~30 min, mostly CPU (OT-Means and exact W1 against 10,000 images) (estimate, not measured)",
+    paper_time=("~30 min on one GPU, mostly CPU work (OT-Means and exact W1 against 10,000 images; estimate, not "
+                "measured)"),
 ))

@@ -174,5 +174,5 @@ EXPERIMENT = register(Experiment(
     description=__doc__,
     quick_seconds=49,
     medium_seconds=632,
-    paper_time="~2 h (4 data sets x 20 repeats of three critics) (estimate, not measured)",
+    paper_time="~2 h on one GPU (4 data sets x 20 repeats of three critics; estimate, not measured)",
 ))

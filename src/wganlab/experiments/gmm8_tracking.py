@@ -133,6 +133,6 @@ EXPERIMENT = register(Experiment(
     description=__doc__,
     quick_seconds=40,
     medium_seconds=509,
-    paper_time=("~12 min: 28.7 ms a WGAN-GP step x 20k, measured on one H200, and the tracked W1 (101 solves); "
-                "its two oracle critics' 5,000 updates each not measured"),
+    paper_time=("9.5 min on one core of a 2-core AMD EPYC (measured: results/paper); ~12 min on one H200 (28.7 ms "
+                "a WGAN-GP step x 20k, extrapolated): 2-D MLPs are no faster there"),
 ))

@@ -88,5 +88,5 @@ EXPERIMENT = register(Experiment(
     description=__doc__,
     quick_seconds=0.3,
     medium_seconds=2,
-    paper_time="~5 min, CPU (estimate, not measured)",
+    paper_time="2 s on one core of a 2-core AMD EPYC, no GPU needed (measured: results/paper)",
 ))

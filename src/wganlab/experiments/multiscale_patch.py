@@ -121,6 +121,6 @@ EXPERIMENT = register(Experiment(
     description=__doc__,
     quick_seconds=9,
     medium_seconds=375,
-    paper_time=("~30 min (estimate): the three smallest of its eight pyramid levels took 49-94 ms a step (64 s for "
-                "their 900 steps, measured on one H200), the larger ones more"),
+    paper_time=("~30 min on one GPU (estimate): the three smallest of its eight pyramid levels took 49-94 ms a step "
+                "(64 s for their 900 steps, measured on one H200), the larger ones more"),
 ))
