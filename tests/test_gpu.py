@@ -144,6 +144,12 @@ TINY = {
 }
 
 
+def test_the_cuda_run_of_every_experiment_covers_the_catalogue():
+    from wganlab.experiments import CATALOGUE
+
+    assert sorted(TINY) == sorted(CATALOGUE)
+
+
 @gpu
 @pytest.mark.parametrize("name", list(TINY))
 def test_every_experiment_runs_on_cuda(tmp_path, monkeypatch, name):
