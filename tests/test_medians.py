@@ -403,6 +403,39 @@ def test_kmedians_seeded_and_image_shaped():
     assert r.objective <= r.kmeans_objective
 
 
+def test_kmedians_float32_points_give_the_float64_result():
+    """Float32 points are kept as float32 and read into float64 arithmetic: from the same initial centroids the
+    clustering equals that of the same values given in float64 (labels, objective and centroids)."""
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(400, 20, generator=g) + 4 * torch.randint(0, 3, (400, 1), generator=g)
+    init = X[:5].double() + 0.1
+    a, b = geometric_kmedians(X, 5, init=init), geometric_kmedians(X.double(), 5, init=init)
+    assert a.n_iter == b.n_iter > 1
+    assert torch.equal(a.labels, b.labels)
+    assert a.objective == pytest.approx(b.objective, rel=1e-13)
+    torch.testing.assert_close(a.centroids, b.centroids, rtol=1e-10, atol=1e-12)
+
+
+def test_kmedians_nearest_centroid_is_the_exact_argmin():
+    """The GEMM labels of the assignment step equal the argmin of exact pairwise distances (SciPy) where no two
+    centroids are nearly tied, over chunks of the points."""
+    from wganlab.ot import medians
+
+    r = np.random.default_rng(0)
+    X, c = r.normal(size=(3000, 50)).astype(np.float32), r.normal(size=(40, 50))
+    d = cdist(X.astype(np.float64), c)
+    two = np.sort(d, axis=1)[:, :2]
+    clear = two[:, 1] - two[:, 0] > 1e-9 * two[:, 1]
+    assert clear.mean() > 0.99
+    old = medians.NEAREST_CHUNK_ELEMENTS
+    try:
+        medians.NEAREST_CHUNK_ELEMENTS = 50 * 700  # chunks of 700 points, the last one shorter
+        lab = medians._nearest(torch.from_numpy(X), torch.from_numpy(c)).numpy()
+    finally:
+        medians.NEAREST_CHUNK_ELEMENTS = old
+    assert (lab == d.argmin(1))[clear].all()
+
+
 # --------------------------------------------------------------------------------------------------
 # OT-Means
 # --------------------------------------------------------------------------------------------------
@@ -572,6 +605,21 @@ def test_cpu_kernel_gives_the_torch_terms(monkeypatch, dtype):
     for a, b, c in zip(given, given_kernel, plain, strict=True):
         torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-14)
         torch.testing.assert_close(b, c, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_edge_lengths_kernel_and_torch_agree_with_scipy(monkeypatch, dtype):
+    """``weiszfeld.edge_lengths`` (the numba pass on the CPU, else torch in chunks) against SciPy's distances."""
+    g = torch.Generator().manual_seed(1)
+    x, Y = torch.randn(6, 300, dtype=torch.float64, generator=g), torch.randn(50, 300, generator=g).to(dtype)
+    rows, cols = torch.randint(0, 6, (700,), generator=g), torch.randint(0, 50, (700,), generator=g)
+    expected = cdist(x.numpy(), Y.double().numpy())[rows.numpy(), cols.numpy()]
+    out = [weiszfeld.edge_lengths(x, Y, rows, cols)]
+    monkeypatch.setattr(weiszfeld, "weiszfeld_kernel", None)
+    out.append(weiszfeld.edge_lengths(x, Y, rows, cols))
+    for d in out:
+        assert d.dtype == torch.float64
+        assert_allclose(d.numpy(), expected, rtol=1e-13)
 
 
 def test_ot_means_is_equivariant_under_scaling_of_the_data():

@@ -32,7 +32,8 @@ COINCIDE_RTOL = 1e-13
 #: cache and avoid page-faulting fresh allocations, faster than 32 MB chunks on one CPU thread)
 CHUNK_ELEMENTS = 128 * 1024
 
-__all__ = ["COINCIDE_RTOL", "float_dtype", "is_median", "plan_edges", "vz_terms", "vz_update", "weiszfeld_step"]
+__all__ = ["COINCIDE_RTOL", "edge_lengths", "float_dtype", "is_median", "plan_edges", "vz_terms", "vz_update",
+           "weiszfeld_step"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -112,6 +113,20 @@ def vz_terms(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch.
         if want_dist:
             dist_all[s:s + step] = de
     return S, R, eta, f, dist_all
+
+
+def edge_lengths(x: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``||Y[c_e] - x[r_e]|| (E,)`` for the edges ``(rows, cols)`` between centroids ``x (k, d)`` (float64) and
+    points ``Y (n, d)`` (float32 or float64), in float64 from differences (no cancellation): one pass of
+    :mod:`wganlab.ot.weiszfeld_kernel` on the CPU, else torch in chunks."""
+    if weiszfeld_kernel is not None and x.device.type == Y.device.type == "cpu" and x.dtype == torch.float64 and \
+            Y.dtype in (torch.float32, torch.float64):
+        return torch.from_numpy(weiszfeld_kernel.edge_lengths(*(t.contiguous().numpy() for t in (x, Y, rows, cols))))
+    out = torch.empty(len(rows), dtype=x.dtype, device=x.device)
+    step = max(1, CHUNK_ELEMENTS // max(x.shape[1], 1))
+    for s in range(0, len(rows), step):
+        out[s:s + step] = torch.linalg.vector_norm(Y[cols[s:s + step]] - x[rows[s:s + step]], dim=1)
+    return out
 
 
 def vz_update(x: torch.Tensor, S: torch.Tensor, R: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:

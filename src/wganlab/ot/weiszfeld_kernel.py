@@ -63,3 +63,17 @@ def vz_terms(x, Y, ynorm, rows, cols, w, dist, given, rtol):
             for t in range(d):
                 Rr[t] += (yc[t] - xr[t]) * inv
     return S, R, eta, f, dist
+
+
+@nb.njit(cache=True, fastmath=True)
+def edge_lengths(x, Y, rows, cols):
+    """``d_e = ||Y[c_e] - x[r_e]||`` (float64) for the edges ``(rows, cols)``, in one pass."""
+    out = np.empty(len(rows))
+    for e in range(len(rows)):
+        xr, yc = x[rows[e]], Y[cols[e]]
+        s = 0.0
+        for t in range(len(xr)):
+            z = yc[t] - xr[t]
+            s += z * z
+        out[e] = np.sqrt(s)
+    return out
