@@ -164,16 +164,18 @@ def test_one_hidden_layer_penalty_trains_as_autograd_does():
 @pytest.mark.parametrize("geometry", [((1, 16, 16), (4, 6, 8), 4, 2, 1, "gap"), ((3, 15, 13), (5, 7), 3, 2, 0, "fc"),
                                       ((2, 9, 9), (4, 4), 3, 1, 1, "gap"), ((1, 17, 17), (3, 5, 6), 3, 2, 0, "fc"),
                                       ((1, 18, 16), (3, 4), 3, 2, 0, "gap"), ((3, 12, 12), (8, 4), 4, 2, 1, "fc")])
-def test_cnn_input_gradient_and_penalty_equal_autograds(geometry, monkeypatch):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_cnn_input_gradient_and_penalty_equal_autograds(geometry, device, monkeypatch):
     """``CNNCritic.input_gradient`` (transposed convolutions whose backward is the native weight gradient; a first
-    layer's by a GEMM and a fold, the last row or column of 18 x 16 seen by no patch) against autograd in float64:
-    the input gradient, and the WGAN-GP loss with its gradient for every parameter."""
+    layer's by a GEMM and a fold on CPU, the last row or column of 18 x 16 seen by no patch) against autograd in
+    float64, on the CPU and on CUDA: the input gradient, and the WGAN-GP loss with its gradient for every
+    parameter."""
     from wganlab.models.critics import CNNCritic
 
     shape, channels, kernel, stride, padding, head = geometry
     torch.manual_seed(0)
-    critic = CNNCritic(shape, channels, kernel, stride, padding, head).double()
-    real, fake = torch.randn(6, *shape, dtype=torch.float64), torch.randn(6, *shape, dtype=torch.float64)
+    critic = CNNCritic(shape, channels, kernel, stride, padding, head).double().to(device)
+    real, fake = (torch.randn(6, *shape, dtype=torch.float64).to(device) for _ in range(2))
     x = real.clone().requires_grad_(True)
     (expected,) = torch.autograd.grad(critic(x).sum(), x)
     torch.testing.assert_close(critic.input_gradient(real), expected, rtol=0, atol=1e-13)
