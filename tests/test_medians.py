@@ -416,6 +416,19 @@ def test_kmedians_float32_points_give_the_float64_result():
     torch.testing.assert_close(a.centroids, b.centroids, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("e", [80, -90])
+def test_kmedians_float32_is_scale_equivariant(e):
+    """Float32 points at 2^80 or 2^-90 (their squared distances overflow or underflow in float32): the k-means
+    starts run on the data multiplied back near 1 (exactly, by a power of two), so the clustering is that of the
+    unscaled points, scaled."""
+    X = torch.randn(300, 20, generator=torch.Generator().manual_seed(0))
+    a = geometric_kmedians(X, 4, n_init=2, seed=1)
+    b = geometric_kmedians(X * 2.0**e, 4, n_init=2, seed=1)
+    assert torch.equal(a.labels, b.labels)
+    assert b.objective == pytest.approx(a.objective * 2.0**e, rel=1e-12)
+    torch.testing.assert_close(b.centroids, a.centroids * 2.0**e, rtol=1e-10, atol=0)
+
+
 def test_kmedians_nearest_centroid_is_the_exact_argmin():
     """The GEMM labels of the assignment step equal the argmin of exact pairwise distances (SciPy) where no two
     centroids are nearly tied, over chunks of the points."""
