@@ -416,12 +416,13 @@ def test_kmedians_float32_points_give_the_float64_result():
     torch.testing.assert_close(a.centroids, b.centroids, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("e", [80, -90])
-def test_kmedians_float32_is_scale_equivariant(e):
-    """Float32 points at 2^80 or 2^-90 (their squared distances overflow or underflow in float32): the k-means
-    starts run on the data multiplied back near 1 (exactly, by a power of two), so the clustering is that of the
-    unscaled points, scaled."""
-    X = torch.randn(300, 20, generator=torch.Generator().manual_seed(0))
+@pytest.mark.parametrize(("dtype", "e"), [(torch.float32, 80), (torch.float32, -90), (torch.float64, 600),
+                                         (torch.float64, -1000)])
+def test_kmedians_is_scale_equivariant(dtype, e):
+    """Points at 2^80 or 2^-90 in float32, 2^600 or 2^-1000 in float64 (their squared distances overflow or
+    underflow): they are clustered multiplied back near 1 (exactly, by a power of two), so the clustering is that
+    of the unscaled points, scaled."""
+    X = torch.randn(300, 20, generator=torch.Generator().manual_seed(0), dtype=dtype)
     a = geometric_kmedians(X, 4, n_init=2, seed=1)
     b = geometric_kmedians(X * 2.0**e, 4, n_init=2, seed=1)
     assert torch.equal(a.labels, b.labels)

@@ -370,6 +370,12 @@ def geometric_kmedians(x, k: int, *, n_init: int = 10, max_iter: int = 100, seed
     n_init = positive_int(n_init, "n_init")
     max_iter = positive_int(max_iter, "max_iter")
     median_iter = positive_int(median_iter, "median_iter")
+    # data whose spread is far from 1 is clustered multiplied by 2^-e (exact): squared distances would overflow or
+    # underflow (float64 beyond about 1e150 or below 1e-150; float32 k-means beyond 1e19 or below 1e-19)
+    e = spread_exponent(X)
+    e = e if needs_rescaling(e) else 0
+    if e:
+        X = times_pow2(X.double(), -e).to(X.dtype)
     xnorm = torch.linalg.vector_norm(X, dim=1, dtype=torch.float64)
     scale = torch.linalg.vector_norm(X - X.mean(0, dtype=torch.float64), dim=1).mean().clamp_min(1e-300)
 
@@ -381,7 +387,7 @@ def geometric_kmedians(x, k: int, *, n_init: int = 10, max_iter: int = 100, seed
         c0 = as_points(init, "init", torch.float64).to(X.device)
         if c0.shape != (k, d):
             raise InputError(f"init: expected {k} centroids of dimension {d}, got shape {tuple(c0.shape)}")
-        starts = [c0]
+        starts = [times_pow2(c0, -e)]
 
     best = None
     finals = []
@@ -392,21 +398,19 @@ def geometric_kmedians(x, k: int, *, n_init: int = 10, max_iter: int = 100, seed
         if best is None or hist[-1] < best[0]:
             best = (hist[-1], r, c, labels, hist, it, init_obj)
     obj, r, c, labels, hist, it, init_obj = best
+    c = times_pow2(c, e)
     return KMediansResult(centroids=c.reshape(k, *point_shape) if point_shape else c.reshape(k),
-                          labels=labels, objective=obj, counts=torch.bincount(labels, minlength=k),
-                          objective_history=hist, n_iter=it, kmeans_objective=init_obj, restart=r,
-                          restart_objectives=finals)
+                          labels=labels, objective=times_pow2(obj, e), counts=torch.bincount(labels, minlength=k),
+                          objective_history=[times_pow2(h, e) for h in hist], n_iter=it,
+                          kmeans_objective=times_pow2(init_obj, e), restart=r,
+                          restart_objectives=[times_pow2(f, e) for f in finals])
 
 
 def _kmeans_starts(X: torch.Tensor, k: int, n_init: int, seed: int, how: str) -> list[torch.Tensor]:
     from sklearn.cluster import KMeans, kmeans_plusplus
     from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
 
-    # in the points' precision (float32: at 10 centroids 7x faster than float64), on data whose spread is far from 1
-    # multiplied by 2^-e (exact), so that the squared distances neither overflow nor underflow in float32
-    e = spread_exponent(X)
-    e = e if needs_rescaling(e) else 0
-    Xn = (times_pow2(X.double(), -e).to(X.dtype) if e else X).detach().cpu().numpy()
+    Xn = X.detach().cpu().numpy()  # float32 points: scikit-learn's k-means in float32 (at 10 centroids 7x faster)
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=n_init)
     out = []
     for s in seeds:
@@ -417,8 +421,7 @@ def _kmeans_starts(X: torch.Tensor, k: int, n_init: int, seed: int, how: str) ->
                 centers = km.cluster_centers_
             else:
                 centers, _ = kmeans_plusplus(Xn, k, random_state=int(s))
-        centers = torch.as_tensor(np.asarray(centers, dtype=np.float64), device=X.device)
-        out.append(times_pow2(centers, e) if e else centers)
+        out.append(torch.as_tensor(np.asarray(centers, dtype=np.float64), device=X.device))
     return out
 
 
