@@ -172,6 +172,19 @@ def test_median_rotation_translation_scaling_equivariance():
     assert_allclose(geometric_median(3.0 * Y @ Q + t, w).numpy(), 3.0 * z @ Q + t, atol=1e-8)
 
 
+@pytest.mark.parametrize("e", [600, -1000])
+def test_median_at_extreme_scales(e):
+    """Points at 2^600 or 2^-1000 (squared distances overflow or underflow in float64) have the median of the
+    unscaled points, scaled, with an explicit start too."""
+    rng = np.random.default_rng(8)
+    Y, w = rng.normal(size=(40, 5)), rng.uniform(0.1, 1, 40)
+    s = 2.0**e
+    for init in (None, Y[3]):
+        z = geometric_median(Y, w, init=init).numpy()
+        zs = geometric_median(Y * s, w, init=None if init is None else init * s).numpy()
+        assert_allclose(zs / s, z, rtol=1e-12, atol=1e-12)
+
+
 def test_median_dtype_shape_and_device_follow_input():
     Y = torch.randn(10, 2, 3, generator=torch.Generator().manual_seed(0))  # float32 "images"
     z = geometric_median(Y)

@@ -196,15 +196,20 @@ def geometric_median(points, weights=None, *, init=None, max_iter: int = 1000, t
     w = _point_weights(weights, n, Y.device)
     keep = w > 0
     Y, w = Y[keep], w[keep]
+    # points whose spread is far from 1 are solved multiplied by 2^-e (exact): squared distances would overflow or
+    # underflow beyond about 1e150 or below 1e-150
+    e = spread_exponent(Y)
+    e = e if needs_rescaling(e) else 0
+    Y = times_pow2(Y, -e)
     if init is None:
         z = (w[:, None] * Y).sum(0) / w.sum()
     else:
-        z = as_tensor(init, "init", torch.float64).to(Y.device).reshape(-1)
+        z = times_pow2(as_tensor(init, "init", torch.float64).to(Y.device).reshape(-1), -e)
         if z.numel() != d:
             raise InputError(f"init: expected {d} coordinates, got {z.numel()}")
     scale = (w * torch.linalg.vector_norm(Y - z, dim=1)).sum() / w.sum()
     if not float(scale) > 0:  # every point with weight sits on z
-        return z.to(dtype)
+        return times_pow2(z, e).to(dtype)
     rows = torch.zeros(len(Y), dtype=torch.long, device=Y.device)
     cols = torch.arange(len(Y), device=Y.device)
     x, _, ok = _medians(z[None], Y, torch.linalg.vector_norm(Y, dim=1), rows, cols, w,
@@ -212,7 +217,7 @@ def geometric_median(points, weights=None, *, init=None, max_iter: int = 1000, t
     if not ok:
         warnings.warn(f"geometric_median: no convergence in {max_iter} iterations (tol {tol:g})",
                       ConvergenceWarning, stacklevel=2)
-    return x[0].to(dtype)
+    return times_pow2(x[0], e).to(dtype)
 
 
 # --------------------------------------------------------------------------------------------------
