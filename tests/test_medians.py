@@ -185,6 +185,17 @@ def test_median_at_extreme_scales(e):
         assert_allclose(zs / s, z, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("e", [600, -1000])
+def test_weiszfeld_step_at_extreme_scales(e):
+    """One step between sets at 2^600 or 2^-1000 is the step between the unscaled sets, scaled (the distances'
+    squares overflow or underflow in float64)."""
+    rng = np.random.default_rng(9)
+    x, Y, W = rng.normal(size=(3, 4)), rng.normal(size=(30, 4)), rng.uniform(size=(3, 30))
+    s = 2.0**e
+    assert_allclose(weiszfeld_step(x * s, Y * s, W).numpy() / s, weiszfeld_step(x, Y, W).numpy(), rtol=1e-13,
+                    atol=1e-13)
+
+
 def test_median_dtype_shape_and_device_follow_input():
     Y = torch.randn(10, 2, 3, generator=torch.Generator().manual_seed(0))  # float32 "images"
     z = geometric_median(Y)
