@@ -323,3 +323,29 @@ def test_kernels_of_3x3_or_less_keep_the_plain_convolution():
     assert slices == (slice(None), slice(None)) and torch.equal(block, F.conv2d(x, kern))
     theta = random_projections(9, 21, seed=4)
     assert torch.equal(patch_swd(x, y, 3, projections=theta), patch_swd(x, y, 3, projections=theta, max_elements=1))
+
+
+@pytest.mark.parametrize("p", [2.0, 1.5])
+@pytest.mark.parametrize(("dtype", "e"), [(torch.float64, 600), (torch.float64, -1000), (torch.float32, 100),
+                                         (torch.float32, -100)])
+def test_sliced_distances_at_extreme_scales(p, dtype, e):
+    """For p > 1, |d|^p of points at 2^600 or 2^-1000 (float64), 2^100 or 2^-100 (float32) overflows or underflows:
+    the 1-D, sliced and patch distances and their gradients are those of the unscaled data, scaled (the distance
+    by 2^e, the gradient unchanged), also against a prepared target."""
+    g = torch.Generator().manual_seed(2)
+    s = 2.0**e
+    u, v = torch.randn(3, 40, generator=g, dtype=dtype), torch.randn(3, 55, generator=g, dtype=dtype) + 1
+    assert_close(wasserstein_1d(u * s, v * s, p=p) / s, wasserstein_1d(u, v, p=p), rtol=1e-5, atol=0)
+    x, y = torch.randn(30, 6, generator=g, dtype=dtype), torch.randn(50, 6, generator=g, dtype=dtype) + 0.5
+    xi, yi = torch.rand(4, 1, 9, 9, generator=g, dtype=dtype), torch.rand(6, 1, 9, 9, generator=g, dtype=dtype)
+    cases = [(lambda a, b: sliced.sliced_wasserstein(a, b, 16, p, seed=1), x, y),
+             (lambda a, b: sliced.sliced_wasserstein(a, sliced.SortedProjections(b, 16, seed=1), p=p), x, y),
+             (lambda a, b: patch_swd(a, b, 4, 2, 16, p), xi, yi),
+             (lambda a, b: patch_swd(a, patch_target(b, 4, 2, 16), 4, 2, p=p), xi, yi)]
+    for f, a, b in cases:
+        a1, a2 = a.clone().requires_grad_(True), (a * s).requires_grad_(True)
+        d1, d2 = f(a1, b), f(a2, b * s)
+        assert torch.isfinite(d2) and d1 > 0
+        assert_close(d2 / s, d1, rtol=1e-5, atol=0)
+        (g1,), (g2,) = torch.autograd.grad(d1, a1), torch.autograd.grad(d2, a2)
+        assert_close(g2, g1, rtol=1e-4, atol=1e-6)

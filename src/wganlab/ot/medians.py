@@ -45,7 +45,7 @@ import torch
 
 from wganlab.checks import as_points, as_tensor, positive_int
 from wganlab.errors import InputError
-from wganlab.ot.scale import needs_rescaling, spread_exponent, times_pow2
+from wganlab.ot.scale import rescaling_exponent, times_pow2
 from wganlab.ot.weiszfeld import edge_lengths, float_dtype, is_median, vz_terms, vz_update
 
 
@@ -198,8 +198,7 @@ def geometric_median(points, weights=None, *, init=None, max_iter: int = 1000, t
     Y, w = Y[keep], w[keep]
     # points whose spread is far from 1 are solved multiplied by 2^-e (exact): squared distances would overflow or
     # underflow beyond about 1e150 or below 1e-150
-    e = spread_exponent(Y)
-    e = e if needs_rescaling(e) else 0
+    e = rescaling_exponent(Y)
     Y = times_pow2(Y, -e)
     if init is None:
         z = (w[:, None] * Y).sum(0) / w.sum()
@@ -377,8 +376,7 @@ def geometric_kmedians(x, k: int, *, n_init: int = 10, max_iter: int = 100, seed
     median_iter = positive_int(median_iter, "median_iter")
     # data whose spread is far from 1 is clustered multiplied by 2^-e (exact): squared distances would overflow or
     # underflow (float64 beyond about 1e150 or below 1e-150; float32 k-means beyond 1e19 or below 1e-19)
-    e = spread_exponent(X)
-    e = e if needs_rescaling(e) else 0
+    e = rescaling_exponent(X)
     if e:
         X = times_pow2(X.double(), -e).to(X.dtype)
     xnorm = torch.linalg.vector_norm(X, dim=1, dtype=torch.float64)

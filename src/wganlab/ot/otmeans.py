@@ -20,7 +20,7 @@ import torch
 from wganlab.checks import as_points, as_tensor, positive_int
 from wganlab.errors import InputError
 from wganlab.ot.exact import prepare_points, wasserstein
-from wganlab.ot.scale import needs_rescaling, spread_exponent, times_pow2
+from wganlab.ot.scale import rescaling_exponent, times_pow2
 from wganlab.ot.weiszfeld import float_dtype, plan_edges, vz_terms, vz_update
 
 
@@ -81,8 +81,7 @@ def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps:
     dtype = float_dtype(Yt)
     # data whose spread is far from 1 is solved multiplied by 2^-e (exact): Weiszfeld's squared distances
     # would underflow or overflow; the centroids and W1 are multiplied back
-    e = spread_exponent(Yt.reshape(len(Yt), -1))
-    e = e if needs_rescaling(e) else 0
+    e = rescaling_exponent(Yt.reshape(len(Yt), -1))
     if e:
         Yt = times_pow2(Yt.double(), -e)
     target = prepare_points(Yt, copy=False)  # y as given (float32 stays float32) made ready once, not copied

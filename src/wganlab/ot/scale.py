@@ -40,6 +40,13 @@ def spread_exponent(*sets: torch.Tensor) -> int:
     return exponent(half) + 1 if half > 0 else exponent(float((hi - lo).max()))
 
 
+def rescaling_exponent(*sets: torch.Tensor) -> int:
+    """:func:`spread_exponent` of the sets where it lies outside the band left unscaled (:func:`needs_rescaling`),
+    else 0: the ``e`` by which a computation on them multiplies them by ``2^-e`` first (exact)."""
+    e = spread_exponent(*sets)
+    return e if needs_rescaling(e) else 0
+
+
 #: sets of at least this many values have their spread read in one numba pass on the CPU (the exact solver's
 #: sets); smaller ones (training batches) keep torch's two passes, the same on every device
 ONE_PASS_MIN_VALUES = 1 << 20

@@ -20,7 +20,7 @@ import torch
 
 from wganlab.checks import as_points, as_tensor
 from wganlab.errors import InputError
-from wganlab.ot.scale import needs_rescaling, spread_exponent, times_pow2
+from wganlab.ot.scale import rescaling_exponent, times_pow2
 
 try:
     from wganlab.ot import weiszfeld_kernel
@@ -167,8 +167,7 @@ def weiszfeld_step(centroids, points, weights) -> torch.Tensor:
         raise InputError(f"dimension mismatch: centroids have {x.shape[1]} coordinates, points {Y.shape[1]}")
     rows, cols, w = plan_edges(weights, x.shape[0], Y.shape[0], Y.device)
     # sets whose spread is far from 1 step multiplied by 2^-e (exact): squared distances would overflow or underflow
-    e = spread_exponent(x, Y)
-    e = e if needs_rescaling(e) else 0
+    e = rescaling_exponent(x, Y)
     x, Y = times_pow2(x, -e), times_pow2(Y, -e)
     S, R, eta, _, _ = vz_terms(x, Y, torch.linalg.vector_norm(Y, dim=1), rows, cols, w)
     return times_pow2(vz_update(x, S, R, eta), e)

@@ -18,7 +18,7 @@ from wganlab.ot.exact.certificate import check_certificate
 from wganlab.ot.exact.dense import GAP_TOL, rescaled, solve_exact
 from wganlab.ot.exact.line import line_coordinates, monotone_plan, plan_matrix
 from wganlab.ot.result import OTResult
-from wganlab.ot.scale import ONE_PASS_MIN_VALUES, needs_rescaling, spread_exponent, times_pow2
+from wganlab.ot.scale import ONE_PASS_MIN_VALUES, needs_rescaling, rescaling_exponent, spread_exponent, times_pow2
 
 ENGINES = ("auto", "pot", "sparse")
 #: ``engine="auto"`` uses the sparse engine from AUTO_MIN_PAIRS pairs ``n * m`` when the larger set has at most
@@ -232,8 +232,7 @@ def _euclidean_power(xs: torch.Tensor, ys: torch.Tensor, p: float, a, b, plan: b
         xs = times_pow2(xs, e) if e else xs
         e = 0
     if prepared is None:
-        e = spread_exponent(xs, ys)
-        e = e if needs_rescaling(e) else 0
+        e = rescaling_exponent(xs, ys)
         if e:
             xs, ys = times_pow2(xs.double(), -e), times_pow2(ys.double(), -e)
     if warm_start is not None and e:

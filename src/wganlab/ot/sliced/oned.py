@@ -10,6 +10,7 @@ import torch
 
 from wganlab.checks import as_tensor
 from wganlab.errors import InputError
+from wganlab.ot.scale import rescaling_exponent, times_pow2
 from wganlab.ot.sliced.autograd import pp_sorted
 from wganlab.ot.sliced.kernels import sort_side
 
@@ -89,10 +90,15 @@ def wasserstein_1d(u, v, a=None, b=None, p: float = 1) -> torch.Tensor:
                          "do not broadcast") from None
     wu = checked_weights(a, tuple(u.shape), "a", u.device)
     wv = checked_weights(b, tuple(v.shape), "b", v.device)
+    # for p > 1, atoms whose spread is far from 1 are compared multiplied by 2^-e (exact) and the distance by 2^e
+    # afterwards: |d|^p would overflow or underflow
+    e = 0 if p == 1 or not (u.numel() and v.numel()) else rescaling_exponent(
+        *(t.detach().reshape(-1, 1) for t in (u, v)))
+    u, v = times_pow2(u, -e), times_pow2(v, -e)
     us, cu = sort_side(u, wu)
     vs, cv = sort_side(v, wv)
     if cu is None and cv is None:
         lead = torch.broadcast_shapes(us.shape[:-1], vs.shape[:-1])
         us, vs = us.expand(*lead, us.shape[-1]), vs.expand(*lead, vs.shape[-1])
     pp = pp_sorted(us, cu, vs, cv, p)
-    return pp if p == 1 else pp.clamp_min(0) ** (1.0 / p)
+    return pp if p == 1 else times_pow2(pp.clamp_min(0) ** (1.0 / p), e)
