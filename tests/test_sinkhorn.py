@@ -44,6 +44,18 @@ def test_value_beyond_float64_raises():
         sinkhorn_divergence(X * 1e300, Y * 1e300, 1.0, cost="sqeuclidean")
 
 
+@pytest.mark.parametrize("s", [1e-300, 1e-20, 1.0])
+def test_eps_far_above_the_costs_raises_instead_of_a_rounded_number(s):
+    """With eps more than 2^30 times the costs the log-domain sums round the costs away (the divergence of sets at
+    1e-300 with eps = 0.5 came out 0.0): a one-line error; at 1e4 times the costs the entropic values are
+    computed, and close to their eps -> infinity limit, the mean cost <C, a x b> (up to about C / eps)."""
+    with pytest.raises(InputError, match="times the largest cost"):
+        sinkhorn_divergence(X * s, Y * s, s * 2.0**40)
+    C = torch.cdist(X, Y)
+    assert float(sinkhorn_cost(X * s, Y * s, s * 1e4 * float(C.max()))) == pytest.approx(s * float(C.mean()),
+                                                                                       rel=1e-4)
+
+
 def test_gradient_scales_with_the_data():
     x = X.clone().requires_grad_(True)
     sinkhorn_divergence(x, Y, 0.1).backward()

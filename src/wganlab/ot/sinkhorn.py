@@ -167,10 +167,24 @@ def _unframed(res: SinkhornResult, k: int, eps: float) -> SinkhornResult:
     return res._replace(value=value, f=times_pow2(res.f, k), g=times_pow2(res.g, k), eps=eps)
 
 
-def _finite(C: torch.Tensor) -> torch.Tensor:
-    """``C``, unless an entry overflowed (a custom cost at an extreme scale of the data)."""
+#: the largest ``eps`` over the largest cost for which the log-domain sums keep the costs: their rounding, about
+#: ``1e-16 eps log n`` a term, is then below about 1e-6 of the costs (at ``eps`` above this ``W_eps`` is the mean
+#: cost ``<C, a x b>`` to within ``C / eps``, which the float64 sums can no longer resolve)
+MAX_EPS_OVER_COST = 2.0**30
+
+
+def _finite(C: torch.Tensor, eps: float | None = None) -> torch.Tensor:
+    """``C``, unless an entry overflowed (a custom cost at an extreme scale of the data) or, given ``eps`` (the cost
+    between the two sets: it sets the problem's scale, a self term's rounding of about ``1e-16 eps`` is then as
+    small against it), ``eps`` exceeds the largest cost :data:`MAX_EPS_OVER_COST` times (costs rounded away: a
+    number not computed)."""
     if not bool(torch.isfinite(C.detach()).all()):
         raise InputError("the cost matrix has infinite or NaN entries at this scale of the data")
+    top = float(C.detach().abs().max()) if eps is not None and C.numel() else 0.0
+    if 0 < top < eps / MAX_EPS_OVER_COST:
+        raise InputError(f"eps is {eps / top:.3g} times the largest cost: float64 cannot resolve the costs against "
+                         f"it (W_eps is then the mean cost to within 1 / {eps / top:.3g}); use an eps at most "
+                         f"{MAX_EPS_OVER_COST:.3g} times the costs")
     return C
 
 
@@ -184,7 +198,7 @@ def _entropic(xw, yw, la, lb, eps, cost, *, self_term: bool, max_iter, tol, scal
         ft = softmin(eps, C_x, (la + f / eps).detach())
         value = 2 * (la.exp() * ft).sum()
         return SinkhornResult(value, f, f, ok, it, err, eps)
-    C_xy = _finite(_cost(xw, yw.detach(), cost, False))
+    C_xy = _finite(_cost(xw, yw.detach(), cost, False), eps)
     need_y = grad and yw.requires_grad
     C_yx = _cost(yw, xw.detach(), cost, False) if need_y else C_xy.detach().T
     f, g, ok, it, err = solve_potentials(C_xy.detach(), la, lb, eps, symmetric=False, max_iter=max_iter, tol=tol,
