@@ -454,7 +454,7 @@ def test_kmedians_is_scale_equivariant(dtype, e):
     torch.testing.assert_close(b.centroids, a.centroids * 2.0**e, rtol=1e-10, atol=0)
 
 
-def test_kmedians_nearest_centroid_is_the_exact_argmin():
+def test_kmedians_nearest_centroid_is_the_exact_argmin(monkeypatch):
     """The GEMM labels of the assignment step equal the argmin of exact pairwise distances (SciPy) where no two
     centroids are nearly tied, over chunks of the points."""
     from wganlab.ot import medians
@@ -465,12 +465,8 @@ def test_kmedians_nearest_centroid_is_the_exact_argmin():
     two = np.sort(d, axis=1)[:, :2]
     clear = two[:, 1] - two[:, 0] > 1e-9 * two[:, 1]
     assert clear.mean() > 0.99
-    old = medians.NEAREST_CHUNK_ELEMENTS
-    try:
-        medians.NEAREST_CHUNK_ELEMENTS = 50 * 700  # chunks of 700 points, the last one shorter
-        lab = medians._nearest(torch.from_numpy(X), torch.from_numpy(c)).numpy()
-    finally:
-        medians.NEAREST_CHUNK_ELEMENTS = old
+    monkeypatch.setattr(medians, "NEAREST_CHUNK_ELEMENTS", 50 * 700)  # chunks of 700 points, the last one shorter
+    lab = medians._nearest(torch.from_numpy(X), torch.from_numpy(c)).numpy()
     assert (lab == d.argmin(1))[clear].all()
 
 

@@ -178,10 +178,10 @@ def _finite(C: torch.Tensor, eps: float | None = None) -> torch.Tensor:
     between the two sets: it sets the problem's scale, a self term's rounding of about ``1e-16 eps`` is then as
     small against it), ``eps`` exceeds the largest cost :data:`MAX_EPS_OVER_COST` times (costs rounded away: a
     number not computed)."""
-    if not bool(torch.isfinite(C.detach()).all()):
+    top = float(C.detach().abs().max()) if C.numel() else 0.0  # inf or NaN where an entry is (one pass for both)
+    if not math.isfinite(top):
         raise InputError("the cost matrix has infinite or NaN entries at this scale of the data")
-    top = float(C.detach().abs().max()) if eps is not None and C.numel() else 0.0
-    if 0 < top < eps / MAX_EPS_OVER_COST:
+    if eps is not None and 0 < top < eps / MAX_EPS_OVER_COST:
         raise InputError(f"eps is {eps / top:.3g} times the largest cost: float64 cannot resolve the costs against "
                          f"it (W_eps is then the mean cost to within 1 / {eps / top:.3g}); use an eps at most "
                          f"{MAX_EPS_OVER_COST:.3g} times the costs")
