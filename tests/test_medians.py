@@ -196,6 +196,39 @@ def test_weiszfeld_step_at_extreme_scales(e):
                     atol=1e-13)
 
 
+@pytest.mark.parametrize("kernel", [True, False])
+def test_weiszfeld_step_from_far_out_lands_on_the_convex_combination(monkeypatch, kernel):
+    """Centroids 2^40-2^1000 times farther out than their points (absolute starts beside data at 2^-1000) step
+    onto ``sum (w/d) y / sum (w/d)``: a difference form ``x + sum w (y - x)/d / S`` would keep only
+    ``1e-16 ||x||`` of it (0 or noise where the points are below that)."""
+    if not kernel:
+        monkeypatch.setattr(weiszfeld, "weiszfeld_kernel", None)
+    rng = np.random.default_rng(12)
+    x, Y, W = rng.normal(size=(3, 4)), rng.normal(size=(30, 4)), rng.uniform(size=(3, 30))
+    W[1, :20] = 0.0  # the far test reads only a row's own points
+    for e in (-40, -300, -1000):
+        Ys = Y * 2.0**e
+        inv = W / cdist(x, Ys)
+        expected = inv @ Ys / inv.sum(1, keepdims=True)
+        assert_allclose(weiszfeld_step(x, Ys, W).numpy() / 2.0**e, expected / 2.0**e, rtol=1e-12)
+
+
+@pytest.mark.parametrize("e", [-80, -600, -1000])
+def test_ot_means_from_an_absolute_start_beside_tiny_data(e):
+    """OT-Means started as 0.5 N(0, I) in absolute units (the reference init) beside data of scale 2^e: the
+    first step lands every centroid among the data (a convex combination of its points), and the run is the
+    same at every such scale; before, at 2^-600 the squared distances overflowed and no centroid moved."""
+    Y = np.random.default_rng(11).normal(size=(40, 3))
+    s = 2.0**e
+    res = ot_means(Y * s, 5, n_iter=2, ot_steps=2)
+    c = res.centroids.numpy() / s
+    assert (c >= Y.min(0) - 1e-12).all() and (c <= Y.max(0) + 1e-12).all()
+    assert all(b <= a * (1 + 1e-12) for a, b in zip(res.w1_trace[:-1], res.w1_trace[1:], strict=True))
+    ref = ot_means(Y * 2.0**-80, 5, n_iter=2, ot_steps=2)
+    # the first value is the W1 of the start itself, about 1 in absolute units
+    assert_allclose(np.asarray(res.w1_trace[1:]) / s, np.asarray(ref.w1_trace[1:]) / 2.0**-80, rtol=1e-12)
+
+
 def test_median_dtype_shape_and_device_follow_input():
     Y = torch.randn(10, 2, 3, generator=torch.Generator().manual_seed(0))  # float32 "images"
     z = geometric_median(Y)

@@ -86,8 +86,9 @@ def _map_with_test(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: 
     remembers the last nearest point that failed, so the test costs a pass only when it changes."""
     k = x.shape[0]
     nnz = len(rows)
-    S, R, eta, f, dist = vz_terms(x, Y, ynorm, rows, cols, w, want_dist=True)
-    g = vz_update(x, S, R, eta)
+    terms = vz_terms(x, Y, ynorm, rows, cols, w, want_dist=True)
+    f, dist = terms.f, terms.dist
+    g = vz_update(x, terms)
     if nnz == 0:
         return f, g, torch.zeros(k, dtype=torch.bool, device=x.device)
     mind = torch.full((k,), math.inf, dtype=x.dtype, device=x.device).scatter_reduce(
@@ -97,13 +98,13 @@ def _map_with_test(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: 
         include_self=True)
     has = first < nnz
     near = torch.where(has, cols[first.clamp_max(nnz - 1)], 0)  # nearest data point of each row
-    opt = has & is_median(S, R, eta)  # on (within rounding) a data point that is optimal
+    opt = has & is_median(terms.S, terms.R, terms.eta)  # on (within rounding) a data point that is optimal
     check = has & ~opt & (near != rejected)
     if bool(check.any()):
         q = torch.where(check[:, None], Y[near], x)
         sel = check[rows]
-        Sq, Rq, etaq, _, _ = vz_terms(q, Y, ynorm, rows[sel], cols[sel], w[sel])
-        ok = check & is_median(Sq, Rq, etaq)
+        tq = vz_terms(q, Y, ynorm, rows[sel], cols[sel], w[sel])
+        ok = check & is_median(tq.S, tq.R, tq.eta)
         opt |= ok
         rejected.copy_(torch.where(check & ~ok, near, rejected))
     g = torch.where(opt[:, None], Y[near], g)  # return an optimal data point exactly

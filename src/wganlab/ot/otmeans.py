@@ -20,7 +20,7 @@ import torch
 from wganlab.checks import as_points, as_tensor, positive_int
 from wganlab.errors import InputError
 from wganlab.ot.exact import prepare_points, wasserstein
-from wganlab.ot.scale import rescaling_exponent, times_pow2
+from wganlab.ot.scale import bounds_exponent, column_bounds, needs_rescaling, times_pow2
 from wganlab.ot.weiszfeld import float_dtype, plan_edges, vz_terms, vz_update
 
 
@@ -79,23 +79,15 @@ def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps:
     Yt = as_tensor(y, "y")
     point_shape = Yt.shape[1:]
     dtype = float_dtype(Yt)
-    # data whose spread is far from 1 is solved multiplied by 2^-e (exact): Weiszfeld's squared distances
-    # would underflow or overflow; the centroids and W1 are multiplied back
-    e = rescaling_exponent(Yt.reshape(len(Yt), -1))
-    if e:
-        Yt = times_pow2(Yt.double(), -e)
-    target = prepare_points(Yt, copy=False)  # y as given (float32 stays float32) made ready once, not copied
-    # the Weiszfeld work reads the same values from it on the CPU (float32 data: half the reading)
-    Y = torch.from_numpy(target.exact) if Yt.device.type == "cpu" else as_points(Yt, "y", torch.float64)
-    N, D = Y.shape
+    D = math.prod(point_shape)
     if init is None:
         m = positive_int(m, "m")
     else:
-        X = as_tensor(init, "init", torch.float64).to(Y.device)
+        X = as_tensor(init, "init", torch.float64).to(Yt.device)
         if X.shape[1:] != point_shape and not (X.ndim == 2 and X.shape[1] == D):
             raise InputError(f"init: points of shape {tuple(X.shape[1:])} do not match y's "
                              f"{tuple(point_shape)}")
-        X = times_pow2(X.reshape(len(X), D), -e) if e else X.reshape(len(X), D).clone()
+        X = X.reshape(len(X), D).clone()
         if m is None:
             m = len(X)
         m = positive_int(m, "m")
@@ -109,9 +101,33 @@ def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps:
         if not (math.isfinite(init_std) and init_std >= 0):
             raise InputError(f"init_std must be finite and >= 0, got {init_std!r}")
         g = torch.Generator().manual_seed(int(seed))
-        X = times_pow2((init_std * torch.randn(m, D, generator=g, dtype=torch.float64)).to(Y.device), -e)
+        X = (init_std * torch.randn(m, D, generator=g, dtype=torch.float64)).to(Yt.device)
 
-    ynorm = torch.linalg.vector_norm(Y, dim=1).to(torch.float64)  # in y's precision: only a tolerance's scale
+    # data and centroids whose spread is far from 1 are worked on multiplied by 2^-e (exact): Weiszfeld's
+    # squared distances would underflow or overflow; the centroids and W1 are multiplied back. The frame
+    # follows the centroids: started far out (absolute units beside data of scale 1e-300) they land among
+    # the data after one step, and the frame then follows them there.
+    ybounds = column_bounds(Yt.reshape(len(Yt), -1))
+
+    def frame_exponent(X: torch.Tensor) -> int:
+        """The exponent for data and centroids ``X (m, D)`` in the input's units."""
+        e = bounds_exponent(ybounds, column_bounds(X))
+        return e if needs_rescaling(e) else 0
+
+    e = frame_exponent(X)
+    X = times_pow2(X, -e)
+
+    def frame(e: int):
+        """The data multiplied by ``2^-e``, ready for the solver once (float32 stays float32, not copied), and
+        its float64 view for the Weiszfeld work on y's device (float32 data: half the reading)."""
+        Ys = times_pow2(Yt.double(), -e) if e else Yt
+        target = prepare_points(Ys, copy=False)
+        same = Ys.device.type == "cpu" and target.exponent == 0  # the solver's copy is in this frame too
+        Y = torch.from_numpy(target.exact) if same else as_points(Ys, "y", torch.float64)
+        return target, Y, torch.linalg.vector_norm(Y, dim=1).to(torch.float64)  # norms: only a tolerance's scale
+
+    target, Y, ynorm = frame(e)
+    N = len(Y)
     trace: list[float] = []
     last = None
 
@@ -131,9 +147,12 @@ def ot_means(y, m: int, *, n_iter: int = 10, ot_steps: int = 5, weiszfeld_steps:
             rows, cols, w = plan_edges(solve(), m, N, Y.device)
             dist = _edge_lengths(last, rows, cols, Y.device)
             for _ in range(weiszfeld_steps):
-                S, R, eta, _, _ = vz_terms(X, Y, ynorm, rows, cols, w, dist=dist)
+                X = vz_update(X, vz_terms(X, Y, ynorm, rows, cols, w, dist=dist))
                 dist = None  # the centroids moved
-                X = vz_update(X, S, R, eta)
+            e_new = frame_exponent(times_pow2(X, e))
+            if e_new != e:  # the centroids left the frame (only after starting far from the data)
+                X, e, last = times_pow2(X, e - e_new), e_new, None
+                target, Y, ynorm = frame(e)
         if callback is not None:
             callback(outer, shaped(X.clone()).to(dtype), list(trace))
     plan = sp.csr_array(solve())

@@ -32,8 +32,12 @@ def needs_rescaling(e: int) -> bool:
 def spread_exponent(*sets: torch.Tensor) -> int:
     """``e`` with the largest coordinate range ``max_k (max z_k - min z_k)`` over the union of the point
     sets ``(n, d)`` in about ``[2^(e-1), 2^e)`` (0 when every point is the same); computed without overflow."""
-    dev = sets[0].device  # the per-coordinate bounds meet there (no host copy of the data)
-    bounds = [column_bounds(z) for z in sets]
+    return bounds_exponent(*(column_bounds(z) for z in sets))
+
+
+def bounds_exponent(*bounds: tuple[torch.Tensor, torch.Tensor]) -> int:
+    """:func:`spread_exponent` of the sets whose :func:`column_bounds` are ``bounds``."""
+    dev = bounds[0][0].device  # the per-coordinate bounds meet there (no host copy of the data)
     hi = torch.stack([h.to(dev, torch.float64) for h, _ in bounds]).amax(0)
     lo = torch.stack([low.to(dev, torch.float64) for _, low in bounds]).amin(0)
     half = float((0.5 * hi - 0.5 * lo).max())

@@ -14,6 +14,8 @@ reduces to the plain step when ``eta = 0``. (The median solvers of
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -29,12 +31,15 @@ except ImportError:  # numba missing or broken: the torch path runs everywhere
 
 #: two points closer than this times the sum of their norms are treated as the same point
 COINCIDE_RTOL = 1e-13
+#: a centroid farther from the origin than this times every one of its points steps onto their convex
+#: combination (:func:`vz_terms`), not by a difference that would cancel
+FAR_RATIO = 1024.0
 #: elements of float64 scratch memory one chunk of (edge, coordinate) work uses (1 MB: small chunks stay in
 #: cache and avoid page-faulting fresh allocations, faster than 32 MB chunks on one CPU thread)
 CHUNK_ELEMENTS = 128 * 1024
 
-__all__ = ["COINCIDE_RTOL", "edge_lengths", "float_dtype", "is_median", "plan_edges", "vz_terms", "vz_update",
-           "weiszfeld_step"]
+__all__ = ["COINCIDE_RTOL", "FAR_RATIO", "VZTerms", "edge_lengths", "float_dtype", "is_median", "plan_edges",
+           "vz_terms", "vz_update", "weiszfeld_step"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -79,24 +84,43 @@ def plan_edges(weights, k: int, n: int, device) -> tuple[torch.Tensor, torch.Ten
 # --------------------------------------------------------------------------------------------------
 
 
+class VZTerms(NamedTuple):
+    """The terms of one Vardi-Zhang step for ``k`` centroids (float64): ``S (k,)``, ``R (k, d)``, ``eta (k,)``,
+    ``f (k,)``, ``dist (E,)`` or None, ``far (k,)`` bool (see :func:`vz_terms`)."""
+
+    S: torch.Tensor
+    R: torch.Tensor
+    eta: torch.Tensor
+    f: torch.Tensor
+    dist: torch.Tensor | None
+    far: torch.Tensor
+
+
 def vz_terms(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch.Tensor,
-              cols: torch.Tensor, w: torch.Tensor, want_dist: bool = False, dist: torch.Tensor | None = None):
+             cols: torch.Tensor, w: torch.Tensor, want_dist: bool = False, dist: torch.Tensor | None = None) -> VZTerms:
     """For every centroid ``x_j``: ``S_j = sum w/d`` and ``R_j = sum w (y - x_j)/d`` over the points not
     coinciding with ``x_j``, ``eta_j`` = the weight of the coinciding points and the objective
     ``f_j = sum w d``; optionally the per-edge distances. ``dist (E,)``: the edge lengths when they are known
-    (an exact solve's float64 costs of its plan's arcs, the same values), not computed again. Works in chunks
-    of edges so memory stays ``O(chunk * d)`` (float64 on the CPU with numba: one pass,
-    :mod:`wganlab.ot.weiszfeld_kernel`). Returns ``(S, R, eta, f, dist)``."""
+    (an exact solve's float64 costs of its plan's arcs, the same values), not computed again.
+
+    ``far_j``: ``||x_j|| > FAR_RATIO ||y||`` for every point of ``x_j`` (a centroid far out, e.g. started in
+    absolute units beside data of scale 1e-300). Its step ``x_j + R_j / S_j`` would keep only about
+    ``1e-16 ||x_j||`` of the landing point, so ``R_j`` holds ``P_j = sum (w/d) y`` instead and the step lands on
+    the convex combination ``P_j / S_j`` (:func:`vz_update`), exact to the points' own rounding.
+
+    Works in chunks of edges so memory stays ``O(chunk * d)`` (float64 on the CPU with numba: one pass,
+    :mod:`wganlab.ot.weiszfeld_kernel`)."""
     if weiszfeld_kernel is not None and x.device.type == Y.device.type == "cpu" and x.dtype == torch.float64 and \
             Y.dtype in (torch.float32, torch.float64):  # float32 points: read at half the cost, same values
         lengths = np.empty(len(rows)) if dist is None else dist.to(torch.float64).contiguous().numpy()
         out = weiszfeld_kernel.vz_terms(*(t.contiguous().numpy() for t in (x, Y, ynorm, rows, cols, w)), lengths,
-                                        dist is not None, COINCIDE_RTOL)
-        return tuple(torch.from_numpy(t) for t in out)
+                                        dist is not None, COINCIDE_RTOL, FAR_RATIO)
+        return VZTerms(*(torch.from_numpy(t) for t in out))
     k, d = x.shape
     S = torch.zeros(k, dtype=x.dtype, device=x.device)
     eta = torch.zeros_like(S)
     f = torch.zeros_like(S)
+    ymax = torch.zeros_like(S)
     R = torch.zeros_like(x)
     dist_all = torch.empty(len(rows), dtype=x.dtype, device=x.device) if want_dist else None
     xnorm = torch.linalg.vector_norm(x, dim=1)
@@ -105,15 +129,29 @@ def vz_terms(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch.
         r, c, ww = rows[s:s + step], cols[s:s + step], w[s:s + step]
         diff = Y.index_select(0, c) - x.index_select(0, r)
         de = torch.linalg.vector_norm(diff, dim=1) if dist is None else dist[s:s + step].to(x)
-        same = de <= COINCIDE_RTOL * (ynorm.index_select(0, c) + xnorm.index_select(0, r))
+        yn = ynorm.index_select(0, c).to(x.dtype)
+        same = de <= COINCIDE_RTOL * (yn + xnorm.index_select(0, r))
         inv = torch.where(same, torch.zeros_like(de), ww / torch.where(same, torch.ones_like(de), de))
         S.index_add_(0, r, inv)
         eta.index_add_(0, r, torch.where(same, ww, torch.zeros_like(ww)))
         f.index_add_(0, r, ww * de)
+        ymax.scatter_reduce_(0, r, torch.where(same, torch.zeros_like(yn), yn), "amax")
         R.index_add_(0, r, diff * inv[:, None])
         if want_dist:
             dist_all[s:s + step] = de
-    return S, R, eta, f, dist_all
+    far = (eta == 0) & (S > 0) & (xnorm > FAR_RATIO * ymax)
+    if bool(far.any()):  # the uncentred sums of the far rows, in a second pass over their edges
+        sel = far.index_select(0, rows).nonzero().squeeze(1)
+        R[far] = 0.0
+        for s in range(0, len(sel), step):
+            e = sel[s:s + step]
+            r = rows.index_select(0, e)
+            de = dist_all.index_select(0, e) if want_dist else (
+                dist.index_select(0, e).to(x) if dist is not None else
+                torch.linalg.vector_norm(Y.index_select(0, cols.index_select(0, e)) - x.index_select(0, r), dim=1))
+            R.index_add_(0, r, Y.index_select(0, cols.index_select(0, e)).to(x.dtype)
+                         * (w.index_select(0, e) / de)[:, None])
+    return VZTerms(S, R, eta, f, dist_all, far)
 
 
 def edge_lengths(x: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -130,13 +168,16 @@ def edge_lengths(x: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor, cols: tor
     return out
 
 
-def vz_update(x: torch.Tensor, S: torch.Tensor, R: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
-    """``x + max(0, 1 - eta/r) R / S`` (plain Weiszfeld when ``eta = 0``; no move when ``S = 0``)."""
+def vz_update(x: torch.Tensor, terms: VZTerms) -> torch.Tensor:
+    """``x + max(0, 1 - eta/r) R / S`` (plain Weiszfeld when ``eta = 0``; no move when ``S = 0``); ``R / S``
+    for the far rows (where ``R`` holds ``sum (w/d) y``: :func:`vz_terms`)."""
+    S, R, eta = terms.S, terms.R, terms.eta
     r = torch.linalg.vector_norm(R, dim=1)
     tiny = torch.finfo(x.dtype).tiny
     factor = torch.where(eta > 0, (1.0 - eta / r.clamp_min(tiny)).clamp_min(0.0), torch.ones_like(eta))
     scale = torch.where(S > 0, factor / torch.where(S > 0, S, torch.ones_like(S)), torch.zeros_like(S))
-    return x + scale[:, None] * R
+    step = scale[:, None] * R
+    return torch.where(terms.far[:, None], step, x + step)
 
 
 def is_median(S: torch.Tensor, R: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
@@ -169,8 +210,7 @@ def weiszfeld_step(centroids, points, weights) -> torch.Tensor:
     # sets whose spread is far from 1 step multiplied by 2^-e (exact): squared distances would overflow or underflow
     e = rescaling_exponent(x, Y)
     x, Y = times_pow2(x, -e), times_pow2(Y, -e)
-    S, R, eta, _, _ = vz_terms(x, Y, torch.linalg.vector_norm(Y, dim=1), rows, cols, w)
-    return times_pow2(vz_update(x, S, R, eta), e)
+    return times_pow2(vz_update(x, vz_terms(x, Y, torch.linalg.vector_norm(Y, dim=1), rows, cols, w)), e)
 
 
 def float_dtype(t: torch.Tensor) -> torch.dtype:

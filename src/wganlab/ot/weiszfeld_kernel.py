@@ -13,15 +13,17 @@ import numpy as np
 
 
 @nb.njit(cache=True, fastmath=True)
-def vz_terms(x, Y, ynorm, rows, cols, w, dist, given, rtol):
-    """``(S, R, eta, f, dist)``: ``S_r = sum w_e / d_e`` and ``R_r = sum w_e (Y[c_e] - x_r) / d_e`` over the
+def vz_terms(x, Y, ynorm, rows, cols, w, dist, given, rtol, far_ratio):
+    """``(S, R, eta, f, dist, far)``: ``S_r = sum w_e / d_e`` and ``R_r = sum w_e (Y[c_e] - x_r) / d_e`` over the
     non-coinciding edges of centroid ``r``, ``eta_r`` = the weight of its coinciding edges, ``f_r = sum w_e
-    d_e``, and ``dist (E,)`` the edge lengths (all float64): read from ``dist`` when ``given``, else computed
-    into it. ``R_r`` is summed as ``sum (w_e / d_e) Y[c_e] - S_r x_r`` (the pass reads no centroid row when the
-    lengths are given: 36 -> 20 ms at 64 x 10,000 of d = 4,096); a centroid with coinciding edges, whose
-    ``||R_r||`` the Vardi-Zhang test compares with ``eta_r``, gets it summed centred again (no cancellation)."""
+    d_e``, ``dist (E,)`` the edge lengths (all float64): read from ``dist`` when ``given``, else computed
+    into it, and ``far_r``: ``||x_r|| > far_ratio ||Y[c_e]||`` for all its edges, where ``R_r`` is left as
+    ``P_r = sum (w_e / d_e) Y[c_e]`` (the step lands on ``P_r / S_r``). ``R_r`` is summed as ``P_r - S_r x_r``
+    (the pass reads no centroid row when the lengths are given: 36 -> 20 ms at 64 x 10,000 of d = 4,096); a
+    centroid with coinciding edges, whose ``||R_r||`` the Vardi-Zhang test compares with ``eta_r``, gets it
+    summed centred again (no cancellation)."""
     k, d = x.shape
-    S, eta, f = np.zeros(k), np.zeros(k), np.zeros(k)
+    S, eta, f, ymax = np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k)
     R = np.zeros((k, d))
     xnorm = np.empty(k)
     for r in range(k):
@@ -45,14 +47,16 @@ def vz_terms(x, Y, ynorm, rows, cols, w, dist, given, rtol):
         else:
             inv = w[e] / de
             S[r] += inv
+            ymax[r] = max(ymax[r], ynorm[c])
             Rr = R[r]
             for t in range(d):
                 Rr[t] += yc[t] * inv
+    far = (eta == 0) & (S > 0) & (xnorm > far_ratio * ymax)
     for r in range(k):
         Rr, xr = R[r], x[r]
         if eta[r] > 0:
             Rr[:] = 0.0
-        else:
+        elif not far[r]:
             for t in range(d):
                 Rr[t] -= S[r] * xr[t]
     for e in range(len(rows)):
@@ -62,7 +66,7 @@ def vz_terms(x, Y, ynorm, rows, cols, w, dist, given, rtol):
             Rr, xr, yc = R[r], x[r], Y[c]
             for t in range(d):
                 Rr[t] += (yc[t] - xr[t]) * inv
-    return S, R, eta, f, dist
+    return S, R, eta, f, dist, far
 
 
 @nb.njit(cache=True, fastmath=True)
