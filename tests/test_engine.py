@@ -952,6 +952,24 @@ def test_blocks_too_large_to_keep_screen_on_principal_coordinates(monkeypatch, p
     np.testing.assert_array_equal(res.potentials[0], every.potentials[0])
 
 
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize(("n", "m", "weighted"), [(300, 300, False), (200, 450, True)])
+def test_many_cached_pairs_are_screened_on_principal_coordinates(monkeypatch, p, n, m, weighted):
+    """Where the blocks are cached but many (SKETCH_CACHED_MIN_PAIRS), the principal-coordinates bound is computed
+    once and kept, and candidates come straight from it: the same certified optimum as the LP."""
+    monkeypatch.setattr(engine, "SKETCH_CACHED_MIN_PAIRS", 0)
+    monkeypatch.setattr(engine, "SKETCH_DIMS", 4)
+    r = np.random.default_rng(27)
+    x, y = r.normal(size=(n, 24)) * np.geomspace(3, 0.01, 24), r.normal(size=(m, 24)) * np.geomspace(3, 0.01, 24)
+    a = r.dirichlet(np.ones(n)) if weighted else np.full(n, 1 / n)
+    b = r.dirichlet(np.ones(m)) if weighted else np.full(m, 1 / m)
+    res = wasserstein(x, y, p=p, a=a if weighted else None, b=b if weighted else None, plan=True, engine="sparse")
+    assert res.info["bound_dims"] == 5
+    assert res.info["partial_passes"] == 0  # cached bounds: every pass reads them all
+    assert_allclose(res.cost, lp_value(cdist(x, y) ** p, a, b), rtol=1e-9)
+    assert_certified(res, x, y, a, b, p)
+
+
 def test_a_loose_principal_coordinates_bound_is_not_used(monkeypatch):
     """Isotropic data (4 of 24 directions hold a sixth of the spread: the bound is about 0.4 of the distance)
     keep the full float32 bound, which settles far more pairs."""

@@ -14,9 +14,10 @@ active arc set and one block of float32 distances:
    candidates and let a greedy start route almost all the mass. A prepared target keeps the bounds of its
    latest solve (up to KEEP_BOUNDS_BYTES); a warm-started solve against it lowers them by how far each
    point moved (``||x' - y|| >= ||x - y|| - ||x' - x||``) instead of running the GEMM, unless that would leave
-   too many pairs for the exact check. Where the blocks do not fit in memory (every pass recomputes them), the
-   bound comes from the points' principal coordinates (:func:`blocks.sketched`, ``(SKETCH_DIMS + 1) / d``
-   of the GEMM), and candidates are chosen by exact costs among RERANK times as many.
+   too many pairs for the exact check. Where the blocks do not fit in memory (every pass recomputes them), and where
+   they are cached but many (SKETCH_CACHED_MIN_PAIRS), the bound comes from the points' principal coordinates
+   (:func:`blocks.sketched`, ``(SKETCH_DIMS + 1) / d`` of the GEMM); uncached, candidates are chosen by exact
+   costs among RERANK times as many.
 2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot.exact.ssp`, Dijkstra on reduced costs) on
    that arc set; with few rows the columns are contracted away and Dijkstra runs on the rows alone. If
    the arc set admits no feasible flow, the stuck rows and the columns with demand left are linked by
@@ -106,6 +107,11 @@ RERANK = 3
 #: ... when the bound is at least this fraction of the cost (median over random pairs; Fashion-MNIST 0.94 at 28x28,
 #: 0.96 at 64x64; isotropic Gaussians 0.33 in d = 784, where nearly every pair would need its exact cost)
 SKETCH_MIN_RATIO = 0.9
+#: where the blocks are cached (the full GEMM runs once) the bound still pays from this many pairs, its candidates
+#: then taken straight from it (a pricing round on cached bounds costs little). Fashion-MNIST, one thread: 10,000 x
+#: 10,000 2.13 -> 1.53 s at 28x28 and 9.0 -> 3.3 s at 64x64; 5,000^2 0.68 -> 0.63 s and 2.47 -> 1.6 s; 3,000^2 0.30 s
+#: either way and 1.04 -> 0.87 s; 2,000^2 0.125 -> 0.165 s and 0.465 -> 0.56 s (docs/speed-history.md)
+SKETCH_CACHED_MIN_PAIRS = 16_000_000
 #: a target set keeps the bounds of every pair's cost of its latest solve (for a warm-started next one) up to this size
 KEEP_BOUNDS_BYTES = 64 * 1024 * 1024
 #: a warm start's bounds, shifted by how far each point moved, replace the distance GEMM unless, at the warm
@@ -248,10 +254,11 @@ class _Problem:
         self.X, self.Y, self.target, self.squared = X, Yp.exact, Yp, squared
         M, N = self.M, self.N = len(X), len(Yp)
         self.dist, self.over = None, 1  # candidates by the bound, chosen by exact costs among this many times as many
-        if not blocks.cacheable(M, N) and X.shape[1] >= 4 * SKETCH_DIMS:  # every pass recomputes: a cheaper bound
+        cached = blocks.cacheable(M, N)
+        if (not cached or M * N >= SKETCH_CACHED_MIN_PAIRS) and X.shape[1] >= 4 * SKETCH_DIMS:  # a cheaper bound
             sketch = blocks.sketched(lambda s, e: centred32(X[s:e], Yp.mu), M, Yp.z32, squared, SKETCH_DIMS)
             if _median_ratio(sketch, X, Yp.exact, squared) >= SKETCH_MIN_RATIO:
-                self.dist, self.over = sketch, RERANK
+                self.dist, self.over = sketch, 1 if cached else RERANK
         if self.dist is None:  # no float32 copy of x where the sketch serves
             self.dist = blocks.Distances(Points(X, Yp.mu), Yp, squared)
         self.uniform = a is None and b is None
