@@ -958,6 +958,7 @@ def test_many_cached_pairs_are_screened_on_principal_coordinates(monkeypatch, p,
     """Where the blocks are cached but many (SKETCH_CACHED_MIN_PAIRS), the principal-coordinates bound is computed
     once and kept, and candidates come straight from it: the same certified optimum as the LP."""
     monkeypatch.setattr(engine, "SKETCH_CACHED_MIN_PAIRS", 0)
+    monkeypatch.setattr(engine, "SKETCH_CACHED_MIN_SIDE", 0)
     monkeypatch.setattr(engine, "SKETCH_DIMS", 4)
     r = np.random.default_rng(27)
     x, y = r.normal(size=(n, 24)) * np.geomspace(3, 0.01, 24), r.normal(size=(m, 24)) * np.geomspace(3, 0.01, 24)

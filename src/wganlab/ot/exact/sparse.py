@@ -14,10 +14,9 @@ active arc set and one block of float32 distances:
    candidates and let a greedy start route almost all the mass. A prepared target keeps the bounds of its
    latest solve (up to KEEP_BOUNDS_BYTES); a warm-started solve against it lowers them by how far each
    point moved (``||x' - y|| >= ||x - y|| - ||x' - x||``) instead of running the GEMM, unless that would leave
-   too many pairs for the exact check. Where the blocks do not fit in memory (every pass recomputes them), and where
-   they are cached but many (SKETCH_CACHED_MIN_PAIRS), the bound comes from the points' principal coordinates
-   (:func:`blocks.sketched`, ``(SKETCH_DIMS + 1) / d`` of the GEMM); uncached, candidates are chosen by exact
-   costs among RERANK times as many.
+   too many pairs for the exact check. Where the blocks do not fit in memory (every pass recomputes them), or are
+   many (SKETCH_CACHED_MIN_PAIRS), the bound comes from the points' principal coordinates (:func:`blocks.sketched`,
+   ``(SKETCH_DIMS + 1) / d`` of the GEMM); uncached, candidates are chosen by exact costs among RERANK times as many.
 2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot.exact.ssp`, Dijkstra on reduced costs) on
    that arc set; with few rows the columns are contracted away and Dijkstra runs on the rows alone. If
    the arc set admits no feasible flow, the stuck rows and the columns with demand left are linked by
@@ -69,8 +68,7 @@ K_FEW_ROWS = 2
 #: settling this many nodes a point (a 1e-2 tube needs 734, a circle 115, generic data below 20); 60, 40, 100 and 200
 #: took 43-47, 47, 47 and 53-58 s on seven degenerate sets (docs/speed-history.md, "The auction's factor and ...")
 PATHS_BUDGET = 60
-#: when the arc set admits no feasible flow, stuck rows and columns with demand left get this many links each
-#: (doubled at every further stuck round, up to 16 times as many)
+#: stuck rows and columns (no feasible flow) get this many links each (doubled each stuck round, up to 16x as many)
 K_EXTEND = 4
 #: this many of the most violating pairs of each column, and of each row, join the arc set in one pricing round
 #: (rows too: on degenerate data, e.g. W1 near a line, a column's worst pairs alone took twice the rounds)
@@ -80,8 +78,7 @@ MAX_ROUNDS = 200
 LOOKUP_MIN_DIM = 32
 #: general weights are rounded to multiples of 1 / MASS_UNITS (marginals within ~1e-15 of the input)
 MASS_UNITS = 2.0**50
-#: up to this many rows (and at least 4 times as many columns), paths run on rows only (:func:`ssp.ssp_few_rows`)
-ROWS_ONLY_MAX = 256
+ROWS_ONLY_MAX = 256  # up to this many rows (and 4 times as many columns), paths run on rows (ssp.ssp_few_rows)
 #: general case: at most this many auctions, each followed by the columns' best rows at its prices joining the
 #: arcs; stop when fewer than AUCTION_NEW_ARCS per column join
 AUCTION_ROUNDS, AUCTION_NEW_ARCS = 4, 0.3
@@ -92,26 +89,21 @@ AUCTION_ROUNDS, AUCTION_NEW_ARCS = 4, 0.3
 COARSE_MIN = 3000
 COARSE_DIM_MAX = 2.5
 #: ... and from SEPARATED_MIN points a side on sets at least SEPARATION_MIN apart against their point spacing
-#: (:func:`coarse.separation`; Gaussians in d = 10 ten apart, 4,000^2, W1: 8.5 s by auction, 0.43 s;
-#: docs/speed-history.md)
+#: (:func:`coarse.separation`; Gaussians in d = 10 ten apart, 4,000^2, W1: 8.5 s by auction, 0.43 s)
 SEPARATED_MIN, SEPARATION_MIN = 1000, 1.0
 #: the coarsened problem is itself coarsened from this many points (on a line + 1e-6 noise at 11,000 points, W2:
 #: its 2,750 clusters took 4.7 s by the auction, the whole solve 1.6 s instead of 6.3 s with a nested level)
 COARSE_NESTED_MIN = 1000
-#: where the distance blocks do not fit in the cache (every pass recomputes them) and the points have at least 4
-#: times as many coordinates, passes use the rigorous bound from this many principal directions
-#: (:func:`blocks.sketched`; with partial pricing passes, 50,000 x 50,000 Fashion-MNIST in 81 s, not 435 s)
-SKETCH_DIMS = 64
-#: candidates on that bound are chosen by their exact costs among this many times as many
-RERANK = 3
+#: uncached blocks (every pass recomputes them) of points with at least 4 times as many coordinates use the bound from
+#: this many principal directions (:func:`blocks.sketched`; 50,000^2 Fashion-MNIST in 81 s, not 435 s), choosing
+#: candidates by their exact costs among RERANK times as many
+SKETCH_DIMS, RERANK = 64, 3
 #: ... when the bound is at least this fraction of the cost (median over random pairs; Fashion-MNIST 0.94 at 28x28,
 #: 0.96 at 64x64; isotropic Gaussians 0.33 in d = 784, where nearly every pair would need its exact cost)
 SKETCH_MIN_RATIO = 0.9
-#: where the blocks are cached (the full GEMM runs once) the bound still pays from this many pairs, its candidates
-#: then taken straight from it (a pricing round on cached bounds costs little). Fashion-MNIST, one thread: 10,000 x
-#: 10,000 2.13 -> 1.53 s at 28x28 and 9.0 -> 3.3 s at 64x64; 5,000^2 0.68 -> 0.63 s and 2.47 -> 1.6 s; 3,000^2 0.30 s
-#: either way and 1.04 -> 0.87 s; 2,000^2 0.125 -> 0.165 s and 0.465 -> 0.56 s (docs/speed-history.md)
-SKETCH_CACHED_MIN_PAIRS = 16_000_000
+#: cached blocks (the GEMM runs once) take the bound too from this many pairs, both sides this many points, their
+#: candidates straight from it (10,000^2 Fashion-MNIST: 2.13 -> 1.53 s, 9.0 -> 3.3 s at 64x64; docs/speed-history.md)
+SKETCH_CACHED_MIN_PAIRS, SKETCH_CACHED_MIN_SIDE = 16_000_000, 4_000
 #: a target set keeps the bounds of every pair's cost of its latest solve (for a warm-started next one) up to this size
 KEEP_BOUNDS_BYTES = 64 * 1024 * 1024
 #: a warm start's bounds, shifted by how far each point moved, replace the distance GEMM unless, at the warm
@@ -255,7 +247,8 @@ class _Problem:
         M, N = self.M, self.N = len(X), len(Yp)
         self.dist, self.over = None, 1  # candidates by the bound, chosen by exact costs among this many times as many
         cached = blocks.cacheable(M, N)
-        if (not cached or M * N >= SKETCH_CACHED_MIN_PAIRS) and X.shape[1] >= 4 * SKETCH_DIMS:  # a cheaper bound
+        many = M * N >= SKETCH_CACHED_MIN_PAIRS and min(M, N) >= SKETCH_CACHED_MIN_SIDE
+        if (not cached or many) and X.shape[1] >= 4 * SKETCH_DIMS:  # a cheaper bound
             sketch = blocks.sketched(lambda s, e: centred32(X[s:e], Yp.mu), M, Yp.z32, squared, SKETCH_DIMS)
             if _median_ratio(sketch, X, Yp.exact, squared) >= SKETCH_MIN_RATIO:
                 self.dist, self.over = sketch, 1 if cached else RERANK
