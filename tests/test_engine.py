@@ -255,6 +255,27 @@ def test_auto_engine_runs_pot_on_weights_far_from_uniform(monkeypatch):
     assert wasserstein(x, y, 1, near, skewed).solver == "sparse-ssp"
 
 
+@pytest.mark.parametrize("p", [1, 2])
+def test_auto_engine_runs_pot_on_a_weighted_tube(monkeypatch, p):
+    """A weighted thin tube shifted along itself (sets far apart against their spacing: prices from the coarsened
+    problem) sends each split column's shortest path along the tube (4,000 points a side: 171 s sparse, 5.3 s POT):
+    ``auto`` runs POT where the dense problem fits. The same points with uniform weights, or a dense problem that
+    does not fit, keep the sparse engine."""
+    r = np.random.default_rng(5)
+    n = int(np.sqrt(AUTO_MIN_PAIRS)) + 1
+    x, y = np.zeros((n, 4)), np.zeros((n, 4))
+    for z, shift in ((x, 0.0), (y, 0.3)):
+        z[:, 0] = r.uniform(size=n) + shift
+        z[:, 1:] = 1e-2 * r.normal(size=(n, 3))
+    a, b = (w / w.sum() for w in r.uniform(0.5, 1.5, size=(2, n)))
+    res = wasserstein(x, y, p, a, b)
+    assert res.solver == "pot-network-simplex"
+    assert_allclose(res.value, wasserstein(x, y, p, a, b, engine="sparse").value, rtol=1e-9)
+    assert wasserstein(x, y, p).solver == "sparse-ssp"
+    monkeypatch.setattr(engine_api, "memory_available", lambda: 1)
+    assert wasserstein(x, y, p, a, b).solver == "sparse-ssp"
+
+
 def test_collapsed_set_against_a_ring():
     """Nearest neighbours say little here (every ring point is nearest to the blob's rim): the sparse
     engine still certifies the optimum, and ``auto`` hands the problem to POT once the arcs pile up."""

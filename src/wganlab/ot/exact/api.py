@@ -101,8 +101,9 @@ def _far_from_uniform(w, n: int, name: str) -> bool:
 def _sparse(xs: torch.Tensor, ys, a, b, power: int, warm_start, tol: float, engine: str) -> OTResult | None:
     """The sparse engine's result, or None when ``engine="auto"`` and its arc set outgrows ``AUTO_ARCS_PER_POINT *
     (n + m)`` on a problem of at most AUTO_DENSE_MAX_PAIRS pairs, or ``AUTO_ARCS_PER_POINT_LARGE * (n + m)`` on a
-    larger one, whose dense problem fits (:func:`dense_fallback_fits`; the caller then runs POT); where it does
-    not, an arc set over ``AUTO_ARCS_PER_POINT_LARGE * (n + m)`` raises :class:`NotOptimalError`."""
+    larger one, or the sets are weighted and of low intrinsic dimension or far apart, whose dense problem fits
+    (:func:`dense_fallback_fits`; the caller then runs POT); where it does not, an arc set over
+    ``AUTO_ARCS_PER_POINT_LARGE * (n + m)`` raises :class:`NotOptimalError`."""
     n, m = len(xs), len(ys)
     a = None if a is None else as_weights(a, n, "weights of x")
     b = None if b is None else as_weights(b, m, "weights of y")
@@ -112,7 +113,7 @@ def _sparse(xs: torch.Tensor, ys, a, b, power: int, warm_start, tol: float, engi
     try:
         Y = ys if isinstance(ys, sparse.Points) else _engine_array(ys)
         return sparse.solve_points(_engine_array(xs), Y, a, b, squared=power == 2, warm_start=warm_start,
-                                          tol=tol, max_arcs=limit)
+                                   tol=tol, max_arcs=limit, dense_fallback=dense_ok)
     except sparse.TooDense as e:
         if dense_ok:
             return None

@@ -60,10 +60,9 @@ except ImportError:  # numba missing or broken: the dense POT path remains
 
 #: nearest neighbours per row and per column in the first arc set (rows per column with few rows)
 K_NEAREST = 8
-#: rows per column in the first arc set when the prices come from a coarsened problem (they place a column's
-#: optimal row within a few neighbours of the best by reduced cost: ranks up to 12 seen on a curve)
-K_COARSE = 16
-K_FEW_ROWS = 2
+#: rows per column in the first arc set with prices from a coarsened problem (they place a column's optimal row
+#: within a few neighbours of the best by reduced cost: ranks up to 12 seen on a curve), and with few rows
+K_COARSE, K_FEW_ROWS = 16, 2
 #: where the auction's assignment may certify (W1, coarse prices, uniform, square) the paths hand over to it after
 #: settling this many nodes a point (a 1e-2 tube needs 734, a circle 115, generic data below 20); 60, 40, 100 and 200
 #: took 43-47, 47, 47 and 53-58 s on seven degenerate sets (docs/speed-history.md, "The auction's factor and ...")
@@ -186,7 +185,8 @@ class _Arcs:
 
 def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = None, b: np.ndarray | None = None,
                  *, squared: bool = False, warm_start: OTResult | None = None, tol: float = 1e-7,
-                 k: int | None = None, max_arcs: int | None = None, coarse_min: int | None = None) -> OTResult:
+                 k: int | None = None, max_arcs: int | None = None, coarse_min: int | None = None,
+                 dense_fallback: bool = False) -> OTResult:
     """Exact OT between ``X (M, d)`` and ``Y (N, d)`` (float32 or float64 arrays, or :class:`Points`
     prepared for ``Y``; costs are computed in float64 either way) for the cost ``||x - y||``
     (``squared``: ``||x - y||^2``), weights ``a (M,)``, ``b (N,)`` summing to 1 (uniform when None).
@@ -196,24 +196,23 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     ``coarse_min``: from this many points on each side (default COARSE_MIN), data of low intrinsic dimension
     get their first prices from a coarsened problem (sets far apart from SEPARATED_MIN points).
     Returns an :class:`OTResult` whose ``plan`` is a ``scipy.sparse.csr_array (M, N)``, ``potentials``
-    are feasible for all pairs and ``gap`` is the certified duality gap. ``info``: ``rounds`` (solves
-    between pricing passes), ``augmentations``, ``searches`` (Dijkstra runs, each from one source or from all of
-    them), ``settled`` (nodes those runs settled: the paths' work), ``arcs`` (final arc-set size), ``priced_in``
-    (arcs added by pricing), ``extended`` (arcs added where the arc set admitted no feasible flow), ``checked`` (pairs
-    the last pricing pass checked by their float64 cost), ``partial_passes`` (pricing passes that checked only
-    the pairs near a full pass's margin and the rows and columns whose potentials rose past it), ``bids`` (of
-    the auctions), ``prices`` (where the first row prices came from: ``"warm"``, ``"coarse"`` on data of low
-    intrinsic dimension and on sets far apart, or ``"auction"``),
-    ``bound_dims`` (coordinates of the float32 bound that screens the pairs: ``d``, or SKETCH_DIMS + 1).
+    are feasible for all pairs and ``gap`` is the certified duality gap. ``info``: ``rounds`` (solves between pricing
+    passes), ``augmentations``, ``searches`` (Dijkstra runs, from one source or all), ``settled`` (nodes they
+    settled), ``arcs`` (final arc-set size), ``priced_in`` (arcs added by pricing), ``extended`` (arcs added where
+    the arc set admitted no feasible flow), ``checked`` (pairs the last pricing pass checked by their float64 cost),
+    ``partial_passes`` (pricing passes that checked only the pairs near a full pass's margin and the rows and columns
+    whose potentials rose past it), ``bids`` (of the auctions), ``prices`` (``"warm"``, ``"coarse"`` on data of low
+    intrinsic dimension and sets far apart, or ``"auction"``), ``bound_dims`` (``d``, or SKETCH_DIMS + 1).
     Raises :class:`NotOptimalError` if it cannot certify the result, and :class:`TooDense` once the arc set
-    outgrows ``max_arcs`` (point sets whose nearest neighbours say little about the plan, e.g. a collapsed
-    set against a spread one, where the dense solver is the better tool).
+    outgrows ``max_arcs`` (e.g. a collapsed set against a spread one, where the dense solver is the better tool)
+    and, with ``dense_fallback``, on weighted sets of low intrinsic dimension or far apart (a weighted tube shifted
+    along itself: its split columns' paths explore the tube; 4,000 points a side took 171 s, POT 5.3 s).
     """
     if ssp is None:
         raise InputError("engine 'sparse' needs numba (pip install numba); use engine='pot'")
     if len(X) > len(Y) and not isinstance(Y, Points):  # the auction and the paths work best with more columns
         return _transposed(solve_points(Y, X, b, a, squared=squared, warm_start=_transposed(warm_start), tol=tol,
-                                        k=k, max_arcs=max_arcs, coarse_min=coarse_min))
+                                        k=k, max_arcs=max_arcs, coarse_min=coarse_min, dense_fallback=dense_fallback))
     prob = _Problem(X, Y if isinstance(Y, Points) else Points(Y), a, b, squared, k)
     u0, prices = _warm_prices(warm_start, prob.M, prob.N), "warm" if warm_start is not None else "auction"
     last = prob.target.last_costs
@@ -221,6 +220,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
         prob.dist, prob.X, *warm_start.potentials, SHIFT_MAX_CHECKS * (prob.M + prob.N))
     coarse_min = COARSE_MIN if coarse_min is None else coarse_min
     if u0 is None and not prob.few_rows and _coarse_prices_pay(prob, coarse_min):
+        if dense_fallback and not prob.uniform:
+            raise TooDense("weighted points of low intrinsic dimension or sets far apart: paths may slow without bound")
         u0, prices = _coarse_prices(prob, tol), "coarse"
         prob.k = K_COARSE if k is None else k
         max_arcs = None if max_arcs is None else max_arcs * K_COARSE // K_NEAREST
@@ -301,8 +302,7 @@ def _warm_prices(warm_start: OTResult | None, M: int, N: int) -> np.ndarray | No
 
 
 def _low_dimensional(prob: _Problem, rows: int = 16) -> bool:
-    """Whether the data's intrinsic dimension (:func:`wganlab.ot.exact.coarse.intrinsic_dimension`, measured
-    from ``rows`` rows of ``x`` against all of ``y``) is below COARSE_DIM_MAX."""
+    """Whether :func:`coarse.intrinsic_dimension` (``rows`` rows of ``x`` against ``y``) is below COARSE_DIM_MAX."""
     idx = np.arange(0, prob.M, max(1, prob.M // rows))[:rows]
     return coarse.intrinsic_dimension(prob.X[idx], prob.Y, prob.dist.lower(None, idx)) < COARSE_DIM_MAX
 
