@@ -145,12 +145,9 @@ def vz_terms(x: torch.Tensor, Y: torch.Tensor, ynorm: torch.Tensor, rows: torch.
         R[far] = 0.0
         for s in range(0, len(sel), step):
             e = sel[s:s + step]
-            r = rows.index_select(0, e)
-            de = dist_all.index_select(0, e) if want_dist else (
-                dist.index_select(0, e).to(x) if dist is not None else
-                torch.linalg.vector_norm(Y.index_select(0, cols.index_select(0, e)) - x.index_select(0, r), dim=1))
-            R.index_add_(0, r, Y.index_select(0, cols.index_select(0, e)).to(x.dtype)
-                         * (w.index_select(0, e) / de)[:, None])
+            r, y = rows.index_select(0, e), Y.index_select(0, cols.index_select(0, e)).to(x.dtype)
+            inv = w.index_select(0, e) / torch.linalg.vector_norm(y - x.index_select(0, r), dim=1)
+            R.index_add_(0, r, y * inv[:, None])
     return VZTerms(S, R, eta, f, dist_all, far)
 
 
