@@ -216,6 +216,11 @@ def test_prepared_set_far_from_unit_scale():
     # x far outside the prepared frame: solved afresh, still right
     assert wasserstein(x * 1e30, exact.prepare_points(y)).value == pytest.approx(
         wasserstein(x * 1e30, y).value, rel=1e-9)
+    # ... also where x would overflow in that frame (y subnormal, prepared at 2^1030 times its size): before, an
+    # error about a "cost matrix" with infinite values
+    tiny = y * 2.0**-1060
+    assert wasserstein(x, exact.prepare_points(tiny)).value == pytest.approx(wasserstein(x, tiny).value, rel=1e-12)
+    assert wasserstein(x, exact.prepare_points(tiny)).value == pytest.approx(wasserstein(x, 0 * y).value, rel=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -226,12 +226,11 @@ def _euclidean_power(xs: torch.Tensor, ys: torch.Tensor, p: float, a, b, plan: b
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; choose one of {list(ENGINES)}")
     e = 0 if prepared is None else prepared.exponent
+    # x far from the prepared frame (judged in the input's units: x itself might overflow in the frame): start again
+    if prepared is not None and needs_rescaling(spread_exponent(xs, times_pow2(prepared.bounds, e)) - e):
+        ys, prepared, e = times_pow2(ys.double(), e), None, 0
     if e:
         xs = times_pow2(xs.double(), -e)
-    if prepared is not None and needs_rescaling(spread_exponent(xs, prepared.bounds)):
-        ys, prepared = times_pow2(ys.double(), e), None  # x far from the prepared frame: start again
-        xs = times_pow2(xs, e) if e else xs
-        e = 0
     if prepared is None:
         e = rescaling_exponent(xs, ys)
         if e:
