@@ -919,6 +919,31 @@ def test_a_warm_start_against_the_same_target_shifts_its_bounds():
     assert not wasserstein(x[:12], t, engine="sparse", warm_start=wasserstein(x[:12], y)).info["shifted_bounds"]
 
 
+@pytest.mark.parametrize("kind", ["generic", "low rank", "far from the origin"])
+def test_sketch_split_bounds_the_residual_it_never_forms(kind):
+    """The split of each point ``z = B^T p + q`` (``q`` never formed: its norm and ``Bq`` from ``Bz``): the stored
+    ``|q|`` and the ratios are at least their values computed in extended precision from ``q = z - B^T p``."""
+    r = np.random.default_rng(31)
+    d, n = 300, 500
+    z = r.normal(size=(n, d)) * np.geomspace(3, 0.01, d)
+    if kind == "low rank":
+        z = r.normal(size=(n, 4)) @ r.normal(size=(4, d))
+    elif kind == "far from the origin":
+        z = z * 1e-3 + r.normal(size=d) * 50
+    z32 = z.astype(np.float32)
+    basis = blocks.principal_directions(z32, 16).astype(np.float32)
+    coords, sq, ratios = blocks._split(lambda s, e: z32[s:e], n, basis, chunk=128)
+    p, zl, bl = coords[:, :-1].astype(np.longdouble), z32.astype(np.longdouble), basis.astype(np.longdouble)
+    q = zl - p @ bl
+    qn, zn2 = np.sqrt((q * q).sum(1)), (zl * zl).sum(1)
+    assert (coords[:, -1].astype(np.longdouble) >= qn).all()
+    assert (sq.astype(np.longdouble) <= zn2).all()
+    bq = q @ bl.T
+    for k, num in enumerate(((p * p).sum(1) + qn**2, (p * p).sum(1), (bq * bq).sum(1))):
+        assert ratios[k] >= float((num / zn2).max())
+    assert ratios[2] < 1e-6  # and tight: |Bq| is rounding only
+
+
 @pytest.mark.parametrize("squared", [False, True])
 @pytest.mark.parametrize("centred", [True, False])
 def test_sketched_bound_is_a_lower_bound_and_tight_on_low_rank_data(squared, centred):

@@ -177,28 +177,41 @@ def sketched(x_rows, M: int, y32: np.ndarray, squared: bool, r: int) -> Distance
 
 def _split(rows, n: int, basis: np.ndarray, chunk: int = 1024):
     """For ``n`` points (``rows(s, e)``: rows ``s:e`` centred, float32 ``(e - s, d)``) and ``basis (r, d)``
-    (float32): ``(coords (n, r + 1) float32, squared norms
-    rounded down (n,), ratios (3,))`` of :func:`sketched`, ``ratios`` the largest squared
-    ``|coords| / |z|``, ``|p| / |z|``, ``|B q| / |z|`` (rounded up); the float64 parts chunk by chunk."""
-    coords, sq = np.empty((n, len(basis) + 1), np.float32), np.empty(n, np.float32)
+    (float32): ``(coords (n, r + 1) float32, squared norms rounded down (n,), ratios (3,))`` of :func:`sketched`,
+    ``ratios`` the largest squared ``|coords| / |z|``, ``|p| / |z|``, ``|B q| / |z|`` (rounded up), chunk by chunk.
+
+    ``q = z - B^T p`` is never formed: from one float64 product ``Bz``, ``|q|^2 = |z|^2 - 2 p.Bz + p.(I + E) p`` and
+    ``Bq = (Bz - p) - E p``, each widened by a bound on its float64 rounding (``gamma_k = k 2^-53 / (1 - k 2^-53)``:
+    ``Bz`` is off by at most ``gamma_d |z|`` a coordinate, ``E`` by ``gamma_d`` an entry)."""
+    r, d = basis.shape
+    coords, sq = np.empty((n, r + 1), np.float32), np.empty(n, np.float32)
     ratios = np.zeros(3)
     b64 = basis.astype(np.float64)
+    e64 = b64 @ b64.T - np.eye(r)
+    u = 2.0**-53
+    g_d, g_r = d * u / (1 - d * u), (r + 2) * u / (1 - (r + 2) * u)
+    b_max = float(np.linalg.norm(b64, axis=1).max()) * (1 + 1e-12)
     for s in range(0, n, chunk):
-        z = rows(s, min(s + chunk, n))
-        p = z @ basis.T
+        z64 = rows(s, min(s + chunk, n)).astype(np.float64)
+        bz = z64 @ b64.T
+        p = bz.astype(np.float32)
         p64 = p.astype(np.float64)
-        z64 = z.astype(np.float64)
-        q = z64 - p64 @ b64
-        qn = np.sqrt(np.einsum("ij,ij->i", q, q)) * (1 + 1e-12)
+        pe = p64 @ e64
         zn2 = np.einsum("ij,ij->i", z64, z64)
+        zn, pn, bzn = np.sqrt(zn2), np.linalg.norm(p64, axis=1), np.linalg.norm(bz, axis=1)
+        qn2 = zn2 - 2 * np.einsum("ij,ij->i", p64, bz) + pn * pn + np.einsum("ij,ij->i", pe, p64)
+        err_bz = b_max * math.sqrt(r) * g_d * zn  # |Bz - bz|; then the four sums' own rounding
+        err_q2 = (g_d * zn2 + 2 * pn * err_bz + g_r * (2 * pn * bzn + pn * pn + pn * np.linalg.norm(pe, axis=1))
+                  + 4 * u * (zn2 + 2 * pn * bzn + pn * pn))
+        qn = np.sqrt(np.maximum(qn2 + 2 * err_q2, 0.0)) * (1 + 1e-12)
+        g = (bz - p64) - pe
+        gn = np.linalg.norm(g, axis=1) + 2 * (err_bz + 4 * u * (bzn + pn) + (g_r * np.linalg.norm(e64) + r * g_d) * pn)
         coords[s:s + chunk, :-1] = p
         coords[s:s + chunk, -1] = (qn * (1 + 2.0**-22)).astype(np.float32)
         sq[s:s + chunk] = round_down32(zn2)
         c64 = coords[s:s + chunk].astype(np.float64)
-        g = q @ b64.T
         den = np.maximum(zn2, 1e-300)
-        for k, num in enumerate((np.einsum("ij,ij->i", c64, c64), np.einsum("ij,ij->i", p64, p64),
-                                 np.einsum("ij,ij->i", g, g))):
+        for k, num in enumerate((np.einsum("ij,ij->i", c64, c64), pn * pn, gn * gn)):
             ratios[k] = max(ratios[k], float((num / den).max()) * (1 + 1e-9))
     return coords, sq, ratios
 
