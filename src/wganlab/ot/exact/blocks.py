@@ -157,12 +157,12 @@ def sketched(x_rows, M: int, y32: np.ndarray, squared: bool, r: int) -> Distance
     float32) and the centred float32 points ``y32 (N, d)``, from ``r + 1`` coordinates instead of ``d``.
 
     Each centred point ``z = B^T p + q`` is split by ``B (r, d)``, the leading principal directions of ``y``
-    (float32, rows orthonormal up to ``E = B B^T - I``): ``p = Bz`` rounded to float32, the rest ``q`` in
-    float64. Then ``z_x.z_y = p_x.(I + E) p_y + p_x.B q_y + q_x.B^T p_y + q_x.q_y`` is at most the float32
-    product ``s`` of ``(p_x, |q_x|)`` and ``(p_y, |q_y|)`` (norms rounded up) plus
-    ``(gamma_{r+1} A^2 + |E| P^2 + 2 P G) |z_x| |z_y|``, with ``A``, ``P``, ``G`` the largest ratios
-    ``|(p, |q|)| / |z|``, ``|p| / |z|``, ``|B q| / |z|``; so ``|z_x|^2 + |z_y|^2 - 2 s``, shrunk as the
-    full blocks are, bounds ``||x - y||^2`` from below. Close to it where the directions hold most of the
+    (float32, rows orthonormal up to ``E = B B^T - I``): ``p = Bz`` (a float64 product) rounded to float32, the
+    rest ``q`` known by bounds on ``|q|`` and ``|Bq|`` (:func:`_split`). Then ``z_x.z_y = p_x.(I + E) p_y +
+    p_x.B q_y + q_x.B^T p_y + q_x.q_y`` is at most the float32 product ``s`` of ``(p_x, |q_x|)`` and ``(p_y,
+    |q_y|)`` (norms rounded up) plus ``(gamma_{r+1} A^2 + |E| P^2 + 2 P G) |z_x| |z_y|``, with ``A``, ``P``, ``G``
+    the largest ratios ``|(p, |q|)| / |z|``, ``|p| / |z|``, ``|B q| / |z|``; so ``|z_x|^2 + |z_y|^2 - 2 s``,
+    shrunk as the full blocks are, bounds ``||x - y||^2`` from below. Close to it where the directions hold most of the
     spread, at ``(r + 1) / d`` of the GEMM."""
     basis = principal_directions(y32, r).astype(np.float32)
     b64 = basis.astype(np.float64)
