@@ -230,6 +230,41 @@ def test_radix_sorts_give_numpys_sort(monkeypatch):
     assert kernels.sort_choice() == "numpy / radix"  # what bench tables print beside the machine
 
 
+@pytest.mark.skipif(kernels.match_kernel is None, reason="needs numba")
+@pytest.mark.parametrize("p", [1.0, 2.0, 1.5])
+def test_fused_sort_match_equals_the_packed_sort_then_the_match(p, monkeypatch):
+    """Where the radix sort wins, the equal-size matching sorts and matches row by row
+    (:func:`match_kernel.sort_match`): the same value and slopes, bit for bit, as the packed sort followed by
+    :func:`match_kernel.match_sorted`, with ties, signed zeros, subnormals and extremes; rows holding an inf or a
+    nan take the torch path (the other rows are unchanged by them); with ``overwrite`` the slopes land in ``v``'s
+    own memory, without it ``v`` is left as it was."""
+    g = torch.Generator().manual_seed(9)
+    v = _awkward_rows(g, kernels.RADIX_MIN + 777)
+    v[1, 80:90] = v[1, 90:100]  # no +-3.4e38 (|d|^p would overflow for p > 1)
+    w = torch.sort(torch.randn(3, v.shape[-1], generator=g), -1).values
+    w[:, 1000:1100] = torch.sort(v, -1).values[:, 1000:1100]  # d = 0 there
+    monkeypatch.setattr(kernels, "_radix_wins", lambda packed: True)
+    f = kernels._packed_sort(v)
+    total, slope = kernels.match_kernel.match_sorted(f.view(np.uint64), kernels._LOW, w.numpy(), p)
+    keep = v.clone()
+    value, fused = kernels.equal_match(v, w, p)
+    assert torch.equal(v, keep)
+    assert torch.equal(value, torch.from_numpy(total / v.shape[-1]).float())
+    assert torch.equal(fused, torch.from_numpy(slope))
+    bad = v.clone()
+    bad[1, 7] = float("inf")
+    bad[2, 9] = float("nan")
+    value_b, slope_b = kernels.equal_match(bad, w, p, overwrite=True)
+    assert slope_b.data_ptr() == bad.data_ptr()
+    assert torch.equal(value_b[0], value[0]) and torch.equal(slope_b[0], fused[0])
+    monkeypatch.setattr(kernels, "match_kernel", None)
+    ref_value, ref_slope = kernels.equal_match(keep.clone().index_put_((torch.tensor([1, 2]), torch.tensor([7, 9])),
+                                                                     torch.tensor([float("inf"), float("nan")])), w, p)
+    assert torch.equal(value_b[1:].isnan(), ref_value[1:].isnan())
+    assert torch.equal(value_b[1:].isinf(), ref_value[1:].isinf())
+    assert torch.equal(slope_b[1:].nan_to_num(), ref_slope[1:].nan_to_num())
+
+
 @pytest.mark.parametrize("p", [1.0, 2.0, 1.5])
 def test_equal_match_kernel_equals_the_numpy_path(p, monkeypatch):
     """The fused numba pass (value, slopes, scatter) against sort + gather + abs + scatter in torch, with ties

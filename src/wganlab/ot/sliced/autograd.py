@@ -89,7 +89,7 @@ class EqualPP(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, v, w, p):
-        pp, ctx.slope = equal_match(v, w, p)
+        pp, ctx.slope = equal_match(v, w, p, overwrite=True)  # v: the driver's fresh projections
         return pp
 
     @staticmethod

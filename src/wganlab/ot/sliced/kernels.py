@@ -97,12 +97,18 @@ PACK_BITS = 29
 _LOW = np.uint64((1 << PACK_BITS) - 1)
 
 
+def _packable(v: torch.Tensor) -> bool:
+    """Whether :func:`_packed_sort` (and :func:`match_kernel.sort_match`) apply: float32 on the CPU, rows of 1 to
+    ``2^PACK_BITS`` values."""
+    return v.device.type == "cpu" and v.dtype == torch.float32 and 0 < v.shape[-1] <= 1 << PACK_BITS
+
+
 def _packed_sort(v: torch.Tensor) -> np.ndarray | None:
     """ONE float64 sort that orders float32 ``v (..., n)`` and carries its permutation: each value's float64
     copy (exact) holds its position in its ``PACK_BITS`` zero low mantissa bits, which order ties only (2x
     faster than numpy's argsort, and no gather). None where it does not apply: not float32 on the CPU, too
     long a last dimension, or an inf or nan in ``v`` (their copies are not ordered)."""
-    if not (v.device.type == "cpu" and v.dtype == torch.float32 and 0 < v.shape[-1] <= 1 << PACK_BITS):
+    if not _packable(v):
         return None
     a = v.detach().numpy()
     if _use_radix(a, packed=True):
@@ -156,20 +162,45 @@ def _sorted_from(v: torch.Tensor, f: np.ndarray | None) -> tuple[torch.Tensor, t
     return torch.from_numpy(f.astype(np.float32)), torch.from_numpy(order.astype(np.intp))
 
 
-def equal_match(v: torch.Tensor, w: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
+def equal_match(v: torch.Tensor, w: torch.Tensor, p: float,
+                overwrite: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean_j |v_(j) - w_j|^p, slopes)`` for unsorted ``v (..., n)`` and sorted ``w (..., n)``, no gradient:
     the slopes ``p |d_j|^(p-1) sign(d_j)`` of ``d_j = v_(j) - w_j`` (0 at 0) put back in ``v``'s order.
-    Float32 on the CPU: :func:`_packed_sort` and one numba pass (positions, value, slope and scatter together)."""
-    f = _packed_sort(v)
-    if f is None or match_kernel is None or w.dtype != v.dtype:
-        vs, order = _sorted_from(v, f)
-        d = vs.sub_(w)
-        pp = abs_pow(d, p).mean(-1)
-        return pp, torch.empty_like(d).scatter_(-1, order, dabs_pow(d, p))
+    Float32 on the CPU: one numba pass after the packed sort (positions, value, slope and scatter together), or,
+    where the radix sort wins, both fused row by row (:func:`match_kernel.sort_match`: no packed copy; with
+    ``overwrite``, a temporary ``v`` receives the slopes)."""
     n = v.shape[-1]
+    if not (w.dtype == v.dtype and _packable(v) and _use_radix(v.detach().numpy(), packed=True)):
+        f = _packed_sort(v)
+        if f is None or match_kernel is None or w.dtype != v.dtype:
+            return _torch_match(v, w, p, f)
+        ws = np.ascontiguousarray(w.detach().numpy()).reshape(-1, n)
+        return _mean_and_slope(*match_kernel.match_sorted(f.view(np.uint64).reshape(-1, n), _LOW, ws, float(p)), v)
     ws = np.ascontiguousarray(w.detach().numpy()).reshape(-1, n)
-    total, slope = match_kernel.match_sorted(f.view(np.uint64).reshape(-1, n), _LOW, ws, float(p))
-    return (torch.from_numpy(total / n).to(v.dtype).reshape(v.shape[:-1]),
+    rows = v.detach().numpy().reshape(-1, n)
+    if not (overwrite and rows.flags.c_contiguous and rows.flags.writeable):
+        rows = np.array(rows, order="C")  # its own copy: the slopes go there
+    total = np.empty(rows.shape[0])
+    bad = np.flatnonzero(match_kernel.sort_match(rows, ws, float(p), total, rows))
+    if not len(bad):
+        return _mean_and_slope(total, rows, v)
+    pp_bad, slope_bad = _torch_match(torch.from_numpy(rows[bad]), torch.from_numpy(ws[bad]), p, None)
+    rows[bad] = slope_bad.numpy()  # rows holding an inf or a nan: their own values, left there by the kernel
+    pp, slope = _mean_and_slope(total, rows, v)
+    pp.view(-1)[torch.from_numpy(bad)] = pp_bad
+    return pp, slope
+
+
+def _torch_match(v: torch.Tensor, w: torch.Tensor, p: float, f: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`equal_match` in torch, from ``f``, the result of ``_packed_sort(v)`` (None: an argsort)."""
+    vs, order = _sorted_from(v, f)
+    d = vs.sub_(w)
+    return abs_pow(d, p).mean(-1), torch.empty_like(d).scatter_(-1, order, dabs_pow(d, p))
+
+
+def _mean_and_slope(total: np.ndarray, slope: np.ndarray, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`equal_match`'s result from a numba pass's row sums ``total`` and slopes (rows of ``v``)."""
+    return (torch.from_numpy(total / v.shape[-1]).to(v.dtype).reshape(v.shape[:-1]),
             torch.from_numpy(slope).reshape(v.shape))
 
 

@@ -89,6 +89,37 @@ def radix_sort(v, out):
 
 
 @nb.njit(cache=True)
+def _pack_row(vb, r, a, counts):
+    """``a (n,)`` := row ``r`` of the float32 bits ``vb (k, n)`` as the packed keys ``key << 32 | position``
+    (negatives from the back: a stable sort then keeps their ties in descending position), ``counts`` their three
+    digits' histograms. False if the row holds an inf or a nan."""
+    n = vb.shape[1]
+    counts[:] = 0
+    front, back = 0, n - 1
+    for j in range(n):
+        u = vb[r, j]
+        if u & ~_SIGN >= _NOT_FINITE:
+            return False
+        key = _key(u)
+        neg = np.int64(u >> np.uint32(31))
+        a[back if neg else front] = (np.uint64(key) << np.uint64(32)) | np.uint64(j)
+        back -= neg
+        front += 1 - neg
+        _count_digits(key, counts)
+    return True
+
+
+@nb.njit(cache=True)
+def _packed_value(x):
+    """The float32 value of a packed key ``x`` (:func:`_pack_row`)."""
+    return np.uint32(_unkey(np.uint32(x >> np.uint64(32)))).view(np.float32)
+
+
+#: the packed keys' three digits (above the 32 position bits)
+_PACKED_SHIFTS = np.array([32, 32 + RADIX_BITS, 32 + 2 * RADIX_BITS], dtype=np.uint64)
+
+
+@nb.njit(cache=True)
 def packed_radix_sort(v, out, low):
     """``out (k, n)`` float64 := :func:`pack_positions` of ``v (k, n)`` float32, each row sorted: the same
     array as numpy's sort of the packed copies (positions break ties, descending among negatives), by a
@@ -97,27 +128,53 @@ def packed_radix_sort(v, out, low):
     vb, ob = v.view(np.uint32), out.view(np.uint64)
     a, b = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.uint64)
     counts = np.zeros((3, _RADIX), dtype=np.int64)
-    shifts = np.array([32, 32 + RADIX_BITS, 32 + 2 * RADIX_BITS], dtype=np.uint64)
     for r in range(k):
-        counts[:] = 0
-        front, back = 0, n - 1
-        for j in range(n):
-            u = vb[r, j]
-            if u & ~_SIGN >= _NOT_FINITE:
-                return False
-            key = _key(u)
-            # negatives from the back (a stable sort keeps their ties in descending position), the rest from the front
-            neg = np.int64(u >> np.uint32(31))
-            a[back if neg else front] = (np.uint64(key) << np.uint64(32)) | np.uint64(j)
-            back -= neg
-            front += 1 - neg
-            _count_digits(key, counts)
-        keys = _radix_passes(a, b, n, counts, shifts, np.uint64(_RADIX - 1))
+        if not _pack_row(vb, r, a, counts):
+            return False
+        keys = _radix_passes(a, b, n, counts, _PACKED_SHIFTS, np.uint64(_RADIX - 1))
         for j in range(n):
             x = keys[j]
-            value = np.uint32(_unkey(np.uint32(x >> np.uint64(32)))).view(np.float32)
-            ob[r, j] = np.float64(value).view(np.uint64) | (x & low)
+            ob[r, j] = np.float64(_packed_value(x)).view(np.uint64) | (x & low)
     return True
+
+
+@nb.njit(cache=True)
+def _pp_term(d, p):
+    """``(|d|^p in float64, its slope p |d|^(p-1) sign(d) in float32, 0 at 0)`` of a float32 difference ``d``."""
+    a = abs(d)
+    if p == 1.0:
+        return np.float64(a), np.float32(0.0) if d == 0 else (np.float32(1.0) if d > 0 else np.float32(-1.0))
+    if p == 2.0:
+        return np.float64(d) * d, np.float32(2.0) * d
+    return np.float64(a) ** p, np.float32(0.0) if d == 0 else np.float32(np.copysign(p * np.float64(a) ** (p - 1.0), d))
+
+
+@nb.njit(cache=True)
+def sort_match(v, w, p, total, slope):
+    """:func:`packed_radix_sort` and :func:`match_sorted` fused, row by row, with no packed copy of ``v``:
+    ``total (k,)`` and ``slope (k, n)`` float32 := match_sorted's for ``v (k, n)`` float32 against the sorted
+    ``w (k, n)``, the same bits. ``slope`` may be ``v`` itself (each row is read whole before it is written).
+    Returns which rows hold an inf or a nan (bool ``(k,)``): those are left as they were in ``total`` and
+    ``slope``."""
+    k, n = v.shape
+    vb = v.view(np.uint32)
+    a, b = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.uint64)
+    counts = np.zeros((3, _RADIX), dtype=np.int64)
+    pos = np.uint64(0xFFFFFFFF)
+    bad = np.zeros(k, dtype=np.bool_)
+    for r in range(k):
+        if not _pack_row(vb, r, a, counts):
+            bad[r] = True
+            continue
+        keys = _radix_passes(a, b, n, counts, _PACKED_SHIFTS, np.uint64(_RADIX - 1))
+        acc = 0.0
+        for j in range(n):
+            x = keys[j]
+            term, s = _pp_term(_packed_value(x) - w[r, j], p)
+            acc += term
+            slope[r, x & pos] = s
+        total[r] = acc
+    return bad
 
 
 @nb.njit(cache=True)
@@ -136,17 +193,8 @@ def match_sorted(packed, low, w, p):
         for j in range(n):
             b = packed[r, j]
             bits[0] = b & ~low
-            d = np.float32(value[0]) - w[r, j]
-            a = abs(d)
-            if p == 1.0:
-                acc += a
-                s = np.float32(0.0) if d == 0 else (np.float32(1.0) if d > 0 else np.float32(-1.0))
-            elif p == 2.0:
-                acc += np.float64(d) * d
-                s = np.float32(2.0) * d
-            else:
-                acc += np.float64(a) ** p
-                s = np.float32(0.0) if d == 0 else np.float32(np.copysign(p * np.float64(a) ** (p - 1.0), d))
+            term, s = _pp_term(np.float32(value[0]) - w[r, j], p)
+            acc += term
             slope[r, b & low] = s
         total[r] = acc
     return total, slope
