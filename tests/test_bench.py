@@ -2,8 +2,10 @@
 oracles, one-line errors. Values and certificates are asserted; times never are."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -292,6 +294,31 @@ def test_exact_cases_run_at_each_side_length():
     assert_allclose([r["value_diff"] for r in rows], 0.0, atol=1e-10)
     assert rows[0]["value"] != rows[1]["value"]
     assert bench.resolve_sizes(["w1-square", "w1-batch", "ot-means"], full=True)["ot-means"]["sides"] == (28, 64)
+
+
+def test_large_tensors_go_on_huge_pages_where_the_kernel_offers_them():
+    """:func:`tensors_on_huge_pages` before the first CPU tensor: a 64 MB tensor is backed by transparent huge
+    pages; a value the user set is kept (``0``: none, where the kernel gives them only when asked). In child
+    processes: torch reads the switch once."""
+    code = (
+        "import torch\n"
+        "from wganlab.memory import tensors_on_huge_pages\n"
+        "print(tensors_on_huge_pages())\n"
+        "t = torch.ones(1 << 24)\n"
+        "print([int(x.split()[1]) for x in open('/proc/self/smaps_rollup') if x.startswith('AnonHugePages')][0])\n")
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    mode = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not mode.exists() or "[never]" in mode.read_text() or not Path("/proc/self/smaps_rollup").exists():
+        pytest.skip("the kernel offers no transparent huge pages")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    applied, huge_kb = out.stdout.split()
+    assert applied == "True" and int(huge_kb) >= 2048
+    if "[always]" in mode.read_text():
+        return  # every large mapping gets them: nothing for the switch to change
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "THP_MEM_ALLOC_ENABLE": "0"})
+    applied, huge_kb = out.stdout.split()
+    assert applied == "False" and int(huge_kb) < 2048
 
 
 def test_freed_memory_is_kept_for_reuse_and_released_before_a_peak_measurement():

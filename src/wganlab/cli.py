@@ -17,7 +17,7 @@ from pathlib import Path
 
 from wganlab.config import PRESET_NAMES, RENAMED_KEYS
 from wganlab.errors import ComputationFailed, InputError, WganlabError
-from wganlab.memory import keep_freed_memory
+from wganlab.memory import keep_freed_memory, tensors_on_huge_pages
 
 EXIT_PARTLY_FAILED, EXIT_BAD_INPUT, EXIT_COMPUTATION_FAILED, EXIT_SYSTEM = 1, 2, 3, 4
 
@@ -371,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, or a usage error already printed on one line
         return int(e.code or 0)
     keep_freed_memory()
+    tensors_on_huge_pages()
     try:
         return int(args.func(args) or 0)
     except ComputationFailed as e:

@@ -6,6 +6,7 @@ Light on purpose (no torch): a bench case's child process imports it before its 
 from __future__ import annotations
 
 import ctypes
+import os
 import resource
 from pathlib import Path
 
@@ -61,6 +62,29 @@ def keep_freed_memory(limit: int = 1 << 30) -> bool:
     it; a library user may."""
     mallopt = _libc_function("mallopt")
     return mallopt is not None and bool(mallopt(_M_MMAP_THRESHOLD, limit)) and bool(mallopt(_M_TRIM_THRESHOLD, limit))
+
+
+#: PyTorch's own switch (read once, at the process's first CPU tensor): its CPU tensors of 2 MB and more are
+#: aligned to pages and advised onto transparent huge pages
+TORCH_HUGE_PAGES = "THP_MEM_ALLOC_ENABLE"
+_THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def tensors_on_huge_pages() -> bool:
+    """Process-wide, before the first CPU tensor: let torch's allocator put tensors of 2 MB and more on transparent
+    huge pages (``THP_MEM_ALLOC_ENABLE=1``; numpy advises its large arrays so by itself), so that the first touch
+    of a fresh buffer costs one zero-filling fault per 2 MB instead of per 4 KB (one thread here, the direct
+    patch step's cold call, ~200 MB of fresh buffers: 0.67 -> 0.60 s). True where set: the kernel offers huge
+    pages (``madvise`` or ``always``) and the variable was not set already (a user's value is kept). torch reads
+    it at its first CPU allocation: a later call changes nothing. The CLI, its workers and bench cases call it."""
+    try:
+        offered = "[never]" not in _THP_MODE.read_text()
+    except OSError:
+        return False
+    if not offered or TORCH_HUGE_PAGES in os.environ:
+        return False
+    os.environ[TORCH_HUGE_PAGES] = "1"
+    return True
 
 
 def release_freed_memory() -> None:

@@ -62,10 +62,11 @@ def run_experiment(name: str, preset: str, folder: Path, *, overrides: dict | No
 
 def run_task(task: dict) -> dict:
     """One task (see the module docs): the experiment's result (also written to ``task["folder"]``)."""
-    from wganlab.memory import keep_freed_memory
+    from wganlab.memory import keep_freed_memory, tensors_on_huge_pages
     from wganlab.runtime import set_threads
 
     keep_freed_memory()
+    tensors_on_huge_pages()
     set_threads(task.get("threads"))
     print(f"[{task['label']}] running ({task['preset']})", flush=True)
     r = run_experiment(task["experiment"], task["preset"], Path(task["folder"]), overrides=task["overrides"],

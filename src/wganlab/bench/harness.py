@@ -29,7 +29,7 @@ from wganlab.bench.cases import CASES, describe_sizes, resolve_sizes
 from wganlab.bench.render import COLUMNS, markdown
 from wganlab.bench.timing import PairedTimer
 from wganlab.errors import BadInput, ConfigError, WganlabError
-from wganlab.memory import keep_freed_memory, proc_kb
+from wganlab.memory import keep_freed_memory, proc_kb, tensors_on_huge_pages
 
 
 def machine() -> dict:
@@ -125,6 +125,7 @@ def child() -> None:
     """Entry point of an isolated case: a JSON job on stdin, ``{"rows": [...]}`` as the last stdout line."""
     job = json.loads(sys.stdin.read())
     keep_freed_memory()
+    tensors_on_huge_pages()
     if job["mem_limit"]:
         resource.setrlimit(resource.RLIMIT_AS, (job["mem_limit"], job["mem_limit"]))
     from wganlab.runtime import set_threads
