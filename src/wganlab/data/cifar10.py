@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,9 @@ def safe_load_pickle(path: str | os.PathLike):
     except OSError as e:
         raise DatasetError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
-        return SafeUnpickler(io.BytesIO(raw), str(path)).load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a real batch raises none; a damaged one's odd arguments are errors
+            return SafeUnpickler(io.BytesIO(raw), str(path)).load()
     except DatasetError:
         raise
     except Exception as e:
