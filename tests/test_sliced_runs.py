@@ -66,6 +66,26 @@ def test_blocked_float32_sum_matches_float64(block, monkeypatch):
     assert_close(wasserstein_1d(u.float(), v.float()).double(), want, rtol=2e-6, atol=0)
 
 
+def test_uniform_plan_from_its_breakpoints_equals_its_definition_piece_by_piece():
+    """The plan's ``O(n)`` closed forms (runs, starts, split pieces, their shares) against its definition over
+    all ``m`` pieces: ``a_j = floor(j n / m)``, piece ``j`` split iff ``(a_j + 1) m < (j + 1) n``; sizes that
+    divide each other, coprime ones, ``n = 1`` and either order."""
+    rng = np.random.default_rng(3)
+    sizes = [(9, 40), (3, 9), (4, 6), (1, 7), (7, 91), (40, 9), (1000, 24_001)]
+    for n, m in sizes + [tuple(int(k) for k in rng.integers(1, 400, 2)) for _ in range(100)]:
+        if n == m:
+            continue
+        plan = UniformPlan(n, m, "cpu")
+        n, m = min(n, m), max(n, m)
+        j = np.arange(m)
+        a = j * n // m
+        split = np.flatnonzero((a + 1) * m < (j + 1) * n)
+        assert np.array_equal(plan.a.numpy(), a) and np.array_equal(plan.runs, np.bincount(a, minlength=n))
+        assert np.array_equal(plan.starts, np.searchsorted(a, np.arange(n)))
+        assert np.array_equal(plan.js.numpy(), split) and np.array_equal(plan.ja.numpy(), a[split])
+        assert np.array_equal(plan.len_b.numpy(), ((split + 1) * n - (a[split] + 1) * m) / (n * m))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_run_gather_and_its_adjoint_equal_index_select_and_index_add(dtype):
     plan = UniformPlan(9, 40, "cpu")

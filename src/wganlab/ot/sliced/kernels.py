@@ -240,28 +240,35 @@ class UniformPlan:
     After ordering so that ``n <= m`` (``swap``), the ``y`` piece ``j`` (quantile levels ``(j/m, (j+1)/m]``)
     starts in ``x`` piece ``a_j = floor(j n / m)``; it is split by an ``x`` breakpoint iff
     ``(a_j + 1) m < (j + 1) n``, and then its last ``((j+1) n - (a_j+1) m) / (n m)`` of mass meets
-    ``x`` piece ``a_j + 1``.
+    ``x`` piece ``a_j + 1``. All from ``O(n)`` integers: ``x`` piece ``i``'s run of ``y`` pieces starts at
+    ``ceil(i m / n)``, and the breakpoint ``(i+1)/n`` splits piece ``floor((i+1) m / n)`` unless ``n`` divides
+    ``(i+1) m`` (an ``x`` piece is no shorter than a ``y`` piece, so none holds two).
     """
 
     def __init__(self, n: int, m: int, device):
         self.swap = n > m
         if self.swap:
             n, m = m, n
-        self.n, self.m = n, m
+        self.n, self.m, self.device = n, m, device
         self.equal = n == m
         if self.equal:
             return
-        j = torch.arange(m, device=device)
-        a = torch.div(j * n, m, rounding_mode="floor")
-        split = ((a + 1) * m < (j + 1) * n).nonzero().squeeze(1)
-        self.a = a
-        # a is non-decreasing and (n < m) takes every value 0..n-1: runs of equal values
-        self.runs = np.bincount(a.cpu().numpy(), minlength=n)
-        self.starts = np.cumsum(self.runs) - self.runs
+        i = np.arange(n + 1, dtype=np.int64)
+        ends = -(-(i * m) // n)  # ceil(i m / n): where x piece i's run starts, then m
+        self.runs = np.diff(ends)
+        self.starts = ends[:-1]
         self.blocks: dict[int, list] = {}
-        self.js = split
-        self.ja = a[split]
-        self.len_b = ((split + 1) * n - (self.ja + 1) * m).to(torch.float64) / (n * m)
+        reach = i[1:n] * m  # (i+1) m for the breakpoints i = 0..n-2
+        inside = reach % n != 0
+        self.js = torch.from_numpy(reach[inside] // n).to(device)
+        self.ja = torch.from_numpy(i[:n - 1][inside]).to(device)
+        self.len_b = ((self.js + 1) * n - (self.ja + 1) * m).to(torch.float64) / (n * m)
+
+    @functools.cached_property
+    def a(self) -> torch.Tensor:
+        """``(m,)`` ``a_j``, each ``x`` piece repeated over its run (for the paths off the CPU)."""
+        return torch.repeat_interleave(torch.arange(self.n, device=self.device),
+                                       torch.from_numpy(self.runs).to(self.device))
 
 
 def numpy_ok(t: torch.Tensor) -> bool:
