@@ -251,6 +251,24 @@ def test_radix_sorts_give_numpys_sort(monkeypatch):
 
 
 @pytest.mark.skipif(kernels.match_kernel is None, reason="needs numba")
+def test_long_rows_sorted_bucket_first_give_numpys_sort():
+    """Rows of at least ``MSD_MIN`` values take the bucket-first sort: numpy's values (+0 == -0) with ties,
+    signed zeros, subnormals, extremes, infs, a row of one value and a row spread over all of float32's range,
+    in place or not; a nan refuses."""
+    mk = kernels.match_kernel
+    g = torch.Generator().manual_seed(11)
+    v = torch.cat([_awkward_rows(g, mk.MSD_MIN + 333), torch.full((1, mk.MSD_MIN + 333), -2.5)]).numpy()
+    v[0, 7:11] = [np.inf, -np.inf, np.inf, -np.inf]
+    v[2, :60] = np.ldexp(1.0, np.arange(-149, 127, 276 / 60)[:60].astype(int)) * (-1) ** np.arange(60)
+    want = np.sort(v, axis=-1)
+    out = np.empty_like(v)
+    assert mk.radix_sort(v, out) and np.array_equal(out, want)
+    assert mk.radix_sort(v, v) and np.array_equal(v, want)
+    v[3, 5] = np.nan
+    assert not mk.radix_sort(v, out)
+
+
+@pytest.mark.skipif(kernels.match_kernel is None, reason="needs numba")
 @pytest.mark.parametrize("p", [1.0, 2.0, 1.5])
 def test_fused_sort_match_equals_the_packed_sort_then_the_match(p, monkeypatch):
     """Where the radix sort wins, the equal-size matching sorts and matches row by row

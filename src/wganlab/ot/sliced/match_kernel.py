@@ -64,12 +64,88 @@ def _radix_passes(a, b, n, counts, shifts, mask):
     return src
 
 
+#: rows of at least this many values (past the cache: the three passes' scatters wait on memory) are sorted
+#: bucket first: one scatter of the keys into up to 2^MSD_BUCKET_BITS buckets of equal key range, then each bucket,
+#: now in the cache, by LSD passes of MSD_DIGIT_BITS over the bits below its range
+MSD_MIN = 1 << 21
+MSD_BUCKET_BITS, MSD_DIGIT_BITS = 14, 10
+
+
+@nb.njit(cache=True)
+def _bucket_sort_row(vb, ob, r, tmp, starts, fill, counts):
+    """Row ``r`` of the float32 bits ``vb (k, n)`` sorted into ``ob``'s row ``r`` (which may be ``vb``'s) bucket
+    first (:data:`MSD_MIN`): keys less the row's least key ``kmin``, bucket ``(key - kmin) >> shift`` with the
+    least ``shift`` that leaves at most 2^MSD_BUCKET_BITS buckets, each bucket then ordered by LSD passes over
+    its ``shift`` low bits (a pass whose digit is the same for all the bucket skipped). ``tmp (n,)`` uint32,
+    ``starts``, ``fill`` ``(2^MSD_BUCKET_BITS + 2,)``, ``counts (2^MSD_DIGIT_BITS,)`` int64: scratch. False if
+    the row holds a nan."""
+    n = vb.shape[1]
+    kmin, kmax = np.uint32(0xFFFFFFFF), np.uint32(0)
+    for j in range(n):
+        u = vb[r, j]
+        if u & ~_SIGN > _NOT_FINITE:
+            return False
+        key = _key(u)
+        kmin = min(kmin, key)
+        kmax = max(kmax, key)
+    shift = np.uint32(0)
+    while (kmax - kmin) >> shift >= np.uint32(1 << MSD_BUCKET_BITS):
+        shift += np.uint32(1)
+    buckets = int((kmax - kmin) >> shift) + 1
+    starts[:buckets + 1] = 0
+    for j in range(n):
+        starts[((_key(vb[r, j]) - kmin) >> shift) + 1] += 1
+    for b in range(buckets):
+        starts[b + 1] += starts[b]
+        fill[b] = starts[b]
+    for j in range(n):
+        x = _key(vb[r, j]) - kmin
+        b = x >> shift
+        tmp[fill[b]] = x
+        fill[b] += 1
+    mask = np.uint32((1 << MSD_DIGIT_BITS) - 1)
+    for b in range(buckets):
+        lo, hi = starts[b], starts[b + 1]
+        src, dst = tmp[lo:hi], ob[r, lo:hi]
+        low = np.uint32(0)
+        while low < shift and hi - lo > 1:
+            counts[:] = 0
+            for i in range(hi - lo):
+                counts[(src[i] >> low) & mask] += 1
+            if counts[(src[0] >> low) & mask] < hi - lo:
+                total = 0
+                for q in range(len(counts)):
+                    t = counts[q]
+                    counts[q] = total
+                    total += t
+                for i in range(hi - lo):
+                    x = src[i]
+                    d = (x >> low) & mask
+                    dst[counts[d]] = x
+                    counts[d] += 1
+                src, dst = dst, src
+            low += np.uint32(MSD_DIGIT_BITS)
+        out = ob[r, lo:hi]
+        for i in range(hi - lo):
+            out[i] = _unkey(src[i] + kmin)
+    return True
+
+
 @nb.njit(cache=True)
 def radix_sort(v, out):
     """``out (k, n)`` float32 := each row of ``v (k, n)`` float32 sorted ascending (-0 before +0), the order
-    numpy's sort gives but for the signs of zeros. False (``out`` unspecified) if ``v`` holds a nan."""
+    numpy's sort gives but for the signs of zeros (``out`` may be ``v``; rows of at least :data:`MSD_MIN` values
+    bucket first, :func:`_bucket_sort_row`). False (``out`` unspecified) if ``v`` holds a nan."""
     k, n = v.shape
     vb, ob = v.view(np.uint32), out.view(np.uint32)
+    if n >= MSD_MIN:
+        tmp = np.empty(n, dtype=np.uint32)
+        starts, fill = np.empty((2, (1 << MSD_BUCKET_BITS) + 2), dtype=np.int64)
+        counts = np.empty(1 << MSD_DIGIT_BITS, dtype=np.int64)
+        for r in range(k):
+            if not _bucket_sort_row(vb, ob, r, tmp, starts, fill, counts):
+                return False
+        return True
     a, b = np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.uint32)
     counts = np.zeros((3, _RADIX), dtype=np.int64)
     shifts = np.array([0, RADIX_BITS, 2 * RADIX_BITS], dtype=np.uint32)
