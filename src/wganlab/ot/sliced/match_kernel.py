@@ -36,31 +36,34 @@ def _count_digits(key, counts):
     counts[2, key >> np.uint32(2 * RADIX_BITS)] += 1
 
 
+@nb.njit(cache=True, inline="always")
+def _digit_pass(src, dst, n, c, s, mask):
+    """One stable LSD pass: ``dst[:n]`` := ``src[:n]`` ordered by the digit ``(x >> s) & mask``, whose histogram
+    ``c`` is made offsets in place. False, with nothing moved, if one digit holds all ``n``."""
+    if c[(src[0] >> s) & mask] == n:
+        return False
+    total = 0
+    for q in range(len(c)):
+        t = c[q]
+        c[q] = total
+        total += t
+    for j in range(n):
+        x = src[j]
+        d = (x >> s) & mask
+        dst[c[d]] = x
+        c[d] += 1
+    return True
+
+
 @nb.njit(cache=True)
 def _radix_passes(a, b, n, counts, shifts, mask):
     """Stable LSD radix passes over ``a[:n]`` (uint keys; ``b`` the same size, scratch): pass ``p`` orders by
-    the digit ``(x >> shifts[p]) & mask``, whose histogram is ``counts[p]`` (made offsets in place); a pass
-    whose digit is the same for all is skipped. Returns the array holding the sorted keys (``a`` or ``b``)."""
+    the digit ``(x >> shifts[p]) & mask``, whose histogram is ``counts[p]`` (:func:`_digit_pass`; skipped where
+    one digit holds all). Returns the array holding the sorted keys (``a`` or ``b``)."""
     src, dst = a, b
     for p in range(len(shifts)):
-        c = counts[p]
-        first = 0
-        while c[first] == 0:
-            first += 1
-        if c[first] == n:
-            continue
-        total = 0
-        for q in range(_RADIX):
-            t = c[q]
-            c[q] = total
-            total += t
-        s = shifts[p]
-        for j in range(n):
-            x = src[j]
-            d = (x >> s) & mask
-            dst[c[d]] = x
-            c[d] += 1
-        src, dst = dst, src
+        if _digit_pass(src, dst, n, counts[p], shifts[p], mask):
+            src, dst = dst, src
     return src
 
 
@@ -72,17 +75,17 @@ MSD_BUCKET_BITS, MSD_DIGIT_BITS = 14, 10
 
 
 @nb.njit(cache=True)
-def _bucket_sort_row(vb, ob, r, tmp, starts, fill, counts):
-    """Row ``r`` of the float32 bits ``vb (k, n)`` sorted into ``ob``'s row ``r`` (which may be ``vb``'s) bucket
-    first (:data:`MSD_MIN`): keys less the row's least key ``kmin``, bucket ``(key - kmin) >> shift`` with the
+def _bucket_sort_row(vrow, orow, tmp, starts, fill, counts):
+    """The float32 bits ``vrow (n,)`` sorted into ``orow (n,)`` (which may be ``vrow``) bucket first
+    (:data:`MSD_MIN`): keys less the row's least key ``kmin``, bucket ``(key - kmin) >> shift`` with the
     least ``shift`` that leaves at most 2^MSD_BUCKET_BITS buckets, each bucket then ordered by LSD passes over
     its ``shift`` low bits (a pass whose digit is the same for all the bucket skipped). ``tmp (n,)`` uint32,
     ``starts``, ``fill`` ``(2^MSD_BUCKET_BITS + 2,)``, ``counts (2^MSD_DIGIT_BITS,)`` int64: scratch. False if
     the row holds a nan."""
-    n = vb.shape[1]
+    n = len(vrow)
     kmin, kmax = np.uint32(0xFFFFFFFF), np.uint32(0)
     for j in range(n):
-        u = vb[r, j]
+        u = vrow[j]
         if u & ~_SIGN > _NOT_FINITE:
             return False
         key = _key(u)
@@ -92,41 +95,36 @@ def _bucket_sort_row(vb, ob, r, tmp, starts, fill, counts):
     while (kmax - kmin) >> shift >= np.uint32(1 << MSD_BUCKET_BITS):
         shift += np.uint32(1)
     buckets = int((kmax - kmin) >> shift) + 1
-    starts[:buckets + 1] = 0
+    starts[:buckets] = 0
     for j in range(n):
-        starts[((_key(vb[r, j]) - kmin) >> shift) + 1] += 1
+        starts[(_key(vrow[j]) - kmin) >> shift] += 1
+    total = 0
     for b in range(buckets):
-        starts[b + 1] += starts[b]
-        fill[b] = starts[b]
+        t = starts[b]
+        starts[b] = fill[b] = total
+        total += t
+    starts[buckets] = n
     for j in range(n):
-        x = _key(vb[r, j]) - kmin
+        x = _key(vrow[j]) - kmin
         b = x >> shift
         tmp[fill[b]] = x
         fill[b] += 1
     mask = np.uint32((1 << MSD_DIGIT_BITS) - 1)
     for b in range(buckets):
         lo, hi = starts[b], starts[b + 1]
-        src, dst = tmp[lo:hi], ob[r, lo:hi]
-        low = np.uint32(0)
-        while low < shift and hi - lo > 1:
-            counts[:] = 0
-            for i in range(hi - lo):
-                counts[(src[i] >> low) & mask] += 1
-            if counts[(src[0] >> low) & mask] < hi - lo:
-                total = 0
-                for q in range(len(counts)):
-                    t = counts[q]
-                    counts[q] = total
-                    total += t
-                for i in range(hi - lo):
-                    x = src[i]
-                    d = (x >> low) & mask
-                    dst[counts[d]] = x
-                    counts[d] += 1
-                src, dst = dst, src
-            low += np.uint32(MSD_DIGIT_BITS)
-        out = ob[r, lo:hi]
-        for i in range(hi - lo):
+        size = hi - lo
+        src, dst = tmp[lo:hi], orow[lo:hi]
+        if size > 1:
+            low = np.uint32(0)
+            while low < shift:
+                counts[:] = 0
+                for i in range(size):
+                    counts[(src[i] >> low) & mask] += 1
+                if _digit_pass(src, dst, size, counts, low, mask):
+                    src, dst = dst, src
+                low += np.uint32(MSD_DIGIT_BITS)
+        out = orow[lo:hi]
+        for i in range(size):
             out[i] = _unkey(src[i] + kmin)
     return True
 
@@ -143,7 +141,7 @@ def radix_sort(v, out):
         starts, fill = np.empty((2, (1 << MSD_BUCKET_BITS) + 2), dtype=np.int64)
         counts = np.empty(1 << MSD_DIGIT_BITS, dtype=np.int64)
         for r in range(k):
-            if not _bucket_sort_row(vb, ob, r, tmp, starts, fill, counts):
+            if not _bucket_sort_row(vb[r], ob[r], tmp, starts, fill, counts):
                 return False
         return True
     a, b = np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.uint32)
