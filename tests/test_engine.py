@@ -327,18 +327,34 @@ def test_bad_engine_options(kw, msg):
         wasserstein(np.zeros((3, 2)), np.ones((4, 2)), **kw)
 
 
+def _graph(cost_t: np.ndarray):
+    """``(col_ptr, arc_row, cost)``: every pair of the ``(N, M)`` cost matrix ``cost_t`` as a column-major graph."""
+    N, M = cost_t.shape
+    return (np.arange(N + 1, dtype=np.int64) * M, np.tile(np.arange(M, dtype=np.int64), N),
+            np.ascontiguousarray(cost_t).reshape(-1))
+
+
+def _forms(cost_t: np.ndarray):
+    """The arguments ``(col_ptr, arc_row, cost)`` of :func:`auction.auction_prices` for the ``(N, M)`` costs
+    ``cost_t``: the graph of every pair, and the dense form."""
+    col_ptr, arc_row, cost = _graph(cost_t)
+    return (col_ptr, arc_row, cost[None]), (None, None, np.ascontiguousarray(cost_t))
+
+
+@pytest.mark.parametrize("dense", [False, True])
 @pytest.mark.parametrize("eps", [1e-1, 1e-3])
-def test_auction_prices_are_an_eps_optimal_dual(eps):
+def test_auction_prices_are_an_eps_optimal_dual(eps, dense):
     """Auction theory: at the end, every column sits within ``eps`` of its best row, so the semi-dual
     value ``(sum_i cap_i u_i + sum_j min_i (c_ij - u_i)) / N`` of ``u = -prices`` lies in
-    ``[OT - eps, OT]`` (weak duality gives the upper end)."""
+    ``[OT - eps, OT]`` (weak duality gives the upper end). The same on the graph of every pair and on the dense
+    matrix."""
     r = np.random.default_rng(11)
     x, y = r.normal(size=(5, 3)), r.normal(size=(40, 3))
     C = cdist(x, y)
     cap = np.array([4, 6, 8, 10, 12])
     price, owner = np.zeros(5), np.empty(40, dtype=np.int64)
-    col_ptr, arc_row, cost = auction.dense_graph(C.T)
-    bids = auction.auction_prices(col_ptr, arc_row, cost, cap, price, 1.0, eps, 4.0, 10**6, owner)
+    (col_ptr, arc_row, _), _ = forms = _forms(C.T)
+    bids = auction.auction_prices(*forms[dense], cap, price, 1.0, eps, 4.0, 10**6, owner)
     u = -price
     dual = (cap @ u + (C - u[:, None]).min(0).sum()) / 40
     ot = lp_value(C, cap / 40, np.full(40, 1 / 40))
@@ -350,6 +366,25 @@ def test_auction_prices_are_an_eps_optimal_dual(eps):
     assert (owner >= col_ptr[:-1]).all() and (owner < col_ptr[1:]).all()
     assert (np.bincount(rows, minlength=5) == cap).all()
     assert (C[rows, np.arange(40)] - u[rows] <= (C - u[:, None]).min(0) + eps + 1e-12).all()
+
+
+@pytest.mark.parametrize(("M", "N", "ties"), [(5, 300, False), (13, 200, True), (64, 500, False), (67, 400, True)])
+def test_dense_auction_bids_as_on_the_graph_of_every_pair(M, N, ties):
+    """The dense matrix's vectorised scan (rows not a multiple of its 8 lanes, costs with ties, a row without
+    slots) bids exactly as the graph of every pair: the same prices to the bit, bids and assignment."""
+    r = np.random.default_rng(M)
+    C = r.integers(0, 5, size=(N, M)).astype(np.float32) if ties else r.random((N, M), dtype=np.float32)
+    cap = np.maximum(auction.whole_units(r.dirichlet(np.ones(M)), float(N)), 1).astype(np.int64)
+    cap[0], cap[-1] = cap[0] + cap[-1], 0
+    out = []
+    for graph in _forms(C):
+        price, owner = r.normal(size=M) if not out else out[0][3].copy(), np.empty(N, dtype=np.int64)
+        start = price.copy()
+        bids = auction.auction_prices(*graph, cap, price, 1.0, 1e-3, 6.0, 50 * N, owner)
+        out.append((price, bids, owner, start))
+    (p0, b0, o0, _), (p1, b1, o1, _) = out
+    assert b0 == b1 > N and np.array_equal(p0, p1) and np.array_equal(o0, o1)
+    assert (o1 >= 0).all() and (o1 % M != M - 1).all()  # every column on a row, none on the row without slots
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -365,7 +400,7 @@ def test_auction_prices_give_every_row_with_mass_a_slot(seed):
     a /= a.sum()
     C = cdist(x, y)
     u = np.zeros(n)
-    auction.run(*auction.dense_graph(np.ascontiguousarray(C.T)), a, u, float(C.mean()), auction.EPS[0],
+    auction.run(*_graph(C.T), a, u, float(C.mean()), auction.EPS[0],
                 auction.EPS[2])
     drawn = np.bincount(np.argmin(C - u[:, None], axis=0), minlength=n) / n  # the mass of the columns each row draws
     assert (a * n < 0.5).sum() > 50 and np.minimum(a, drawn).sum() > 0.6
@@ -382,7 +417,7 @@ def test_auction_prices_see_the_columns_weights(seed):
     a, b = (w / w.sum() for w in (r.uniform(0.2, 1.8, n), r.uniform(0.2, 1.8, n)))
     C = cdist(x, y)
     u = np.zeros(n)
-    auction.run(*auction.dense_graph(np.ascontiguousarray(C.T)), a, u, float(C.mean()), auction.EPS[0],
+    auction.run(*_graph(C.T), a, u, float(C.mean()), auction.EPS[0],
                 auction.EPS[2], b)
     dual, opt = a @ u + b @ (C - u[:, None]).min(0), wasserstein(x, y, 1, a, b, engine="pot").cost
     assert 0 <= opt - dual < 5e-3 * opt
@@ -393,7 +428,8 @@ def test_auction_stops_where_the_graph_holds_no_assignment():
     phase stops at ``max_bids``; a column without any arc to a row with capacity stays out."""
     col_ptr, arc_row = np.array([0, 1, 2, 3, 3]), np.array([0, 0, 0])
     price, owner = np.zeros(2), np.empty(4, dtype=np.int64)
-    bids = auction.auction_prices(col_ptr, arc_row, np.ones(3), np.array([1, 3]), price, 1.0, 0.1, 2.0, 100, owner)
+    bids = auction.auction_prices(col_ptr, arc_row, np.ones((1, 3)), np.array([1, 3]), price, 1.0, 0.1, 2.0, 100,
+                                  owner)
     assert bids == 100
     assert price[0] > 0 and price[1] == 0
     assert (owner >= 0).sum() == 1 and owner[3] == -1  # one column holds the row; the one without arcs has none

@@ -42,6 +42,25 @@ CERTIFY_GREEDY_MAX = 0.05
 WEIGHT_UNITS = 4
 
 
+#: :func:`smallest` keeps this many running minima (one AVX-512 vector of float64)
+LANES = 8
+
+
+@nb.njit(cache=True, fastmath={"nnan", "nsz"})
+def smallest(w, n, lanes):
+    """The smallest of ``w[:n]``, where ``w[n:n + LANES]`` holds ``inf``: LANES running minima (``lanes``, scratch),
+    which the compiler vectorises (a scalar minimum over ``w`` it does not)."""
+    for t in range(LANES):
+        lanes[t] = w[t]
+    for q in range(LANES, n, LANES):
+        for t in range(LANES):
+            lanes[t] = np.minimum(lanes[t], w[q + t])
+    x = lanes[0]
+    for t in range(1, LANES):
+        x = np.minimum(x, lanes[t])
+    return x
+
+
 @nb.njit(cache=True)
 def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, factor, max_bids, owner):
     """Run the auction phases from ``eps_start`` down to ``eps_end`` (dividing by ``factor``), starting
@@ -49,9 +68,11 @@ def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, facto
     (a column without another row raises by ``eps``, one without any row stays out). Stops early after
     ``max_bids`` bids in one phase (a sparse graph may hold no assignment for every column). Returns the
     number of bids; ``owner (N,)`` receives each column's arc (its position in the graph) in the last phase's
-    assignment, -1 for a column left without one."""
-    N = len(col_ptr) - 1
+    assignment, -1 for a column left without one. ``cost`` is ``(1, E)``, by arc; or, with ``col_ptr`` and
+    ``arc_row`` None, ``(N, M)``: every pair (arc ``j M + i``), each column's costs scanned without the rows' gather
+    and vectorised (a bid took 40 % less time on 64 rows; numba compiles the two forms apart)."""
     M = len(cap)
+    N = len(cost) if col_ptr is None else len(col_ptr) - 1
     start = np.zeros(M + 1, dtype=np.int64)
     for i in range(M):
         start[i + 1] = start[i] + cap[i]
@@ -59,7 +80,8 @@ def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, facto
     hj = np.empty(start[M], dtype=np.int64)
     top = np.empty(M)  # each row's cheapest slot (inf: no slots)
     stack = np.empty(N, dtype=np.int64)
-    w = np.empty(max(1, np.max(col_ptr[1:] - col_ptr[:-1])) if N > 0 else 1)
+    w = np.full(LANES + (M if col_ptr is None else (np.max(col_ptr[1:] - col_ptr[:-1]) if N > 0 else 0)), np.inf)
+    lanes = np.empty(LANES)
     bids = 0
     eps = eps_start
     while True:
@@ -76,23 +98,33 @@ def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, facto
         while n_free > 0 and phase_bids < max_bids:
             n_free -= 1
             j = stack[n_free]
-            e0, n_arcs = col_ptr[j], col_ptr[j + 1] - col_ptr[j]
-            b1 = np.inf  # the best value c_ij + p_i, then the second best (over other rows)
-            for q in range(n_arcs):
-                w[q] = cost[e0 + q] + top[arc_row[e0 + q]]
-                b1 = min(b1, w[q])
+            # the best value c_ij + p_i, then the second best (over other rows)
+            if col_ptr is None:
+                e0, n_arcs = j * M, M
+                for q in range(M):
+                    w[q] = cost[j, q] + top[q]
+                b1 = smallest(w, M, lanes)
+            else:  # the rows' gather: one fused pass is faster
+                e0, n_arcs = col_ptr[j], col_ptr[j + 1] - col_ptr[j]
+                b1 = np.inf
+                for q in range(n_arcs):
+                    w[q] = cost[0, e0 + q] + top[arc_row[e0 + q]]
+                    b1 = min(b1, w[q])
             if b1 == np.inf:
                 continue
             q1 = 0
             while w[q1] != b1:
                 q1 += 1
             w[q1] = np.inf
-            b2 = np.inf
-            for q in range(n_arcs):
-                b2 = min(b2, w[q])
+            if col_ptr is None:
+                b2 = smallest(w, M, lanes)
+            else:
+                b2 = np.inf
+                for q in range(n_arcs):
+                    b2 = min(b2, w[q])
             if b2 == np.inf:
                 b2 = b1
-            i1 = arc_row[e0 + q1]
+            i1 = q1 if col_ptr is None else arc_row[e0 + q1]
             s0 = start[i1]
             evicted = hj[s0]
             hp[s0] = top[i1] + b2 - b1 + eps
@@ -237,8 +269,8 @@ def assign(col_ptr, col_arc, arc_row, cost, u, v, flow, eps_start, eps_end, fact
     v.sum()``. Returns whether every column got a row."""
     owner = np.empty(len(col_ptr) - 1, dtype=np.int64)
     rows, price = arc_row[col_arc], -u
-    auction_prices(col_ptr, rows, cost[col_arc], np.ones(len(u), dtype=np.int64), price, eps_start, eps_end, factor,
-                   max_bids, owner)
+    auction_prices(col_ptr, rows, cost[col_arc][None], np.ones(len(u), dtype=np.int64), price, eps_start, eps_end,
+                   factor, max_bids, owner)
     u[:] = -price
     flow[:] = 0.0
     got = owner >= 0
@@ -267,13 +299,14 @@ def run(col_ptr, arc_row, cost, a: np.ndarray, u: np.ndarray, scale: float, eps_
     the row potentials ``u`` (updated in place) and ``eps_start`` down to ``eps_end`` (times ``scale``). Column ``j``
     bids as ``b_j K`` units (``K = WEIGHT_UNITS N`` rounded to whole units, one with uniform weights), row ``i``
     holds ``a_i K`` slots; each at least 1 where its weight is positive (a row without a slot is never bid for and
-    keeps its first price, the cheapest row of many columns). Returns the bids."""
-    N = len(col_ptr) - 1
+    keeps its first price, the cheapest row of many columns). ``col_ptr`` and ``arc_row`` None: ``cost (N, M)``
+    holds every pair (uniform ``b`` only). Returns the bids."""
     price = -u
     if b is not None:
-        units = np.maximum(whole_units(b, float(WEIGHT_UNITS * N)), b > 0).astype(np.int64)
+        units = np.maximum(whole_units(b, float(WEIGHT_UNITS * (len(col_ptr) - 1))), b > 0).astype(np.int64)
         col_ptr, arc_row, cost = repeated_columns(col_ptr, arc_row, cost, units)
-    total = len(col_ptr) - 1
+    total = len(cost) if col_ptr is None else len(col_ptr) - 1
+    cost = np.ascontiguousarray(cost) if col_ptr is None else cost[None]  # :func:`auction_prices`' two forms
     cap = np.maximum(whole_units(a, float(total)), a > 0).astype(np.int64)
     bids = auction_prices(col_ptr, arc_row, cost, cap, price, eps_start * scale, eps_end * scale, FACTOR,
                           MAX_BIDS * total, np.empty(total, dtype=np.int64))
@@ -298,14 +331,7 @@ def dense_prices(lo_t: np.ndarray, a: np.ndarray, warm: np.ndarray | None) -> tu
     scale = float(lo_t.mean())
     if warm is not None:
         u = warm.copy()
-        return u, run(*dense_graph(lo_t), a, u, scale, EPS[1], EPS[1])
+        return u, run(None, None, lo_t, a, u, scale, EPS[1], EPS[1])
     u = np.zeros(len(a))
-    bids = run(*dense_graph(lo_t[::COARSE]), a, u, scale, EPS[0], EPS[1])
-    return u, bids + run(*dense_graph(lo_t), a, u, scale, EPS[1], EPS[2])
-
-
-def dense_graph(lo_t: np.ndarray):
-    """``(col_ptr, arc_row, cost)`` of every pair of the ``(N, M)`` cost matrix ``lo_t``, column-major."""
-    N, M = lo_t.shape
-    return (np.arange(N + 1, dtype=np.int64) * M, np.tile(np.arange(M, dtype=np.int64), N),
-            np.ascontiguousarray(lo_t).reshape(-1))
+    bids = run(None, None, lo_t[::COARSE], a, u, scale, EPS[0], EPS[1])
+    return u, bids + run(None, None, lo_t, a, u, scale, EPS[1], EPS[2])

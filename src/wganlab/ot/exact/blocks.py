@@ -98,7 +98,9 @@ class Distances:
     def transposed(self) -> np.ndarray:
         """The lower bounds of all pairs as ``(N, M)`` (for few rows: one cached block)."""
         if self.all_t is None:
-            self.all_t = transposed_copy(np.concatenate([blk for _, blk in self.blocks()]))
+            parts = [blk for _, blk in self.blocks()]
+            if self.all_t is None:  # (:meth:`lower` keeps it where one block holds every row)
+                self.all_t = transposed_copy(parts[0] if len(parts) == 1 else np.concatenate(parts))
         return self.all_t
 
 
