@@ -796,6 +796,10 @@ def test_each_columns_cheapest_rows_and_each_rows_nearest_columns_match_a_sort()
     w = lo - u[:, None]
     want = np.argsort(w, axis=0, kind="stable")[:k].T
     assert np.array_equal(idx, want) and np.array_equal(val, np.take_along_axis(w.T, want, 1))
+    # the same rows by the columns' scan of the transpose (90 rows: no multiple of its lanes), for any k
+    for kk in (1, 2, k, M):
+        assert np.array_equal(blocks.column_smallest(np.ascontiguousarray(lo.T), u, kk), want[:, :kk]
+                              if kk <= k else np.argsort(w, axis=0, kind="stable").T)
     near = blocks.row_smallest(lo, k)
     assert np.array_equal(near, np.argsort(lo, axis=1, kind="stable")[:, :k])
     assert blocks.row_smallest(lo, 0).shape == (M, 0)
@@ -924,11 +928,18 @@ def test_shifted_bounds_stay_below_the_costs(squared):
     C = cdist(x, y, "sqeuclidean" if squared else "euclidean")
     bounds = blocks.CostBounds.kept(dist, x, rows, cols, C[rows, cols])  # raised to exact costs
     assert (bounds.lo <= C).all() and (bounds.lo[rows, cols] >= C[rows, cols] * (1 - 2.0**-20) - 1e-30).all()
-    assert (bounds.shifted(x) <= bounds.lo).all()
+    u, v = r.normal(size=40), r.normal(size=300) + 2.0
+    assert (bounds.shifted(x, u, v)[0] <= bounds.lo).all()
     for scale in (1e-9, 1e-3, 0.1, 3.0):
         moved = x + scale * r.normal(size=x.shape)
         C = cdist(moved, y, "sqeuclidean" if squared else "euclidean")
-        assert (bounds.shifted(moved).astype(np.float64) <= C).all()
+        lo, below = bounds.shifted(moved, u, v)
+        assert (lo.astype(np.float64) <= C).all()
+        # the same bits as the formula in numpy's passes; the count of bounds below u_i + v_j
+        d = np.sqrt(bounds.lo.astype(np.float64)) if squared else bounds.lo.astype(np.float64)
+        d = np.maximum(d * (1 - 1e-15) - np.linalg.norm(moved - x, axis=1)[:, None] * (1 + 1e-12), 0.0)
+        assert np.array_equal(lo, blocks.round_down32(d * d if squared else d))
+        assert below == np.count_nonzero(lo < u[:, None] + v[None, :]) > 0
     v = np.concatenate([[0.0, 1e-45, 1e-40, 1e-38], r.uniform(0, 10, 10**5) * 10.0 ** r.integers(-45, 30, 10**5)])
     assert (blocks.round_down32(v).astype(np.float64) <= v).all()
 

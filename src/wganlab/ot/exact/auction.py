@@ -18,6 +18,7 @@ import numba as nb
 import numpy as np
 
 from wganlab.ot.exact import ssp
+from wganlab.ot.exact.blocks import LANES, smallest
 from wganlab.ot.exact.certificate import ROUNDING
 from wganlab.ot.exact.ssp import sift_down
 
@@ -40,25 +41,6 @@ CERTIFY_GREEDY_MAX = 0.05
 #: side: 30 s with 1, 23 s with 2, 15.5 s with 4, 17 s with 8; the greedy start routed 67 % of the mass with 1, 75 %
 #: with 4). Few rows (:func:`dense_prices`) keep one: their paths are cheap, the bids four times as many
 WEIGHT_UNITS = 4
-
-
-#: :func:`smallest` keeps this many running minima (one AVX-512 vector of float64)
-LANES = 8
-
-
-@nb.njit(cache=True, fastmath={"nnan", "nsz"})
-def smallest(w, n, lanes):
-    """The smallest of ``w[:n]``, where ``w[n:n + LANES]`` holds ``inf``: LANES running minima (``lanes``, scratch),
-    which the compiler vectorises (a scalar minimum over ``w`` it does not)."""
-    for t in range(LANES):
-        lanes[t] = w[t]
-    for q in range(LANES, n, LANES):
-        for t in range(LANES):
-            lanes[t] = np.minimum(lanes[t], w[q + t])
-    x = lanes[0]
-    for t in range(1, LANES):
-        x = np.minimum(x, lanes[t])
-    return x
 
 
 @nb.njit(cache=True)

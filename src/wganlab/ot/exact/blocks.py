@@ -128,25 +128,42 @@ class CostBounds:
         if (self.squared != dist.squared or self.x.shape != np.shape(x) or self.lo.shape[1] != len(v)
                 or dist.cache is None):
             return False
-        lo = self.shifted(x)
-        if np.count_nonzero(lo < np.asarray(u)[:, None] + np.asarray(v)[None, :]) > max_checks:
+        lo, below = self.shifted(x, np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64))
+        if below > max_checks:
             return False
         dist.seed(lo)
         return True
 
-    def shifted(self, x: np.ndarray) -> np.ndarray:
-        """Lower bounds of the costs for the points moved to ``x (M, d)``: ``||x'_i - y|| >= ||x_i - y|| -
-        ||x'_i - x_i||`` (triangle inequality), in float64 with the shift rounded up, rounded down to float32."""
+    def shifted(self, x: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, int]:
+        """``(bounds (M, N), below)``: lower bounds of the costs for the points moved to ``x (M, d)``, ``||x'_i - y||
+        >= ||x_i - y|| - ||x'_i - x_i||`` (triangle inequality), in float64 with the shift rounded up, rounded down
+        to float32; ``below``: how many are below ``u_i + v_j`` (float64 potentials ``u (M,)``, ``v (N,)``)."""
         shift = np.linalg.norm(np.asarray(x, dtype=np.float64) - self.x, axis=1) * (1 + 1e-12)
-        d = self.lo.astype(np.float64)
-        if self.squared:
-            np.sqrt(d, out=d)
-        d *= 1 - 1e-15  # the square root's rounding, before the difference can make it large relative to d
-        d -= shift[:, None]
-        np.maximum(d, 0.0, out=d)
-        if self.squared:
-            d *= d
-        return round_down32(d)
+        return shifted_bounds(self.lo, shift, self.squared, u, v)
+
+
+@nb.njit(cache=True)
+def shifted_bounds(lo, shift, squared, u, v):
+    """:meth:`CostBounds.shifted` in one pass over ``lo (M, N)``: each bound as a distance (the square root of a
+    squared one) times ``1 - 1e-15`` (the root's rounding, before the difference can make it large relative to the
+    distance), less ``shift_i``, at least 0, squared again, rounded down to float32 as :func:`round_down32`; and
+    the count of those below ``u_i + v_j``."""
+    M, N = lo.shape
+    out = np.empty((M, N), np.float32)
+    below = 0
+    for i in range(M):
+        s, ui = shift[i], u[i]
+        for j in range(N):
+            d = np.float64(lo[i, j])
+            if squared:
+                d = np.sqrt(d)
+            d = max(d * (1 - 1e-15) - s, 0.0)
+            if squared:
+                d *= d
+            f = np.float32(max(d * (1 - 2.0**-22) - 1e-40, 0.0))
+            out[i, j] = f
+            below += np.float64(f) < ui + v[j]
+    return out, below
 
 
 def cacheable(M: int, N: int) -> bool:
@@ -264,6 +281,47 @@ def _any_below_shifted(a, s, b):
     for t in range(len(a)):
         hit |= a[t] - s < b[t]
     return hit
+
+
+#: :func:`smallest` keeps this many running minima (one AVX-512 vector of float64)
+LANES = 8
+
+
+@nb.njit(cache=True, fastmath={"nnan", "nsz"})
+def smallest(w, n, lanes):
+    """The smallest of ``w[:n]``, where ``w[n:n + LANES]`` holds ``inf``: LANES running minima (``lanes``, scratch,
+    of ``w``'s type), which the compiler vectorises (a scalar minimum over ``w`` it does not)."""
+    for t in range(LANES):
+        lanes[t] = w[t]
+    for q in range(LANES, n, LANES):
+        for t in range(LANES):
+            lanes[t] = np.minimum(lanes[t], w[q + t])
+    x = lanes[0]
+    for t in range(1, LANES):
+        x = np.minimum(x, lanes[t])
+    return x
+
+
+@nb.njit(cache=True)
+def column_smallest(lo_t, u32, k):
+    """The rows ``(N, k)`` of each column's ``k <= M`` smallest values of ``lo_t[j, i] - u32[i]`` (``lo_t (N, M)``,
+    each column's bounds in a row; float32), ascending, the first of equal values first: :func:`keep_smallest`'s
+    rows from scratch, by a vectorised scan of each column (few rows: 0.4 against 1.9 ms on 64 x 10,000)."""
+    N, M = lo_t.shape
+    idx = np.empty((N, k), np.int64)
+    w = np.full(M + LANES, np.inf, np.float32)
+    lanes = np.empty(LANES, np.float32)
+    for j in range(N):
+        for i in range(M):
+            w[i] = lo_t[j, i] - u32[i]
+        for t in range(k):
+            b = smallest(w, M, lanes)
+            q = 0
+            while w[q] != b:
+                q += 1
+            idx[j, t] = q
+            w[q] = np.inf
+    return idx
 
 
 @nb.njit(cache=True)
