@@ -1190,3 +1190,18 @@ def test_principal_directions_are_the_leading_eigenvectors(d, r):
     assert B.shape == (r, d)
     assert_allclose(B @ B.T, np.eye(r), atol=1e-12)
     assert_allclose(np.abs(B[np.arange(r), perm.argsort()[:r]]), 1.0, atol=2e-2)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4, 1e6])
+def test_bounds_of_a_float32_set_against_a_float64_one_stay_below_the_costs(offset):
+    """Two sets of different dtypes far from the origin (centroids in float64 against float32 images, as in
+    OT-Means): both centred copies move by the same shift, so the float32 lower bounds stay below the costs (with
+    a float64 shift the float32 set moved by its float32 rounding: bounds 1e-3 above the costs at 1e4)."""
+    r = np.random.default_rng(5)
+    x = (offset + r.normal(size=(300, 50))).astype(np.float32)
+    y = offset + r.normal(size=(3000, 50))
+    for a, b in ((x, y), (y[:300], x.repeat(10, axis=0))):
+        bp = engine.Points(b)
+        lo = blocks.Distances(engine.Points(a, bp.mu), bp, False).lower(0, slice(0, 300)).astype(np.float64)
+        assert (lo <= cdist(a.astype(np.float64), b.astype(np.float64))).all()
+        assert np.array_equal(bp.mu, bp.mu.astype(np.float32).astype(np.float64))

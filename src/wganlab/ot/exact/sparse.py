@@ -123,7 +123,10 @@ class Points:
     """A point set ready for the engine: ``exact (n, d)`` (float32 or float64, the source of every cost) and
     its float32 copy ``z32`` centred on ``mu`` with squared norms ``sq32``. Made once for a set that many
     solves share (:func:`wganlab.ot.exact.prepare_points`); ``mu`` defaults to the mean of a sample (any
-    shift leaves the distances unchanged; the mean keeps the norms, hence the float32 error, small)."""
+    shift leaves the distances unchanged; the mean keeps the norms, hence the float32 error, small), rounded to
+    float32 where that is finite: a float32 set is centred on ``mu`` in float32, a float64 one in float64, and two
+    sets of either kind must move by the same shift (with ``mu`` in float64 a float32 set far from the origin moved
+    by ``fl32(mu)`` instead: bounds up to 0.075 above the costs at an offset of 1e6, tested)."""
 
     def __init__(self, Z: np.ndarray, mu: np.ndarray | None = None, exponent: int = 0):
         self.exact = Z
@@ -132,7 +135,7 @@ class Points:
         self.exponent = exponent
         #: the cost bounds (:class:`blocks.CostBounds`) of the latest solve against this set that kept them
         self.last_costs = None
-        self.mu = Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if mu is None else mu
+        self.mu = float32_shift(Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if mu is None else mu)
         if blocks is not None:
             self.z32 = np.empty(Z.shape, np.float32)
             self.sq32, hi, lo = blocks.centred_copy(Z, self.mu, self.z32)
@@ -145,6 +148,14 @@ class Points:
 
     def __len__(self) -> int:
         return len(self.exact)
+
+
+def float32_shift(mu) -> np.ndarray:
+    """``mu (d,)`` as float64 values that float32 holds exactly (each rounded to float32), where they fit."""
+    mu = np.asarray(mu, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        m32 = mu.astype(np.float32).astype(np.float64)
+    return np.where(np.isfinite(m32), m32, mu)
 
 
 def centred32(Z: np.ndarray, mu: np.ndarray) -> np.ndarray:
