@@ -122,11 +122,8 @@ def available() -> bool:
 class Points:
     """A point set ready for the engine: ``exact (n, d)`` (float32 or float64, the source of every cost) and
     its float32 copy ``z32`` centred on ``mu`` with squared norms ``sq32``. Made once for a set that many
-    solves share (:func:`wganlab.ot.exact.prepare_points`); ``mu`` defaults to the mean of a sample (any
-    shift leaves the distances unchanged; the mean keeps the norms, hence the float32 error, small), rounded to
-    float32 where that is finite: a float32 set is centred on ``mu`` in float32, a float64 one in float64, and two
-    sets of either kind must move by the same shift (with ``mu`` in float64 a float32 set far from the origin moved
-    by ``fl32(mu)`` instead: bounds up to 0.075 above the costs at an offset of 1e6, tested)."""
+    solves share (:func:`wganlab.ot.exact.prepare_points`); ``mu``, by default the mean of a sample (any shift leaves
+    the distances unchanged; the mean keeps the norms, hence the float32 error, small), is rounded to float32."""
 
     def __init__(self, Z: np.ndarray, mu: np.ndarray | None = None, exponent: int = 0):
         self.exact = Z
@@ -135,7 +132,9 @@ class Points:
         self.exponent = exponent
         #: the cost bounds (:class:`blocks.CostBounds`) of the latest solve against this set that kept them
         self.last_costs = None
-        self.mu = float32_shift(Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if mu is None else mu)
+        mu = Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if mu is None else np.asarray(mu, np.float64)
+        # float32 data move by fl32(mu), float64 data by mu: alike once mu is a float32 (bounds were off, tested)
+        self.mu = np.where(np.abs(mu) < 3e38, np.clip(mu, -3e38, 3e38).astype(np.float32), mu).astype(np.float64)
         if blocks is not None:
             self.z32 = np.empty(Z.shape, np.float32)
             self.sq32, hi, lo = blocks.centred_copy(Z, self.mu, self.z32)
@@ -150,14 +149,6 @@ class Points:
         return len(self.exact)
 
 
-def float32_shift(mu) -> np.ndarray:
-    """``mu (d,)`` as float64 values that float32 holds exactly (each rounded to float32), where they fit."""
-    mu = np.asarray(mu, dtype=np.float64)
-    with np.errstate(over="ignore"):
-        m32 = mu.astype(np.float32).astype(np.float64)
-    return np.where(np.isfinite(m32), m32, mu)
-
-
 def centred32(Z: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """``Z - mu`` as float32 (computed in ``Z``'s precision, rounded once)."""
     return np.subtract(Z, mu.astype(Z.dtype), out=np.empty(Z.shape, np.float32), casting="same_kind")
@@ -168,9 +159,7 @@ class _Arcs:
 
     def __init__(self, M: int, N: int):
         self.M, self.N = M, N
-        self.key = np.empty(0, dtype=np.int64)
-        self.cost = np.empty(0)
-        self.flow = np.empty(0)
+        self.key, self.cost, self.flow = np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)
 
     def locate(self, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(position, present)`` of each pair key ``row * N + col`` in the sorted keys (the insertion
