@@ -52,7 +52,7 @@ def auction_prices(col_ptr, arc_row, cost, cap, price, eps_start, eps_end, facto
     number of bids; ``owner (N,)`` receives each column's arc (its position in the graph) in the last phase's
     assignment, -1 for a column left without one. ``cost`` is ``(1, E)``, by arc; or, with ``col_ptr`` and
     ``arc_row`` None, ``(N, M)``: every pair (arc ``j M + i``), each column's costs scanned without the rows' gather
-    and vectorised (a bid took 40 % less time on 64 rows; numba compiles the two forms apart)."""
+    and vectorised (64 x 10,000 images: 11.7 -> 9.0 ms, the same bids; numba compiles the two forms apart)."""
     M = len(cap)
     N = len(cost) if col_ptr is None else len(col_ptr) - 1
     start = np.zeros(M + 1, dtype=np.int64)
