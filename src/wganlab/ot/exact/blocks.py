@@ -146,7 +146,7 @@ class CostBounds:
 def shifted_bounds(lo, shift, squared, u, v):
     """:meth:`CostBounds.shifted` in one pass over ``lo (M, N)``: each bound as a distance (the square root of a
     squared one) times ``1 - 1e-15`` (the root's rounding, before the difference can make it large relative to the
-    distance), less ``shift_i``, at least 0, squared again, rounded down to float32 as :func:`round_down32`; and
+    distance), less ``shift_i``, at least 0, squared again, rounded down to float32 (:func:`round_down_one32`); and
     the count of those below ``u_i + v_j``."""
     M, N = lo.shape
     out = np.empty((M, N), np.float32)
@@ -160,7 +160,7 @@ def shifted_bounds(lo, shift, squared, u, v):
             d = max(d * (1 - 1e-15) - s, 0.0)
             if squared:
                 d *= d
-            f = np.float32(max(d * (1 - 2.0**-22) - 1e-40, 0.0))
+            f = round_down_one32(d)
             out[i, j] = f
             below += np.float64(f) < ui + v[j]
     return out, below
@@ -271,6 +271,12 @@ def round_down32(v: np.ndarray) -> np.ndarray:
     w -= 1e-40
     np.maximum(w, 0.0, out=w)
     return w.astype(np.float32)
+
+
+@nb.njit(cache=True, inline="always")
+def round_down_one32(v):
+    """:func:`round_down32` of one non-negative float64 ``v`` (the same bits), for the kernels."""
+    return np.float32(max(v * (1 - 2.0**-22) - 1e-40, 0.0))
 
 
 @nb.njit(cache=True)

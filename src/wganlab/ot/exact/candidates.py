@@ -18,7 +18,7 @@ def by_bound(dist: blocks.Distances, k_row: int, k_col: int, N: int, rows=None, 
     row_blocks = dist.blocks() if rows is None else dist.blocks(rows)
     u32 = np.zeros(dist.M if rows is None else len(rows), np.float32) if u is None else u.astype(np.float32)
     k_col = min(k_col, len(u32))
-    # few rows: each column's bounds in a row of the transpose (:meth:`blocks.Distances.transposed`), if made
+    # few rows: each column's rows from the bounds' transpose (:meth:`blocks.Distances.transposed`), if made
     by_column = rows is None and cols is None and dist.all_t is not None
     val, idx = np.full((N, k_col), np.inf, np.float32), np.zeros((N, k_col), np.int64)
     out_r, out_c = [], []
@@ -31,9 +31,8 @@ def by_bound(dist: blocks.Distances, k_row: int, k_col: int, N: int, rows=None, 
             out_c.append(j.reshape(-1))
         if not by_column:
             blocks.keep_smallest(lo, u32, s, val, idx)
-    if by_column:
-        idx = blocks.column_smallest(dist.all_t, u32, k_col)
-    out_r.append(idx.reshape(-1))  # column by column: each point of y is read once when the costs are computed
+    # column by column: each point of y is read once when the costs are computed
+    out_r.append((blocks.column_smallest(dist.all_t, u32, k_col) if by_column else idx).reshape(-1))
     out_c.append(np.repeat(np.arange(N), k_col))
     return np.concatenate(out_r), np.concatenate(out_c)
 

@@ -304,7 +304,7 @@ def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_co
                     c = arc_cost[q]
             if c < 0.0:
                 c = ssp.pair_cost(X, Y, r, j, squared)
-            f = np.float32(max(c * (1 - 2.0**-22) - 1e-40, 0.0))
+            f = blocks.round_down_one32(c)
             if f > li[j]:
                 li[j] = f
             w = c - ur
