@@ -94,7 +94,8 @@ def test_every_case_agrees_with_its_baseline(tiny_rows):
             assert_allclose(r["value_diff"], 0.0, atol=TOL[r["case"]], err_msg=r["case"])
         if r["case"].startswith("w1"):
             assert_allclose(r["gap_rel"], 0.0, atol=1e-9)  # the certificate of an exact solution
-            assert r["gemm_s"] > 0 and "float32 distances of every pair alone" in r["note"]
+            assert r["gemm_s"] > 0 and "of every pair alone" in r["note"]
+            assert ("int8 grid bounds" in r["note"]) == (r["case"] != "w1-weighted")  # 8-bit images, Gaussians
 
 
 def test_the_warm_up_loads_every_kernel_an_exact_case_uses():
@@ -105,9 +106,9 @@ import numba
 from wganlab.bench import harness
 from wganlab.bench.timing import PairedTimer
 from wganlab.ot import wasserstein
-from wganlab.ot.exact import auction, blocks, ssp
+from wganlab.ot.exact import auction, blocks, grid, ssp
 def signatures():
-    return {(m.__name__, k): set(map(str, f.signatures)) for m in (auction, blocks, ssp)
+    return {(m.__name__, k): set(map(str, f.signatures)) for m in (auction, blocks, grid, ssp)
             for k, f in vars(m).items() if isinstance(f, numba.core.registry.CPUDispatcher)}
 harness._warm_up()
 before = signatures()

@@ -14,6 +14,7 @@ from wganlab.ot.exact import (
     auction,
     blocks,
     coarse,
+    points,
     prepare_points,
     pricing,
     ssp,
@@ -148,8 +149,8 @@ def test_float32_screen_is_a_lower_bound_even_far_from_the_origin(dtype, centred
     for shift, squared in [(0.0, False), (1e3, False), (1e3, True)]:
         x, y = (r.normal(size=(50, 30)) + shift).astype(dtype), (r.normal(size=(70, 30)) + shift).astype(dtype)
         x[:5] = y[:5]  # exact zeros
-        yp = engine.Points(y, None if centred else np.zeros(30))
-        lo = blocks.Distances(engine.Points(x, yp.mu), yp, squared).lower(0, slice(0, 50)).astype(np.float64)
+        yp = points.Points(y, None if centred else np.zeros(30))
+        lo = blocks.Distances(points.Points(x, yp.mu), yp, squared).lower(0, slice(0, 50)).astype(np.float64)
         C = cdist(x.astype(np.float64), y.astype(np.float64), "sqeuclidean" if squared else "euclidean")
         assert (lo <= C).all()
         scale = (1 + (shift if centred else 30 * shift)) ** (2 if squared else 1)
@@ -458,24 +459,25 @@ def test_the_auction_of_a_square_problem_runs_on_arcs_that_hold_a_perfect_matchi
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_centred_copy_pass_gives_numpys_values(dtype):
-    """One pass gives the centred float32 copy bit for bit as numpy's subtraction, its squared norms (float64
-    sums) and each coordinate's largest and smallest value; without numba the same values come from numpy."""
+    """One pass gives the centred float32 copy bit for bit as numpy's subtraction and its squared norms (float64
+    sums), the set's bounds each coordinate's largest and smallest value; without numba the same values come from
+    numpy."""
     r = np.random.default_rng(13)
     Z = (r.normal(size=(300, 37)) * 10 + 5).astype(dtype)
     mu = Z.mean(0, dtype=np.float64)
     z32 = np.empty(Z.shape, np.float32)
-    sq32, hi, lo = blocks.centred_copy(Z, mu, z32)
-    assert np.array_equal(z32, engine.centred32(Z, mu)) and z32.dtype == np.float32
+    sq32 = blocks.centred_copy(Z, mu, z32)
+    assert np.array_equal(z32, points.centred32(Z, mu)) and z32.dtype == np.float32
     assert_allclose(sq32, (z32.astype(np.float64) ** 2).sum(1), rtol=1e-7)
-    assert np.array_equal(hi, Z.max(0)) and np.array_equal(lo, Z.min(0)) and hi.dtype == dtype
-    pts = engine.Points(Z, mu)
-    saved = engine.blocks
+    pts = points.Points(Z, mu)
+    assert np.array_equal(pts.bounds.numpy(), np.stack([Z.max(0), Z.min(0)]))
+    saved = points.blocks, points.grid
     try:
-        engine.blocks = None
-        plain = engine.Points(Z, mu)
+        points.blocks = points.grid = None
+        plain = points.Points(Z, mu)
+        assert np.array_equal(plain.z32, pts.z32) and np.array_equal(plain.bounds.numpy(), pts.bounds.numpy())
     finally:
-        engine.blocks = saved
-    assert np.array_equal(plain.z32, pts.z32) and np.array_equal(plain.bounds.numpy(), pts.bounds.numpy())
+        points.blocks, points.grid = saved
     assert_allclose(plain.sq32, pts.sq32, rtol=1e-6)
 
 
@@ -921,8 +923,8 @@ def test_shifted_bounds_stay_below_the_costs(squared):
     r = np.random.default_rng(21)
     x, y = r.normal(size=(40, 20)), r.normal(size=(300, 20))
     x[:3] = y[:3]
-    yp = engine.Points(y)
-    dist = blocks.Distances(engine.Points(x, yp.mu), yp, squared)
+    yp = points.Points(y)
+    dist = blocks.Distances(points.Points(x, yp.mu), yp, squared)
     dist.lower(0, slice(0, 40))  # the one block, cached
     rows, cols = r.integers(0, 40, 500), r.integers(0, 300, 500)
     C = cdist(x, y, "sqeuclidean" if squared else "euclidean")
@@ -1007,8 +1009,8 @@ def test_sketched_bound_is_a_lower_bound_and_tight_on_low_rank_data(squared, cen
     kind = "sqeuclidean" if squared else "euclidean"
     for name, (x, y) in cases.items():
         x[:5] = y[:5]
-        yp = engine.Points(y, None if centred else np.zeros(d))
-        full = blocks.Distances(engine.Points(x, yp.mu), yp, squared)
+        yp = points.Points(y, None if centred else np.zeros(d))
+        full = blocks.Distances(points.Points(x, yp.mu), yp, squared)
         sk = blocks.sketched(lambda s, e, z=full.x32: z[s:e], full.M, full.y32, squared, 8)
         assert sk.x32.shape == (60, 9)
         lo = sk.lower(None, np.arange(60)).astype(np.float64)
@@ -1155,7 +1157,7 @@ def test_a_partial_pricing_pass_finds_what_a_full_pass_finds(monkeypatch):
     monkeypatch.setattr(blocks, "CACHE_BYTES", 0)
     r = np.random.default_rng(5)
     x, y = r.normal(size=(120, 6)), r.normal(size=(150, 6))
-    yp = engine.Points(y)
+    yp = points.Points(y)
     prob = engine._Problem(x, yp, None, None, False, None)
     C = cdist(x, y)
     prob.arcs.add(*np.nonzero(C < np.quantile(C, 0.05)), C[C < np.quantile(C, 0.05)])
@@ -1201,8 +1203,8 @@ def test_bounds_of_a_float32_set_against_a_float64_one_stay_below_the_costs(offs
     x = (offset + r.normal(size=(300, 50))).astype(np.float32)
     y = offset + r.normal(size=(3000, 50))
     for a, b in ((x, y), (y[:300], x.repeat(10, axis=0))):
-        bp = engine.Points(b)
-        lo = blocks.Distances(engine.Points(a, bp.mu), bp, False).lower(0, slice(0, 300)).astype(np.float64)
+        bp = points.Points(b)
+        lo = blocks.Distances(points.Points(a, bp.mu), bp, False).lower(0, slice(0, 300)).astype(np.float64)
         assert (lo <= cdist(a.astype(np.float64), b.astype(np.float64))).all()
         assert np.array_equal(bp.mu, bp.mu.astype(np.float32).astype(np.float64))
 

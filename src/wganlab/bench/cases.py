@@ -101,28 +101,33 @@ def _exact_row(ctx: PairedTimer, x, y, baseline: bool = True, a=None, b=None, la
     t = ctx.time(lambda: wasserstein(x, y, a=a, b=b), (lambda: pot_w1(x, y, a, b)) if baseline else None)
     res = t["ours"]
     diff = rel_diff(res.value, t["base"]) if baseline else None
-    gemm = _distance_pass_seconds(ctx, x, y)
+    gemm, kind = _distance_pass_seconds(ctx, x, y)
     side = f" ({x.shape[-2]}x{x.shape[-1]})" if x.ndim == 4 and x.shape[-1] != 28 else ""
+    what = "int8 grid bounds (8-bit data)" if kind == "grid" else "float32 distances (GEMM and lower bounds)"
     return timed_row(t, f"{len(x)} x {len(y)}{side}{label}", diff, res.gap_rel, value=res.value, gemm_s=gemm,
-                     note=f"{res.solver}; the float32 distances of every pair alone (GEMM and lower bounds, once): "
-                          f"{gemm:.3g} s, {100 * gemm / t['ours_s']:.0f} % of wganlab's solve")
+                     note=f"{res.solver}; the {what} of every pair alone, once: {gemm:.3g} s, "
+                          f"{100 * gemm / t['ours_s']:.0f} % of wganlab's solve")
 
 
-def _distance_pass_seconds(ctx: PairedTimer, x, y) -> float:
-    """Best seconds of the sparse engine's float32 distance blocks (GEMM and rigorous lower bounds) for every pair
-    of ``x``, ``y``, each block computed once: the arithmetic a solve that checks every pair cannot avoid."""
-    from wganlab.ot.exact import blocks, sparse
+def _distance_pass_seconds(ctx: PairedTimer, x, y) -> tuple[float, str]:
+    """``(best seconds, kind)`` of the sparse engine's bounds for every pair of ``x``, ``y``, each block computed
+    once: the integer bounds of :mod:`wganlab.ot.exact.grid` where both sets lie on a grid of 256 levels, else the
+    float32 distance blocks (GEMM and rigorous lower bounds): the arithmetic a solve that checks every pair cannot
+    avoid."""
+    from wganlab.ot.exact import blocks, grid, points
 
-    Y = sparse.Points(y.reshape(len(y), -1).numpy())
-    X = sparse.Points(x.reshape(len(x), -1).numpy(), Y.mu)
+    Y = points.Points(y.reshape(len(y), -1).numpy())
+    xs = x.reshape(len(x), -1).numpy()
+    on_grid = grid.distances(xs, Y, squared=False) is not None
 
     def every_block():
-        dist = blocks.Distances(X, Y, squared=False)
+        dist = grid.distances(xs, Y, squared=False) if on_grid else \
+            blocks.Distances(points.Points(xs, Y.mu), Y, squared=False)
         dist.cache = None
         for _ in dist.blocks():
             pass
 
-    return ctx.time(every_block)["ours_s"]
+    return ctx.time(every_block)["ours_s"], "grid" if on_grid else "float32"
 
 
 @register_case("w1-square", "exact W1 between M = N = n Fashion-MNIST images at each side length of sides "

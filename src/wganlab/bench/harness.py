@@ -70,9 +70,12 @@ def _warm_up() -> None:
     from wganlab.ot import ot_means, wasserstein
     from wganlab.ot.exact import blocks
 
-    y = torch.rand(400, 16, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(400, 16, generator=g)
+    y8 = torch.randint(0, 256, (400, 16), generator=g) / 127.5 - 1  # 8-bit data: the grid bounds' kernels
     for m in (8, 400):
         wasserstein(y[:m], y, engine="sparse")
+        wasserstein(y8[:m], y8, engine="sparse")
         pot_w1(y[:m], y)
     ot_means(y, 8, n_iter=1, ot_steps=1, engine="sparse")
     blocks.smallest_per_column(np.zeros(1, dtype=np.int64), np.zeros(1), 1, 1)  # pricing's: they may not reach it

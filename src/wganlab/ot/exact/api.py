@@ -17,6 +17,7 @@ from wganlab.ot.exact import sparse
 from wganlab.ot.exact.certificate import check_certificate
 from wganlab.ot.exact.dense import GAP_TOL, rescaled, solve_exact
 from wganlab.ot.exact.line import line_coordinates, monotone_plan, plan_matrix
+from wganlab.ot.exact.points import Points
 from wganlab.ot.result import OTResult
 from wganlab.ot.scale import ONE_PASS_MIN_VALUES, needs_rescaling, rescaling_exponent, spread_exponent, times_pow2
 
@@ -111,7 +112,7 @@ def _sparse(xs: torch.Tensor, ys, a, b, power: int, warm_start, tol: float, engi
     per_point = AUTO_ARCS_PER_POINT if dense_ok and n * m <= AUTO_DENSE_MAX_PAIRS else AUTO_ARCS_PER_POINT_LARGE
     limit = per_point * (n + m) if engine == "auto" else None
     try:
-        Y = ys if isinstance(ys, sparse.Points) else _engine_array(ys)
+        Y = ys if isinstance(ys, Points) else _engine_array(ys)
         return sparse.solve_points(_engine_array(xs), Y, a, b, squared=power == 2, warm_start=warm_start,
                                    tol=tol, max_arcs=limit, dense_fallback=dense_ok)
     except sparse.TooDense as e:
@@ -142,7 +143,7 @@ def _engine_array(z: torch.Tensor) -> np.ndarray:
     return z.detach().reshape(len(z), -1).to("cpu", dtype).numpy()
 
 
-def prepare_points(y, copy: bool = True) -> sparse.Points:
+def prepare_points(y, copy: bool = True) -> Points:
     """A fixed point set ``y (n, ...)`` (flattened) prepared once for many :func:`wasserstein` calls against
     it (OT-Means, W1 tracking during training): checked, copied (rescaled by a power of two when its spread
     is far from 1), and its centred float32 copy and norms made once. Same results as passing ``y``. It also
@@ -152,11 +153,11 @@ def prepare_points(y, copy: bool = True) -> sparse.Points:
     images of 64x64)."""
     ys = as_points(y, "y")
     z = _engine_array(ys)
-    prepared = sparse.Points(np.array(z, copy=True) if copy else z)
+    prepared = Points(np.array(z, copy=True) if copy else z)
     e = spread_exponent(prepared.bounds)  # each coordinate's largest and smallest value: the set's spread
     if not needs_rescaling(e):
         return prepared
-    return sparse.Points(_engine_array(times_pow2(ys.double(), -e)), exponent=e)
+    return Points(_engine_array(times_pow2(ys.double(), -e)), exponent=e)
 
 
 def transport(x, y, cost: str | CostFn = "euclidean", a=None, b=None, *, plan: bool = False,
@@ -199,27 +200,27 @@ def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: 
     """
     if not p >= 1:
         raise InputError(f"p must be >= 1, got {p}")
-    prepared = y if isinstance(y, sparse.Points) else None
+    prepared = y if isinstance(y, Points) else None
     xs, ys = as_points(x, "x"), as_points(y, "y") if prepared is None else torch.from_numpy(prepared.exact)
     same_dim(xs, ys)
     if prepared is None and _ready_first(xs, ys, p, engine):
-        prepared = sparse.Points(_engine_array(ys))
+        prepared = Points(_engine_array(ys))
     res, e = _euclidean_power(xs, ys, p, a, b, plan, tol, engine, warm_start, prepared)
     value = times_pow2(res.cost ** (1.0 / p), e)
     return dataclasses.replace(rescaled(res, p * e), value=value, info={**res.info, "p": p})
 
 
 def _ready_first(xs: torch.Tensor, ys: torch.Tensor, p: float, engine: str) -> bool:
-    """Whether ``ys`` is made ready for the sparse engine (:class:`sparse.Points`) before its spread is read: a
-    large CPU set with at least as many points as ``xs``, for a cost the engine covers. Its one pass
-    (:func:`blocks.centred_copy`) then gives the spread as well (64 x 10,000 images of 64x64: 13 of 190 ms)."""
+    """Whether ``ys`` is made ready for the sparse engine (:class:`Points`) before its spread is read: a large CPU
+    set with at least as many points as ``xs``, for a cost the engine covers. Its range, read in one pass when it is
+    made, then gives the spread as well."""
     return (engine != "pot" and p in (1, 2) and sparse.available() and ys.device.type == "cpu"
             and ys.dtype in (torch.float32, torch.float64) and len(ys) >= len(xs)
             and ys.numel() >= ONE_PASS_MIN_VALUES)
 
 
 def _euclidean_power(xs: torch.Tensor, ys: torch.Tensor, p: float, a, b, plan: bool, tol: float, engine: str,
-                     warm_start: OTResult | None, prepared: sparse.Points | None) -> tuple[OTResult, int]:
+                     warm_start: OTResult | None, prepared: Points | None) -> tuple[OTResult, int]:
     """OT for the cost ``||x - y||^p`` between ``xs (n, d)`` and ``ys (m, d)`` (``ys`` in ``prepared``'s frame
     when given), solved on the sets multiplied by ``2^-e`` (a spread near 1; ``e = 0`` for ordinary data).
     Returns ``(result for the rescaled sets, e)``: the true costs are ``2^(p e)`` times its."""

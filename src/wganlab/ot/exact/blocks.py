@@ -34,14 +34,20 @@ class Distances:
     one block holds every row, also its transpose)."""
 
     def __init__(self, X, Y, squared: bool, tau: float | None = None):
-        """``X``, ``Y``: :class:`wganlab.ot.exact.sparse.Points` (their centred float32 copies ``z32 (n, d)`` and
+        """``X``, ``Y``: :class:`wganlab.ot.exact.points.Points` (their centred float32 copies ``z32 (n, d)`` and
         squared norms ``sq32``); ``tau``: the relative shrink of the norms' sum that makes the bound rigorous
         (default: for a float32 GEMM of ``d`` terms)."""
+        self.setup(len(X.z32), len(Y.z32), X.z32.shape[1], squared)
         self.x32, self.y32, self.nx32, self.ny32 = X.z32, Y.z32, X.sq32, Y.sq32
         self.tau = (X.z32.shape[1] + 8) * 2.0**-24 * 1.25 if tau is None else tau
-        self.squared = squared
-        M, N = len(X.z32), len(Y.z32)
-        self.M = M
+
+    #: which bound: "float32" (the GEMM of the points), "sketch" (:func:`sketched`) or "grid"
+    #: (:class:`wganlab.ot.exact.grid.GridDistances`)
+    kind = "float32"
+
+    def setup(self, M: int, N: int, dims: int, squared: bool) -> None:
+        """The sizes (``dims``: coordinates the bound reads), the block length and an empty cache."""
+        self.M, self.N, self.dims, self.squared = M, N, dims, squared
         self.step = max(1, min(M, BLOCK_ELEMENTS // max(N, 1)))
         self.cache: dict[int, np.ndarray] | None = {} if cacheable(M, N) else None
         self.all_t: np.ndarray | None = None
@@ -58,23 +64,30 @@ class Distances:
 
     def lower(self, key, rows) -> np.ndarray:
         """Lower bound of ``c(x_rows, y)`` (float32, ``(len(rows), N)``); cached under ``key``. Up to
-        THIN_BLOCK rows the GEMM runs as ``y @ x_rows^T`` (numpy's BLAS is faster that way) and
-        the result is transposed (few rows keep both orientations)."""
+        THIN_BLOCK rows the bounds are made as ``(N, len(rows))`` (for the GEMM ``y @ x_rows^T``, faster so)
+        and transposed (few rows keep both orientations)."""
         if self.cache is not None and key in self.cache:
             return self.cache[key]
-        xr, nx, g = self.x32[rows], self.nx32[rows], None
-        if len(xr) <= THIN_BLOCK:
-            g = self.y32 @ xr.T
-            finish_lower(g, self.ny32, nx, 1 - self.tau, self.squared)
-            lo = transposed_copy(g)
-        else:
-            lo = xr @ self.y32.T
-            finish_lower(lo, nx, self.ny32, 1 - self.tau, self.squared)
+        thin = (len(range(self.M)[rows]) if isinstance(rows, slice) else len(rows)) <= THIN_BLOCK
+        g = self.bounds_of(rows, thin)
+        lo = transposed_copy(g) if thin else g
         if self.cache is not None and isinstance(key, int):
             self.cache[key] = lo
-            if len(lo) == self.M and g is not None:
+            if len(lo) == self.M and thin:
                 self.all_t = g
         return lo
+
+    def bounds_of(self, rows, thin: bool) -> np.ndarray:
+        """The bounds of the rows ``rows`` (a slice or indices) from the float32 GEMM, ``(N, B)`` if ``thin`` else
+        ``(B, N)``."""
+        xr, nx = self.x32[rows], self.nx32[rows]
+        if thin:
+            g = self.y32 @ xr.T
+            finish_lower(g, self.ny32, nx, 1 - self.tau, self.squared)
+        else:
+            g = xr @ self.y32.T
+            finish_lower(g, nx, self.ny32, 1 - self.tau, self.squared)
+        return g
 
     def seed(self, lo: np.ndarray) -> None:
         """Use ``lo (M, N)``, float32 lower bounds of every pair's cost, as the cached blocks (no GEMM)."""
@@ -190,8 +203,10 @@ def sketched(x_rows, M: int, y32: np.ndarray, squared: bool, r: int) -> Distance
                                                                          (lambda s, e: y32[s:e], len(y32))))
     a2, p2, g2 = np.maximum(rx, ry)
     kappa = (len(b64) + 13) * 2.0**-24 * 1.25 * a2 + err_e * p2 + 2 * math.sqrt(p2 * g2)
-    return Distances(types.SimpleNamespace(z32=cx, sq32=nx), types.SimpleNamespace(z32=cy, sq32=ny),
-                     squared, tau=kappa * (1 + 1e-6) + 1e-12)
+    out = Distances(types.SimpleNamespace(z32=cx, sq32=nx), types.SimpleNamespace(z32=cy, sq32=ny),
+                    squared, tau=kappa * (1 + 1e-6) + 1e-12)
+    out.kind = "sketch"
+    return out
 
 
 def _split(rows, n: int, basis: np.ndarray, chunk: int = 1024):
@@ -400,28 +415,23 @@ def _merge_row(li, ui, r, j0, j1, val, idx, worst):
 
 @nb.njit(cache=True, fastmath=True)
 def centred_copy(Z, mu, z32):
-    """``(sq32, hi, lo)`` of points ``Z (n, d)`` (float32 or float64, finite, ``n >= 1``) in one pass that writes
-    ``z32 (n, d)`` (float32): ``Z - mu`` (computed in ``Z``'s precision, rounded once:
-    :func:`wganlab.ot.exact.sparse.centred32`'s values), its squared row norms (summed in float64, rounded to
-    float32) and each coordinate's largest and smallest value of ``Z`` (in ``Z``'s dtype). Four passes over a
-    10,000 x 4,096 float32 set took 58 ms, this one 28 ms (one thread). ``z32`` comes from numpy, which asks the
-    kernel for huge pages: in fresh memory this pass took 45 ms into numpy's array, 78 ms into numba's own."""
+    """``sq32``: the squared row norms of ``Z - mu`` (summed in float64, rounded to float32) for points ``Z (n, d)``
+    (float32 or float64), in one pass that writes ``z32 (n, d)`` (float32): ``Z - mu`` (computed in ``Z``'s
+    precision, rounded once: :func:`wganlab.ot.exact.points.centred32`'s values). ``z32`` comes from numpy, which
+    asks the kernel for huge pages: in fresh memory this pass took 45 ms into numpy's array, 78 ms into numba's own
+    (10,000 x 4,096 float32, one thread)."""
     n, d = Z.shape
     sq32 = np.empty(n, np.float32)
-    hi, lo = Z[0].copy(), Z[0].copy()
     m = mu.astype(Z.dtype)
     for i in range(n):
         row, out = Z[i], z32[i]
         s = 0.0
         for j in range(d):
-            v = row[j]
-            hi[j] = max(hi[j], v)
-            lo[j] = min(lo[j], v)
-            c = np.float32(v - m[j])
+            c = np.float32(row[j] - m[j])
             out[j] = c
             s += np.float64(c) * np.float64(c)
         sq32[i] = s
-    return sq32, hi, lo
+    return sq32
 
 
 @nb.njit(cache=True)

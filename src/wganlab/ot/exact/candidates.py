@@ -41,7 +41,7 @@ def by_cost(dist: blocks.Distances, costs, k_row: int, k_col: int, over: int, u:
     """``(rows, cols, costs)``: :func:`by_bound`'s ``k_row`` per row and ``k_col`` per column, chosen among
     ``over`` times as many by their exact costs ``costs(rows, cols)``: ``c_ij`` (rows), ``c_ij - u_i``
     (columns). ``over > 1`` where the bound is loose (:func:`blocks.sketched`)."""
-    M, N = len(u), len(dist.y32)
+    M, N = len(u), dist.N
     rows, cols = by_bound(dist, k_row * over, k_col * over, N, u=u)
     cost = costs(rows, cols)
     if over == 1:

@@ -14,9 +14,12 @@ active arc set and one block of float32 distances:
    candidates and let a greedy start route almost all the mass. A prepared target keeps the bounds of its
    latest solve (up to KEEP_BOUNDS_BYTES); a warm-started solve against it lowers them by how far each
    point moved (``||x' - y|| >= ||x - y|| - ||x' - x||``) instead of running the GEMM, unless that would leave
-   too many pairs for the exact check. Where the blocks do not fit in memory (every pass recomputes them), or are
-   many (SKETCH_CACHED_MIN_PAIRS), the bound comes from the points' principal coordinates (:func:`blocks.sketched`,
-   ``(SKETCH_DIMS + 1) / d`` of the GEMM); uncached, candidates are chosen by exact costs among RERANK times as many.
+   too many pairs for the exact check. Sets on a grid of 256 levels (8-bit images) whose bounds fit in memory get
+   them from an int8 GEMM of their grid codes instead (:mod:`wganlab.ot.exact.grid`: several times the float32
+   GEMM's speed, within ~1e-6 of the costs, not 1e-4). Where the blocks do not fit in memory (every pass recomputes
+   them), or are many (SKETCH_CACHED_MIN_PAIRS), the bound comes from the points' principal coordinates
+   (:func:`blocks.sketched`, ``(SKETCH_DIMS + 1) / d`` of the GEMM); uncached, candidates are chosen by exact costs
+   among RERANK times as many.
 2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot.exact.ssp`, Dijkstra on reduced costs) on
    that arc set; with few rows the columns are contracted away and Dijkstra runs on the rows alone. If
    the arc set admits no feasible flow, the stuck rows and the columns with demand left are linked by
@@ -46,17 +49,17 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot.exact import candidates, coarse, pricing
 from wganlab.ot.exact.certificate import ROUNDING, check_certificate
+from wganlab.ot.exact.points import Points, centred32
 from wganlab.ot.result import OTResult
 
 try:
-    from wganlab.ot.exact import auction, blocks, ssp
+    from wganlab.ot.exact import auction, blocks, grid, ssp
 except ImportError:  # numba missing or broken: the dense POT path remains
-    auction = blocks = ssp = None
+    auction = blocks = grid = ssp = None
 
 #: nearest neighbours per row and per column in the first arc set (rows per column with few rows)
 K_NEAREST = 8
@@ -119,41 +122,6 @@ def available() -> bool:
     return ssp is not None
 
 
-class Points:
-    """A point set ready for the engine: ``exact (n, d)`` (float32 or float64, the source of every cost) and
-    its float32 copy ``z32`` centred on ``mu`` with squared norms ``sq32``. Made once for a set that many
-    solves share (:func:`wganlab.ot.exact.prepare_points`); ``mu``, by default the mean of a sample (any shift leaves
-    the distances unchanged; the mean keeps the norms, hence the float32 error, small), is rounded to float32."""
-
-    def __init__(self, Z: np.ndarray, mu: np.ndarray | None = None, exponent: int = 0):
-        self.exact = Z
-        #: the set as given is ``exact * 2^exponent`` (:func:`wganlab.ot.exact.prepare_points` rescales sets
-        #: far from unit spread)
-        self.exponent = exponent
-        #: the cost bounds (:class:`blocks.CostBounds`) of the latest solve against this set that kept them
-        self.last_costs = None
-        mu = Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if mu is None else np.asarray(mu, np.float64)
-        # float32 data move by fl32(mu), float64 data by mu: alike once mu is a float32 (bounds were off, tested)
-        self.mu = np.where(np.abs(mu) < 3e38, np.clip(mu, -3e38, 3e38).astype(np.float32), mu).astype(np.float64)
-        if blocks is not None:
-            self.z32 = np.empty(Z.shape, np.float32)
-            self.sq32, hi, lo = blocks.centred_copy(Z, self.mu, self.z32)
-        else:  # numba missing (OT-Means' POT solves still read the set): the same values in four passes
-            self.z32 = centred32(Z, self.mu)
-            self.sq32 = np.einsum("ij,ij->i", self.z32, self.z32, dtype=np.float64).astype(np.float32)
-            hi, lo = Z.max(0), Z.min(0)
-        #: ``(2, d)``: the largest and the smallest value of each coordinate
-        self.bounds = torch.stack([torch.from_numpy(hi), torch.from_numpy(lo)])
-
-    def __len__(self) -> int:
-        return len(self.exact)
-
-
-def centred32(Z: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """``Z - mu`` as float32 (computed in ``Z``'s precision, rounded once)."""
-    return np.subtract(Z, mu.astype(Z.dtype), out=np.empty(Z.shape, np.float32), casting="same_kind")
-
-
 class _Arcs:
     """The active arc set with its flow, and the CSR/CSC indexes the kernels need."""
 
@@ -202,7 +170,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     the arc set admitted no feasible flow), ``checked`` (pairs the last pricing pass checked by their float64 cost),
     ``partial_passes`` (pricing passes that checked only the pairs near a full pass's margin and the rows and columns
     whose potentials rose past it), ``bids`` (of the auctions), ``prices`` (``"warm"``, ``"coarse"`` on data of low
-    intrinsic dimension and sets far apart, or ``"auction"``), ``bound_dims`` (``d``, or SKETCH_DIMS + 1).
+    intrinsic dimension and sets far apart, or ``"auction"``), ``bound_dims`` (``d``, or SKETCH_DIMS + 1), ``bounds``
+    (``"grid"``: sets on a grid of 256 levels, :mod:`wganlab.ot.exact.grid`; ``"float32"``; ``"sketch"``).
     Raises :class:`NotOptimalError` if it cannot certify the result, and :class:`TooDense` once the arc set
     outgrows ``max_arcs`` (e.g. a collapsed set against a spread one, where the dense solver is the better tool)
     and, with ``dense_fallback``, on weighted sets of low intrinsic dimension or far apart (a weighted tube shifted
@@ -231,7 +200,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     v, cmin, stats = _route_and_price(prob, u, max_arcs, by_auction)
     res = _certified(prob, u, v, cmin, tol, {**stats, "warm": warm_start is not None, "prices": prices,
                                                        "bids": bids, "shifted_bounds": shifted,
-                                                       "bound_dims": prob.dist.x32.shape[1]})
+                                                       "bound_dims": prob.dist.dims,
+                                                       "bounds": prob.dist.kind})
     if isinstance(Y, Points) and 4 * prob.M * prob.N <= KEEP_BOUNDS_BYTES:  # a target prepared for many solves
         arcs = prob.arcs
         # pricing raised the bounds of the pairs it computed; the arcs raise theirs
@@ -249,11 +219,13 @@ class _Problem:
         self.dist, self.over = None, 1  # candidates by the bound, chosen by exact costs among this many times as many
         cached = blocks.cacheable(M, N)
         many = M * N >= SKETCH_CACHED_MIN_PAIRS and min(M, N) >= SKETCH_CACHED_MIN_SIDE
-        if (not cached or many) and X.shape[1] >= 4 * SKETCH_DIMS:  # a cheaper bound
+        if cached:  # sets on a grid of 256 levels (8-bit images): integer bounds, tighter and faster than float32's
+            self.dist = grid.distances(X, Yp, squared)
+        if self.dist is None and (not cached or many) and X.shape[1] >= 4 * SKETCH_DIMS:  # a cheaper bound
             sketch = blocks.sketched(lambda s, e: centred32(X[s:e], Yp.mu), M, Yp.z32, squared, SKETCH_DIMS)
             if _median_ratio(sketch, X, Yp.exact, squared) >= SKETCH_MIN_RATIO:
                 self.dist, self.over = sketch, 1 if cached else RERANK
-        if self.dist is None:  # no float32 copy of x where the sketch serves
+        if self.dist is None:  # no float32 copy of x where the sketch or the grid serves
             self.dist = blocks.Distances(Points(X, Yp.mu), Yp, squared)
         self.uniform = a is None and b is None
         if self.uniform:
