@@ -13,6 +13,7 @@ from wganlab.ot.exact import (
     AUTO_MIN_PAIRS,
     auction,
     blocks,
+    candidates,
     coarse,
     points,
     prepare_points,
@@ -786,18 +787,26 @@ def test_smallest_per_column_matches_a_sort():
 
 
 def test_each_columns_cheapest_rows_and_each_rows_nearest_columns_match_a_sort():
-    """``blocks.keep_smallest`` over two blocks and ``blocks.row_smallest`` equal a stable sort, ties (rounded
-    values) to the first row or column, on a width that is no multiple of the kernels' chunk."""
+    """``blocks.keep_smallest`` over two blocks (with and without caps from known pairs) and ``blocks.row_smallest``
+    equal a stable sort, ties (rounded values) to the first row or column, on a width that is no multiple of the
+    kernels' chunk."""
     r = np.random.default_rng(12)
     M, N, k = 90, 3 * blocks.KEEP_CHUNK + 17, 5
     lo = np.round(r.uniform(0, 4, (M, N)), 1).astype(np.float32)
     u = np.round(r.uniform(0, 1, M), 1).astype(np.float32)
-    val, idx = np.full((N, k), np.inf, np.float32), np.zeros((N, k), np.int64)
-    for s in (0, 40):
-        blocks.keep_smallest(lo[s:s + 40 if s == 0 else M], u, s, val, idx)
     w = lo - u[:, None]
     want = np.argsort(w, axis=0, kind="stable")[:k].T
-    assert np.array_equal(idx, want) and np.array_equal(val, np.take_along_axis(w.T, want, 1))
+    # caps from k known rows of each column (costs above the bounds; none for every 7th column): the same rows
+    known_r = np.stack([r.permutation(M)[:k] for _ in range(N)]).reshape(-1)
+    known_c = np.repeat(np.arange(N), k)
+    costs = lo[known_r, known_c] + r.uniform(0, 0.5, len(known_r))
+    caps = candidates.column_caps((known_r, known_c, costs), u.astype(np.float64), N, k)
+    caps[::7] = np.inf
+    for cap in (np.full(N, np.inf, np.float32), caps):
+        val, idx = np.full((N, k), np.inf, np.float32), np.zeros((N, k), np.int64)
+        for s in (0, 40):
+            blocks.keep_smallest(lo[s:s + 40 if s == 0 else M], u, s, val, idx, cap)
+        assert np.array_equal(idx, want) and np.array_equal(val, np.take_along_axis(w.T, want, 1))
     # the same rows by the columns' scan of the transpose (90 rows: no multiple of its lanes), for any k
     for kk in (1, 2, k, M):
         assert np.array_equal(blocks.column_smallest(np.ascontiguousarray(lo.T), u, kk), want[:, :kk]

@@ -346,21 +346,23 @@ def column_smallest(lo_t, u32, k):
 
 
 @nb.njit(cache=True)
-def keep_smallest(lo, u, row0, val, idx):
+def keep_smallest(lo, u, row0, val, idx, cap):
     """Merge the rows of the block ``lo (B, N)`` into each column's ``k`` smallest values of ``lo[i, j] -
-    u[row0 + i]``: ``val (N, k)`` (ascending, ``inf`` where empty) and their rows ``idx (N, k)``, in place."""
+    u[row0 + i]``: ``val (N, k)`` (ascending, ``inf`` where empty) and their rows ``idx (N, k)``, in place. Only
+    values below ``cap (N,)`` enter: a cap above each column's ``k``-th smallest value (known from ``k`` of its rows,
+    :func:`wganlab.ot.exact.candidates.column_caps`) skips the rows that cannot, from the first row on."""
     B, N = lo.shape
     k = val.shape[1]
     worst = np.empty(N, val.dtype)  # contiguous (a strided copy did not vectorise the chunks' test)
     for j in range(N):
-        worst[j] = val[j, k - 1]
+        worst[j] = min(val[j, k - 1], cap[j])
     for i in range(B):
         ui = u[row0 + i]
         li = lo[i]
         for j0 in range(0, N, KEEP_CHUNK):
             j1 = min(j0 + KEEP_CHUNK, N)
             if _any_below_shifted(li[j0:j1], ui, worst[j0:j1]):
-                _merge_row(li, ui, row0 + i, j0, j1, val, idx, worst)
+                _merge_row(li, ui, row0 + i, j0, j1, val, idx, worst, cap)
 
 
 @nb.njit(cache=True)
@@ -403,14 +405,14 @@ def insert_sorted(val, pos, t, w, j):
 
 
 @nb.njit(cache=True)
-def _merge_row(li, ui, r, j0, j1, val, idx, worst):
+def _merge_row(li, ui, r, j0, j1, val, idx, worst, cap):
     """:func:`keep_smallest` for row ``r`` (bounds ``li``, price ``ui``) on the columns ``j0:j1``."""
     k = val.shape[1]
     for j in range(j0, j1):
         w = li[j] - ui
         if w < worst[j]:
             insert_sorted(val[j], idx[j], k - 1, w, r)
-            worst[j] = val[j, k - 1]
+            worst[j] = min(val[j, k - 1], cap[j])
 
 
 @nb.njit(cache=True, fastmath=True)

@@ -10,17 +10,19 @@ import numpy as np
 from wganlab.ot.exact import blocks
 
 
-def by_bound(dist: blocks.Distances, k_row: int, k_col: int, N: int, rows=None, cols=None, u=None):
+def by_bound(dist: blocks.Distances, k_row: int, k_col: int, N: int, rows=None, cols=None, u=None, cap=None):
     """``(rows, cols)`` of the ``k_row`` nearest columns of every row (row by row) and then the ``k_col`` rows
     of every column (column by column) with the smallest ``lo_ij - u_i`` (``lo``: the bounds of ``dist``,
     ``u``: row prices or None for 0; duplicates possible). ``rows``/``cols``: index arrays that restrict the
-    search (the result then indexes into them)."""
+    search (the result then indexes into them). ``cap (N,)``: above each column's ``k_col``-th smallest value
+    (:func:`column_caps`), or None."""
     row_blocks = dist.blocks() if rows is None else dist.blocks(rows)
     u32 = np.zeros(dist.M if rows is None else len(rows), np.float32) if u is None else u.astype(np.float32)
     k_col = min(k_col, len(u32))
     # few rows: each column's rows from the bounds' transpose (:meth:`blocks.Distances.transposed`), if made
     by_column = rows is None and cols is None and dist.all_t is not None
     val, idx = np.full((N, k_col), np.inf, np.float32), np.zeros((N, k_col), np.int64)
+    cap = np.full(N, np.inf, np.float32) if cap is None else cap
     out_r, out_c = [], []
     for s, lo in row_blocks if k_row > 0 or not by_column else ():
         if cols is not None:
@@ -30,19 +32,20 @@ def by_bound(dist: blocks.Distances, k_row: int, k_col: int, N: int, rows=None, 
             out_r.append(np.repeat(np.arange(s, s + len(lo)), j.shape[1]))
             out_c.append(j.reshape(-1))
         if not by_column:
-            blocks.keep_smallest(lo, u32, s, val, idx)
+            blocks.keep_smallest(lo, u32, s, val, idx, cap)
     # column by column: each point of y is read once when the costs are computed
     out_r.append((blocks.column_smallest(dist.all_t, u32, k_col) if by_column else idx).reshape(-1))
     out_c.append(np.repeat(np.arange(N), k_col))
     return np.concatenate(out_r), np.concatenate(out_c)
 
 
-def by_cost(dist: blocks.Distances, costs, k_row: int, k_col: int, over: int, u: np.ndarray):
-    """``(rows, cols, costs)``: :func:`by_bound`'s ``k_row`` per row and ``k_col`` per column, chosen among
-    ``over`` times as many by their exact costs ``costs(rows, cols)``: ``c_ij`` (rows), ``c_ij - u_i``
-    (columns). ``over > 1`` where the bound is loose (:func:`blocks.sketched`)."""
+def by_cost(dist: blocks.Distances, costs, k_row: int, k_col: int, over: int, u: np.ndarray, cap=None):
+    """``(rows, cols, costs)``: :func:`by_bound`'s ``k_row`` per row and ``k_col`` per column (listed last, column
+    by column), chosen among ``over`` times as many by their exact costs ``costs(rows, cols)``: ``c_ij`` (rows),
+    ``c_ij - u_i`` (columns). ``over > 1`` where the bound is loose (:func:`blocks.sketched`). ``cap``: see
+    :func:`by_bound` (for ``k_col * over`` rows)."""
     M, N = len(u), dist.N
-    rows, cols = by_bound(dist, k_row * over, k_col * over, N, u=u)
+    rows, cols = by_bound(dist, k_row * over, k_col * over, N, u=u, cap=cap)
     cost = costs(rows, cols)
     if over == 1:
         return rows, cols, cost
@@ -51,6 +54,17 @@ def by_cost(dist: blocks.Distances, costs, k_row: int, k_col: int, over: int, u:
     keep = np.concatenate([best_in_groups(cost[:head], per_row, k_row),
                            head + best_in_groups(cost[head:] - u[rows[head:]], per_col, k_col)])
     return rows[keep], cols[keep], cost[keep]
+
+
+def column_caps(found, u: np.ndarray, N: int, k: int) -> np.ndarray:
+    """``(N,)`` float32 caps for :func:`by_bound` from an earlier :func:`by_cost` result ``found = (rows, cols,
+    costs)`` with ``k`` rows per column (its last ``N k`` pairs, column by column, distinct rows): the largest
+    ``c_ij - u_i`` of each column's ``k``, widened by ``2^-16`` of the largest ``|c| + |u|`` (the float32 test of the
+    bounds is off by about ``2^-24`` of it). Since ``lo_ij <= c_ij``, at least ``k`` rows of each column have
+    ``lo_ij - u_i`` below its cap."""
+    rows, cost = found[0][-N * k:], found[2][-N * k:]
+    scale = float(np.abs(cost).max(initial=0.0) + np.abs(u).max(initial=0.0))
+    return ((cost - u[rows]).reshape(N, k).max(1) + 2.0**-16 * scale).astype(np.float32)
 
 
 def best_in_groups(w: np.ndarray, size: int, k: int) -> np.ndarray:

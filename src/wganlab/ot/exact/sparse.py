@@ -314,7 +314,8 @@ def _start(prob: _Problem, u: np.ndarray | None) -> tuple[np.ndarray, int]:
         u = np.zeros(M)
     # a warm start's prices already give the rows their columns
     k_row = (0 if warm else K_NEAREST) if prob.few_rows else max(prob.k, math.ceil(2 * N / M))
-    arcs.add(*candidates.by_cost(dist, prob.costs, k_row, prob.k, prob.over, u))
+    found = candidates.by_cost(dist, prob.costs, k_row, prob.k, prob.over, u)
+    arcs.add(*found)
     if not prob.few_rows:  # prices: auctions on the arcs, each column's best rows at their prices joining the arcs
         eps = auction.EPS[1 if warm else 0]
         if prob.uniform and M == N:  # once: arcs are only added, so the matching stays
@@ -325,7 +326,10 @@ def _start(prob: _Problem, u: np.ndarray | None) -> tuple[np.ndarray, int]:
                                  float(arcs.cost.mean()), eps, auction.EPS[2], b)
             eps = auction.EPS[1]
             before = len(arcs.key)
-            arcs.add(*candidates.by_cost(dist, prob.costs, 0, prob.k, prob.over, u))
+            # the columns' rows found last, at the new prices, cap the search (over == 1: as many as it keeps)
+            cap = candidates.column_caps(found, u, N, prob.k) if prob.over == 1 and prob.k <= M else None
+            found = candidates.by_cost(dist, prob.costs, 0, prob.k, prob.over, u, cap)
+            arcs.add(*found)
             if len(arcs.key) - before <= AUCTION_NEW_ARCS * N:
                 break
     return u, bids
