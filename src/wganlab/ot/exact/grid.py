@@ -5,8 +5,9 @@ spanning the target set's range, and the residual ``r`` (float rounding of the d
     ``||x - y|| >= s ||q_x - q_y|| - ||r_x|| - ||r_y||``  (triangle inequality),
 
 where ``||q_x - q_y||^2 = |q_x|^2 + |q_y|^2 - 2 q_x.q_y`` is an exact integer: one int8 GEMM (``torch._int_mm``,
-int32 sums; 7-8 times the float32 GEMM's speed on one AVX-512 core) gives every pair's bound, within the residuals
-(``~1e-6`` for float32 8-bit images, 2,500 times tighter than the float32 GEMM's bound at d = 784) of the cost.
+int32 sums; 7-8 times the float32 GEMM's speed on one core of an Intel Xeon with AMX) gives every pair's bound,
+within the residuals (``~1e-6`` for float32 8-bit images, 2,500 times tighter than the float32 GEMM's bound at
+d = 784) of the cost.
 Used where every residual is below GRID_MAX_RESIDUAL grid steps; elsewhere the float32 GEMM bounds serve."""
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ MAX_DIM = (2**31 - 1) // (4 * 128 * 128)
 
 
 def available() -> bool:
-    """Whether torch has the int8 GEMM on the CPU (``torch._int_mm``)."""
+    """Whether torch has the int8 GEMM on the CPU (``torch._int_mm``) and the CPU has int8 dot-product instructions
+    (VNNI; AMX on the Intel Xeon of the README's tables): without them the int8 GEMM is slower than float32's."""
     try:
         a = torch.zeros((8, 8), dtype=torch.int8)
-        return bool((torch._int_mm(a, a) == 0).all())
+        return bool((torch._int_mm(a, a) == 0).all()) and bool(torch.cpu._is_vnni_supported())
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
 
