@@ -23,6 +23,9 @@ from wganlab.ot.exact import blocks
 #: a set is on the grid when every point's residual norm is below this many grid steps (float32 8-bit images at
 #: d = 784: ~1e-4; any other data: of the order of ``0.3 sqrt(d)``)
 GRID_MAX_RESIDUAL = 0.01
+#: a set off the grid gets a second digit when its residual norm is below this many fine steps (``s / 256``) times
+#: ``sqrt(d)``: the rounding of points within the grid's range (about 0.29), not of points outside it (clipped)
+FINE_MAX_RESIDUAL = 1.0
 #: rows of a set whose residuals are checked before the whole set is coded
 SAMPLE_ROWS = 256
 #: rows of x whose products one int8 GEMM call makes (into a reused buffer; 1,677 rows at once ran at a third of the
@@ -57,13 +60,15 @@ def step_of(hi: float, lo: float) -> tuple[float, float] | None:
 
 
 class Codes(types.SimpleNamespace):
-    """A set's grid codes ``q (n, d)`` int8, ``sq (n,)`` int32 (``|q|^2``) and ``res (n,)`` float32 (``||r||``
-    rounded up)."""
+    """A set's grid codes ``q (n, d)`` int8, ``res (n,)`` float32 (``||r||`` rounded up), and either ``sq (n,)``
+    int32 (``|q|^2``) with ``q2`` None, or a second digit ``q2 (n, d)`` int8 (the point ``o + s (q + q2 / 256)``)
+    with ``sq (n,)`` float64 (``|256 q + q2|^2``, exact)."""
 
 
-def codes(Z: np.ndarray, o: float, s: float, limit: float) -> Codes | None:
+def codes(Z: np.ndarray, o: float, s: float, limit: float, fine_limit: float | None = None) -> Codes | None:
     """The codes of ``Z (n, d)`` on the grid ``(o, s)``, or None when some point's residual exceeds ``limit`` (a
-    sample of SAMPLE_ROWS rows checked first)."""
+    sample of SAMPLE_ROWS rows checked first); with ``fine_limit``, a set whose residuals exceed ``limit`` gets a
+    second digit (a grid 256 times finer) if they then stay below ``fine_limit``."""
     if Z.shape[1] > MAX_DIM:
         return None
     sample = np.ascontiguousarray(Z[::max(1, len(Z) // SAMPLE_ROWS)][:SAMPLE_ROWS])  # one kernel signature
@@ -71,8 +76,16 @@ def codes(Z: np.ndarray, o: float, s: float, limit: float) -> Codes | None:
         q = np.empty(rows.shape, np.int8)
         sq, res = quantize(rows, o, s, q)
         if not res.max(initial=0.0) <= limit:
-            return None
-    return Codes(q=q, sq=sq.astype(np.int32), res=(res * (1 + 2.0**-22)).astype(np.float32))
+            break
+    else:
+        return Codes(q=q, q2=None, sq=sq.astype(np.int32), res=(res * (1 + 2.0**-22)).astype(np.float32))
+    if fine_limit is None:
+        return None
+    q, q2 = np.empty(Z.shape, np.int8), np.empty(Z.shape, np.int8)
+    sq, res = refine(Z, o, s, q, q2)
+    if not res.max(initial=0.0) <= fine_limit:
+        return None
+    return Codes(q=q, q2=q2, sq=sq, res=(res * (1 + 2.0**-22)).astype(np.float32))
 
 
 @nb.njit(cache=True, fastmath={"reassoc", "contract", "nsz"})
@@ -104,24 +117,76 @@ def quantize(Z, o, s, q):
     return sq, res
 
 
+@nb.njit(cache=True, fastmath={"reassoc", "contract", "nsz"})
+def refine(Z, o, s, q, q2):
+    """``(sq, res)`` of points ``Z (n, d)`` written as two digits into ``q``, ``q2 (n, d)`` (int8): ``q`` the nearest
+    level to ``(z - o) / s`` (float64), ``q2`` the nearest to ``256 r1 / s`` (``r1 = z - (o + s q)``), ``sq = |256 q +
+    q2|^2`` (float64, exact) and ``res >= ||z - (o + s q + (s / 256) q2)||``, the float64 residual widened by its
+    rounding (each coordinate off by at most ``6u (|z| + |o| + |o + s q|)``; norms summed within ``(d + 2) u``)."""
+    n, d = Z.shape
+    sq, res = np.empty(n), np.empty(n)
+    u = 2.0**-53
+    inv, fine = 1.0 / s, s / 256
+    grow = 1 + (d + 4) * u
+    for i in range(n):
+        row, out, out2 = Z[i], q[i], q2[i]
+        a = r2 = z2 = e2 = 0.0
+        for k in range(d):
+            v = np.float64(row[k])
+            t = np.float64(np.int32(min(max((v - o) * inv + 128.5, 0.0), 255.0)) - 128)  # rounded (w >= 0)
+            r1 = v - (o + s * t)
+            t2 = np.float64(np.int32(min(max(r1 * (256 * inv) + 128.5, 0.0), 255.0)) - 128)
+            out[k], out2[k] = np.int8(t), np.int8(t2)
+            c = 256 * t + t2
+            a += c * c
+            r = r1 - fine * t2
+            r2 += r * r
+            z2 += v * v
+            e2 += r1 * r1
+        rn = np.sqrt(r2) * grow
+        # sum |o + s q| <= |z| + |r1|: the error's norm is at most 6u (2 ||z|| + sqrt(d) |o| + ||r1||)
+        res[i] = (rn + 6 * u * (2 * np.sqrt(z2) * grow + np.sqrt(d) * abs(o) + np.sqrt(e2) * grow)) * (1 + 8 * u)
+        sq[i] = a
+    return sq, res
+
+
+@nb.njit(cache=True, fastmath={"nsz", "contract"}, inline="always")
+def lower32(t, r, squared):
+    """The float32 bound from ``t`` (within ``2^-22`` of the codes' distance) and the residuals' sum ``r`` (rounded
+    up): ``t - r - 2^-20 (t + r)``, at least 0; squared, shrunk by ``2^-21`` for the rounding of the square; less
+    ``1e-40`` (beyond float32's subnormal spacing)."""
+    zero = np.float32(0)
+    lo = max(t - r - np.float32(2.0**-20) * (t + r), zero)
+    return max((lo * lo * np.float32(1 - 2.0**-21) if squared else lo) - np.float32(1e-40), zero)
+
+
 @nb.njit(cache=True, fastmath={"nsz", "contract"})
 def finish(g, sq_rows, sq_cols, res_rows, res_cols, s, squared, out):
     """``out[i, j]`` (float32) = a lower bound of ``||x - y||`` (``squared``: its square) from the int32 products
-    ``g[i, j] = q_i.q_j``: ``t - r - 2^-20 (t + r)``, ``t = s sqrt(sq_i + sq_j - 2 g)`` (the integer exact in int32,
-    then float32: ``t`` is within ``2^-22`` of its value with the float64 ``s``), ``r = res_i + res_j`` (float32,
-    rounded up), at least 0; squared, shrunk by ``2^-21`` for the rounding of the square; less ``1e-40`` (beyond
-    float32's subnormal spacing). Float32 throughout (a float64 root took 2.6 times as long)."""
+    ``g[i, j] = q_i.q_j`` of one-digit codes: :func:`lower32` of ``t = s sqrt(sq_i + sq_j - 2 g)`` (the integer exact
+    in int32, then float32) and ``r = res_i + res_j``. Float32 throughout (a float64 root took 2.6 times as long)."""
     B, N = g.shape
-    s32, m, zero = np.float32(s), np.float32(2.0**-20), np.float32(0)
-    shrink, tiny, two = np.float32(1 - 2.0**-21), np.float32(1e-40), np.int32(2)
+    s32, two = np.float32(s), np.int32(2)
     for i in range(B):
         a, ra = sq_rows[i], res_rows[i]
         gi, oi = g[i], out[i]
         for j in range(N):
-            t = s32 * np.sqrt(np.float32(a + sq_cols[j] - two * gi[j]))
-            r = ra + res_cols[j]
-            lo = max(t - r - m * (t + r), zero)
-            oi[j] = max((lo * lo * shrink if squared else lo) - tiny, zero)
+            oi[j] = lower32(s32 * np.sqrt(np.float32(a + sq_cols[j] - two * gi[j])), ra + res_cols[j], squared)
+
+
+@nb.njit(cache=True, fastmath={"nsz", "contract"})
+def finish2(g, g2, sq_rows, sq_cols, res_rows, res_cols, s, squared, out):
+    """:func:`finish` where one side has two digits: ``g = q_i.q_j``, ``g2`` the products of its second digits with
+    the other side's codes, ``sq`` both sides' ``|256 q + q2|^2`` (float64; ``q2 = 0`` on the one-digit side), so
+    ``t = (s / 256) sqrt(sq_i + sq_j - 2 (65536 g + 256 g2))`` (the integer exact in float64)."""
+    B, N = g.shape
+    s32 = np.float32(s / 256)
+    for i in range(B):
+        a, ra = sq_rows[i], res_rows[i]
+        gi, g2i, oi = g[i], g2[i], out[i]
+        for j in range(N):
+            c = 65536.0 * np.float64(gi[j]) + 256.0 * np.float64(g2i[j])
+            oi[j] = lower32(s32 * np.sqrt(np.float32(a + sq_cols[j] - 2.0 * c)), ra + res_cols[j], squared)
 
 
 class GridDistances(blocks.Distances):
@@ -130,27 +195,41 @@ class GridDistances(blocks.Distances):
     kind = "grid"
 
     def __init__(self, xc: Codes, yc: Codes, s: float, squared: bool):
+        """``xc``: one or two digits; ``yc``: one."""
         self.setup(len(xc.q), len(yc.q), xc.q.shape[1], squared)
         self.xc, self.yc, self.s = xc, yc, s
+        #: ``y``'s squares in units of ``(s / 256)^2`` where ``x`` has two digits
+        self.ysq = None if xc.q2 is None else 65536.0 * yc.sq
 
     def bounds_of(self, rows, thin: bool) -> np.ndarray:
         xc, yc = self.xc, self.yc
         xq, yq = torch.from_numpy(xc.q[rows]), torch.from_numpy(yc.q)
+        xq2 = None if xc.q2 is None else torch.from_numpy(xc.q2[rows])
         a, ra = xc.sq[rows], xc.res[rows]
+        b = yc.sq if xq2 is None else self.ysq
         if thin:  # (N, B), as the float32 blocks
             out = np.empty((self.N, len(a)), np.float32)
-            finish(torch._int_mm(yq, xq.t()).numpy(), yc.sq, a, yc.res, ra, self.s, self.squared, out)
+            g = torch._int_mm(yq, xq.t()).numpy()
+            if xq2 is None:
+                finish(g, b, a, yc.res, ra, self.s, self.squared, out)
+            else:
+                finish2(g, torch._int_mm(yq, xq2.t()).numpy(), b, a, yc.res, ra, self.s, self.squared, out)
             return out
         out = np.empty((len(a), self.N), np.float32)
-        g = torch.empty((min(SUB_ROWS, len(a)), self.N), dtype=torch.int32)  # reused: stays in cache
+        g, g2 = (torch.empty((min(SUB_ROWS, len(a)), self.N), dtype=torch.int32) for _ in range(2))  # reused
         for i in range(0, len(a), SUB_ROWS):
             e = min(i + SUB_ROWS, len(a))
             torch._int_mm(xq[i:e], yq.t(), out=g[:e - i])
-            finish(g[:e - i].numpy(), a[i:e], yc.sq, ra[i:e], yc.res, self.s, self.squared, out[i:e])
+            if xq2 is None:
+                finish(g[:e - i].numpy(), a[i:e], b, ra[i:e], yc.res, self.s, self.squared, out[i:e])
+            else:
+                torch._int_mm(xq2[i:e], yq.t(), out=g2[:e - i])
+                finish2(g[:e - i].numpy(), g2[:e - i].numpy(), a[i:e], b, ra[i:e], yc.res, self.s, self.squared,
+                        out[i:e])
         return out
 
     def columns(self, cols: np.ndarray) -> GridDistances:
-        yc = Codes(q=self.yc.q[cols], sq=self.yc.sq[cols], res=self.yc.res[cols])
+        yc = Codes(q=self.yc.q[cols], q2=None, sq=self.yc.sq[cols], res=self.yc.res[cols])
         out = GridDistances(self.xc, yc, self.s, self.squared)
         out.cache = None
         return out
@@ -158,11 +237,14 @@ class GridDistances(blocks.Distances):
 
 def distances(X: np.ndarray, Yp, squared: bool) -> GridDistances | None:
     """Grid bounds between ``X (M, d)`` and the prepared set ``Yp`` (:class:`wganlab.ot.exact.points.Points`) on the
-    grid spanning ``Yp``'s range, or None where either set is off it (``X``, often the smaller, checked first) or
-    torch has no int8 GEMM."""
-    step = Yp.grid_step() if AVAILABLE else None
+    grid spanning ``Yp``'s range, or None where torch has no int8 GEMM or either set is off it (``X``, often the
+    smaller, checked first; off the grid, ``X`` gets two digits where its residuals then stay below
+    FINE_MAX_RESIDUAL fine steps per coordinate, as for any point within the range: generated images, OT-Means'
+    centroids)."""
+    step = Yp.grid_step() if AVAILABLE and not Yp.off_grid else None
     if step is None:
         return None
-    xc = codes(X, *step, GRID_MAX_RESIDUAL * step[1] / 2)
+    fine_limit = FINE_MAX_RESIDUAL * step[1] / 256 * np.sqrt(X.shape[1])
+    xc = codes(X, *step, GRID_MAX_RESIDUAL * step[1] / 2, fine_limit)
     yc = None if xc is None else Yp.grid_codes()
     return None if yc is None else GridDistances(xc, yc, step[1], squared)

@@ -64,6 +64,11 @@ class Points:
         """``(o, s)``: the grid ``o + s q`` (``q = -128..127``) spanning the set's range (:func:`grid.step_of`)."""
         return grid.step_of(float(self.bounds[0].max()), float(self.bounds[1].min()))
 
+    @property
+    def off_grid(self) -> bool:
+        """Whether :meth:`grid_codes` found the set off its grid (False while not asked)."""
+        return self._codes is False
+
     def grid_codes(self):
         """The set's :class:`grid.Codes` on :meth:`grid_step`'s grid, or None where some point lies off it
         (:data:`grid.GRID_MAX_RESIDUAL`); made once."""

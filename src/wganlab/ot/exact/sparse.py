@@ -185,7 +185,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     prob = _Problem(X, Y if isinstance(Y, Points) else Points(Y), a, b, squared, k)
     u0, prices = _warm_prices(warm_start, prob.M, prob.N), "warm" if warm_start is not None else "auction"
     last = prob.target.last_costs
-    shifted = warm_start is not None and last is not None and last.shift_into(
+    # the grid's bounds, tight and cheap, are made afresh (OT-Means, 20 iterations at 28x28: 0.79-0.83 -> 0.67 s)
+    shifted = warm_start is not None and last is not None and prob.dist.kind != "grid" and last.shift_into(
         prob.dist, prob.X, *warm_start.potentials, SHIFT_MAX_CHECKS * (prob.M + prob.N))
     coarse_min = COARSE_MIN if coarse_min is None else coarse_min
     if u0 is None and not prob.few_rows and _coarse_prices_pay(prob, coarse_min):
@@ -202,7 +203,7 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
                                                        "bids": bids, "shifted_bounds": shifted,
                                                        "bound_dims": prob.dist.dims,
                                                        "bounds": prob.dist.kind})
-    if isinstance(Y, Points) and 4 * prob.M * prob.N <= KEEP_BOUNDS_BYTES:  # a target prepared for many solves
+    if isinstance(Y, Points) and 4 * prob.M * prob.N <= KEEP_BOUNDS_BYTES and prob.dist.kind != "grid":
         arcs = prob.arcs
         # pricing raised the bounds of the pairs it computed; the arcs raise theirs
         Y.last_costs = blocks.CostBounds.kept(prob.dist, prob.X, arcs.row, arcs.col, arcs.cost)
