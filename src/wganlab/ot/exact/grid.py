@@ -7,8 +7,10 @@ spanning the target set's range, and the residual ``r`` (float rounding of the d
 where ``||q_x - q_y||^2 = |q_x|^2 + |q_y|^2 - 2 q_x.q_y`` is an exact integer: one int8 GEMM (``torch._int_mm``,
 int32 sums; 7-8 times the float32 GEMM's speed on one core of an Intel Xeon with AMX) gives every pair's bound,
 within the residuals (``~1e-6`` for float32 8-bit images, 2,500 times tighter than the float32 GEMM's bound at
-d = 784) of the cost.
-Used where every residual is below GRID_MAX_RESIDUAL grid steps; elsewhere the float32 GEMM bounds serve."""
+d = 784) of the cost. Used where every residual is below GRID_MAX_RESIDUAL grid steps. Against such a target, a
+set off the grid but within its range (generated images, OT-Means' centroids) gets a second digit, ``o + s (q +
+q2 / 256)``: two int8 GEMMs, a bound within the fine grid's rounding (``~0.3 sqrt(d) s / 256``). Elsewhere the
+float32 GEMM bounds serve."""
 
 from __future__ import annotations
 

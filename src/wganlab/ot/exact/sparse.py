@@ -16,8 +16,9 @@ active arc set and one block of float32 distances:
    point moved (``||x' - y|| >= ||x - y|| - ||x' - x||``) instead of running the GEMM, unless that would leave
    too many pairs for the exact check. Sets on a grid of 256 levels (8-bit images) whose bounds fit in memory get
    them from an int8 GEMM of their grid codes instead (:mod:`wganlab.ot.exact.grid`: several times the float32
-   GEMM's speed, within ~1e-6 of the costs, not 1e-4). Where the blocks do not fit in memory (every pass recomputes
-   them), or are many (SKETCH_CACHED_MIN_PAIRS), the bound comes from the points' principal coordinates
+   GEMM's speed, within ~1e-6 of the costs, not 1e-4; a set within the range but off the grid, against an 8-bit
+   target, with a second digit, made afresh for a warm start). Where the blocks do not fit in memory (every pass
+   recomputes them), or are many (SKETCH_CACHED_MIN_PAIRS), the bound comes from the points' principal coordinates
    (:func:`blocks.sketched`, ``(SKETCH_DIMS + 1) / d`` of the GEMM); uncached, candidates are chosen by exact costs
    among RERANK times as many.
 2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot.exact.ssp`, Dijkstra on reduced costs) on
