@@ -31,7 +31,7 @@ def exact_costs(x: np.ndarray, y: np.ndarray, squared: bool) -> np.ndarray:
 def grid_distances(x: np.ndarray, y: np.ndarray, squared: bool, digits: int = 1) -> grid.GridDistances:
     """The grid bounds between ``x`` (``digits`` of them) and ``y`` on ``y``'s grid, whatever the residuals."""
     step = points.Points(y).grid_step()
-    xc = grid.codes(x, *step, np.inf) if digits == 1 else grid.codes(x, *step, -1.0, np.inf)
+    xc = grid.codes(x, *step, np.inf) if digits == 1 else grid.fine_codes(x, *step, np.inf)
     return grid.GridDistances(xc, grid.codes(y, *step, np.inf), step[1], squared)
 
 

@@ -67,10 +67,9 @@ class Codes(types.SimpleNamespace):
     with ``sq (n,)`` float64 (``|256 q + q2|^2``, exact)."""
 
 
-def codes(Z: np.ndarray, o: float, s: float, limit: float, fine_limit: float | None = None) -> Codes | None:
+def codes(Z: np.ndarray, o: float, s: float, limit: float) -> Codes | None:
     """The codes of ``Z (n, d)`` on the grid ``(o, s)``, or None when some point's residual exceeds ``limit`` (a
-    sample of SAMPLE_ROWS rows checked first); with ``fine_limit``, a set whose residuals exceed ``limit`` gets a
-    second digit (a grid 256 times finer) if they then stay below ``fine_limit``."""
+    sample of SAMPLE_ROWS rows checked first)."""
     if Z.shape[1] > MAX_DIM:
         return None
     sample = np.ascontiguousarray(Z[::max(1, len(Z) // SAMPLE_ROWS)][:SAMPLE_ROWS])  # one kernel signature
@@ -78,14 +77,18 @@ def codes(Z: np.ndarray, o: float, s: float, limit: float, fine_limit: float | N
         q = np.empty(rows.shape, np.int8)
         sq, res = quantize(rows, o, s, q)
         if not res.max(initial=0.0) <= limit:
-            break
-    else:
-        return Codes(q=q, q2=None, sq=sq.astype(np.int32), res=(res * (1 + 2.0**-22)).astype(np.float32))
-    if fine_limit is None:
+            return None
+    return Codes(q=q, q2=None, sq=sq.astype(np.int32), res=(res * (1 + 2.0**-22)).astype(np.float32))
+
+
+def fine_codes(Z: np.ndarray, o: float, s: float, limit: float) -> Codes | None:
+    """Two-digit codes of ``Z (n, d)`` on the grid ``(o, s)`` (:func:`refine`), or None when some point's residual
+    exceeds ``limit``."""
+    if Z.shape[1] > MAX_DIM:
         return None
     q, q2 = np.empty(Z.shape, np.int8), np.empty(Z.shape, np.int8)
     sq, res = refine(Z, o, s, q, q2)
-    if not res.max(initial=0.0) <= fine_limit:
+    if not res.max(initial=0.0) <= limit:
         return None
     return Codes(q=q, q2=q2, sq=sq, res=(res * (1 + 2.0**-22)).astype(np.float32))
 
@@ -239,14 +242,14 @@ class GridDistances(blocks.Distances):
 
 def distances(X: np.ndarray, Yp, squared: bool) -> GridDistances | None:
     """Grid bounds between ``X (M, d)`` and the prepared set ``Yp`` (:class:`wganlab.ot.exact.points.Points`) on the
-    grid spanning ``Yp``'s range, or None where torch has no int8 GEMM or either set is off it (``X``, often the
-    smaller, checked first; off the grid, ``X`` gets two digits where its residuals then stay below
-    FINE_MAX_RESIDUAL fine steps per coordinate, as for any point within the range: generated images, OT-Means'
-    centroids)."""
+    grid spanning ``Yp``'s range, or None where torch has no int8 GEMM or either set is off it. ``X`` off the grid
+    gets two digits where its residuals then stay below FINE_MAX_RESIDUAL fine steps per coordinate, as for any
+    point within the range (generated images, OT-Means' centroids); one-digit codes check a sample first."""
     step = Yp.grid_step() if AVAILABLE and not Yp.off_grid else None
     if step is None:
         return None
-    fine_limit = FINE_MAX_RESIDUAL * step[1] / 256 * np.sqrt(X.shape[1])
-    xc = codes(X, *step, GRID_MAX_RESIDUAL * step[1] / 2, fine_limit)
-    yc = None if xc is None else Yp.grid_codes()
-    return None if yc is None else GridDistances(xc, yc, step[1], squared)
+    xc = codes(X, *step, GRID_MAX_RESIDUAL * step[1] / 2)
+    yc = Yp.grid_codes()  # before x's second digit: a target off the grid ends it at a sample's cost
+    if yc is not None and xc is None:
+        xc = fine_codes(X, *step, FINE_MAX_RESIDUAL * step[1] / 256 * np.sqrt(X.shape[1]))
+    return None if yc is None or xc is None else GridDistances(xc, yc, step[1], squared)
