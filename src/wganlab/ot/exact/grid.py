@@ -125,9 +125,11 @@ def quantize(Z, o, s, q):
 @nb.njit(cache=True, fastmath={"reassoc", "contract", "nsz"})
 def refine(Z, o, s, q, q2):
     """``(sq, res)`` of points ``Z (n, d)`` written as two digits into ``q``, ``q2 (n, d)`` (int8): ``q`` the nearest
-    level to ``(z - o) / s`` (float64), ``q2`` the nearest to ``256 r1 / s`` (``r1 = z - (o + s q)``), ``sq = |256 q +
-    q2|^2`` (float64, exact) and ``res >= ||z - (o + s q + (s / 256) q2)||``, the float64 residual widened by its
-    rounding (each coordinate off by at most ``6u (|z| + |o| + |o + s q|)``; norms summed within ``(d + 2) u``)."""
+    level to ``(z - o) / s`` (in float64, not as :func:`quantize`: its float32 rounding can miss the nearest level
+    by several far from the origin, more than a second digit can take back), ``q2`` the nearest to ``256 r1 / s``
+    (``r1 = z - (o + s q)``), ``sq = |256 q + q2|^2`` (float64, exact) and ``res >= ||z - (o + s q + (s / 256)
+    q2)||``, the float64 residual widened by its rounding (each coordinate off by at most ``6u (|z| + |o| + |o + s
+    q|)``; norms summed within ``(d + 2) u``)."""
     n, d = Z.shape
     sq, res = np.empty(n), np.empty(n)
     u = 2.0**-53
