@@ -786,12 +786,13 @@ def test_smallest_per_column_matches_a_sort():
 
 
 
-def test_each_columns_cheapest_rows_and_each_rows_nearest_columns_match_a_sort():
+@pytest.mark.parametrize("N", [3 * blocks.KEEP_CHUNK + 17, 17])
+def test_each_columns_cheapest_rows_and_each_rows_nearest_columns_match_a_sort(N):
     """``blocks.keep_smallest`` over two blocks (with and without caps from known pairs) and ``blocks.row_smallest``
-    equal a stable sort, ties (rounded values) to the first row or column, on a width that is no multiple of the
-    kernels' chunk."""
+    equal a stable sort, ties (rounded values) to the first row or column, on widths that are no multiple of the
+    kernels' chunk (and one below it)."""
     r = np.random.default_rng(12)
-    M, N, k = 90, 3 * blocks.KEEP_CHUNK + 17, 5
+    M, k = 90, 5
     lo = np.round(r.uniform(0, 4, (M, N)), 1).astype(np.float32)
     u = np.round(r.uniform(0, 1, M), 1).astype(np.float32)
     w = lo - u[:, None]

@@ -277,18 +277,17 @@ def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_co
     rows, cols = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
     costs, rcs = np.empty(cap), np.empty(cap)
     hits = np.empty(N, dtype=np.int64)
+    full = N - N % blocks.SCREEN_CHUNK
     for i in range(B):
         r = row0 + i
         li = lo[i]
         ur32, ur = u32[r], u[r]
         a0, a1 = row_ptr[r], row_ptr[r + 1]
         m = 0
-        for j0 in range(0, N, blocks.SCREEN_CHUNK):  # branch-free: write every column, keep the hits
-            j1 = min(j0 + blocks.SCREEN_CHUNK, N)
-            if _any_diff_below(li[j0:j1], v32[j0:j1], ur32):
-                for j in range(j0, j1):
-                    hits[m] = j
-                    m += li[j] - v32[j] < ur32
+        for j0 in range(0, full, blocks.SCREEN_CHUNK):
+            if _any_diff_below(li[j0:], v32[j0:], ur32):
+                m = _hits(li, v32, ur32, j0, j0 + blocks.SCREEN_CHUNK, hits, m)
+        m = _hits(li, v32, ur32, full, N, hits, m)  # the last columns, fewer than a chunk
         checked += m
         if n + m > cap:  # room for every hit of the row (growing inside the loop below slows it 3x)
             cap = max(2 * cap, n + m)
@@ -351,10 +350,20 @@ def _grown(a, n, cap):
 
 
 @nb.njit(cache=True)
+def _hits(li, v32, ur32, j0, j1, hits, m):
+    """Append to ``hits[m:]`` the columns ``j`` in ``j0:j1`` with ``li[j] - v32[j] < ur32`` (branch-free: every
+    column written, the hits kept); returns the new count."""
+    for j in range(j0, j1):
+        hits[m] = j
+        m += li[j] - v32[j] < ur32
+    return m
+
+
+@nb.njit(cache=True)
 def _any_diff_below(a, b, s):
-    """Whether ``a[t] - b[t] < s`` for some ``t`` (1-D slices: numba vectorises it; on a loop over a range of a
-    whole row with computed bounds it did not, 4-5x slower)."""
+    """Whether ``a[t] - b[t] < s`` for some ``t < SCREEN_CHUNK`` (slices from the chunk's start: numba vectorises
+    and unrolls it, as :func:`wganlab.ot.exact.blocks.keep_smallest`'s screen)."""
     hit = False
-    for t in range(len(a)):
+    for t in range(blocks.SCREEN_CHUNK):
         hit |= a[t] - b[t] < s
     return hit
