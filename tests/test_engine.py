@@ -797,12 +797,18 @@ def test_each_columns_cheapest_rows_and_each_rows_nearest_columns_match_a_sort(N
     u = np.round(r.uniform(0, 1, M), 1).astype(np.float32)
     w = lo - u[:, None]
     want = np.argsort(w, axis=0, kind="stable")[:k].T
-    # caps from k known rows of each column (costs above the bounds; none for every 7th column): the same rows
-    known_r = np.stack([r.permutation(M)[:k] for _ in range(N)]).reshape(-1)
-    known_c = np.repeat(np.arange(N), k)
+    # caps from the arcs of each column, k + 3 known rows (costs above the bounds; k - 1 for every 7th column, no
+    # cap): the same rows
+    n_arcs = np.where(np.arange(N) % 7 == 0, k - 1, k + 3)
+    col_ptr = np.concatenate([[0], np.cumsum(n_arcs)])
+    known_r = np.concatenate([r.permutation(M)[:n] for n in n_arcs])
+    known_c = np.repeat(np.arange(N), n_arcs)
     costs = lo[known_r, known_c] + r.uniform(0, 0.5, len(known_r))
-    caps = candidates.column_caps((known_r, known_c, costs), u.astype(np.float64), N, k)
-    caps[::7] = np.inf
+    caps = candidates.column_caps(col_ptr, known_r, costs, u.astype(np.float64), k)
+    w_arcs = costs - u[known_r]
+    kth = [np.sort(w_arcs[col_ptr[j]:col_ptr[j + 1]])[k - 1] if n_arcs[j] >= k else np.inf for j in range(N)]
+    assert np.array_equal(np.isinf(caps), n_arcs < k) and (caps >= np.array(kth, np.float32)).all()
+    assert (caps[n_arcs >= k] - np.array(kth)[n_arcs >= k] < 1e-3).all()
     for cap in (np.full(N, np.inf, np.float32), caps):
         val, idx = np.full((N, k), np.inf, np.float32), np.zeros((N, k), np.int64)
         for s in (0, 40):

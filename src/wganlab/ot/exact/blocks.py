@@ -350,8 +350,8 @@ def column_smallest(lo_t, u32, k):
 def keep_smallest(lo, u, row0, val, idx, cap):
     """Merge the rows of the block ``lo (B, N)`` into each column's ``k`` smallest values of ``lo[i, j] -
     u[row0 + i]``: ``val (N, k)`` (ascending, ``inf`` where empty) and their rows ``idx (N, k)``, in place. Only
-    values below ``cap (N,)`` enter: a cap above each column's ``k``-th smallest value (known from ``k`` of its rows,
-    :func:`wganlab.ot.exact.candidates.column_caps`) skips the rows that cannot, from the first row on."""
+    values below ``cap (N,)`` enter: a cap above each column's ``k``-th smallest value (known from ``k`` or more of
+    its rows, :func:`wganlab.ot.exact.candidates.column_caps`) skips the rows that cannot, from the first row on."""
     B, N = lo.shape
     k = val.shape[1]
     worst = np.empty(N, val.dtype)  # contiguous (a strided copy did not vectorise the chunks' test)

@@ -324,12 +324,12 @@ def _start(prob: _Problem, u: np.ndarray | None) -> tuple[np.ndarray, int]:
             _link_unmatched(prob)
         b = None if (prob.sb == prob.sb[0]).all() else prob.sb / prob.sb.sum()  # None: each column bids as one unit
         for _ in range(AUCTION_ROUNDS):
-            bids += auction.run(arcs.col_ptr, arcs.row[arcs.col_arc], arcs.cost[arcs.col_arc], a, u,
-                                 float(arcs.cost.mean()), eps, auction.EPS[2], b)
+            rows, cost = arcs.row[arcs.col_arc], arcs.cost[arcs.col_arc]
+            bids += auction.run(arcs.col_ptr, rows, cost, a, u, float(arcs.cost.mean()), eps, auction.EPS[2], b)
             eps = auction.EPS[1]
             before = len(arcs.key)
-            # the columns' rows found last, at the new prices, cap the search (over == 1: as many as it keeps)
-            cap = candidates.column_caps(found, u, N, prob.k) if prob.over == 1 and prob.k <= M else None
+            # each column's arcs at the new prices cap the search (over == 1: as many as it keeps)
+            cap = candidates.column_caps(arcs.col_ptr, rows, cost, u, prob.k) if prob.over == 1 else None
             found = candidates.by_cost(dist, prob.costs, 0, prob.k, prob.over, u, cap)
             arcs.add(*found)
             if len(arcs.key) - before <= AUCTION_NEW_ARCS * N:
