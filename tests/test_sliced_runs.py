@@ -37,6 +37,23 @@ def test_unequal_sizes_match_scipy(n, m):
     assert_close(wasserstein_1d(u, v), torch.tensor(want, dtype=torch.float64), rtol=1e-12, atol=1e-14)
 
 
+def test_leading_dimensions_broadcast_and_mismatches_are_named():
+    """Batches of atoms broadcast over their leading dimensions (one row against three, weighted or not, as each
+    row alone); leading dimensions or weights that do not broadcast are refused by name."""
+    g = torch.Generator().manual_seed(5)
+    u, v = torch.randn(1, 9, generator=g, dtype=torch.float64), torch.randn(3, 12, generator=g, dtype=torch.float64)
+    b = torch.rand(3, 12, generator=g, dtype=torch.float64)
+    b /= b.sum(-1, keepdim=True)
+    for weights in (None, b):
+        want = torch.stack([wasserstein_1d(u[0], v[t], None, None if weights is None else weights[t])
+                            for t in range(3)])
+        assert_close(wasserstein_1d(u, v, None, weights), want, rtol=1e-13, atol=0)
+    with pytest.raises(InputError, match=r"leading dimensions of u .* do not broadcast"):
+        wasserstein_1d(torch.randn(2, 9), torch.randn(3, 12))
+    with pytest.raises(InputError, match=r"b: weights of shape .* do not broadcast"):
+        wasserstein_1d(torch.randn(3, 9), torch.randn(3, 12), None, torch.full((2, 12), 1 / 12))
+
+
 @pytest.mark.parametrize("v_grad", [True, False], ids=["both-grads", "fixed-target"])
 @pytest.mark.parametrize("p", [1.0, 2.0, 1.5])
 @pytest.mark.parametrize(("n", "m"), [(7, 30), (30, 7), (13, 200)])

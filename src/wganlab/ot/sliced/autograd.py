@@ -4,6 +4,7 @@ gradients computed during the forward pass to the result."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from wganlab.ot.sliced.kernels import (
@@ -105,7 +106,7 @@ def pp_uniform(us: torch.Tensor, vs: torch.Tensor, p: float, plan: UniformPlan) 
         us, vs = vs, us
     if plan.equal:
         return abs_pow(us - vs, p).mean(-1)
-    lead = torch.broadcast_shapes(us.shape[:-1], vs.shape[:-1])
+    lead = np.broadcast_shapes(us.shape[:-1], vs.shape[:-1])
     us, vs = us.expand(*lead, us.shape[-1]), vs.expand(*lead, vs.shape[-1])
     return UniformPP.apply(us, vs, p, plan)
 
@@ -116,7 +117,7 @@ def pp_weighted(us, cu, vs, cv, p: float) -> torch.Tensor:
     Sums ``(t_k - t_{k-1}) |F^-1(t_k) - G^-1(t_k)|^p`` over the merged breakpoints ``t_k``; the quantile
     ``F^-1(t)`` is the first atom whose cumulative weight reaches ``t``.
     """
-    lead = torch.broadcast_shapes(us.shape[:-1], vs.shape[:-1], cu.shape[:-1], cv.shape[:-1])
+    lead = np.broadcast_shapes(us.shape[:-1], vs.shape[:-1], cu.shape[:-1], cv.shape[:-1])
     n, m = us.shape[-1], vs.shape[-1]
     us, vs = us.expand(*lead, n), vs.expand(*lead, m)
     cu, cv = cu.expand(*lead, n).contiguous(), cv.expand(*lead, m).contiguous()

@@ -39,8 +39,8 @@ def checked_weights(w, shape: tuple, name: str, device) -> torch.Tensor | None:
     if t.ndim == 0 or t.shape[-1] != shape[-1]:
         raise InputError(f"{name}: expected {shape[-1]} weights (one per point), got shape {tuple(t.shape)}")
     try:
-        torch.broadcast_shapes(t.shape, shape)
-    except RuntimeError:
+        np.broadcast_shapes(t.shape, shape)
+    except ValueError:
         raise InputError(f"{name}: weights of shape {tuple(t.shape)} do not broadcast to "
                          f"{tuple(shape)}") from None
     if not bool(torch.isfinite(t).all()):
@@ -84,8 +84,8 @@ def wasserstein_1d(u, v, a=None, b=None, p: float = 1) -> torch.Tensor:
     dtype = torch.promote_types(u.dtype, v.dtype)
     u, v = u.to(dtype), v.to(dtype)
     try:
-        torch.broadcast_shapes(u.shape[:-1], v.shape[:-1])
-    except RuntimeError:
+        np.broadcast_shapes(u.shape[:-1], v.shape[:-1])
+    except ValueError:
         raise InputError(f"leading dimensions of u {tuple(u.shape)} and v {tuple(v.shape)} "
                          "do not broadcast") from None
     wu = checked_weights(a, tuple(u.shape), "a", u.device)
@@ -98,7 +98,7 @@ def wasserstein_1d(u, v, a=None, b=None, p: float = 1) -> torch.Tensor:
     us, cu = sort_side(u, wu)
     vs, cv = sort_side(v, wv)
     if cu is None and cv is None:
-        lead = torch.broadcast_shapes(us.shape[:-1], vs.shape[:-1])
+        lead = np.broadcast_shapes(us.shape[:-1], vs.shape[:-1])
         us, vs = us.expand(*lead, us.shape[-1]), vs.expand(*lead, vs.shape[-1])
     pp = pp_sorted(us, cu, vs, cv, p)
     return pp if p == 1 else times_pow2(pp.clamp_min(0) ** (1.0 / p), e)
