@@ -73,17 +73,13 @@ def _kth_of_columns(col_ptr, rows, cost, u, k):
     """The ``k``-th smallest ``cost[e] - u[rows[e]]`` over each column's arcs ``col_ptr[j]:col_ptr[j + 1]``."""
     N = len(col_ptr) - 1
     out = np.full(N, np.inf)
-    val = np.empty(k)
+    val, arc = np.empty(k), np.empty(k, np.int64)
     for j in range(N):
         val[:] = np.inf
         for e in range(col_ptr[j], col_ptr[j + 1]):
             w = cost[e] - u[rows[e]]
-            t = k - 1
-            if w < val[t]:
-                while t > 0 and val[t - 1] > w:
-                    val[t] = val[t - 1]
-                    t -= 1
-                val[t] = w
+            if w < val[k - 1]:
+                blocks.insert_sorted(val, arc, k - 1, w, e)
         out[j] = val[k - 1]
     return out
 
