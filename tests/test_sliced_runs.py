@@ -161,11 +161,11 @@ def test_a_batch_against_a_fixed_batch_of_its_size_matches_autograd_through_the_
     through the sort; with tied values, the same as the general path's (which a target that needs a gradient
     takes)."""
     from wganlab.ot.patches import patch_swd_local
-    from wganlab.ot.sliced.autograd import EqualPP
+    from wganlab.ot.sliced import Side
 
     calls = []
-    forward = EqualPP.forward
-    monkeypatch.setattr(EqualPP, "forward", staticmethod(lambda ctx, v, w, p: calls.append(1) or forward(ctx, v, w, p)))
+    equal_pp = Side.equal_pp
+    monkeypatch.setattr(Side, "equal_pp", lambda *a: calls.append(1) or equal_pp(*a))
     fn = patch_swd_local if local else patch_swd
     g = torch.Generator().manual_seed(4)
     x = torch.rand(6, 1, 9, 9, generator=g, dtype=dtype, requires_grad=True)
@@ -239,7 +239,7 @@ def test_radix_sorts_give_numpys_sort(monkeypatch):
     packed = np.empty(v.shape)
     assert kernels.match_kernel.packed_radix_sort(v.numpy(), packed, kernels._LOW)
     ref = np.empty(v.shape)
-    kernels.match_kernel.pack_positions(v.numpy(), ref)
+    assert not kernels.match_kernel.pack_positions(v.numpy()[None], ref, 0).any()
     ref.sort(axis=-1)
     assert np.array_equal(packed.view(np.uint64), ref.view(np.uint64))
     out = np.empty(v.shape, dtype=np.float32)
@@ -300,12 +300,14 @@ def test_fused_sort_match_equals_the_packed_sort_then_the_match(p, monkeypatch):
     w[:, 1000:1100] = torch.sort(v, -1).values[:, 1000:1100]  # d = 0 there
     monkeypatch.setattr(kernels, "_radix_wins", lambda packed: True)
     f = kernels._packed_sort(v)
-    total, slope = kernels.match_kernel.match_sorted(f.view(np.uint64), kernels._LOW, w.numpy(), p)
+    total, slope = np.zeros(3), np.empty((1, *v.shape), dtype=np.float32)
+    kernels.match_kernel.match_sorted(f.view(np.uint64), kernels._LOW, w.numpy(), p, kernels.PACK_BITS,
+                                      np.zeros(3, dtype=bool), total, slope)
     keep = v.clone()
     value, fused = kernels.equal_match(v, w, p)
     assert torch.equal(v, keep)
     assert torch.equal(value, torch.from_numpy(total / v.shape[-1]).float())
-    assert torch.equal(fused, torch.from_numpy(slope))
+    assert torch.equal(fused, torch.from_numpy(slope[0]))
     bad = v.clone()
     bad[1, 7] = float("inf")
     bad[2, 9] = float("nan")
@@ -318,6 +320,75 @@ def test_fused_sort_match_equals_the_packed_sort_then_the_match(p, monkeypatch):
     assert torch.equal(value_b[1:].isnan(), ref_value[1:].isnan())
     assert torch.equal(value_b[1:].isinf(), ref_value[1:].isinf())
     assert torch.equal(slope_b[1:].nan_to_num(), ref_slope[1:].nan_to_num())
+
+
+@pytest.mark.skipif(kernels.match_kernel is None, reason="needs numba")
+@pytest.mark.parametrize("radix", [False, True])
+def test_match_blocks_reads_and_writes_the_convolution_layout(radix, monkeypatch):
+    """``match_blocks`` on values laid out ``(B, k, L)`` and given in groups of rows (a convolution's output): the
+    same sums and slopes, bit for bit, as :func:`kernels.equal_match` on the rows ``v[:, r, :]`` made contiguous,
+    the slopes back in the ``(B, k, L)`` layout, whichever sort runs; a row holding an inf is flagged and left
+    alone; positions past ``PACK_BITS`` refuse."""
+    monkeypatch.setattr(kernels, "_radix_wins", lambda packed: radix)
+    g = torch.Generator().manual_seed(12)
+    B, k, L = 3, 5, 1500
+    v = torch.cat([_awkward_rows(g, B * L), torch.randn(2, B * L, generator=g)]).reshape(k, B, L).transpose(0, 1)
+    v = v.contiguous()
+    w = torch.sort(torch.randn(k, B * L, generator=g), -1).values
+    rows = v.transpose(0, 1).reshape(k, B * L)
+    for p in (1.0, 1.5):
+        ref_value, ref_slope = kernels.equal_match(rows, w, p)
+        slope = np.full((B, k, L), np.nan, dtype=np.float32)
+        parts = [(0, v[:, :3].numpy().copy()), (3, v[:, 3:].numpy().copy())]
+        total, bad = kernels.match_blocks(parts, w.numpy(), p, slope)
+        assert not bad.any()
+        assert torch.equal(torch.from_numpy(total / (B * L)).float(), ref_value)
+        assert torch.equal(torch.from_numpy(slope).transpose(0, 1).reshape(k, B * L), ref_slope)
+    v[1, 2, 7] = float("inf")
+    slope = np.full((B, k, L), np.nan, dtype=np.float32)
+    total, bad = kernels.match_blocks([(0, v.numpy())], w.numpy(), 1.0, slope)
+    assert bad.tolist() == [False, False, True, False, False] and np.isnan(slope[:, 2]).all()
+    assert not np.isnan(slope[:, [0, 1, 3, 4]]).any()
+    huge = np.broadcast_to(np.float32(0), (1 << 20, 1, 1 << 10))
+    assert kernels.match_blocks([], w.numpy(), 1.0, huge) is None
+
+
+@pytest.mark.skipif(kernels.match_kernel is None, reason="needs numba")
+@pytest.mark.parametrize("radix", [False, True])
+def test_the_direct_steps_fused_matching_gives_the_projection_then_equalpps_bits(radix, monkeypatch):
+    """Generated images against a fixed batch of as many (the direct step): the patch side matches each group's
+    convolution as it comes and keeps the slopes in the gradient's layout; value and gradient are the same bits
+    as the projection followed by :class:`EqualPP`, with ties, groups below ``PHASE_CHANNELS`` (output phases)
+    and chunked projections; projections that overflow fall back to the same result."""
+    from wganlab.ot.sliced import Side
+    from wganlab.ot.sliced.autograd import EqualPP
+
+    monkeypatch.setattr(kernels, "_radix_wins", lambda packed: radix)
+    g = torch.Generator().manual_seed(13)
+    x, y = (torch.round(torch.rand(5, 1, 12, 12, generator=g) * 8) / 8 for _ in range(2))
+    x[:, :, :4] = y[:, :, :4] = 0  # flat rows: tied projections
+    theta = random_projections(16, 21, seed=1)
+
+    def step(images, p, max_elements):
+        xg = images.clone().requires_grad_(True)
+        value = patch_swd(xg, y, 4, 1, p=p, projections=theta, max_elements=max_elements)
+        return value.detach(), torch.autograd.grad(value, xg)[0]
+
+    calls = []
+    match_blocks = kernels.match_blocks
+    monkeypatch.setattr("wganlab.ot.patch_conv.match_blocks", lambda *a: calls.append(1) or match_blocks(*a))
+    bad = x.clone()
+    bad[2, 0, 4:8, 4:8] = 3e38  # finite pixels whose projections overflow
+    for images, p, max_elements in ((x, 1.0, None), (x, 1.5, None), (x, 1.0, 2 * 5 * 81 * 3), (bad, 1.0, None)):
+        calls.clear()
+        fused = step(images, p, max_elements)
+        assert calls
+        with monkeypatch.context() as m:
+            m.setattr(Side, "equal_pp", lambda self, data, th, ws, p: EqualPP.apply(self.project(data, th), ws, p))
+            plain = step(images, p, max_elements)
+        assert len(calls) == 1 or max_elements  # the plain route matched without match_blocks' groups
+        for a, b in zip(fused, plain, strict=True):
+            assert torch.equal(a.nan_to_num(), b.nan_to_num()) and torch.equal(a.isnan(), b.isnan())
 
 
 @pytest.mark.parametrize("p", [1.0, 2.0, 1.5])
@@ -345,12 +416,12 @@ def test_equal_match_kernel_equals_the_numpy_path(p, monkeypatch):
 def test_patch_projection_backward_is_autograd_through_unfold(local):
     """The projections' single backward convolution (images and directions) against autograd through
     ``unfold`` and a matrix product, with stride and zero padding."""
-    from wganlab.ot.patches import _project
+    from wganlab.ot.patch_conv import project_patches
 
     g = torch.Generator().manual_seed(7)
     x = torch.rand(5, 2, 9, 8, generator=g, dtype=torch.float64, requires_grad=True)
     theta = torch.randn(37, 18, generator=g, dtype=torch.float64, requires_grad=True)  # 37: not a multiple of 16
-    out = _project(x, theta, 3, 2, 1, "local" if local else "images")
+    out = project_patches(x, theta, 3, 2, 1, "local" if local else "images")
     cols = F.unfold(x, 3, stride=2, padding=1)  # (N, 18, L)
     ref = torch.einsum("kd,ndl->kln" if local else "kd,ndl->knl", theta, cols)
     ref = ref if local else ref.reshape(37, -1)
@@ -361,7 +432,7 @@ def test_patch_projection_backward_is_autograd_through_unfold(local):
     for a, b in zip(grads, refs, strict=True):
         assert_close(a, b, rtol=1e-12, atol=1e-12)
     # a plain sum hands the backward an expanded (stride 0) gradient
-    (summed,) = torch.autograd.grad(_project(x, theta, 3, 2, 1, "local" if local else "images").sum(), x)
+    (summed,) = torch.autograd.grad(project_patches(x, theta, 3, 2, 1, "local" if local else "images").sum(), x)
     (ref_summed,) = torch.autograd.grad((theta @ F.unfold(x, 3, stride=2, padding=1)).sum(), x)
     assert_close(summed, ref_summed, rtol=1e-12, atol=1e-12)
 
@@ -374,23 +445,23 @@ def test_few_kernels_are_convolved_at_output_phases_with_the_same_bits(shape, pa
     (float32): the blocks tile ``F.conv2d``'s output bit for bit, so a projection's values do not depend on how
     many others share its chunk (a patch SWD with 1-projection chunks equals the default one exactly), and the
     ``"any"`` layout holds each projection's values in another order."""
-    from wganlab.ot import patches
+    from wganlab.ot import patch_conv
 
     g = torch.Generator().manual_seed(3)
     x = torch.randn(shape, generator=g)
     strides = []
     conv2d = F.conv2d
-    monkeypatch.setattr(patches.F, "conv2d", lambda *a, **k: strides.append(k.get("stride")) or conv2d(*a, **k))
+    monkeypatch.setattr(patch_conv.F, "conv2d", lambda *a, **k: strides.append(k.get("stride")) or conv2d(*a, **k))
     for k in (1, 2, 3, 5, 8, 11):
         kern = torch.randn(k, shape[1], patch_size, patch_size, generator=g)
         ref = conv2d(x, kern, stride=stride, padding=padding)
         out = torch.full_like(ref, float("nan"))
         strides.clear()
-        for (rs, cs), block in patches._correlation_blocks(x, kern, stride, padding, *ref.shape[2:]):
+        for (rs, cs), block in patch_conv.correlation_blocks(x, kern, stride, padding, *ref.shape[2:]):
             out[:, :, rs, cs] = block
         assert strides[0] > stride  # the phase path ran
         assert torch.equal(out, ref)
-        ordered, unordered = (patches._project_values(x, kern, stride, padding, layout) for layout in ("images", "any"))
+        ordered, unordered = (patch_conv.project_values(x, kern, stride, padding, lay) for lay in ("images", "any"))
         assert torch.equal(ordered, ref.transpose(0, 1).reshape(k, -1))
         assert torch.equal(torch.sort(unordered).values, torch.sort(ordered).values)
     y = torch.randn((9, *shape[1:]), generator=g)
@@ -404,12 +475,12 @@ def test_kernels_of_3x3_or_less_keep_the_plain_convolution():
     """torch sends a float32 CPU convolution of one image with kernels of at most 3x3 past oneDNN, and that path
     sums in another order than oneDNN would for the shifted (larger) kernels: such groups keep ``F.conv2d``, so a
     single image's patch SWD is the same bits however its projections are chunked."""
-    from wganlab.ot import patches
+    from wganlab.ot import patch_conv
 
     g = torch.Generator().manual_seed(5)
     x, y = torch.randn(1, 1, 9, 9, generator=g), torch.randn(3, 1, 9, 9, generator=g)
     kern = torch.randn(2, 1, 3, 3, generator=g)
-    (slices, block), = patches._correlation_blocks(x, kern, 1, 0, 7, 7)
+    (slices, block), = patch_conv.correlation_blocks(x, kern, 1, 0, 7, 7)
     assert slices == (slice(None), slice(None)) and torch.equal(block, F.conv2d(x, kern))
     theta = random_projections(9, 21, seed=4)
     assert torch.equal(patch_swd(x, y, 3, projections=theta), patch_swd(x, y, 3, projections=theta, max_elements=1))

@@ -26,14 +26,24 @@ class Side:
 
     ``project(data, theta (k, d)) -> (k, *batch, n)``: the projected values of the ``n`` atoms for each
     of ``k`` directions (``batch`` is ``()`` for a point set, ``(L,)`` for location-specific patches);
-    ``project_any_order``, if given, the same values with each row in any order (cheaper to produce).
+    ``project_any_order``, if given, the same values with each row in any order (cheaper to produce);
+    ``fused_equal_pp``, if given, :meth:`equal_pp` with the projection fused into the matching.
     """
 
     def __init__(self, data: torch.Tensor, project: Callable, n: int, batch: tuple = (),
-                 weights: torch.Tensor | None = None, project_any_order: Callable | None = None):
+                 weights: torch.Tensor | None = None, project_any_order: Callable | None = None,
+                 fused_equal_pp: Callable | None = None):
         self.data, self.project, self.n, self.batch, self.weights = data, project, n, tuple(batch), weights
-        self.project_any_order = project_any_order
+        self.project_any_order, self.fused_equal_pp = project_any_order, fused_equal_pp
         self.needs_grad = torch.is_grad_enabled() and data.requires_grad
+
+    def equal_pp(self, data: torch.Tensor, theta: torch.Tensor, ws: torch.Tensor, p: float) -> torch.Tensor:
+        """``W_p^p (k, *batch)`` of ``data``'s uniform projections on ``theta (k, d)`` against a fixed uniform
+        target of the same size, sorted ``ws (k, *batch, n)``; differentiable with respect to ``data`` and
+        ``theta`` (:class:`EqualPP`: one sort, one pass, no autograd graph through the sort)."""
+        if self.fused_equal_pp is not None and not theta.requires_grad:
+            return self.fused_equal_pp(data, theta, ws, p)
+        return EqualPP.apply(self.project(data, theta), ws, p)
 
     def sorted_values(self, data: torch.Tensor, theta: torch.Tensor):
         """:func:`sort_side` of the projections of ``data`` (this side's tensor, or its detached leaf), sorted in
@@ -162,14 +172,15 @@ def sliced_distance(xs: Side, ys: Side | SortedProjections, theta: torch.Tensor,
         leaves.append(y_in)
 
     def pp_chunk(i, j):
-        px = xs.project(x_in, theta[i:j])
         if cached:
             vs = times_pow2(ys.values[i:j], -e)
             cv = None if ys.cum_weights is None else ys.cum_weights[i:j]
         else:
             vs, cv = ys.sorted_values(y_in, theta[i:j])
-        if plan is not None and plan.equal and px.requires_grad and not vs.requires_grad and px.shape == vs.shape:
-            return EqualPP.apply(px, vs, p)  # a generated batch against a fixed one of its size: the direct step
+        grad = torch.is_grad_enabled() and (x_in.requires_grad or theta.requires_grad)
+        if plan is not None and plan.equal and grad and not vs.requires_grad and vs.shape == (j - i, *batch, xs.n):
+            return xs.equal_pp(x_in, theta[i:j], vs, p)  # a generated batch against a fixed one of its size
+        px = xs.project(x_in, theta[i:j])
         us, cu = sort_side(px, xs.weights, inplace=True)
         return pp_sorted(us, cu, vs, cv, p, plan)
 

@@ -46,7 +46,7 @@ def _radix_wins(packed: bool) -> bool:
 
     def numpy_sort():
         if packed:
-            match_kernel.pack_positions(v, out)
+            match_kernel.pack_positions(v.reshape(1, *v.shape), out, 0)
         else:
             out[...] = v
         out.sort(axis=-1)
@@ -119,11 +119,14 @@ def _packed_sort(v: torch.Tensor) -> np.ndarray | None:
     if match_kernel is None:
         f = a.astype(np.float64)
         f.view(np.uint64)[...] |= np.arange(v.shape[-1], dtype=np.uint64)
+        bad = np.isnan(f).any()  # a nan, or an inf made one by its position's bits
     else:
         f = np.empty(a.shape, dtype=np.float64)
-        match_kernel.pack_positions(np.ascontiguousarray(a).reshape(-1, a.shape[-1]), f.reshape(-1, a.shape[-1]))
+        bad = match_kernel.pack_positions(a.reshape(1, -1, a.shape[-1]), f.reshape(-1, a.shape[-1]), 0).any()
+    if bad:
+        return None
     f.sort(axis=-1)
-    return None if np.isnan(f[..., -1]).any() else f  # numpy sorts nan last; an inf became one
+    return f
 
 
 def _split_packed(f: np.ndarray) -> np.ndarray:
@@ -166,29 +169,54 @@ def equal_match(v: torch.Tensor, w: torch.Tensor, p: float,
                 overwrite: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean_j |v_(j) - w_j|^p, slopes)`` for unsorted ``v (..., n)`` and sorted ``w (..., n)``, no gradient:
     the slopes ``p |d_j|^(p-1) sign(d_j)`` of ``d_j = v_(j) - w_j`` (0 at 0) put back in ``v``'s order.
-    Float32 on the CPU: one numba pass after the packed sort (positions, value, slope and scatter together), or,
-    where the radix sort wins, both fused row by row (:func:`match_kernel.sort_match`: no packed copy; with
-    ``overwrite``, a temporary ``v`` receives the slopes)."""
-    n = v.shape[-1]
-    if not (w.dtype == v.dtype and _packable(v) and _use_radix(v.detach().numpy(), packed=True)):
-        f = _packed_sort(v)
-        if f is None or match_kernel is None or w.dtype != v.dtype:
-            return _torch_match(v, w, p, f)
+    Float32 on the CPU: :func:`match_blocks` (with ``overwrite``, a temporary ``v`` receives the slopes); rows
+    holding an inf or a nan, and other dtypes or devices, in torch."""
+    n, done = v.shape[-1], None
+    if _packable(v) and w.dtype == v.dtype:
+        rows = v.detach().numpy().reshape(1, -1, n)
         ws = np.ascontiguousarray(w.detach().numpy()).reshape(-1, n)
-        return _mean_and_slope(*match_kernel.match_sorted(f.view(np.uint64).reshape(-1, n), _LOW, ws, float(p)), v)
-    ws = np.ascontiguousarray(w.detach().numpy()).reshape(-1, n)
-    rows = v.detach().numpy().reshape(-1, n)
-    if not (overwrite and rows.flags.c_contiguous and rows.flags.writeable):
-        rows = np.array(rows, order="C")  # its own copy: the slopes go there
-    total = np.empty(rows.shape[0])
-    bad = np.flatnonzero(match_kernel.sort_match(rows, ws, float(p), total, rows))
-    if not len(bad):
-        return _mean_and_slope(total, rows, v)
-    pp_bad, slope_bad = _torch_match(torch.from_numpy(rows[bad]), torch.from_numpy(ws[bad]), p, None)
-    rows[bad] = slope_bad.numpy()  # rows holding an inf or a nan: their own values, left there by the kernel
-    pp, slope = _mean_and_slope(total, rows, v)
-    pp.view(-1)[torch.from_numpy(bad)] = pp_bad
-    return pp, slope
+        slope = rows if overwrite else np.empty(rows.shape, dtype=np.float32)
+        done = match_blocks([(0, rows)], ws, p, slope)
+    if done is None:
+        return _torch_match(v, w, p, _packed_sort(v))
+    pp, slope_t = _mean_and_slope(done[0], slope, v)
+    bad = np.flatnonzero(done[1])
+    if len(bad):  # rows holding an inf or a nan: their own values, left there by the kernels
+        pp_bad, slope_bad = _torch_match(torch.from_numpy(rows[0, bad]), torch.from_numpy(ws[bad]), p, None)
+        slope[0, bad] = slope_bad.numpy()
+        pp.view(-1)[torch.from_numpy(bad)] = pp_bad
+    return pp, slope_t
+
+
+def match_blocks(parts, w: np.ndarray, p: float, slope: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Row sums ``total (k,)`` float64 of ``|v_(j) - w_j|^p`` for float32 values ``v`` given by groups of rows, and
+    the slopes ``p |d_j|^(p-1) sign(d_j)`` (0 at 0) put back in ``v``'s layout ``slope (B, k, L)`` float32 (any
+    strides); ``v_(j)`` is a row's ``j``-th smallest value and ``d_j = v_(j) - w_j``.
+
+    ``parts`` yields ``(r0, values (B, kk, L))`` float32: rows ``r0 : r0 + kk`` of ``v``, row ``r`` being
+    ``values[:, r - r0, :]`` read in the order ``(b, l)`` (a convolution's ``(images, projections, locations)``
+    output is matched as it comes, with no transposed copy); ``w (k, B * L)`` float32, sorted. Per group, one
+    packed sort (:func:`_packed_sort`'s, or where the radix sort wins fused with the matching,
+    :func:`match_kernel.sort_match`) and one pass. ``slope`` may be the values themselves (a group is read whole
+    before its slopes are written). Returns ``(total, bad)``, ``bad (k,)`` the rows holding an inf or a nan (left
+    as they were); None without numba or if the positions ``b << shift | l`` do not fit in :data:`PACK_BITS`."""
+    nblocks, k, L = slope.shape
+    shift = max(L - 1, 0).bit_length()
+    if match_kernel is None or nblocks << shift > 1 << PACK_BITS:
+        return None
+    total, bad = np.zeros(k), np.zeros(k, dtype=bool)
+    radix = nblocks * L >= RADIX_MIN and _radix_wins(True)
+    for r0, values in parts:
+        rows = slice(r0, r0 + values.shape[1])
+        if radix:
+            bad[rows] = match_kernel.sort_match(values, w[rows], float(p), total[rows], slope[:, rows], shift)
+            continue
+        f = np.empty((values.shape[1], nblocks * L))
+        bad[rows] = match_kernel.pack_positions(values, f, shift)
+        f.sort(axis=-1)
+        match_kernel.match_sorted(f.view(np.uint64), _LOW, w[rows], float(p), shift, bad[rows], total[rows],
+                                  slope[:, rows])
+    return total, bad
 
 
 def _torch_match(v: torch.Tensor, w: torch.Tensor, p: float, f: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:

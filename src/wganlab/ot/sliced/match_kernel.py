@@ -163,23 +163,25 @@ def radix_sort(v, out):
 
 
 @nb.njit(cache=True)
-def _pack_row(vb, r, a, counts):
-    """``a (n,)`` := row ``r`` of the float32 bits ``vb (k, n)`` as the packed keys ``key << 32 | position``
-    (negatives from the back: a stable sort then keeps their ties in descending position), ``counts`` their three
-    digits' histograms. False if the row holds an inf or a nan."""
-    n = vb.shape[1]
+def _pack_row(vb, r, a, counts, shift):
+    """``a (B * L,)`` := row ``r`` of the float32 bits ``vb (B, k, L)`` (any strides), read in the order ``(b, l)``,
+    as the packed keys ``key << 32 | b << shift | l`` (negatives from the back: a stable sort then keeps their ties
+    in descending position), ``counts`` their three digits' histograms. False if the row holds an inf or a nan."""
+    nblocks, _, L = vb.shape
     counts[:] = 0
-    front, back = 0, n - 1
-    for j in range(n):
-        u = vb[r, j]
-        if u & ~_SIGN >= _NOT_FINITE:
-            return False
-        key = _key(u)
-        neg = np.int64(u >> np.uint32(31))
-        a[back if neg else front] = (np.uint64(key) << np.uint64(32)) | np.uint64(j)
-        back -= neg
-        front += 1 - neg
-        _count_digits(key, counts)
+    front, back = 0, nblocks * L - 1
+    for b in range(nblocks):
+        tag = np.uint64(b) << np.uint64(shift)
+        for j in range(L):
+            u = vb[b, r, j]
+            if u & ~_SIGN >= _NOT_FINITE:
+                return False
+            key = _key(u)
+            neg = np.int64(u >> np.uint32(31))
+            a[back if neg else front] = (np.uint64(key) << np.uint64(32)) | tag | np.uint64(j)
+            back -= neg
+            front += 1 - neg
+            _count_digits(key, counts)
     return True
 
 
@@ -195,15 +197,15 @@ _PACKED_SHIFTS = np.array([32, 32 + RADIX_BITS, 32 + 2 * RADIX_BITS], dtype=np.u
 
 @nb.njit(cache=True)
 def packed_radix_sort(v, out, low):
-    """``out (k, n)`` float64 := :func:`pack_positions` of ``v (k, n)`` float32, each row sorted: the same
-    array as numpy's sort of the packed copies (positions break ties, descending among negatives), by a
+    """``out (k, n)`` float64 := :func:`pack_positions` of ``v (k, n)`` float32 (C-contiguous), each row sorted:
+    the same array as numpy's sort of the packed copies (positions break ties, descending among negatives), by a
     stable radix sort of ``key << 32 | position``. False (``out`` unspecified) if ``v`` holds an inf or a nan."""
     k, n = v.shape
-    vb, ob = v.view(np.uint32), out.view(np.uint64)
+    vb, ob = v.view(np.uint32).reshape(1, k, n), out.view(np.uint64)
     a, b = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.uint64)
     counts = np.zeros((3, _RADIX), dtype=np.int64)
     for r in range(k):
-        if not _pack_row(vb, r, a, counts):
+        if not _pack_row(vb, r, a, counts, 0):
             return False
         keys = _radix_passes(a, b, n, counts, _PACKED_SHIFTS, np.uint64(_RADIX - 1))
         for j in range(n):
@@ -224,20 +226,22 @@ def _pp_term(d, p):
 
 
 @nb.njit(cache=True)
-def sort_match(v, w, p, total, slope):
+def sort_match(v, w, p, total, slope, shift):
     """:func:`packed_radix_sort` and :func:`match_sorted` fused, row by row, with no packed copy of ``v``:
-    ``total (k,)`` and ``slope (k, n)`` float32 := match_sorted's for ``v (k, n)`` float32 against the sorted
-    ``w (k, n)``, the same bits. ``slope`` may be ``v`` itself (each row is read whole before it is written).
-    Returns which rows hold an inf or a nan (bool ``(k,)``): those are left as they were in ``total`` and
-    ``slope``."""
-    k, n = v.shape
+    ``total (k,)`` and ``slope (B, k, L)`` float32 := match_sorted's for ``v (B, k, L)`` float32 (row ``r``:
+    ``v[:, r, :]`` in the order ``(b, l)``, positions ``b << shift | l``) against the sorted ``w (k, B * L)``, the
+    same bits. ``slope`` may be ``v`` itself (each row is read whole before it is written). Returns which rows
+    hold an inf or a nan (bool ``(k,)``): those are left as they were in ``total`` and ``slope``."""
+    nblocks, k, L = v.shape
+    n = nblocks * L
     vb = v.view(np.uint32)
     a, b = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.uint64)
     counts = np.zeros((3, _RADIX), dtype=np.int64)
-    pos = np.uint64(0xFFFFFFFF)
+    pos, sh = np.uint64(0xFFFFFFFF), np.uint64(shift)
+    lmask = (np.uint64(1) << sh) - np.uint64(1)
     bad = np.zeros(k, dtype=np.bool_)
     for r in range(k):
-        if not _pack_row(vb, r, a, counts):
+        if not _pack_row(vb, r, a, counts, shift):
             bad[r] = True
             continue
         keys = _radix_passes(a, b, n, counts, _PACKED_SHIFTS, np.uint64(_RADIX - 1))
@@ -246,41 +250,55 @@ def sort_match(v, w, p, total, slope):
             x = keys[j]
             term, s = _pp_term(_packed_value(x) - w[r, j], p)
             acc += term
-            slope[r, x & pos] = s
+            at = x & pos
+            slope[at >> sh, r, at & lmask] = s
         total[r] = acc
     return bad
 
 
 @nb.njit(cache=True)
-def match_sorted(packed, low, w, p):
+def match_sorted(packed, low, w, p, shift, bad, total, slope):
     """Rows ``r`` of the packed sort ``packed (k, n)`` (uint64 bits of float64 copies of float32 values, each
-    holding its original position in the bits ``low``) and sorted targets ``w (k, n)`` (float32):
-    ``(total (k,) float64, slope (k, n) float32)`` with ``d_j = v_(j) - w[r, j]`` in float32, ``total[r] =
-    sum_j |d_j|^p`` and the slope ``p |d_j|^(p-1) sign(d_j)`` (0 at 0) at ``v_(j)``'s original position."""
+    holding its original position ``b << shift | l`` in the bits ``low``) and sorted targets ``w (k, n)``
+    (float32), rows where ``bad (k,)`` is set skipped: ``total[r] = sum_j |d_j|^p`` with ``d_j = v_(j) - w[r, j]``
+    in float32, and the slope ``p |d_j|^(p-1) sign(d_j)`` (0 at 0) at ``v_(j)``'s original position, in
+    ``slope[b, r, l]`` (``slope (B, k, L)`` float32, any strides)."""
     k, n = packed.shape
-    total = np.zeros(k)
-    slope = np.empty((k, n), dtype=np.float32)
     bits = np.empty(1, dtype=np.uint64)
     value = bits.view(np.float64)  # the position's bits cleared, read back as the float64 copy
+    sh = np.uint64(shift)
+    lmask = (np.uint64(1) << sh) - np.uint64(1)
     for r in range(k):
+        if bad[r]:
+            continue
         acc = 0.0
         for j in range(n):
-            b = packed[r, j]
-            bits[0] = b & ~low
+            x = packed[r, j]
+            bits[0] = x & ~low
             term, s = _pp_term(np.float32(value[0]) - w[r, j], p)
             acc += term
-            slope[r, b & low] = s
+            at = x & low
+            slope[at >> sh, r, at & lmask] = s
         total[r] = acc
-    return total, slope
 
 
 @nb.njit(cache=True)
-def pack_positions(v, out):
-    """``out (k, n)`` float64 := the float32 ``v (k, n)``, each copy holding its column in its low mantissa
-    bits (zero in an exact float32 copy): one pass for :func:`wganlab.ot.sliced.kernels._packed_sort`."""
+def pack_positions(v, out, shift):
+    """``out (k, B * L)`` float64 := the float32 ``v (B, k, L)`` (any strides; row ``r``: ``v[:, r, :]`` in the
+    order ``(b, l)``), each copy holding its position ``b << shift | l`` in its low mantissa bits (zero in an exact
+    float32 copy): one pass for :func:`wganlab.ot.sliced.kernels._packed_sort`. Returns which rows hold an inf or
+    a nan (bool ``(k,)``: their copies do not sort)."""
     bits = out.view(np.uint64)
-    k, n = v.shape
+    nblocks, k, L = v.shape
+    vb = v.view(np.uint32)
+    bad = np.zeros(k, dtype=np.bool_)
     for r in range(k):
-        for j in range(n):
-            out[r, j] = v[r, j]
-            bits[r, j] |= np.uint64(j)
+        top = np.uint32(0)  # the largest |bits|: an inf or a nan if at least _NOT_FINITE
+        for b in range(nblocks):
+            tag, at = np.uint64(b) << np.uint64(shift), b * L
+            for j in range(L):
+                out[r, at + j] = v[b, r, j]
+                bits[r, at + j] |= tag | np.uint64(j)
+                top = max(top, vb[b, r, j] & ~_SIGN)
+        bad[r] = top >= _NOT_FINITE
+    return bad
