@@ -1115,6 +1115,21 @@ def test_few_coordinates_are_summed_in_order(d):
     assert_allclose(ssp.pair_costs(X, Y, rows, cols, False), cdist(X, Y).ravel(), rtol=1e-14)
 
 
+@pytest.mark.parametrize("d", [9, 17, 784, 785])
+@pytest.mark.parametrize("dtypes", [(np.float64, np.float32), (np.float32, np.float32), (np.float64, np.float64)])
+def test_a_columns_consecutive_pairs_cost_what_each_pair_costs_alone(d, dtypes):
+    """Above ORDERED_MAX_DIM coordinates, :func:`ssp.pair_costs` computes two consecutive pairs of one column in one
+    pass over its point: the same bits as :func:`ssp.pair_cost` pair by pair (an arc's cost must not depend on the
+    company it was computed in), squared or not, with runs of one, two and three pairs per column."""
+    r = np.random.default_rng(d)
+    X, Y = (r.normal(size=(n, d)).astype(t) * 3 for n, t in zip((7, 30), dtypes, strict=True))
+    cols = np.repeat(np.arange(30), r.integers(1, 4, 30))
+    rows = r.integers(0, 7, len(cols))
+    for squared in (False, True):
+        alone = [ssp.pair_cost(X, Y, i, j, squared) for i, j in zip(rows, cols, strict=True)]
+        np.testing.assert_array_equal(ssp.pair_costs(X, Y, rows, cols, squared), alone)
+
+
 @pytest.mark.parametrize(("squared", "tolerance"), [(False, 0.0), (False, 0.05), (True, 0.0)])
 def test_a_pricing_pass_on_every_exact_cost_finds_what_the_bounds_find(squared, tolerance):
     """:func:`pricing.exact_pass` (every pair's float64 cost, no float32 bound) returns the same pairs, costs (bit for
