@@ -11,6 +11,7 @@ from wganlab.errors import InputError, NotOptimalError
 from wganlab.ot import ot_means
 from wganlab.ot.exact import (
     AUTO_MIN_PAIRS,
+    arc_costs,
     auction,
     blocks,
     candidates,
@@ -18,7 +19,6 @@ from wganlab.ot.exact import (
     points,
     prepare_points,
     pricing,
-    ssp,
     transport,
     wasserstein,
 )
@@ -1098,10 +1098,10 @@ def test_a_loose_principal_coordinates_bound_is_not_used(monkeypatch):
 
 @pytest.mark.parametrize("d", [1, 3, 5, 8])
 def test_few_coordinates_are_summed_in_order(d):
-    """Up to ``ssp.ORDERED_MAX_DIM`` coordinates a cost is the in-order sum of the squared differences (no reordering,
-    no fused multiply-add): the same bits on any CPU and in :func:`pricing.exact_pass`, which sums a whole row at once.
-    Above, the sum is vectorised (any order) and agrees to rounding."""
-    assert d <= ssp.ORDERED_MAX_DIM
+    """Up to ``arc_costs.ORDERED_MAX_DIM`` coordinates a cost is the in-order sum of the squared differences (no
+    reordering, no fused multiply-add): the same bits on any CPU and in :func:`pricing.exact_pass`, which sums a whole
+    row at once. Above, the sum is vectorised (any order) and agrees to rounding."""
+    assert d <= arc_costs.ORDERED_MAX_DIM
     r = np.random.default_rng(d)
     X, Y = r.normal(size=(40, d)), r.normal(size=(50, d)).astype(np.float32)
     rows, cols = np.repeat(np.arange(40), 50), np.tile(np.arange(50), 40)
@@ -1109,25 +1109,25 @@ def test_few_coordinates_are_summed_in_order(d):
     for k in range(d):
         t = X[rows, k] - Y[cols, k].astype(np.float64)
         s = s + t * t
-    np.testing.assert_array_equal(ssp.pair_costs(X, Y, rows, cols, True), s)
-    np.testing.assert_array_equal(ssp.pair_costs(X, Y, rows, cols, False), np.sqrt(s))
+    np.testing.assert_array_equal(arc_costs.pair_costs(X, Y, rows, cols, True), s)
+    np.testing.assert_array_equal(arc_costs.pair_costs(X, Y, rows, cols, False), np.sqrt(s))
     X, Y = r.normal(size=(40, 40)), r.normal(size=(50, 40))
-    assert_allclose(ssp.pair_costs(X, Y, rows, cols, False), cdist(X, Y).ravel(), rtol=1e-14)
+    assert_allclose(arc_costs.pair_costs(X, Y, rows, cols, False), cdist(X, Y).ravel(), rtol=1e-14)
 
 
 @pytest.mark.parametrize("d", [9, 17, 784, 785])
 @pytest.mark.parametrize("dtypes", [(np.float64, np.float32), (np.float32, np.float32), (np.float64, np.float64)])
 def test_a_columns_consecutive_pairs_cost_what_each_pair_costs_alone(d, dtypes):
-    """Above ORDERED_MAX_DIM coordinates, :func:`ssp.pair_costs` computes two consecutive pairs of one column in one
-    pass over its point: the same bits as :func:`ssp.pair_cost` pair by pair (an arc's cost must not depend on the
-    company it was computed in), squared or not, with runs of one, two and three pairs per column."""
+    """Above ORDERED_MAX_DIM coordinates, :func:`arc_costs.pair_costs` computes two consecutive pairs of one column in
+    one pass over its point: the same bits as :func:`arc_costs.pair_cost` pair by pair (an arc's cost must not depend
+    on the company it was computed in), squared or not, with runs of one, two and three pairs per column."""
     r = np.random.default_rng(d)
     X, Y = (r.normal(size=(n, d)).astype(t) * 3 for n, t in zip((7, 30), dtypes, strict=True))
     cols = np.repeat(np.arange(30), r.integers(1, 4, 30))
     rows = r.integers(0, 7, len(cols))
     for squared in (False, True):
-        alone = [ssp.pair_cost(X, Y, i, j, squared) for i, j in zip(rows, cols, strict=True)]
-        np.testing.assert_array_equal(ssp.pair_costs(X, Y, rows, cols, squared), alone)
+        alone = [arc_costs.pair_cost(X, Y, i, j, squared) for i, j in zip(rows, cols, strict=True)]
+        np.testing.assert_array_equal(arc_costs.pair_costs(X, Y, rows, cols, squared), alone)
 
 
 @pytest.mark.parametrize(("squared", "tolerance"), [(False, 0.0), (False, 0.05), (True, 0.0)])

@@ -27,8 +27,8 @@ Every tolerance is relative and sets far from unit scale are rescaled by a power
 
 Layout: :mod:`~wganlab.ot.exact.api` (the entry points and the engine choice), :mod:`~wganlab.ot.exact.dense`
 (network simplex on a cost matrix), :mod:`~wganlab.ot.exact.sparse` (the sparse engine) with its distance blocks
-:mod:`~wganlab.ot.exact.blocks`, its numba kernels :mod:`~wganlab.ot.exact.ssp` and
-:mod:`~wganlab.ot.exact.auction` and its multiscale prices :mod:`~wganlab.ot.exact.coarse` (for data of low
+:mod:`~wganlab.ot.exact.blocks`, its numba kernels :mod:`~wganlab.ot.exact.ssp`, :mod:`~wganlab.ot.exact.arc_costs`
+and :mod:`~wganlab.ot.exact.auction` and its multiscale prices :mod:`~wganlab.ot.exact.coarse` (for data of low
 intrinsic dimension), :mod:`~wganlab.ot.exact.line` (the closed form on a line) and
 :mod:`~wganlab.ot.exact.certificate` (the duality-gap check both solvers use).
 """

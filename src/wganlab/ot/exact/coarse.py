@@ -22,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-from wganlab.ot.exact import ssp
+from wganlab.ot.exact import arc_costs
 from wganlab.ot.exact.blocks import PCA_SAMPLE, principal_directions
 from wganlab.ot.sliced.oned import wasserstein_1d
 
@@ -37,12 +37,12 @@ def intrinsic_dimension(Xs: np.ndarray, Y: np.ndarray, approx: np.ndarray, k: tu
     to ``k[1]``-th nearest neighbours, from how the distance of a point of ``Xs (s, d)`` to its ``k``-th nearest
     point of ``Y (N, d)`` grows with ``k`` (``r_k ~ k^(1/m)``): ``log(k1 / k0) / median log(r_k1 / r_k0)``.
     ``approx (s, N)``: any increasing function of the distances, roughly (the float32 costs); the ``2 k1``
-    nearest by it are measured again in float64 (:func:`ssp.pair_costs`: no float64 copy of the points, 26 -> 3 ms
+    nearest by it are measured again in float64 (:func:`arc_costs.pair_costs`: no float64 copy of the points, 26 -> 3 ms
     for 16 rows against 10,000 images)."""
     k0, k1 = min(k[0], approx.shape[1]), min(k[1], approx.shape[1])
     near = torch.topk(torch.from_numpy(approx), min(2 * k1, approx.shape[1]), dim=1, largest=False).indices.numpy()
     rows = np.repeat(np.arange(len(Xs)), near.shape[1])
-    r = np.sort(ssp.pair_costs(Xs, Y, rows, near.reshape(-1), False).reshape(near.shape), axis=1)
+    r = np.sort(arc_costs.pair_costs(Xs, Y, rows, near.reshape(-1), False).reshape(near.shape), axis=1)
     ratio = float(np.median(np.log(r[:, k1 - 1] / r[:, k0 - 1])))
     return math.log(k1 / k0) / ratio if ratio > 0 else math.inf
 

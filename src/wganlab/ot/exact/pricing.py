@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from wganlab.ot.exact import blocks, ssp
+from wganlab.ot.exact import arc_costs, blocks
 
 #: the margin of a full pass, times the mean cost of the arcs
 MARGIN = 0.01
@@ -28,7 +28,7 @@ KEEP_PER_POINT = 64
 #: a later pass checks rows and columns when that is fewer than this share of all pairs (else a full pass)
 PARTIAL_MAX = 0.3
 #: after a pass that computed the exact costs of more than this share of all pairs, on points of at most
-#: ``ssp.ORDERED_MAX_DIM`` coordinates, every pass computes all of them (:func:`exact_pass`: about 1 ns a pair,
+#: ``arc_costs.ORDERED_MAX_DIM`` coordinates, every pass computes all of them (:func:`exact_pass`: about 1 ns a pair,
 #: against 15 ns for a pair the float32 bound does not settle; a thin tube along a line, W1: 74 % of the pairs)
 EXACT_SHARE = 0.1
 
@@ -75,9 +75,9 @@ class Pricer:
 
     def compute_every_cost(self) -> None:
         """Later passes compute every pair's exact cost (:func:`exact_pass`, without the bounds) where the points have
-        at most ``ssp.ORDERED_MAX_DIM`` coordinates and the passes keep each row's and column's worst pairs."""
+        at most ``arc_costs.ORDERED_MAX_DIM`` coordinates and the passes keep each row's and column's worst pairs."""
         prob = self.prob
-        if prob.X.shape[1] <= ssp.ORDERED_MAX_DIM and self.worst:
+        if prob.X.shape[1] <= arc_costs.ORDERED_MAX_DIM and self.worst:
             self.exact = (np.ascontiguousarray(prob.X, dtype=np.float64),
                           np.ascontiguousarray(prob.Y.T, dtype=np.float64))
             self.incremental, self.kept = False, None
@@ -152,7 +152,7 @@ def _pass(row_blocks, X, Y, squared, u, v, arcs, cmin, margin, worst):
     checked = sum(f[4] for f in found)
     if worst:  # the columns' worst pairs, their costs computed again (the same bits)
         j, t = (np.ascontiguousarray(a) for a in np.nonzero(col_rc < np.inf))  # views of one array: strided
-        found.append((col_row[j, t], j, ssp.pair_costs(X, Y, col_row[j, t], j, squared), col_rc[j, t]))
+        found.append((col_row[j, t], j, arc_costs.pair_costs(X, Y, col_row[j, t], j, squared), col_rc[j, t]))
     rows, cols, cost, rc = (np.concatenate([f[k] for f in found]) for k in range(4))
     if worst:  # a pair among the worst of both its row and its column came twice
         first = np.unique(rows * len(v) + cols, return_index=True)[1]
@@ -177,8 +177,8 @@ def worst_pairs(rows, cols, cost, rc, k, M, N):
 @nb.njit(cache=True)
 def exact_pass(X, Yt, squared, u, v, cmin, margin, col_worst):
     """A pricing pass on every pair's float64 cost ``c_ij`` (``X (M, d)``, ``Yt (d, N)`` the columns' coordinates
-    transposed, float64; at most ``ssp.ORDERED_MAX_DIM`` coordinates: :func:`ssp.pair_cost`'s bits, summed for a
-    whole row at once), for a ``margin <= 0``. The squared distance ``s_ij`` settles every pair with ``s_ij >=
+    transposed, float64; at most ``arc_costs.ORDERED_MAX_DIM`` coordinates: :func:`arc_costs.pair_cost`'s bits, summed
+    for a whole row at once), for a ``margin <= 0``. The squared distance ``s_ij`` settles every pair with ``s_ij >=
     lim_ij^2 (1 + 1e-12)``, ``lim_ij = u_i + v_j + 1e-12 (|u_i| + |v_j|)`` (then ``c_ij - u_i >= v_j`` despite
     rounding); in a chunk of 256 columns with another pair every ``cmin_j`` is lowered to ``c_ij - u_i``. Returns
     ``(rows, cols, costs, reduced costs, checked)`` as :func:`violations` with ``k >= 1`` (its ``col_worst``): the
@@ -302,7 +302,7 @@ def violations(lo, u32, v32, row0, X, Y, squared, u, v, row_ptr, arc_col, arc_co
                 if q < a1 and arc_col[q] == j:
                     c = arc_cost[q]
             if c < 0.0:
-                c = ssp.pair_cost(X, Y, r, j, squared)
+                c = arc_costs.pair_cost(X, Y, r, j, squared)
             f = blocks.round_down_one32(c)
             if f > li[j]:
                 li[j] = f

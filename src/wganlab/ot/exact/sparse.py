@@ -58,9 +58,9 @@ from wganlab.ot.exact.points import Points, centred32
 from wganlab.ot.result import OTResult
 
 try:
-    from wganlab.ot.exact import auction, blocks, grid, ssp
+    from wganlab.ot.exact import arc_costs, auction, blocks, grid, ssp
 except ImportError:  # numba missing or broken: the dense POT path remains
-    auction = blocks = grid = ssp = None
+    arc_costs = auction = blocks = grid = ssp = None
 
 #: nearest neighbours per row and per column in the first arc set (rows per column with few rows)
 K_NEAREST = 8
@@ -246,11 +246,11 @@ class _Problem:
         """Float64 costs of pairs, looked up for arcs already in the set when the points have LOOKUP_MIN_DIM
         coordinates or more (below, computing a cost is cheaper than finding it)."""
         if self.X.shape[1] < LOOKUP_MIN_DIM:
-            return ssp.pair_costs(self.X, self.Y, rows, cols, self.squared)
+            return arc_costs.pair_costs(self.X, self.Y, rows, cols, self.squared)
         pos, known = self.arcs.locate(rows.astype(np.int64) * self.N + cols)
         out = np.empty(len(rows))
         out[known] = self.arcs.cost[pos[known]]
-        out[~known] = ssp.pair_costs(self.X, self.Y, rows[~known], cols[~known], self.squared)
+        out[~known] = arc_costs.pair_costs(self.X, self.Y, rows[~known], cols[~known], self.squared)
         return out
 
 
@@ -260,7 +260,7 @@ def _median_ratio(dist: blocks.Distances, X: np.ndarray, Y: np.ndarray, squared:
     rng = np.random.default_rng(0)
     rows, cols = rng.integers(0, len(X), pairs), rng.integers(0, len(Y), pairs)
     lo = dist.lower(None, rows)[np.arange(pairs), cols].astype(np.float64)
-    cost = ssp.pair_costs(X, Y, rows, cols, squared)
+    cost = arc_costs.pair_costs(X, Y, rows, cols, squared)
     ratio = lo[cost > 0] / cost[cost > 0]
     return float(np.median(np.sqrt(ratio) if squared else ratio)) if len(ratio) else 1.0
 
