@@ -355,11 +355,14 @@ def test_match_blocks_reads_and_writes_the_convolution_layout(radix, monkeypatch
 
 @pytest.mark.skipif(kernels.match_kernel is None, reason="needs numba")
 @pytest.mark.parametrize("radix", [False, True])
-def test_the_direct_steps_fused_matching_gives_the_projection_then_equalpps_bits(radix, monkeypatch):
-    """Generated images against a fixed batch of as many (the direct step): the patch side matches each group's
-    convolution as it comes and keeps the slopes in the gradient's layout; value and gradient are the same bits
-    as the projection followed by :class:`EqualPP`, with ties, groups below ``PHASE_CHANNELS`` (output phases)
-    and chunked projections; projections that overflow fall back to the same result."""
+@pytest.mark.parametrize("local", [False, True], ids=["patch", "local"])
+def test_the_direct_steps_fused_matching_gives_the_projection_then_equalpps_bits(radix, local, monkeypatch):
+    """Generated images against a fixed batch of as many (the direct step, of all patches or location by location):
+    the patch side matches each group's convolution as it comes and keeps the slopes in the gradient's layout;
+    value and gradient are the same bits as the projection followed by :class:`EqualPP`, with ties, groups below
+    ``PHASE_CHANNELS`` (output phases) and chunked projections; projections that overflow fall back to the same
+    result."""
+    from wganlab.ot.patches import patch_swd_local
     from wganlab.ot.sliced import Side
     from wganlab.ot.sliced.autograd import EqualPP
 
@@ -371,7 +374,8 @@ def test_the_direct_steps_fused_matching_gives_the_projection_then_equalpps_bits
 
     def step(images, p, max_elements):
         xg = images.clone().requires_grad_(True)
-        value = patch_swd(xg, y, 4, 1, p=p, projections=theta, max_elements=max_elements)
+        value = (patch_swd_local if local else patch_swd)(xg, y, 4, 1, p=p, projections=theta,
+                                                          max_elements=max_elements)
         return value.detach(), torch.autograd.grad(value, xg)[0]
 
     calls = []

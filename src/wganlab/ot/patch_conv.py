@@ -153,42 +153,47 @@ def _group_values(images: torch.Tensor, kern: torch.Tensor, patch_stride: int, p
 
 
 class _MatchedProjection(torch.autograd.Function):
-    """``W_p^p (k,)`` of the projections of ``images`` (image-major, as :func:`project_values` lays them out)
-    against a fixed sorted target ``w (k, N * L)`` of equal size: :class:`wganlab.ot.sliced.EqualPP` fused with the
-    projection. Each group's convolution ``(N, CONV_GROUP, L)`` goes to :func:`match_blocks` as it comes, and the
-    slopes land in the layout the convolution's gradient takes, ``(N, k, rows, cols)``: no buffer of projected
-    values, no transposed copy forward or backward (the same bits as the projection then ``EqualPP``). Where the
-    kernels do not apply (not float32 on the CPU, no numba, projections that overflow) the projection and
-    :func:`equal_match`."""
+    """``W_p^p`` of the projections of ``images`` against a fixed sorted target of equal size, :class:`wganlab.ot.
+    sliced.EqualPP` fused with the projection: ``(k,)`` against ``w (k, N * L)`` (all patches, image-major as
+    :func:`project_values` lays them out), or ``local``, ``(k, L)`` against ``w (k, L, N)`` (location by location).
+    Each group's convolution ``(N, CONV_GROUP, L)`` goes to :func:`match_blocks` as it comes (``local``: as
+    ``(N, CONV_GROUP L, 1)``, one row of ``N`` atoms per projection and location), and the slopes land in the layout
+    the convolution's gradient takes, ``(N, k, rows, cols)``: no buffer of projected values, no transposed copy
+    forward or backward (the same bits as the projection then ``EqualPP``). Where the kernels do not apply (not
+    float32 on the CPU, no numba, projections that overflow) the projection and :func:`equal_match`."""
 
     @staticmethod
-    def forward(ctx, images, kern, w, p, patch_stride, padding):
+    def forward(ctx, images, kern, w, p, patch_stride, padding, local):
         n, k = images.shape[0], kern.shape[0]
         rows, cols = patch_grid(images.shape[2], images.shape[3], kern.shape[-1], patch_stride, padding)
-        slope = images.new_empty(n, k, rows, cols)
-        done = None
+        L = rows * cols
+        atoms, rows_per = (n, L) if local else (n * L, 1)  # a matched row's atoms; matched rows per projection
+        slope, done = images.new_empty(n, k, rows, cols), None
         if images.dtype == w.dtype == torch.float32 and images.device.type == "cpu":
-            parts = ((g, _group_values(images, kern[g:g + CONV_GROUP], patch_stride, padding, rows, cols).view(
-                n, -1, rows * cols).numpy()) for g in range(0, k, CONV_GROUP))
-            done = match_blocks(parts, w.contiguous().numpy(), p, slope.view(n, k, -1).numpy())
+            def part(g):
+                values = _group_values(images, kern[g:g + CONV_GROUP], patch_stride, padding, rows, cols)
+                return g * rows_per, values.view(n, -1, atoms // n).numpy()
+            done = match_blocks(map(part, range(0, k, CONV_GROUP)), w.contiguous().numpy().reshape(-1, atoms), p,
+                                slope.view(n, -1, atoms // n).numpy())
         if done is not None and not done[1].any():
-            pp = torch.from_numpy(done[0] / (n * rows * cols)).to(images.dtype)
+            pp = torch.from_numpy(done[0] / atoms).to(images.dtype).view(w.shape[:-1])
         else:
-            pp, flat = equal_match(project_values(images, kern, patch_stride, padding, "images"), w, p, True)
-            slope = flat.view(k, n, rows, cols).transpose(0, 1)
+            v = project_values(images, kern, patch_stride, padding, "local" if local else "images")
+            pp, flat = equal_match(v, w, p, True)
+            slope = (flat.permute(2, 0, 1) if local else flat.view(k, n, L).transpose(0, 1)).unflatten(2, (rows, cols))
         ctx.save_for_backward(kern)
-        ctx.slope, ctx.conf = slope, (images.shape, patch_stride, padding)
+        # the scaling by projection (and location) lines up with the slopes' (N, k, rows, cols)
+        ctx.slope, ctx.conf = slope, (images.shape, patch_stride, padding, atoms, (1, k, rows, cols) if local else
+                                      (1, k, 1, 1))
         return pp
 
     @staticmethod
     def backward(ctx, grad):
-        (kern,), (shape, patch_stride, padding) = ctx.saved_tensors, ctx.conf
+        (kern,), (shape, patch_stride, padding, atoms, scale_shape) = ctx.saved_tensors, ctx.conf
         slope, ctx.slope = ctx.slope, None  # used up in place
-        m = slope.shape[0] * slope.shape[2] * slope.shape[3]  # atoms per projection: N L
-        # EqualPP's scaling (the mean's factor first), in the gradient's layout
-        g = slope.mul_((grad / m).view(1, -1, 1, 1)).contiguous()
+        g = slope.mul_((grad / atoms).view(scale_shape)).contiguous()  # EqualPP's scaling: the mean's factor first
         gi = torch.nn.grad.conv2d_input(shape, kern, g, stride=patch_stride, padding=padding)
-        return gi, None, None, None, None, None
+        return gi, None, None, None, None, None, None
 
 
 def project_patches(images: torch.Tensor, theta: torch.Tensor, patch_size: int, patch_stride: int, padding: int,
@@ -212,9 +217,9 @@ def patch_side(images: torch.Tensor, patch_size: int, patch_stride: int, padding
 
     def fused_equal_pp(data, theta, ws, p):
         kern = theta.reshape(theta.shape[0], images.shape[1], patch_size, patch_size)
-        return _MatchedProjection.apply(data, kern, ws, p, patch_stride, padding)
+        return _MatchedProjection.apply(data, kern, ws, p, patch_stride, padding, local)
 
     if local:
-        return Side(images, project, n, (L,))
+        return Side(images, project, n, (L,), fused_equal_pp=fused_equal_pp)
     return Side(images, project, n * L, project_any_order=lambda data, theta: project(data, theta, "any"),
                 fused_equal_pp=fused_equal_pp)
