@@ -1071,6 +1071,7 @@ def test_many_cached_pairs_are_screened_on_principal_coordinates(monkeypatch, p,
     monkeypatch.setattr(engine, "SKETCH_CACHED_MIN_PAIRS", 0)
     monkeypatch.setattr(engine, "SKETCH_CACHED_MIN_SIDE", 0)
     monkeypatch.setattr(engine, "SKETCH_DIMS", 4)
+    monkeypatch.setattr(engine, "SKETCH_CACHED_DIMS", 4)
     r = np.random.default_rng(27)
     x, y = r.normal(size=(n, 24)) * np.geomspace(3, 0.01, 24), r.normal(size=(m, 24)) * np.geomspace(3, 0.01, 24)
     a = r.dirichlet(np.ones(n)) if weighted else np.full(n, 1 / n)

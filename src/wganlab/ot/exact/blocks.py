@@ -184,9 +184,11 @@ def cacheable(M: int, N: int) -> bool:
     return 4 * M * N <= CACHE_BYTES
 
 
-def sketched(x_rows, M: int, y32: np.ndarray, squared: bool, r: int) -> Distances:
+def sketched(x_rows, M: int, y32: np.ndarray, squared: bool, r: int, basis_steps: int = 4,
+             basis_sample: int = PCA_SAMPLE) -> Distances:
     """A rigorous lower bound of the costs between ``M`` points ``x`` (``x_rows(s, e)``: rows ``s:e`` centred, as
-    float32) and the centred float32 points ``y32 (N, d)``, from ``r + 1`` coordinates instead of ``d``.
+    float32) and the centred float32 points ``y32 (N, d)``, from ``r + 1`` coordinates instead of ``d``; the
+    directions from ``basis_steps`` power steps on ``basis_sample`` rows (:func:`principal_directions`).
 
     Each centred point ``z = B^T p + q`` is split by ``B (r, d)``, the leading principal directions of ``y``
     (float32, rows orthonormal up to ``E = B B^T - I``): ``p = Bz`` (a float64 product) rounded to float32, the
@@ -196,7 +198,7 @@ def sketched(x_rows, M: int, y32: np.ndarray, squared: bool, r: int) -> Distance
     the largest ratios ``|(p, |q|)| / |z|``, ``|p| / |z|``, ``|B q| / |z|``; so ``|z_x|^2 + |z_y|^2 - 2 s``,
     shrunk as the full blocks are, bounds ``||x - y||^2`` from below. Close to it where the directions hold most of the
     spread, at ``(r + 1) / d`` of the GEMM."""
-    basis = principal_directions(y32, r).astype(np.float32)
+    basis = principal_directions(y32, r, basis_steps, basis_sample).astype(np.float32)
     b64 = basis.astype(np.float64)
     err_e = float(np.linalg.norm(b64 @ b64.T - np.eye(len(b64)), 2))
     (cx, nx, rx), (cy, ny, ry) = (_split(rows, n, basis) for rows, n in ((x_rows, M),
@@ -250,24 +252,24 @@ def _split(rows, n: int, basis: np.ndarray, chunk: int = 1024):
     return coords, sq, ratios
 
 
-def principal_directions(Z: np.ndarray, r: int, power_steps: int = 4) -> np.ndarray:
+def principal_directions(Z: np.ndarray, r: int, power_steps: int = 4, sample: int = PCA_SAMPLE) -> np.ndarray:
     """``(min(r, d), d)`` float64, orthonormal rows: the leading principal directions of ``Z (n, d)`` (the top
-    eigenvectors of the covariance of a sample of PCA_SAMPLE rows, each signed to have a positive sum). Where
+    eigenvectors of the covariance of a sample of about ``sample`` rows, each signed to have a positive sum). Where
     ``d`` is over four times ``r``, by ``power_steps`` steps of subspace iteration from a seeded random start of
     ``r + 8`` directions and the eigenvectors within that subspace (an ``O(d^3)`` eigensolver took 14 s at
     ``d = 4096``)."""
     d, k = Z.shape[1], min(r, Z.shape[1])
     if d <= 4 * k:
-        sample = Z[:: max(1, len(Z) // PCA_SAMPLE)].astype(np.float64)
-        sample -= sample.mean(0)
-        top = np.linalg.eigh(sample.T @ sample)[1][:, ::-1][:, :k].T
+        rows = Z[:: max(1, len(Z) // sample)].astype(np.float64)
+        rows -= rows.mean(0)
+        top = np.linalg.eigh(rows.T @ rows)[1][:, ::-1][:, :k].T
     else:  # float32 products: any basis will do (the bounds measure how orthonormal it is)
-        sample = Z[:: max(1, len(Z) // PCA_SAMPLE)].astype(np.float32)
-        sample -= sample.mean(0)
+        rows = Z[:: max(1, len(Z) // sample)].astype(np.float32)
+        rows -= rows.mean(0)
         q = np.random.default_rng(0).standard_normal((d, k + 8)).astype(np.float32)
         for _ in range(power_steps):
-            q = np.linalg.qr(sample.T @ (sample @ q))[0]
-        s = (sample @ q).astype(np.float64)
+            q = np.linalg.qr(rows.T @ (rows @ q))[0]
+        s = (rows @ q).astype(np.float64)
         top = (q.astype(np.float64) @ np.linalg.eigh(s.T @ s)[1][:, ::-1][:, :k]).T
         top = np.linalg.qr(top.T)[0].T
     return top * np.where(top.sum(1) < 0, -1.0, 1.0)[:, None]

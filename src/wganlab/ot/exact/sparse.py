@@ -107,6 +107,10 @@ SKETCH_MIN_RATIO = 0.9
 #: cached blocks (the GEMM runs once) take the bound too from this many pairs, both sides this many points, their
 #: candidates straight from it (10,000^2 Fashion-MNIST: 2.13 -> 1.53 s, 9.0 -> 3.3 s at 64x64; docs/speed-history.md)
 SKETCH_CACHED_MIN_PAIRS, SKETCH_CACHED_MIN_SIDE = 16_000_000, 4_000
+#: ... on up to this many directions (at most d / 4), from a rougher basis (power steps, sample rows): fewer pairs
+#: left to the first pricing pass's exact costs for less than the extra coordinates cost (10,000^2 at 64x64: 440,000
+#: -> 160,000 pairs, 3.39-3.68 -> 2.83-2.94 s; off the grid at 28x28 1.87-2.13 -> 1.62 s; docs/speed-history.md)
+SKETCH_CACHED_DIMS, SKETCH_CACHED_BASIS = 128, (2, 2048)
 #: a target set keeps the bounds of every pair's cost of its latest solve (for a warm-started next one) up to this size
 KEEP_BOUNDS_BYTES = 64 * 1024 * 1024
 #: a warm start's bounds, shifted by how far each point moved, replace the distance GEMM unless, at the warm
@@ -171,8 +175,8 @@ def solve_points(X: np.ndarray, Y: np.ndarray | Points, a: np.ndarray | None = N
     the arc set admitted no feasible flow), ``checked`` (pairs the last pricing pass checked by their float64 cost),
     ``partial_passes`` (pricing passes that checked only the pairs near a full pass's margin and the rows and columns
     whose potentials rose past it), ``bids`` (of the auctions), ``prices`` (``"warm"``, ``"coarse"`` on data of low
-    intrinsic dimension and sets far apart, or ``"auction"``), ``bound_dims`` (``d``, or SKETCH_DIMS + 1), ``bounds``
-    (``"grid"``: sets on a grid of 256 levels, :mod:`wganlab.ot.exact.grid`; ``"float32"``; ``"sketch"``).
+    intrinsic dimension and sets far apart, or ``"auction"``), ``bound_dims`` (``d``, or the sketch's directions + 1),
+    ``bounds`` (``"grid"``: sets on a grid of 256 levels, :mod:`wganlab.ot.exact.grid`; ``"float32"``; ``"sketch"``).
     Raises :class:`NotOptimalError` if it cannot certify the result, and :class:`TooDense` once the arc set
     outgrows ``max_arcs`` (e.g. a collapsed set against a spread one, where the dense solver is the better tool)
     and, with ``dense_fallback``, on weighted sets of low intrinsic dimension or far apart (a weighted tube shifted
@@ -224,7 +228,8 @@ class _Problem:
         if cached:  # sets on a grid of 256 levels (8-bit images): integer bounds, tighter and faster than float32's
             self.dist = grid.distances(X, Yp, squared)
         if self.dist is None and (not cached or many) and X.shape[1] >= 4 * SKETCH_DIMS:  # a cheaper bound
-            sketch = blocks.sketched(lambda s, e: centred32(X[s:e], Yp.mu), M, Yp.z32, squared, SKETCH_DIMS)
+            how = (min(SKETCH_CACHED_DIMS, X.shape[1] // 4), *SKETCH_CACHED_BASIS) if cached else (SKETCH_DIMS,)
+            sketch = blocks.sketched(lambda s, e: centred32(X[s:e], Yp.mu), M, Yp.z32, squared, *how)
             if _median_ratio(sketch, X, Yp.exact, squared) >= SKETCH_MIN_RATIO:
                 self.dist, self.over = sketch, 1 if cached else RERANK
         if self.dist is None:  # no float32 copy of x where the sketch or the grid serves
