@@ -1083,6 +1083,23 @@ def test_many_cached_pairs_are_screened_on_principal_coordinates(monkeypatch, p,
     assert_certified(res, x, y, a, b, p)
 
 
+def test_cached_sketches_take_at_most_a_quarter_of_the_coordinates(monkeypatch):
+    """Cached blocks sketch on min(SKETCH_CACHED_DIMS, d / 4) directions (here 6 of 24, the rougher basis), uncached
+    ones on SKETCH_DIMS: both the LP's optimum."""
+    monkeypatch.setattr(engine, "SKETCH_CACHED_MIN_PAIRS", 0)
+    monkeypatch.setattr(engine, "SKETCH_CACHED_MIN_SIDE", 0)
+    monkeypatch.setattr(engine, "SKETCH_DIMS", 4)
+    r = np.random.default_rng(28)
+    x, y = r.normal(size=(250, 24)) * np.geomspace(3, 0.01, 24), r.normal(size=(260, 24)) * np.geomspace(3, 0.01, 24)
+    want = lp_value(cdist(x, y), np.full(250, 1 / 250), np.full(260, 1 / 260))
+    for cache_bytes, dims in ((None, 24 // 4 + 1), (0, 4 + 1)):
+        if cache_bytes is not None:
+            monkeypatch.setattr(blocks, "CACHE_BYTES", cache_bytes)
+        res = wasserstein(x, y, engine="sparse")
+        assert res.info["bounds"] == "sketch" and res.info["bound_dims"] == dims
+        assert_allclose(res.cost, want, rtol=1e-9)
+
+
 def test_a_loose_principal_coordinates_bound_is_not_used(monkeypatch):
     """Isotropic data (4 of 24 directions hold a sixth of the spread: the bound is about 0.4 of the distance)
     keep the full float32 bound, which settles far more pairs."""
