@@ -19,6 +19,7 @@ from wganlab.ot.exact import (
     points,
     prepare_points,
     pricing,
+    sketch,
     transport,
     wasserstein,
 )
@@ -996,8 +997,8 @@ def test_sketch_split_bounds_the_residual_it_never_forms(kind):
     elif kind == "far from the origin":
         z = z * 1e-3 + r.normal(size=d) * 50
     z32 = z.astype(np.float32)
-    basis = blocks.principal_directions(z32, 16).astype(np.float32)
-    coords, sq, ratios = blocks._split(lambda s, e: z32[s:e], n, basis, chunk=128)
+    basis = sketch.principal_directions(z32, 16).astype(np.float32)
+    coords, sq, ratios = sketch.coordinates(lambda s, e: z32[s:e], n, basis, chunk=128)
     p, zl, bl = coords[:, :-1].astype(np.longdouble), z32.astype(np.longdouble), basis.astype(np.longdouble)
     q = zl - p @ bl
     qn, zn2 = np.sqrt((q * q).sum(1)), (zl * zl).sum(1)
@@ -1027,7 +1028,7 @@ def test_sketched_bound_is_a_lower_bound_and_tight_on_low_rank_data(squared, cen
         x[:5] = y[:5]
         yp = points.Points(y, None if centred else np.zeros(d))
         full = blocks.Distances(points.Points(x, yp.mu), yp, squared)
-        sk = blocks.sketched(lambda s, e, z=full.x32: z[s:e], full.M, full.y32, squared, 8)
+        sk = sketch.distances(lambda s, e, z=full.x32: z[s:e], full.M, full.y32, squared, 8)
         assert sk.x32.shape == (60, 9)
         lo = sk.lower(None, np.arange(60)).astype(np.float64)
         C = cdist(x, y, kind)
@@ -1237,7 +1238,7 @@ def test_principal_directions_are_the_leading_eigenvectors(d, r):
     scales = np.concatenate([10 * 0.8 ** np.arange(r), np.geomspace(0.5, 0.05, d - r)])
     perm = rng.permutation(d)
     Z = rng.normal(size=(5000, d)) * scales[perm] + 3.0
-    B = blocks.principal_directions(Z.astype(np.float32), r)
+    B = sketch.principal_directions(Z.astype(np.float32), r)
     assert B.shape == (r, d)
     assert_allclose(B @ B.T, np.eye(r), atol=1e-12)
     assert_allclose(np.abs(B[np.arange(r), perm.argsort()[:r]]), 1.0, atol=2e-2)

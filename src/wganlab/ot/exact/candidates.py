@@ -43,7 +43,7 @@ def by_bound(dist: blocks.Distances, k_row: int, k_col: int, N: int, rows=None, 
 def by_cost(dist: blocks.Distances, costs, k_row: int, k_col: int, over: int, u: np.ndarray, cap=None):
     """``(rows, cols, costs)``: :func:`by_bound`'s ``k_row`` per row and ``k_col`` per column (listed last, column
     by column), chosen among ``over`` times as many by their exact costs ``costs(rows, cols)``: ``c_ij`` (rows),
-    ``c_ij - u_i`` (columns). ``over > 1`` where the bound is loose (:func:`blocks.sketched`). ``cap``: see
+    ``c_ij - u_i`` (columns). ``over > 1`` where the bound is loose (:func:`sketch.distances`). ``cap``: see
     :func:`by_bound` (for ``k_col * over`` rows)."""
     M, N = len(u), dist.N
     rows, cols = by_bound(dist, k_row * over, k_col * over, N, u=u, cap=cap)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from wganlab.ot.exact import arc_costs
-from wganlab.ot.exact.blocks import PCA_SAMPLE, principal_directions
+from wganlab.ot.exact.sketch import PCA_SAMPLE, principal_directions
 from wganlab.ot.sliced.oned import wasserstein_1d
 
 #: points per cluster at most

@@ -19,7 +19,7 @@ active arc set and one block of float32 distances:
    GEMM's speed, within ~1e-6 of the costs, not 1e-4; a set within the range but off the grid, against an 8-bit
    target, with a second digit, made afresh for a warm start). Where the blocks do not fit in memory (every pass
    recomputes them), or are many (SKETCH_CACHED_MIN_PAIRS), the bound comes from the points' principal coordinates
-   (:func:`blocks.sketched`, ``(SKETCH_DIMS + 1) / d`` of the GEMM); uncached, candidates are chosen by exact costs
+   (:func:`sketch.distances`, ``(SKETCH_DIMS + 1) / d`` of the GEMM); uncached, candidates are chosen by exact costs
    among RERANK times as many.
 2. **Sparse solve.** Successive shortest paths (:mod:`wganlab.ot.exact.ssp`, Dijkstra on reduced costs) on
    that arc set; with few rows the columns are contracted away and Dijkstra runs on the rows alone. If
@@ -58,9 +58,9 @@ from wganlab.ot.exact.points import Points, centred32
 from wganlab.ot.result import OTResult
 
 try:
-    from wganlab.ot.exact import arc_costs, auction, blocks, grid, ssp
+    from wganlab.ot.exact import arc_costs, auction, blocks, grid, sketch, ssp
 except ImportError:  # numba missing or broken: the dense POT path remains
-    arc_costs = auction = blocks = grid = ssp = None
+    arc_costs = auction = blocks = grid = sketch = ssp = None
 
 #: nearest neighbours per row and per column in the first arc set (rows per column with few rows)
 K_NEAREST = 8
@@ -98,7 +98,7 @@ SEPARATED_MIN, SEPARATION_MIN = 1000, 1.0
 #: its 2,750 clusters took 4.7 s by the auction, the whole solve 1.6 s instead of 6.3 s with a nested level)
 COARSE_NESTED_MIN = 1000
 #: uncached blocks (every pass recomputes them) of points with at least 4 times as many coordinates use the bound from
-#: this many principal directions (:func:`blocks.sketched`; 50,000^2 Fashion-MNIST in 81 s, not 435 s), choosing
+#: this many principal directions (:func:`sketch.distances`; 50,000^2 Fashion-MNIST in 81 s, not 435 s), choosing
 #: candidates by their exact costs among RERANK times as many
 SKETCH_DIMS, RERANK = 64, 3
 #: ... when the bound is at least this fraction of the cost (median over random pairs; Fashion-MNIST 0.94 at 28x28,
@@ -229,9 +229,9 @@ class _Problem:
             self.dist = grid.distances(X, Yp, squared)
         if self.dist is None and (not cached or many) and X.shape[1] >= 4 * SKETCH_DIMS:  # a cheaper bound
             how = (min(SKETCH_CACHED_DIMS, X.shape[1] // 4), *SKETCH_CACHED_BASIS) if cached else (SKETCH_DIMS,)
-            sketch = blocks.sketched(lambda s, e: centred32(X[s:e], Yp.mu), M, Yp.z32, squared, *how)
-            if _median_ratio(sketch, X, Yp.exact, squared) >= SKETCH_MIN_RATIO:
-                self.dist, self.over = sketch, 1 if cached else RERANK
+            sk = sketch.distances(lambda s, e: centred32(X[s:e], Yp.mu), M, Yp.z32, squared, *how)
+            if _median_ratio(sk, X, Yp.exact, squared) >= SKETCH_MIN_RATIO:
+                self.dist, self.over = sk, 1 if cached else RERANK
         if self.dist is None:  # no float32 copy of x where the sketch or the grid serves
             self.dist = blocks.Distances(Points(X, Yp.mu), Yp, squared)
         self.uniform = a is None and b is None
