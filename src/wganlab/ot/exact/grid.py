@@ -182,15 +182,16 @@ def finish(g, sq_rows, sq_cols, res_rows, res_cols, s, squared, out):
 
 
 @nb.njit(cache=True, fastmath={"nsz", "contract"})
-def finish2(g, g2, sq_rows, sq_cols, res_rows, res_cols, s, squared, out):
-    """:func:`finish` where one side has two digits: ``g = q_i.q_j``, ``g2`` the products of its second digits with
-    the other side's codes, ``sq`` both sides' ``|256 q + q2|^2`` (float64; ``q2 = 0`` on the one-digit side), so
-    ``t = (s / 256) sqrt(sq_i + sq_j - 2 (65536 g + 256 g2))`` (the integer exact in float64)."""
-    B, N = g.shape
+def finish2(g, g2, at2, sq_rows, sq_cols, res_rows, res_cols, s, squared, out):
+    """:func:`finish` where one side has two digits: ``g[i, j] = q_i.q_j``, ``g2[i, at2 + j]`` the products of its
+    second digits with the other side's codes (``g2`` may be ``g``, both digits' products side by side), ``sq`` both
+    sides' ``|256 q + q2|^2`` (float64; ``q2 = 0`` on the one-digit side), so ``t = (s / 256) sqrt(sq_i + sq_j - 2
+    (65536 g + 256 g2))`` (the integer exact in float64)."""
+    B, N = out.shape
     s32 = np.float32(s / 256)
     for i in range(B):
         a, ra = sq_rows[i], res_rows[i]
-        gi, g2i, oi = g[i], g2[i], out[i]
+        gi, g2i, oi = g[i], g2[i, at2:], out[i]
         for j in range(N):
             c = 65536.0 * np.float64(gi[j]) + 256.0 * np.float64(g2i[j])
             oi[j] = lower32(s32 * np.sqrt(np.float32(a + sq_cols[j] - 2.0 * c)), ra + res_cols[j], squared)
@@ -216,11 +217,11 @@ class GridDistances(blocks.Distances):
         b = yc.sq if xq2 is None else self.ysq
         if thin:  # (N, B), as the float32 blocks
             out = np.empty((self.N, len(a)), np.float32)
-            g = torch._int_mm(yq, xq.t()).numpy()
             if xq2 is None:
-                finish(g, b, a, yc.res, ra, self.s, self.squared, out)
-            else:
-                finish2(g, torch._int_mm(yq, xq2.t()).numpy(), b, a, yc.res, ra, self.s, self.squared, out)
+                finish(torch._int_mm(yq, xq.t()).numpy(), b, a, yc.res, ra, self.s, self.squared, out)
+            else:  # both digits in one GEMM: y's codes read once (64 x 10,000 x 784: 2.0-2.3 -> 1.6 ms)
+                g = torch._int_mm(yq, torch.cat([xq, xq2]).t()).numpy()
+                finish2(g, g, len(a), b, a, yc.res, ra, self.s, self.squared, out)
             return out
         out = np.empty((len(a), self.N), np.float32)
         g, g2 = (torch.empty((min(SUB_ROWS, len(a)), self.N), dtype=torch.int32) for _ in range(2))  # reused
@@ -231,7 +232,7 @@ class GridDistances(blocks.Distances):
                 finish(g[:e - i].numpy(), a[i:e], b, ra[i:e], yc.res, self.s, self.squared, out[i:e])
             else:
                 torch._int_mm(xq2[i:e], yq.t(), out=g2[:e - i])
-                finish2(g[:e - i].numpy(), g2[:e - i].numpy(), a[i:e], b, ra[i:e], yc.res, self.s, self.squared,
+                finish2(g[:e - i].numpy(), g2[:e - i].numpy(), 0, a[i:e], b, ra[i:e], yc.res, self.s, self.squared,
                         out[i:e])
         return out
 
