@@ -1084,6 +1084,31 @@ def test_many_cached_pairs_are_screened_on_principal_coordinates(monkeypatch, p,
     assert_certified(res, x, y, a, b, p)
 
 
+def test_sketched_costs_in_near_order_are_each_pairs_own_cost(monkeypatch):
+    """A sketched problem costs many pairs in the order of its points' near ranks: each set's ranks a permutation
+    that puts points near in the two leading coordinates next to each other (consecutive points 4 times closer
+    than in a random order), each pair its own cost (the same bits as costed alone, duplicates and known arcs
+    too), and a solve that takes that path the LP's optimum."""
+    for name, value in (("SKETCH_CACHED_MIN_PAIRS", 0), ("SKETCH_CACHED_MIN_SIDE", 0), ("SKETCH_DIMS", 4),
+                        ("SKETCH_CACHED_DIMS", 10), ("NEAR_ORDER_MIN_PAIRS", 0)):
+        monkeypatch.setattr(engine, name, value)
+    r = np.random.default_rng(29)
+    x, y = (r.normal(size=(n, 40)) * np.geomspace(3, 0.01, 40) for n in (300, 340))
+    prob = engine._Problem(x, points.Points(y), None, None, False, None)
+    assert prob.dist.kind == "sketch" and prob.near is not None
+    for rank, lead in zip(prob.near, (prob.dist.x32[:, :2], prob.dist.y32[:, :2]), strict=True):
+        assert np.array_equal(np.sort(rank), np.arange(len(lead)))
+        near, scattered = (np.linalg.norm(np.diff(lead[order], axis=0), axis=1).mean()
+                           for order in (np.argsort(rank), r.permutation(len(lead))))
+        assert near < 0.25 * scattered
+    rows, cols = r.integers(0, 300, 5000), r.integers(0, 340, 5000)
+    prob.arcs.add(rows[:50], cols[:50], arc_costs.pair_costs(x, y, rows[:50], cols[:50], False))
+    assert np.array_equal(prob.costs(rows, cols), arc_costs.pair_costs(x, y, rows, cols, False))
+    res = wasserstein(x, y, engine="sparse")
+    assert res.info["bounds"] == "sketch"
+    assert_allclose(res.cost, lp_value(cdist(x, y), np.full(300, 1 / 300), np.full(340, 1 / 340)), rtol=1e-9)
+
+
 def test_cached_sketches_take_at_most_a_quarter_of_the_coordinates(monkeypatch):
     """Cached blocks sketch on min(SKETCH_CACHED_DIMS, d / 4) directions (here 6 of 24, the rougher basis), uncached
     ones on SKETCH_DIMS: both the LP's optimum."""

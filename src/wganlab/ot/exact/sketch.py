@@ -14,6 +14,9 @@ from wganlab.ot.exact import blocks
 
 #: rows of a set (a sample) used to find its principal directions
 PCA_SAMPLE = 4096
+#: :func:`near_ranks` orders points along the Z-order curve of their two leading coordinates, each on a grid of
+#: ``2^NEAR_BITS`` levels
+NEAR_BITS = 6
 
 
 def distances(x_rows, M: int, y32: np.ndarray, squared: bool, r: int, basis_steps: int = 4,
@@ -112,3 +115,22 @@ def _orthonormal(a: np.ndarray) -> np.ndarray:
     """The ``Q (n, k)`` of ``a (n, k)``'s reduced QR factorisation, by torch (LAPACK; 4,096 x 136 float32: 9 ms,
     numpy's 32 ms)."""
     return torch.linalg.qr(torch.from_numpy(a))[0].numpy()
+
+
+def near_ranks(dist: blocks.Distances) -> tuple[np.ndarray, np.ndarray]:
+    """``(rank_x (M,), rank_y (N,))`` of a sketch (:func:`distances`): each point's place in the Z-order (Morton
+    code) of its two leading principal coordinates, quantised to NEAR_BITS bits each on a grid spanning both sets.
+    Near points get near ranks, so pairs taken in rank order read the same images while they are in the caches."""
+    lead = (dist.x32[:, :2].astype(np.float64), dist.y32[:, :2].astype(np.float64))
+    lo, hi = np.minimum(*(p.min(0) for p in lead)), np.maximum(*(p.max(0) for p in lead))
+    top = 2**NEAR_BITS - 1
+    ranks = []
+    for p in lead:
+        q = np.clip((p - lo) / np.maximum(hi - lo, 1e-300) * top, 0, top).astype(np.int64)
+        code = np.zeros(len(p), np.int64)
+        for bit in range(NEAR_BITS):  # interleave the two coordinates' bits
+            code |= ((q[:, 0] >> bit) & 1) << (2 * bit) | ((q[:, 1] >> bit) & 1) << (2 * bit + 1)
+        rank = np.empty(len(p), np.int64)
+        rank[np.argsort(code, kind="stable")] = np.arange(len(p))
+        ranks.append(rank)
+    return ranks[0], ranks[1]

@@ -111,6 +111,10 @@ SKETCH_CACHED_MIN_PAIRS, SKETCH_CACHED_MIN_SIDE = 16_000_000, 4_000
 #: left to the first pricing pass's exact costs for less than the extra coordinates cost (10,000^2 at 64x64: 440,000
 #: -> 160,000 pairs, 3.39-3.68 -> 2.83-2.94 s; off the grid at 28x28 1.87-2.13 -> 1.62 s; docs/speed-history.md)
 SKETCH_CACHED_DIMS, SKETCH_CACHED_BASIS = 128, (2, 2048)
+#: sketched problems cost at least this many pairs at once column by column in the order of :func:`sketch.near_ranks`
+#: (10,000^2 at 64x64: the first 160,000 candidates 0.31 -> 0.16 s, their images read from the caches; row by row
+#: 0.18 s, but the later candidates, a few to a column, 0.054 -> 0.13 s)
+NEAR_ORDER_MIN_PAIRS = 10_000
 #: a target set keeps the bounds of every pair's cost of its latest solve (for a warm-started next one) up to this size
 KEEP_BOUNDS_BYTES = 64 * 1024 * 1024
 #: a warm start's bounds, shifted by how far each point moved, replace the distance GEMM unless, at the warm
@@ -234,6 +238,7 @@ class _Problem:
                 self.dist, self.over = sk, 1 if cached else RERANK
         if self.dist is None:  # no float32 copy of x where the sketch or the grid serves
             self.dist = blocks.Distances(Points(X, Yp.mu), Yp, squared)
+        self.near = sketch.near_ranks(self.dist) if self.dist.kind == "sketch" else None
         self.uniform = a is None and b is None
         if self.uniform:
             g = math.gcd(M, N)
@@ -249,13 +254,20 @@ class _Problem:
 
     def costs(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Float64 costs of pairs, looked up for arcs already in the set when the points have LOOKUP_MIN_DIM
-        coordinates or more (below, computing a cost is cheaper than finding it)."""
+        coordinates or more (below, computing a cost is cheaper than finding it); many pairs of a sketched problem
+        computed in near order (NEAR_ORDER_MIN_PAIRS)."""
         if self.X.shape[1] < LOOKUP_MIN_DIM:
             return arc_costs.pair_costs(self.X, self.Y, rows, cols, self.squared)
         pos, known = self.arcs.locate(rows.astype(np.int64) * self.N + cols)
         out = np.empty(len(rows))
         out[known] = self.arcs.cost[pos[known]]
-        out[~known] = arc_costs.pair_costs(self.X, self.Y, rows[~known], cols[~known], self.squared)
+        rows, cols = rows[~known], cols[~known]
+        if self.near is None or len(rows) < NEAR_ORDER_MIN_PAIRS:
+            out[~known] = arc_costs.pair_costs(self.X, self.Y, rows, cols, self.squared)
+        else:  # column by column in near order, rows too: near images one after another, read from the caches
+            order, cost = np.argsort(self.near[1][cols] * self.M + self.near[0][rows]), np.empty(len(rows))
+            cost[order] = arc_costs.pair_costs(self.X, self.Y, rows[order], cols[order], self.squared)
+            out[~known] = cost
         return out
 
 
