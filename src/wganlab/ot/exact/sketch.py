@@ -20,7 +20,7 @@ NEAR_BITS = 6
 
 
 def distances(x_rows, M: int, y32: np.ndarray, squared: bool, r: int, basis_steps: int = 4,
-             basis_sample: int = PCA_SAMPLE) -> blocks.Distances:
+              basis_sample: int = PCA_SAMPLE) -> blocks.Distances:
     """A rigorous lower bound of the costs between ``M`` points ``x`` (``x_rows(s, e)``: rows ``s:e`` centred, as
     float32) and the centred float32 points ``y32 (N, d)``, from ``r + 1`` coordinates instead of ``d``; the
     directions from ``basis_steps`` power steps on ``basis_sample`` rows (:func:`principal_directions`).
@@ -37,11 +37,11 @@ def distances(x_rows, M: int, y32: np.ndarray, squared: bool, r: int, basis_step
     b64 = basis.astype(np.float64)
     err_e = float(np.linalg.norm(b64 @ b64.T - np.eye(len(b64)), 2))
     (cx, nx, rx), (cy, ny, ry) = (coordinates(rows, n, basis) for rows, n in ((x_rows, M),
-                                                                         (lambda s, e: y32[s:e], len(y32))))
+                                                                              (lambda s, e: y32[s:e], len(y32))))
     a2, p2, g2 = np.maximum(rx, ry)
     kappa = (len(b64) + 13) * 2.0**-24 * 1.25 * a2 + err_e * p2 + 2 * math.sqrt(p2 * g2)
     out = blocks.Distances(types.SimpleNamespace(z32=cx, sq32=nx), types.SimpleNamespace(z32=cy, sq32=ny),
-                    squared, tau=kappa * (1 + 1e-6) + 1e-12)
+                           squared, tau=kappa * (1 + 1e-6) + 1e-12)
     out.kind = "sketch"
     return out
 
