@@ -54,40 +54,39 @@ def separation(X: np.ndarray, Y: np.ndarray, a: np.ndarray, b: np.ndarray, sampl
     set shrunk against the other), ``s`` the smaller of the two sets' median distance from a point (``samples``
     of each) to its nearest other point of its set. From about 1, optimal partners lie beyond a point's nearest
     neighbours (0.01-0.06 between train and test Fashion-MNIST images or two Gaussian samples; 1.4 for
-    Gaussians in d = 10 two standard deviations apart). Computed in the sets' own precision: a measurement."""
-    sets = [_Summary(torch.from_numpy(Z), torch.from_numpy(w)) for Z, w in ((X, a), (Y, b))]
-    dm = sets[0].mean - sets[1].mean
+    Gaussians in d = 10 two standard deviations apart). Computed in the sets' own precision: a measurement; two
+    passes over each set (its mean, then :func:`_projections`: 0.17 -> 0.08 s for 10,000 x 4,096 a side)."""
+    sets = [(torch.from_numpy(Z), torch.from_numpy(w)) for Z, w in ((X, a), (Y, b))]
+    means = [Z.T @ w.to(Z.dtype) for Z, w in sets]
+    dm = means[0] - means[1]
     e = dm / torch.linalg.vector_norm(dm).clamp_min(torch.finfo(dm.dtype).tiny)
-    c = (sets[0].mean + sets[1].mean) / 2
-    along = wasserstein_1d(*(s.Z @ e.to(s.Z.dtype) for s in sets), a, b)
-    radial = wasserstein_1d(*(s.distance_to(c) for s in sets), a, b)
-    bound = max(float(along), float(radial))
-    spacing = min(s.spacing(samples) for s in sets)
+    c = (means[0] + means[1]) / 2
+    along, radial, spacing = [], [], []
+    for Z, _ in sets:
+        idx = torch.arange(0, len(Z), max(1, len(Z) // samples))[:samples]
+        proj, sq = _projections(Z, torch.cat([e[None], c[None], Z[idx]]).to(Z.dtype))
+        along.append(proj[:, 0])
+        radial.append((sq - 2 * proj[:, 1] + c @ c).clamp_min_(0).sqrt_())
+        near = sq[:, None] + sq[idx][None] - 2 * proj[:, 2:]  # (n, samples) squared distances to the samples
+        near[idx, torch.arange(len(idx))] = math.inf
+        spacing.append(near.amin(0).clamp_min_(0).sqrt_().median().item())
+    bound = max(float(wasserstein_1d(*along, a, b)), float(wasserstein_1d(*radial, a, b)))
     if bound == 0:
         return 0.0
-    return bound / spacing if spacing > 0 else math.inf
+    return bound / min(spacing) if min(spacing) > 0 else math.inf
 
 
-class _Summary:
-    """A weighted set ``Z (n, d)``, ``w (n,)``: its mean (float64) and squared norms, for :func:`separation`."""
-
-    def __init__(self, Z: torch.Tensor, w: torch.Tensor):
-        self.Z = Z
-        self.mean = Z.T @ w.to(Z.dtype)
-        self.sq = torch.linalg.vector_norm(Z, dim=1).square_()
-
-    def distance_to(self, c: torch.Tensor) -> torch.Tensor:
-        """``||z_i - c|| (n,)`` from ``||z||^2 - 2 z.c + ||c||^2`` (no ``(n, d)`` temporary)."""
-        c = c.to(self.Z.dtype)
-        return (self.sq - 2 * (self.Z @ c) + c @ c).clamp_min_(0).sqrt_()
-
-    def spacing(self, samples: int) -> float:
-        """The median (the lower middle one) over ``samples`` evenly spaced points of the distance to the nearest
-        other point."""
-        idx = torch.arange(0, len(self.Z), max(1, len(self.Z) // samples))[:samples]
-        sq = self.sq[idx, None] + self.sq[None] - 2 * (self.Z[idx] @ self.Z.T)
-        sq[torch.arange(len(idx)), idx] = math.inf
-        return sq.amin(1).clamp_min_(0).sqrt_().median().item()
+def _projections(Z: torch.Tensor, W: torch.Tensor, block_bytes: int = 1 << 20) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Z W^T (n, m), ||z_i||^2 (n,))`` for ``Z (n, d)``, ``W (m, d)`` in one pass over ``Z``: blocks of rows
+    small enough to stay in the caches between the product and the norms."""
+    n, d = Z.shape
+    proj, sq = torch.empty((n, len(W)), dtype=Z.dtype), torch.empty(n, dtype=Z.dtype)
+    step = max(1, block_bytes // (d * Z.element_size()))
+    for s in range(0, n, step):
+        blk = Z[s:s + step]
+        torch.mm(blk, W.T, out=proj[s:s + step])
+        torch.linalg.vector_norm(blk, dim=1, out=sq[s:s + step]).square_()
+    return proj, sq
 
 
 def clusters(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
