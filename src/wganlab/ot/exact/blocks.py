@@ -346,6 +346,21 @@ def centred_copy(Z, mu, z32):
     return sq32
 
 
+@nb.njit(cache=True, fastmath=True)
+def squared_norms64(z):
+    """``||z_i||^2 (n,)`` of the rows of ``z (n, d)``: squares and sums in float64 (exact squares of float32 values,
+    the sum in any order: within ``gamma_d`` of it)."""
+    n, d = z.shape
+    out = np.empty(n)
+    for i in range(n):
+        s = 0.0
+        for t in range(d):
+            v = np.float64(z[i, t])
+            s += v * v
+        out[i] = s
+    return out
+
+
 @nb.njit(cache=True)
 def finish_lower(g, n_rows, n_cols, shrink, squared):
     """In place, the products ``g[i, j] = a_i . b_j`` (float32) of two centred sets with squared norms
