@@ -17,17 +17,14 @@ PCA_SAMPLE = 4096
 #: :func:`near_ranks` orders points along the Z-order curve of their two leading coordinates, each on a grid of
 #: ``2^NEAR_BITS`` levels
 NEAR_BITS = 6
-#: :func:`coordinates` of points with more coordinates sums float32 products over this many at a time in float64 (both
-#: sides of 10,000 x 4,096 onto 128 directions: 0.38 -> 0.27 s; 128 at a time 0.34 s, 1,024 0.26 s for a rounding
-#: term twice as large)
-PRODUCT_TERMS = 512
 
 
 def distances(x_rows, M: int, y32: np.ndarray, squared: bool, r: int, basis_steps: int = 4,
-              basis_sample: int = PCA_SAMPLE) -> blocks.Distances:
+              basis_sample: int = PCA_SAMPLE, product_terms: int | None = None) -> blocks.Distances:
     """A rigorous lower bound of the costs between ``M`` points ``x`` (``x_rows(s, e)``: rows ``s:e`` centred, as
     float32) and the centred float32 points ``y32 (N, d)``, from ``r + 1`` coordinates instead of ``d``; the
-    directions from ``basis_steps`` power steps on ``basis_sample`` rows (:func:`principal_directions`).
+    directions from ``basis_steps`` power steps on ``basis_sample`` rows (:func:`principal_directions`), the
+    coordinates from float32 products over ``product_terms`` coordinates at a time (:func:`coordinates`).
 
     Each centred point ``z = B^T p + q`` is split by ``B (r, d)``, the leading principal directions of ``y``
     (float32, rows orthonormal up to ``E = B B^T - I``): ``p = Bz`` (a float64 product) rounded to float32, the
@@ -40,8 +37,8 @@ def distances(x_rows, M: int, y32: np.ndarray, squared: bool, r: int, basis_step
     basis = principal_directions(y32, r, basis_steps, basis_sample).astype(np.float32)
     b64 = basis.astype(np.float64)
     err_e = float(np.linalg.norm(b64 @ b64.T - np.eye(len(b64)), 2))
-    (cx, nx, rx), (cy, ny, ry) = (coordinates(rows, n, basis) for rows, n in ((x_rows, M),
-                                                                              (lambda s, e: y32[s:e], len(y32))))
+    (cx, nx, rx), (cy, ny, ry) = (coordinates(rows, n, basis, product_terms)
+                                  for rows, n in ((x_rows, M), (lambda s, e: y32[s:e], len(y32))))
     a2, p2, g2 = np.maximum(rx, ry)
     kappa = (len(b64) + 13) * 2.0**-24 * 1.25 * a2 + err_e * p2 + 2 * math.sqrt(p2 * g2)
     out = blocks.Distances(types.SimpleNamespace(z32=cx, sq32=nx), types.SimpleNamespace(z32=cy, sq32=ny),
@@ -50,16 +47,17 @@ def distances(x_rows, M: int, y32: np.ndarray, squared: bool, r: int, basis_step
     return out
 
 
-def coordinates(rows, n: int, basis: np.ndarray, chunk: int = 256):
+def coordinates(rows, n: int, basis: np.ndarray, product_terms: int | None = None, chunk: int = 256):
     """For ``n`` points (``rows(s, e)``: rows ``s:e`` centred, float32 ``(e - s, d)``) and ``basis (r, d)``
     (float32): ``(coords (n, r + 1) float32, squared norms rounded down (n,), ratios (3,))`` of :func:`distances`,
     ``ratios`` the largest squared ``|coords| / |z|``, ``|p| / |z|``, ``|B q| / |z|`` (rounded up), chunk by chunk.
 
-    ``Bz``: from more than PRODUCT_TERMS coordinates ``d``, the float64 sum of float32 products over ``K`` =
-    PRODUCT_TERMS of them at a time (float64's GEMM took twice as long), each off by at most ``gamma32_K`` times the
-    sum of its terms' magnitudes, so ``|bz - Bz|`` is at most ``(gamma32_K + 2 gamma_{d/K}) sqrt(r) max|b_k| |z|``
-    (``gamma_k = k u / (1 - k u)``, ``u = 2^-24`` or ``2^-53``); from fewer, a float64 product (``gamma_d``: tight
-    where the data have rank at most ``r``).
+    ``Bz``: a float64 product (off by ``gamma_d`` of the terms' magnitudes; ``gamma_k = k u / (1 - k u)``, ``u =
+    2^-53`` or ``2^-24``), or, given ``product_terms = K`` below ``d``, the float64 sum of float32 products over ``K``
+    coordinates at a time (twice float64's speed: both sides of 10,000 x 4,096 onto 128 directions 0.38 -> 0.27 s;
+    ``K`` = 128 0.34 s, 1,024 0.26 s), each off by ``gamma32_K``, so ``|bz - Bz|`` is at most ``(gamma32_K + 2
+    gamma_{d/K}) sqrt(r) max|b_k| |z|``: about ``1e-3 (|z_x|^2 + |z_y|^2)`` off the bounds at ``K`` = 512, r = 128
+    instead of ``1e-5``.
     ``q = z - B^T p`` is never formed: ``|q|^2 = |z|^2 - 2 p.Bz + p.(I + E) p`` and ``Bq = (Bz - p) - E p``, each
     widened by that bound and by their float64 rounding (``E`` is off by at most ``gamma_d`` an entry)."""
     r, d = basis.shape
@@ -69,7 +67,8 @@ def coordinates(rows, n: int, basis: np.ndarray, chunk: int = 256):
     e64 = b64 @ b64.T - np.eye(r)
     u = 2.0**-53
     g_d, g_r = d * u / (1 - d * u), (r + 2) * u / (1 - (r + 2) * u)
-    K, wide = PRODUCT_TERMS, d > PRODUCT_TERMS
+    K = d if product_terms is None else product_terms
+    wide = d > K
     g_bz = K * 2.0**-24 / (1 - K * 2.0**-24) + 2 * (-(-d // K) + 1) * u if wide else g_d
     b_max = float(np.linalg.norm(b64, axis=1).max()) * (1 + 1e-12)
     bt, part = np.ascontiguousarray(basis.T), np.empty((min(chunk, n), r), np.float32)

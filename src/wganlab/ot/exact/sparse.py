@@ -109,8 +109,10 @@ SKETCH_MIN_RATIO = 0.9
 SKETCH_CACHED_MIN_PAIRS, SKETCH_CACHED_MIN_SIDE = 16_000_000, 4_000
 #: ... on up to this many directions (at most d / 4), from a rougher basis (power steps, sample rows): fewer pairs
 #: left to the first pricing pass's exact costs for less than the extra coordinates cost (10,000^2 at 64x64: 440,000
-#: -> 160,000 pairs, 3.39-3.68 -> 2.83-2.94 s; off the grid at 28x28 1.87-2.13 -> 1.62 s; docs/speed-history.md)
-SKETCH_CACHED_DIMS, SKETCH_CACHED_BASIS = 128, (2, 2048)
+#: -> 160,000 pairs, 3.39-3.68 -> 2.83-2.94 s; off the grid at 28x28 1.87-2.13 -> 1.62 s; docs/speed-history.md), the
+#: coordinates from float32 products over this many coordinates at a time (:func:`sketch.coordinates`; uncached they
+#: stay float64: 14,000^2 at 64x64 checked 109,000 pairs in its last pricing pass instead of 46,000, in the same time)
+SKETCH_CACHED_DIMS, SKETCH_CACHED_BASIS, SKETCH_CACHED_TERMS = 128, (2, 2048), 512
 #: sketched problems cost at least this many pairs at once column by column in the order of :func:`sketch.near_ranks`
 #: (10,000^2 at 64x64: the first 160,000 candidates 0.31 -> 0.16 s, their images read from the caches; row by row
 #: 0.18 s, but the later candidates, a few to a column, 0.054 -> 0.13 s)
@@ -232,7 +234,8 @@ class _Problem:
         if cached:  # sets on a grid of 256 levels (8-bit images): integer bounds, tighter and faster than float32's
             self.dist = grid.distances(X, Yp, squared)
         if self.dist is None and (not cached or many) and X.shape[1] >= 4 * SKETCH_DIMS:  # a cheaper bound
-            how = (min(SKETCH_CACHED_DIMS, X.shape[1] // 4), *SKETCH_CACHED_BASIS) if cached else (SKETCH_DIMS,)
+            how = ((min(SKETCH_CACHED_DIMS, X.shape[1] // 4), *SKETCH_CACHED_BASIS, SKETCH_CACHED_TERMS) if cached
+                   else (SKETCH_DIMS,))
             sk = sketch.distances(lambda s, e: centred32(X[s:e], Yp.mu), M, Yp.z32, squared, *how)
             if _median_ratio(sk, X, Yp.exact, squared) >= SKETCH_MIN_RATIO:
                 self.dist, self.over = sk, 1 if cached else RERANK
