@@ -270,6 +270,62 @@ def test_cifar_malicious_pickle_is_refused_without_running(tmp_path, attack):
     assert not marker.exists()
 
 
+class _Reduced:
+    """Pickles as ``func(*args)``, then ``state`` given to its ``__setstate__`` (None: no state)."""
+
+    def __init__(self, func, args, state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
+
+
+_CORE = np._core if hasattr(np, "_core") else np.core
+
+
+def _array_blob(spec="u1", flags=0, data=bytes(2 * 3072), subtype=np.ndarray, py2=False) -> bytes:
+    """A protocol-2 batch whose ``data`` is the ``(2, 3072)`` array pickle numpy writes (``_reconstruct``, then the
+    state ``(1, shape, dtype, fortran, bytes)``, the dtype ``numpy.dtype(spec, False, True)`` with the state ``(3,
+    '|', None, None, None, -1, -1, flags)``); ``py2``: as Python 2's numpy wrote CIFAR-10 (bytes for its strs, 0 and
+    1 for the booleans), read with ``encoding="bytes"``."""
+    dtype = _Reduced(np.dtype, (spec.encode(), 0, 1) if py2 else (spec, False, True),
+                     (3, b"|" if py2 else "|", None, None, None, -1, -1, flags))
+    array = _Reduced(_CORE.multiarray._reconstruct, (subtype, (0,), b"b"), (1, (2, 3072), dtype, False, data))
+    return pickle.dumps({b"data": array, b"labels": [1, 2]}, protocol=2)
+
+
+def test_cifar_array_pickles_numpy_writes_load_python_2_style_too(tmp_path):
+    p = tmp_path / "b"
+    for py2 in (False, True):
+        p.write_bytes(_array_blob(data=bytes(range(256)) * 24, py2=py2))
+        x, y = read_batch(p)
+        assert x.dtype == np.uint8 and x.reshape(2, 3072)[1, 5] == (3072 + 5) % 256 and y.tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"flags": 63}, "uint8 dtype state numpy never writes"),  # numpy's setstate would mark uint8 as holding objects
+    ({"spec": "O"}, "object dtype, where a CIFAR-10 batch holds plain numbers"),
+    ({"data": bytes(100)}, "100 bytes for a uint8 array of shape"),
+    ({"subtype": np.dtype}, "an array of a type other than numpy.ndarray"),
+])
+def test_cifar_array_pickles_numpy_never_writes_are_refused(tmp_path, kw, match):
+    """Arrays are made from the pickle's bytes only once its dtype, dtype state and length check out: numpy's own
+    ``dtype.__setstate__`` takes any flags (a uint8 dtype "holding objects" reached numpy's internal errors)."""
+    p = tmp_path / "b"
+    p.write_bytes(_array_blob(**kw))
+    with pytest.raises(DatasetError, match=match):
+        read_batch(p)
+
+
+def test_cifar_pickle_memo_index_beyond_the_file_is_refused(tmp_path):
+    """The unpickler sizes and clears its memo for the largest index it meets (9 random bytes naming index 10^9
+    asked for 16 GB and killed CI): an index beyond the file's length is refused before unpickling."""
+    p = tmp_path / "test_batch"
+    p.write_bytes(b"\x80\x02N" + b"r" + struct.pack("<I", 50_000_000) + b".")
+    with pytest.raises(DatasetError, match="refusing to load pickle: memo index 50000000 beyond its 9 bytes"):
+        read_batch(p)
+
+
 @pytest.mark.parametrize(("obj", "match"), [
     ({b"labels": [1]}, "missing key 'data'"),
     ({b"data": np.zeros((1, 3072), np.uint8)}, "missing key 'labels'"),
