@@ -27,7 +27,7 @@ def distances(x_rows, M: int, y32: np.ndarray, squared: bool, r: int, basis_step
     coordinates from float32 products over ``product_terms`` coordinates at a time (:func:`coordinates`).
 
     Each centred point ``z = B^T p + q`` is split by ``B (r, d)``, the leading principal directions of ``y``
-    (float32, rows orthonormal up to ``E = B B^T - I``): ``p = Bz`` (a float64 product) rounded to float32, the
+    (float32, rows orthonormal up to ``E = B B^T - I``): ``p = Bz`` (:func:`coordinates`) rounded to float32, the
     rest ``q`` known by bounds on ``|q|`` and ``|Bq|`` (:func:`coordinates`). Then ``z_x.z_y = p_x.(I + E) p_y +
     p_x.B q_y + q_x.B^T p_y + q_x.q_y`` is at most the float32 product ``s`` of ``(p_x, |q_x|)`` and ``(p_y,
     |q_y|)`` (norms rounded up) plus ``(gamma_{r+1} A^2 + |E| P^2 + 2 P G) |z_x| |z_y|``, with ``A``, ``P``, ``G``
