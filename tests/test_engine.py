@@ -1,6 +1,5 @@
 """The sparse exact OT engine against an LP solver, POT, closed forms and its own certificate."""
 
-import numba as nb
 import numpy as np
 import pytest
 import torch
@@ -18,7 +17,6 @@ from wganlab.ot.exact import (
     candidates,
     coarse,
     points,
-    prefetch,
     prepare_points,
     pricing,
     sketch,
@@ -1189,24 +1187,6 @@ def test_prefetching_the_points_ahead_changes_no_cost():
     rows, cols = r.integers(0, len(X), 90), np.sort(r.integers(0, len(Y), 90))
     alone = [arc_costs.pair_cost(X, Y, i, j, False) for i, j in zip(rows, cols, strict=True)]
     np.testing.assert_array_equal(arc_costs.pair_costs(X, Y, rows, cols, False), alone)
-
-
-@nb.njit
-def _prefetch_each_row(Z):
-    for i in range(Z.shape[0]):
-        prefetch.prefetch_row(Z, i)
-    return Z.sum()
-
-
-@pytest.mark.parametrize("dtype", [np.int8, np.float32, np.float64])
-@pytest.mark.parametrize("d", [1, 15, 17, 100])
-def test_a_prefetch_reads_nothing_into_the_values(dtype, d):
-    """:func:`prefetch.prefetch_row` over every row (one coordinate to many, rows not starting on a cache line) leaves
-    the array as it was."""
-    Z = np.arange(3 * d).reshape(3, d).astype(dtype)
-    before = Z.copy()
-    assert _prefetch_each_row(Z) == before.sum()
-    np.testing.assert_array_equal(Z, before)
 
 
 @pytest.mark.parametrize(("squared", "tolerance"), [(False, 0.0), (False, 0.05), (True, 0.0)])
