@@ -116,7 +116,7 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
     for pkg in ("numpy.core", "numpy._core"):
         out[(f"{pkg}.multiarray", "_reconstruct")] = _Array
         out[(f"{pkg}.multiarray", "scalar")] = lambda dt, data: _from_bytes(data, dt, (), "C")[()]
-        out[(f"{pkg}.numeric", "_frombuffer")] = lambda data, dt, shape, order: _from_bytes(data, dt, shape, order)
+        out[(f"{pkg}.numeric", "_frombuffer")] = _from_bytes  # numpy's (buffer, dtype, shape, order)
     return out
 
 
