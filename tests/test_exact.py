@@ -240,6 +240,45 @@ def test_column_bounds_in_one_pass_are_torchs_amax_and_amin(dtype, monkeypatch):
         assert torch.equal(hi, points.amax(0)) and torch.equal(lo, points.amin(0))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_column_bounds_are_finite_exactly_where_the_set_is(dtype, monkeypatch):
+    """The one pass is also the input's check: a NaN (first row, middle, last) makes its coordinate's bounds NaN,
+    an infinite value shows as itself, and finite values whose column sum leaves float's range stay finite bounds."""
+    from wganlab.ot import scale
+    from wganlab.ot.scale import column_bounds
+
+    monkeypatch.setattr(scale, "ONE_PASS_MIN_VALUES", 1)
+    big = torch.finfo(dtype).max
+    z = torch.zeros((50, 6), dtype=dtype)
+    z[:, 5] = big  # sums to inf: finite bounds all the same
+    z[0, 0], z[17, 1], z[49, 2], z[3, 3], z[8, 4] = np.nan, np.nan, np.nan, np.inf, -np.inf
+    hi, lo = column_bounds(z)
+    assert torch.isnan(hi[:3]).all() and torch.isnan(lo[:3]).all()
+    assert hi[3] == np.inf and lo[4] == -np.inf and lo[3] == 0 and hi[4] == 0
+    assert hi[5] == lo[5] == big
+    assert torch.equal(torch.isfinite(hi), torch.isfinite(z.amax(0)))
+    assert torch.equal(torch.isfinite(lo), torch.isfinite(z.amin(0)))
+
+
+def test_a_large_set_with_a_nan_is_named_by_its_one_pass(monkeypatch):
+    """A large target's NaN, found by the pass that reads its range (no separate check of it), gives the one-line
+    error with the count, from :func:`wasserstein` and from :func:`prepare_points`."""
+    from wganlab.ot import scale
+    from wganlab.ot.exact import api
+
+    r = np.random.default_rng(16)
+    x, y = r.normal(size=(4, 512)), r.normal(size=(scale.ONE_PASS_MIN_VALUES // 512 + 1, 512))
+    checked = []
+    original = api.require_finite
+    monkeypatch.setattr(api, "require_finite", lambda t, name: checked.append(name) or original(t, name))
+    wasserstein(x, y)
+    assert checked == []  # the range's pass was the check
+    y[1000, 7] = np.nan
+    for solve in (lambda: wasserstein(x, y), lambda: exact.prepare_points(y)):
+        with pytest.raises(InputError, match="y: contains 1 NaN or infinite value"):
+            solve()
+
+
 def test_one_point_on_one_side_with_negative_costs_is_trivial():
     C = np.array([[-1.0, 2.0, -3.0]])
     b = np.array([0.5, 0.25, 0.25])

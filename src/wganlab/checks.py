@@ -13,10 +13,11 @@ def native_order(a: np.ndarray) -> np.ndarray:
     return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
 
 
-def as_tensor(x, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+def as_tensor(x, name: str, dtype: torch.dtype | None = None, finite: bool = True) -> torch.Tensor:
     """``x`` (numpy array, torch tensor or nested list) as a finite, non-empty floating tensor.
 
-    Keeps the device of a tensor input; casts integers and booleans to float32 (or ``dtype``).
+    Keeps the device of a tensor input; casts integers and booleans to float32 (or ``dtype``). ``finite=False``
+    leaves the finite check (:func:`require_finite`) to a caller that reads every value anyway.
     """
     if isinstance(x, torch.Tensor):
         t = x
@@ -38,17 +39,23 @@ def as_tensor(x, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         raise InputError(f"{name}: empty set (shape {tuple(t.shape)})")
     if t.numel() == 0:
         raise InputError(f"{name}: has zero-size dimensions (shape {tuple(t.shape)})")
+    if finite:
+        require_finite(t, name)
+    return t
+
+
+def require_finite(t: torch.Tensor, name: str) -> None:
+    """Raise unless every value of ``t`` is finite."""
     # a finite sum proves every entry finite in one pass, without a boolean copy of a large set
     if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
         raise InputError(f"{name}: contains {bad} NaN or infinite value(s)")
-    return t
 
 
-def as_points(x, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+def as_points(x, name: str, dtype: torch.dtype | None = None, finite: bool = True) -> torch.Tensor:
     """A point set as an ``(n, d)`` tensor: images ``(n, C, H, W)`` are flattened, a 1-D array is
-    read as ``n`` points in one dimension."""
-    t = as_tensor(x, name, dtype)
+    read as ``n`` points in one dimension (``finite``: see :func:`as_tensor`)."""
+    t = as_tensor(x, name, dtype, finite)
     if t.ndim == 1:
         return t[:, None]
     return t.reshape(t.shape[0], -1)

@@ -57,8 +57,8 @@ ONE_PASS_MIN_VALUES = 1 << 20
 
 
 def column_bounds(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each coordinate's largest and smallest value ``((d,), (d,))`` of finite points ``z (n, d)``, ``n >= 1``
-    (one pass on the CPU for large sets: :mod:`wganlab.ot.scale_kernel`)."""
+    """Each coordinate's largest and smallest value ``((d,), (d,))`` of points ``z (n, d)``, ``n >= 1``, finite
+    exactly where ``z`` is (one pass on the CPU for large sets: :mod:`wganlab.ot.scale_kernel`)."""
     z = z.detach()
     if scale_kernel is not None and z.device.type == "cpu" and z.dtype in (torch.float32, torch.float64) \
             and z.ndim == 2 and z.numel() >= ONE_PASS_MIN_VALUES and z.is_contiguous():

@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from wganlab.checks import as_points, as_tensor, as_weights, same_dim
+from wganlab.checks import as_points, as_tensor, as_weights, require_finite, same_dim
 from wganlab.errors import InputError, NotOptimalError
 from wganlab.memory import memory_available
 from wganlab.ot.costs import CostFn, cost_matrix
@@ -151,9 +151,9 @@ def prepare_points(y, copy: bool = True) -> Points:
     shifts instead of recomputing them (OT-Means' updates). ``copy=False``: the set reads ``y``'s memory where
     it can, for a caller that keeps ``y`` unchanged while it uses the set (OT-Means: 164 MB less at 10,000
     images of 64x64)."""
-    ys = as_points(y, "y")
+    ys = as_points(y, "y", finite=False)
     z = _engine_array(ys)
-    prepared = Points(np.array(z, copy=True) if copy else z)
+    prepared = _checked(Points(np.array(z, copy=True) if copy else z), ys, "y")
     e = spread_exponent(prepared.bounds)  # each coordinate's largest and smallest value: the set's spread
     if not needs_rescaling(e):
         return prepared
@@ -201,13 +201,25 @@ def wasserstein(x, y, p: float = 1, a=None, b=None, *, plan: bool = False, tol: 
     if not p >= 1:
         raise InputError(f"p must be >= 1, got {p}")
     prepared = y if isinstance(y, Points) else None
-    xs, ys = as_points(x, "x"), as_points(y, "y") if prepared is None else torch.from_numpy(prepared.exact)
+    xs = as_points(x, "x")
+    ys = as_points(y, "y", finite=False) if prepared is None else torch.from_numpy(prepared.exact)
     same_dim(xs, ys)
-    if prepared is None and _ready_first(xs, ys, p, engine):
-        prepared = Points(_engine_array(ys))
+    if prepared is None:
+        if _ready_first(xs, ys, p, engine):
+            prepared = _checked(Points(_engine_array(ys)), ys, "y")
+        else:
+            require_finite(ys, "y")
     res, e = _euclidean_power(xs, ys, p, a, b, plan, tol, engine, warm_start, prepared)
     value = times_pow2(res.cost ** (1.0 / p), e)
     return dataclasses.replace(rescaled(res, p * e), value=value, info={**res.info, "p": p})
+
+
+def _checked(prepared: Points, ys: torch.Tensor, name: str) -> Points:
+    """``prepared``, made from ``ys``, once its range shows every value finite (its bounds are finite exactly where
+    the set is: the range's pass is the input's check)."""
+    if not bool(torch.isfinite(prepared.bounds).all()):
+        require_finite(ys, name)
+    return prepared
 
 
 def _ready_first(xs: torch.Tensor, ys: torch.Tensor, p: float, engine: str) -> bool:

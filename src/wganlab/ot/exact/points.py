@@ -30,12 +30,21 @@ class Points:
         self.exponent = exponent
         #: the cost bounds (:class:`blocks.CostBounds`) of the latest solve against this set that kept them
         self.last_costs = None
-        mu = Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if mu is None else np.asarray(mu, np.float64)
-        # float32 data move by fl32(mu), float64 data by mu: alike once mu is a float32 (bounds were off, tested)
-        self.mu = np.where(np.abs(mu) < 3e38, np.clip(mu, -3e38, 3e38).astype(np.float32), mu).astype(np.float64)
-        #: ``(2, d)``: the largest and the smallest value of each coordinate
+        self._shift, self._mu = mu, None
+        #: ``(2, d)``: the largest and the smallest value of each coordinate (finite exactly where the set is)
         self.bounds = torch.stack(column_bounds(torch.from_numpy(Z)))
         self._centred = self._codes = None
+
+    @property
+    def mu(self) -> np.ndarray:
+        """The shift ``(d,)`` of :attr:`z32` (float64 holding a float32; made once)."""
+        if self._mu is None:
+            Z = self.exact
+            mu = Z[::max(1, len(Z) // 1024)].mean(0, dtype=np.float64) if self._shift is None \
+                else np.asarray(self._shift, np.float64)
+            # float32 data move by fl32(mu), float64 data by mu: alike once mu is a float32 (bounds were off, tested)
+            self._mu = np.where(np.abs(mu) < 3e38, np.clip(mu, -3e38, 3e38).astype(np.float32), mu).astype(np.float64)
+        return self._mu
 
     def __len__(self) -> int:
         return len(self.exact)
