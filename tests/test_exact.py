@@ -324,6 +324,25 @@ def test_points_off_the_line_go_to_the_general_solver():
                                                        np.full(30, 1 / 30))), rel=1e-9)
 
 
+def test_the_line_test_holds_points_within_its_tolerance_and_not_beyond():
+    """``line_coordinates`` keeps sets whose every point is within COLLINEAR_RTOL of their extent from the line (its
+    distance from ``|z|^2 - t^2``), and drops them a tenth beyond, at any offset of the line from the origin; the
+    coordinates are the positions along it."""
+    from wganlab.ot.exact import line
+
+    r = np.random.default_rng(17)
+    e, n = np.linalg.qr(r.normal(size=(6, 2)))[0].T  # the line's direction and a normal to it
+    for offset in (0.0, 1e3):
+        t = np.r_[0.0, 10.0, r.uniform(0, 10, size=98)]  # extent 10 from the first point
+        for factor, kept in ((0.9, True), (1.1, False)):
+            z = torch.from_numpy(offset * n + t[:, None] * e)
+            z[50] += factor * line.COLLINEAR_RTOL * 10 * torch.from_numpy(n)
+            coords = line.line_coordinates(z[:40], z[40:])
+            assert (coords is not None) == kept
+            if kept:
+                assert_allclose(np.r_[coords[0], coords[1]], t, atol=1e-9)
+
+
 @pytest.mark.parametrize("p", [1, 2])
 def test_sets_near_a_line_take_the_closed_form_only_when_certified(p):
     """A line plus 1e-6 noise in R^5 (W1 there hung the sparse engine at 11,000 points): shifted along the line by

